@@ -1,0 +1,101 @@
+"""Per-element arithmetic shared by the Numba CPU and CUDA kernels.
+
+``build(jit)`` compiles the same plain-Python bodies with ``numba.njit`` (CPU) or
+``numba.cuda.jit(device=True)`` (CUDA), so both fast backends do the very same floating-point
+operations in the same order. The bodies mirror the NumPy reference in
+:mod:`reference.distributions` and the estimator modules; they never validate and never
+allocate. Accumulations are in float64 even for float32 inputs (the literals are float64).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+
+def build(jit) -> SimpleNamespace:
+    """Compile the shared device functions with ``jit``; returns them in a namespace."""
+
+    @jit
+    def sigmoid(x):
+        # two branches so that exp never overflows
+        if x >= 0:
+            return 1.0 / (1.0 + math.exp(-x))
+        e = math.exp(x)
+        return e / (1.0 + e)
+
+    @jit
+    def softmax_stats(alpha, k):
+        # max of row k and the sequential sum of exp(alpha_kc - max), left to right
+        C = alpha.shape[1]
+        m = alpha[k, 0]
+        for c in range(1, C):
+            if alpha[k, c] > m:
+                m = alpha[k, c]
+        total = 0.0
+        for c in range(C):
+            total += math.exp(alpha[k, c] - m)
+        return m, total
+
+    @jit
+    def sample_bernoulli_row(phi, u, z):
+        # phi (K,), u (K,) -> z (K,): z_k = 1[u_k < sigmoid(phi_k)]
+        for k in range(u.shape[0]):
+            z[k] = 1 if u[k] < sigmoid(phi[k]) else 0
+
+    @jit
+    def sample_categorical_row(alpha, u, z):
+        # alpha (K, C), u (K,) -> z (K,): z_k = min{c : u_k S_{C-1} < S_c}
+        C = alpha.shape[1]
+        for k in range(u.shape[0]):
+            m, total = softmax_stats(alpha, k)
+            threshold = u[k] * total
+            running = 0.0
+            z[k] = C - 1
+            for c in range(C):
+                running += math.exp(alpha[k, c] - m)
+                if threshold < running:
+                    z[k] = c
+                    break
+
+    @jit
+    def mean(f):
+        s = 0.0
+        for i in range(f.shape[0]):
+            s += f[i]
+        return s / f.shape[0]
+
+    @jit
+    def score_weight(f, i, loo, baseline, fbar):
+        # REINFORCE: (f_i - b) / n; leave-one-out: (f_i - fbar) / (n - 1)
+        n = f.shape[0]
+        if loo:
+            return (f[i] - fbar) / (n - 1)
+        return (f[i] - baseline) / n
+
+    @jit
+    def score_combine_bernoulli(phi, z, f, loo, baseline, out):
+        # phi (K,), z (n, K), f (n,) -> out (K,): sum_i w_i (z_ik - sigmoid(phi_k))
+        fbar = mean(f)
+        for k in range(phi.shape[0]):
+            p = sigmoid(phi[k])
+            acc = 0.0
+            for i in range(z.shape[0]):
+                acc += score_weight(f, i, loo, baseline, fbar) * (z[i, k] - p)
+            out[k] = acc
+
+    @jit
+    def score_combine_categorical(alpha, z, f, loo, baseline, out):
+        # alpha (K, C), z (n, K), f (n,) -> out (K, C): sum_i w_i (1[z_ik = c] - p_kc)
+        fbar = mean(f)
+        for k in range(alpha.shape[0]):
+            m, total = softmax_stats(alpha, k)
+            for c in range(alpha.shape[1]):
+                p = math.exp(alpha[k, c] - m) / total
+                acc = 0.0
+                for i in range(z.shape[0]):
+                    onehot = 1.0 if z[i, k] == c else 0.0
+                    acc += score_weight(f, i, loo, baseline, fbar) * (onehot - p)
+                out[k, c] = acc
+
+    return SimpleNamespace(**{name: fn for name, fn in locals().items() if name != "jit"})

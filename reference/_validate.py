@@ -1,0 +1,58 @@
+"""Input validation shared by the public functions. Kernels never validate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def float_array(x: object, name: str, *, allow_float32: bool = False) -> np.ndarray:
+    """Return ``x`` as a finite float64 array (float32 kept where allowed).
+
+    Raises ``ValueError`` for NaN or infinite entries and ``TypeError`` for
+    non-numeric input, naming the argument so the caller knows which one.
+    """
+    arr = np.asarray(x)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+        or arr.dtype == np.bool_
+    ):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if allow_float32 and arr.dtype == np.float32:
+        out = arr
+    else:
+        out = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(out)):
+        bad = "NaN" if np.isnan(out).any() else "infinite"
+        raise ValueError(f"{name} contains {bad} entries; every entry must be finite")
+    return out
+
+
+def int_config_array(z: object, name: str, K: int, C: int) -> np.ndarray:
+    """Return ``z`` as an int64 array of configurations with last axis ``K``, entries in [0, C)."""
+    arr = np.asarray(z)
+    if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"{name} must hold integer category indices, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.ndim < 1 or arr.shape[-1] != K:
+        raise ValueError(f"{name} must have last axis of length K={K}, got shape {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= C):
+        raise ValueError(f"{name} entries must lie in [0, {C}), got range [{arr.min()}, {arr.max()}]")
+    return arr
+
+
+def positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int, raising ``ValueError`` if it is below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_shape(arr: np.ndarray, expected: tuple[int, ...], name: str) -> None:
+    """Raise ``ValueError`` unless ``arr.shape == expected``."""
+    if tuple(arr.shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(arr.shape)}")

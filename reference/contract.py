@@ -1,0 +1,289 @@
+"""The estimator contract (DESIGN.md section 3): explicit noise, two phases, a registry record.
+
+Every estimator is a pure function of the parameters, the objective's answers and explicit
+noise. Nothing inside draws random numbers.
+
+* ``draw_noise`` draws the named primitive noise arrays from a ``numpy.random.Generator``.
+* Phase 1, ``queries``: where the objective must be evaluated, a :class:`Queries`.
+* ``evaluate``: the objective's answers at those queries, an :class:`Answers`.
+* Phase 2, ``combine``: per-replicate gradient estimates, shape ``(*batch, R, *param_shape)``.
+* ``estimate`` runs the three steps with a given objective.
+
+Each phase runs on one of three backends, ``"numpy"`` (the float64 reference), ``"cpu"``
+(Numba ``njit``) or ``"cuda"`` (Numba CUDA; loaded lazily, so the package imports without
+numba-cuda). All three take the same inputs and agree on the same noise.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._validate import float_array, int_config_array
+from .distributions import Distribution, get_distribution
+
+__all__ = ["NoiseSpec", "Backend", "Queries", "Answers", "Cost", "Estimator", "BACKENDS", "evaluate"]
+
+BACKENDS = ("numpy", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """One named array of primitive noise.
+
+    ``law`` is ``"uniform"`` (i.i.d. Uniform[0, 1)); ``shape`` maps
+    ``(K, C, options)`` to the per-replicate shape, so that the full array has shape
+    ``(*batch, R, *shape(K, C, options))``; ``doc`` states how the estimator uses it.
+    """
+
+    name: str
+    law: str
+    shape: Callable[[int, int, Mapping[str, Any]], tuple[int, ...]]
+    doc: str
+
+    def draw(self, rng: np.random.Generator, full_shape: tuple[int, ...]) -> np.ndarray:
+        if self.law == "uniform":
+            return rng.random(full_shape)
+        raise NotImplementedError(f"noise law {self.law!r}")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend of one estimator: its two phases on batch-flattened arrays."""
+
+    queries: Callable[..., Queries]
+    combine: Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class Queries:
+    """Phase 1 output.
+
+    ``z``: int64 ``(*batch, R, M, K)``, configurations where ``f`` is needed (``M`` may be 0).
+    ``y``: float ``(*batch, R, M2, *event)`` relaxed points where ``f`` and ``grad_y f`` are
+    needed (``event`` is ``(K,)`` for binary, ``(K, C)`` for categorical), or ``None``.
+    ``aux``: arrays phase 2 needs besides the answers (estimator specific, documented there).
+    """
+
+    z: np.ndarray
+    aux: Mapping[str, np.ndarray] = field(default_factory=dict)
+    y: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The objective's answers to :class:`Queries`.
+
+    ``f_z``: float ``(*batch, R, M)``; ``f_y``: ``(*batch, R, M2)`` and ``grad_y``:
+    ``(*batch, R, M2, *event)`` when the queries hold relaxed points, else ``None``.
+    """
+
+    f_z: np.ndarray
+    f_y: np.ndarray | None = None
+    grad_y: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Objective evaluations (and gradient evaluations) per replicate."""
+
+    evals: int
+    grad_evals: int = 0
+
+
+def evaluate(objective: Any, queries: Queries) -> Answers:
+    """Answer the queries: ``objective(z)`` (vectorized over leading axes) at the
+    configurations and ``objective.relaxed(y)`` (values and gradients) at relaxed points."""
+    f_z = np.asarray(objective(queries.z), dtype=np.float64)
+    if f_z.shape != queries.z.shape[:-1]:
+        raise ValueError(f"objective returned shape {f_z.shape}, expected {queries.z.shape[:-1]}")
+    if queries.y is None:
+        return Answers(f_z)
+    f_y, grad_y = objective.relaxed(queries.y)
+    f_y, grad_y = np.asarray(f_y, dtype=np.float64), np.asarray(grad_y, dtype=np.float64)
+    if grad_y.shape != queries.y.shape:
+        raise ValueError(f"objective.relaxed returned gradients of shape {grad_y.shape}, "
+                         f"expected {queries.y.shape}")
+    return Answers(f_z, f_y, grad_y)
+
+
+def _resolve(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A registry record: everything the project knows about one estimator.
+
+    ``backends`` maps a backend name to ``"module:object"``; the object has
+    ``queries(dist, params, noise, options) -> Queries`` and
+    ``combine(dist, params, queries, answers, options) -> ndarray``, both called on arrays
+    whose batch axes are flattened into one leading axis ``B``. ``exact_moments`` is the
+    ``"module:function"`` of the oracle's method in ``verify/``, called as
+    ``fn(dist, params, objective, **options) -> verify.Moments``.
+    """
+
+    name: str
+    title: str
+    distributions: tuple[str, ...]
+    unbiased: bool
+    noise: tuple[NoiseSpec, ...]
+    option_defaults: Mapping[str, Any]
+    check_options: Callable[[dict[str, Any]], dict[str, Any]]
+    cost_fn: Callable[[int, int, Mapping[str, Any]], Cost]
+    backends: Mapping[str, str]
+    exact_moments_path: str
+    references: str = ""
+
+    # ---------------------------------------------------------------------- plumbing
+    def options(self, **options: Any) -> dict[str, Any]:
+        """Defaults merged with ``options``; unknown names raise ``TypeError``."""
+        unknown = set(options) - set(self.option_defaults)
+        if unknown:
+            raise TypeError(f"{self.name} got unknown options {sorted(unknown)}; "
+                            f"it takes {sorted(self.option_defaults)}")
+        return self.check_options({**self.option_defaults, **options})
+
+    def distribution(self, dist: str | Distribution) -> Distribution:
+        d = get_distribution(dist)
+        if d.name not in self.distributions:
+            raise ValueError(f"{self.name} supports {self.distributions}, not {d.name!r}")
+        return d
+
+    def backend(self, backend: str) -> Any:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        return _resolve(self.backends[backend])
+
+    def exact_moments(self, dist: str | Distribution, params: object, objective: Any,
+                      **options: Any) -> Any:
+        """The oracle's exact mean and covariance (see ``verify``)."""
+        d = self.distribution(dist)
+        return _resolve(self.exact_moments_path)(d, params, objective, **self.options(**options))
+
+    def cost(self, K: int, C: int, **options: Any) -> Cost:
+        return self.cost_fn(K, C, self.options(**options))
+
+    def _params(self, d: Distribution, params: object, backend: str) -> np.ndarray:
+        return d.validate(params, allow_float32=backend != "numpy")
+
+    # ------------------------------------------------------------------------- noise
+    def noise_shapes(self, dist: str | Distribution, params_shape: tuple[int, ...], R: int,
+                     **options: Any) -> dict[str, tuple[int, ...]]:
+        """Full shape of each noise array for parameters of shape ``params_shape``."""
+        d = self.distribution(dist)
+        opts = self.options(**options)
+        if isinstance(R, bool) or not isinstance(R, (int, np.integer)) or R < 1:
+            raise ValueError(f"R (replicates) must be a positive integer, got {R!r}")
+        dummy = np.zeros(params_shape)
+        d.validate(dummy)
+        K, C = d.num_variables(dummy), d.num_categories(dummy)
+        batch = d.batch_shape(dummy)
+        return {s.name: batch + (int(R),) + s.shape(K, C, opts) for s in self.noise}
+
+    def draw_noise(self, rng: np.random.Generator, dist: str | Distribution,
+                   params_shape: tuple[int, ...], R: int, **options: Any) -> dict[str, np.ndarray]:
+        """Draw every noise array (float64) for ``R`` replicates from ``rng``."""
+        shapes = self.noise_shapes(dist, params_shape, R, **options)
+        return {s.name: s.draw(rng, shapes[s.name]) for s in self.noise}
+
+    def _check_noise(self, d: Distribution, params: np.ndarray, noise: Mapping[str, object],
+                     opts: dict[str, Any]) -> tuple[dict[str, np.ndarray], int]:
+        if not isinstance(noise, Mapping):
+            raise TypeError("noise must be a mapping from noise names to arrays")
+        names = {s.name for s in self.noise}
+        if set(noise) != names:
+            raise ValueError(f"{self.name} takes noise {sorted(names)}, got {sorted(noise)}")
+        batch = d.batch_shape(params)
+        K, C = d.num_variables(params), d.num_categories(params)
+        out, R = {}, None
+        for s in self.noise:
+            arr = float_array(noise[s.name], f"noise[{s.name!r}]")
+            per = s.shape(K, C, opts)
+            ok = arr.ndim == len(batch) + 1 + len(per) and arr.shape[: len(batch)] == batch \
+                and arr.shape[len(batch) + 1:] == per
+            if not ok:
+                raise ValueError(f"noise[{s.name!r}] must have shape (*batch, R, *{per}) with "
+                                 f"batch {batch}, got {arr.shape}")
+            r = arr.shape[len(batch)]
+            if R is not None and r != R:
+                raise ValueError("all noise arrays must have the same number of replicates R")
+            R = r
+            if s.law == "uniform" and arr.size and (arr.min() < 0.0 or arr.max() >= 1.0):
+                raise ValueError(f"noise[{s.name!r}] must lie in [0, 1)")
+            arr = arr.astype(params.dtype, copy=False)
+            out[s.name] = np.ascontiguousarray(arr.reshape((-1,) + arr.shape[len(batch):]))
+        if R is None or R < 1:
+            raise ValueError("noise must carry at least one replicate")
+        return out, R
+
+    # ------------------------------------------------------------------------ phases
+    def queries(self, dist: str | Distribution, params: object, noise: Mapping[str, object],
+                backend: str = "numpy", **options: Any) -> Queries:
+        """Phase 1: the configurations to evaluate, ``Queries.z`` of shape ``(*batch, R, M, K)``."""
+        d = self.distribution(dist)
+        params = self._params(d, params, backend)
+        opts = self.options(**options)
+        flat_noise, _ = self._check_noise(d, params, noise, opts)
+        batch = d.batch_shape(params)
+        flat_params = np.ascontiguousarray(params.reshape((-1,) + d.event_shape(params)))
+        q = self.backend(backend).queries(d.name, flat_params, flat_noise, opts)
+        return Queries(q.z.reshape(batch + q.z.shape[1:]),
+                       {k: v.reshape(batch + v.shape[1:]) for k, v in q.aux.items()},
+                       None if q.y is None else q.y.reshape(batch + q.y.shape[1:]))
+
+    def combine(self, dist: str | Distribution, params: object, queries: Queries,
+                answers: Answers, backend: str = "numpy", **options: Any) -> np.ndarray:
+        """Phase 2: per-replicate estimates of shape ``(*batch, R, *param_shape)``."""
+        d = self.distribution(dist)
+        params = self._params(d, params, backend)
+        opts = self.options(**options)
+        batch = d.batch_shape(params)
+        K, C = d.num_variables(params), d.num_categories(params)
+        z = int_config_array(queries.z, "queries.z", K, C)
+        if z.ndim != len(batch) + 3 or z.shape[: len(batch)] != batch:
+            raise ValueError(f"queries.z must have shape (*batch, R, M, K) with batch {batch}, "
+                             f"got {z.shape}")
+        f_z = float_array(answers.f_z, "answers.f_z", allow_float32=backend != "numpy")
+        if f_z.shape != z.shape[:-1]:
+            raise ValueError(f"answers.f_z must have shape {z.shape[:-1]}, got {f_z.shape}")
+        nb = len(batch)
+
+        def flat(a: object, name: str, floating: bool = True) -> np.ndarray | None:
+            if a is None:
+                return None
+            a = float_array(a, name, allow_float32=backend != "numpy") if floating else \
+                np.asarray(a)
+            if a.shape[:nb] != batch:
+                raise ValueError(f"{name} must start with the batch shape {batch}, got {a.shape}")
+            out = a.reshape((-1,) + a.shape[nb:])
+            return np.ascontiguousarray(out, dtype=params.dtype if floating else None)
+
+        if (queries.y is None) != (answers.grad_y is None) or \
+                (answers.grad_y is None) != (answers.f_y is None):
+            raise ValueError("relaxed queries need answers.f_y and answers.grad_y, and only then")
+        if queries.y is not None and np.shape(answers.grad_y) != np.shape(queries.y):
+            raise ValueError(f"answers.grad_y must have shape {np.shape(queries.y)}, "
+                             f"got {np.shape(answers.grad_y)}")
+        fq = Queries(np.ascontiguousarray(z.reshape((-1,) + z.shape[nb:])),
+                     {k: flat(v, f"queries.aux[{k!r}]", np.issubdtype(np.asarray(v).dtype,
+                                                                    np.floating))
+                      for k, v in queries.aux.items()},
+                     flat(queries.y, "queries.y"))
+        fa = Answers(flat(f_z, "answers.f_z"), flat(answers.f_y, "answers.f_y"),
+                     flat(answers.grad_y, "answers.grad_y"))
+        flat_params = np.ascontiguousarray(params.reshape((-1,) + d.event_shape(params)))
+        g = self.backend(backend).combine(d.name, flat_params, fq, fa, opts)
+        return g.reshape(batch + g.shape[1:])
+
+    def estimate(self, dist: str | Distribution, params: object,
+                 objective: Any, noise: Mapping[str, object],
+                 backend: str = "numpy", **options: Any) -> np.ndarray:
+        """Both phases with ``objective``: estimates of shape ``(*batch, R, *param_shape)``."""
+        q = self.queries(dist, params, noise, backend, **options)
+        return self.combine(dist, params, q, evaluate(objective, q), backend, **options)

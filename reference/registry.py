@@ -1,0 +1,30 @@
+"""The registry of estimators, keyed by name.
+
+Each record (:class:`reference.contract.Estimator`) ties together the estimator's NumPy
+reference, CPU kernel, CUDA kernel, noise specification and exact-moment method. A family
+module adds its records to ``_FAMILIES``; tests and the verification report iterate over
+:data:`REGISTRY`, so a new estimator is tested by adding one record.
+"""
+
+from __future__ import annotations
+
+from .contract import Estimator
+from .score_function import REINFORCE, REINFORCE_LOO
+
+_FAMILIES: tuple[tuple[Estimator, ...], ...] = (
+    (REINFORCE, REINFORCE_LOO),
+)
+
+REGISTRY: dict[str, Estimator] = {e.name: e for family in _FAMILIES for e in family}
+
+
+def get_estimator(name: str) -> Estimator:
+    """The registry record called ``name`` (``ValueError`` lists the known names)."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown estimator {name!r}; registered: {sorted(REGISTRY)}") from None
+
+
+def estimator_names() -> list[str]:
+    return list(REGISTRY)

@@ -1,0 +1,43 @@
+"""The result type of every exact-moment method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Moments"]
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Mean and covariance of one replicate of an estimator, computed without sampling.
+
+    ``mean``: shape of the parameters, ``(K,)`` or ``(K, C)``.
+    ``cov``: ``(P, P)`` with ``P = mean.size``, entries in the C-order flattening of ``mean``.
+    ``method``: how they were obtained. ``error_bound``: a bound on the absolute error of
+    every entry beyond float64 rounding (0 for exact methods).
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    method: str
+    error_bound: float = 0.0
+
+    @property
+    def variance_trace(self) -> float:
+        """``trace Cov``: the total variance of one replicate."""
+        return float(np.trace(self.cov))
+
+    @property
+    def variances(self) -> np.ndarray:
+        """Per-entry variances, shaped like ``mean``."""
+        return np.diag(self.cov).reshape(self.mean.shape)
+
+    def bias(self, gradient: np.ndarray) -> np.ndarray:
+        """``mean - gradient``, shaped like ``mean``."""
+        return self.mean - np.asarray(gradient).reshape(self.mean.shape)
+
+    def scaled(self, replicates: int) -> Moments:
+        """Moments of the average of ``replicates`` independent replicates."""
+        return Moments(self.mean, self.cov / replicates, self.method, self.error_bound)
