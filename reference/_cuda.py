@@ -28,11 +28,13 @@ FLOATS = (float64, float32)
 
 
 def kernel(name: str, signatures: list):
-    """Register ``fn`` for PTX compilation and compile it with ``cuda.jit(signatures)``."""
+    """Register ``fn`` with its explicit ``signatures`` for PTX compilation, and return the
+    lazily compiled ``cuda.jit(fn)`` (eager compilation would need a device at import time;
+    the launches pass exactly these types)."""
 
     def wrap(fn):
         PTX_KERNELS[name] = (fn, signatures)
-        return cuda.jit(signatures)(fn)
+        return cuda.jit(fn)
 
     return wrap
 

@@ -139,6 +139,8 @@ class Estimator:
     backends: Mapping[str, str]
     exact_moments_path: str
     references: str = ""
+    #: option sets that the registry-wide tests and the verification report run
+    examples: tuple[Mapping[str, Any], ...] = ({},)
 
     # ---------------------------------------------------------------------- plumbing
     def options(self, **options: Any) -> dict[str, Any]:

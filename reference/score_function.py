@@ -100,6 +100,7 @@ REINFORCE = Estimator(
               "cuda": "reference._score_function_cuda:CUDA_REINFORCE"},
     exact_moments_path="verify.moments_score:reinforce_moments",
     references="Williams 1992 (Machine Learning 8); Glynn 1990",
+    examples=({"n": 1}, {"n": 3, "baseline": 0.5}),
 )
 
 REINFORCE_LOO = Estimator(
@@ -117,4 +118,5 @@ REINFORCE_LOO = Estimator(
     exact_moments_path="verify.moments_score:reinforce_loo_moments",
     references="Kool, van Hoof, Welling 2019 (ICLR workshop, 'Buy 4 REINFORCE samples'); "
                "Salimans & Knowles 2014 (arXiv 1401.1022)",
+    examples=({"n": 2}, {"n": 5}),
 )

@@ -16,13 +16,17 @@ class Moments:
     ``mean``: shape of the parameters, ``(K,)`` or ``(K, C)``.
     ``cov``: ``(P, P)`` with ``P = mean.size``, entries in the C-order flattening of ``mean``.
     ``method``: how they were obtained. ``error_bound``: a bound on the absolute error of
-    every entry beyond float64 rounding (0 for exact methods).
+    every entry beyond float64 rounding (0 for exact methods). ``range_bound``: optional,
+    shaped like ``mean``, a bound on ``|g_p - mean_p|`` over the estimator's whole support; it
+    makes the statistical checks rigorous when rare outcomes carry much of the variance (they
+    fall back on the largest deviation seen in the sample without it).
     """
 
     mean: np.ndarray
     cov: np.ndarray
     method: str
     error_bound: float = 0.0
+    range_bound: np.ndarray | None = None
 
     @property
     def variance_trace(self) -> float:
@@ -40,4 +44,6 @@ class Moments:
 
     def scaled(self, replicates: int) -> Moments:
         """Moments of the average of ``replicates`` independent replicates."""
-        return Moments(self.mean, self.cov / replicates, self.method, self.error_bound)
+        # the average stays within the single-replicate range
+        return Moments(self.mean, self.cov / replicates, self.method, self.error_bound,
+                       self.range_bound)

@@ -54,8 +54,11 @@ def reinforce_moments(dist: Any, params: object, objective: Any, n: int = 1,
     fb = f - baseline
     gamma = S.T @ (q * fb)
     cov = (_weighted_gram(S, q * fb**2) - np.outer(gamma, gamma)) / n
+    # g is an average of h(z_i) = (f - b) s, so |g - gamma| <= max_z |h(z)| + |gamma|
+    rng = np.abs(fb[:, None] * S).max(axis=0) + np.abs(gamma)
     return Moments(gamma.reshape(pr.params.shape), _symmetric(cov),
-                   "exact: closed form from single-configuration moments")
+                   "exact: closed form from single-configuration moments",
+                   range_bound=rng.reshape(pr.params.shape))
 
 
 def reinforce_loo_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
@@ -72,5 +75,8 @@ def reinforce_loo_moments(dist: Any, params: object, objective: Any, n: int = 2)
     sigma1 = 0.25 * (M2 - np.outer(gamma, gamma))
     sigma2 = 0.5 * M2 + 0.5 * var_f * M0
     cov = 2.0 / (n * (n - 1)) * (2 * (n - 2) * sigma1 + sigma2)
+    # g averages H(x, y) = (f(x) - f(y)) (s(x) - s(y)) / 2 over pairs
+    h_max = 0.5 * (f.max() - f.min()) * (S.max(axis=0) - S.min(axis=0))
     return Moments(gamma.reshape(pr.params.shape), _symmetric(cov),
-                   "exact: U-statistic closed form from single-configuration moments")
+                   "exact: U-statistic closed form from single-configuration moments",
+                   range_bound=(h_max + np.abs(gamma)).reshape(pr.params.shape))

@@ -4,8 +4,9 @@ Both tests use concentration inequalities rather than the normal approximation, 
 estimators of discrete problems with extreme logits have rare, large outcomes: a test built
 on the central limit theorem then raises false alarms far more often than its nominal rate
 (one occurrence of a probability-``1e-7`` outcome in 2000 replicates moves the mean by many
-standard errors). The ranges the inequalities need are the largest deviations seen in the
-sample (a plug-in; the guarantee is exact when the sample attains the true range).
+standard errors). The ranges the inequalities need come from ``Moments.range_bound`` when the
+exact-moment method provides one (then the false-alarm rate is guaranteed); otherwise the
+largest deviations seen in the sample are plugged in.
 
 * **Mean.** With the exact covariance ``Sigma = V diag(lambda) V^T``, the whitened components
   ``y_j = v_j . (g - mu) / sqrt(lambda_j)`` have mean 0 and variance 1. Each sample mean is
@@ -84,6 +85,8 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     cov = np.asarray(moments.cov, dtype=np.float64)
     d = g - mu
     dbar = d.mean(axis=0)
+    rng_b = None if moments.range_bound is None else \
+        np.abs(np.asarray(moments.range_bound, dtype=np.float64)).ravel() + moments.error_bound
     failures: list[str] = []
 
     # ---------------------------------------------------------------- mean, whitened
@@ -102,6 +105,8 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
         ybar = Y.mean(axis=0)
         hotelling = float(R * ybar @ ybar)
         M = np.abs(Y).max(axis=0)
+        if rng_b is not None:
+            M = np.maximum(M, (np.abs(V[:, keep]).T @ rng_b) / np.sqrt(lam[keep]))
         log_term = np.log(2 * 2 * rank / alpha)  # alpha/2 for the mean test, Bonferroni
         # moments carry an error bound: widen by it, in whitened units
         slack = moments.error_bound / np.sqrt(lam[keep])
@@ -121,6 +126,8 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     vbar = v.mean(axis=0)
     Vs = v.var(axis=0, ddof=1)
     Mv = v.max(axis=0)
+    if rng_b is not None:
+        Mv = np.maximum(Mv, np.concatenate([rng_b**2, [np.sum(rng_b**2)]]))
     log_v = np.log(2 * 2 * (P + 1) / alpha)
     thr_v = np.sqrt(2 * Vs * log_v / R) + 7 * Mv * log_v / (3 * (R - 1))
     thr_v = thr_v + _NULL_RTOL * scale**2 + 2 * moments.error_bound * (1 + scale)

@@ -1,0 +1,50 @@
+"""Test configuration: CUDA simulator without a GPU, Hypothesis profiles, shared problems."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+
+def _gpu_present() -> bool:
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return False
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+# Must happen before numba is imported: without a GPU, CUDA kernels run under the simulator.
+HAS_GPU = _gpu_present()
+if not HAS_GPU:
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, max_examples=40, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile("dev", max_examples=100, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile("thorough", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture
+def small_cuda_grid():
+    """Shrink CUDA blocks so that tiny inputs span several blocks (simulator or GPU)."""
+    from reference import config
+
+    config.CUDA_THREADS_PER_BLOCK = 4
+    config.CUDA_MAX_BLOCKS = 3  # fewer blocks than work items: grid-stride loops run too
+    yield
+    config.reset()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261122)
