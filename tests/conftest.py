@@ -7,8 +7,7 @@ import os
 
 
 def _gpu_present() -> bool:
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        return False
+    # same test as reference.config.gpu_present, which cannot be imported before numba is
     try:
         ctypes.CDLL("libcuda.so.1")
     except OSError:
@@ -17,7 +16,7 @@ def _gpu_present() -> bool:
 
 
 # Must happen before numba is imported: without a GPU, CUDA kernels run under the simulator.
-HAS_GPU = _gpu_present()
+HAS_GPU = os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and _gpu_present()
 if not HAS_GPU:
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 

@@ -140,9 +140,12 @@ def check_port(port: Port, estimator: str | Estimator, problem: Problem, *, R_sh
             lines.append(f"{name} differs from the reference on shared noise by {diff:.3e} "
                          f"(tolerance {tol:.3e}) at index {idx}: {out[idx]!r} vs {ref[idx]!r}")
     dist_res = None
-    if distribution:
+    if distribution and out.shape == ref.shape:  # a wrong shape is already reported above
         moments = est.exact_moments(d, problem.params, problem.objective, **options)
         samples = _samples(est, problem, R, seed + 1, port, options)
+        if samples.shape != (R,) + problem.params.shape:
+            raise ValueError(f"{name} returned shape {samples.shape} for unbatched params, "
+                             f"expected {(R,) + problem.params.shape}")
         dist_res = check_samples(samples, moments, alpha, None)
         if not dist_res.passed:
             lines.append(dist_res.message)

@@ -1,0 +1,99 @@
+"""Exact moments of REINFORCE and REINFORCE-LOO against the gradient and brute-force n-tuples."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import verify
+from reference import get_estimator, random_table
+from reference.distributions import Distribution
+from reference.score_function import loo_weights, reinforce_weights
+from verify import strategies as vst
+from verify.moments_score import reinforce_loo_moments, reinforce_moments
+
+
+def brute_force_moments(problem, n, weights):
+    """Mean and covariance by enumerating all n-tuples of configurations (tiny cases only)."""
+    Z = Distribution.enumerate_configs(problem.K, problem.C)
+    q = verify.config_probabilities(problem).ravel()
+    f = problem.f_table().ravel()
+    S = problem.dist.score(problem.params, Z).reshape(len(Z), -1)
+    mean = np.zeros(S.shape[1])
+    second = np.zeros((S.shape[1],) * 2)
+    for tup in itertools.product(range(len(Z)), repeat=n):
+        idx = np.array(tup)
+        w = weights(f[idx])
+        g = w @ S[idx]
+        p = np.prod(q[idx])
+        mean += p * g
+        second += p * np.outer(g, g)
+    return mean, second - np.outer(mean, mean)
+
+
+@given(vst.problems(K=st.integers(1, 4), C=st.integers(2, 4), max_abs=50.0),
+       st.integers(1, 6), st.floats(-2, 2))
+def test_exact_means_equal_gradient(problem, n, baseline):
+    grad = verify.exact_gradient(problem)
+    tol = 1e-12 * max(1.0, np.abs(grad).max())
+    m = reinforce_moments(problem.dist, problem.params, problem.objective, n=n, baseline=baseline)
+    assert np.abs(m.mean - grad).max() <= tol
+    m = reinforce_loo_moments(problem.dist, problem.params, problem.objective, n=max(n, 2))
+    assert np.abs(m.mean - grad).max() <= tol
+
+
+@pytest.mark.parametrize("dist,shape,n", [("bernoulli", (2,), 2), ("bernoulli", (2,), 3),
+                                          ("categorical", (1, 3), 3), ("categorical", (2, 2), 2),
+                                          ("categorical", (1, 3), 4)])
+@pytest.mark.parametrize("loo", [False, True])
+def test_covariance_matches_brute_force(dist, shape, n, loo, rng):
+    params = rng.normal(size=shape) * 2
+    K, C = shape[0], 2 if dist == "bernoulli" else shape[1]
+    pr = verify.make_problem(dist, params, random_table(K, C, seed=n,
+                                                        domain="binary" if dist == "bernoulli"
+                                                        else "categorical"))
+    if loo:
+        m = reinforce_loo_moments(pr.dist, pr.params, pr.objective, n=n)
+        mean, cov = brute_force_moments(pr, n, loo_weights)
+    else:
+        m = reinforce_moments(pr.dist, pr.params, pr.objective, n=n, baseline=0.3)
+        mean, cov = brute_force_moments(pr, n, lambda f: reinforce_weights(f, 0.3))
+    assert np.abs(m.mean.ravel() - mean).max() < 1e-13
+    assert np.abs(m.cov - cov).max() < 1e-13 * max(1.0, np.abs(cov).max())
+
+
+def test_range_bound_holds_over_support(rng):
+    pr = verify.make_problem("categorical", rng.normal(size=(1, 3)), random_table(1, 3, 1))
+    for n, loo in [(3, True), (2, False)]:
+        m = (reinforce_loo_moments(pr.dist, pr.params, pr.objective, n=n) if loo else
+             reinforce_moments(pr.dist, pr.params, pr.objective, n=n))
+        Z = Distribution.enumerate_configs(1, 3)
+        S = pr.dist.score(pr.params, Z).reshape(3, -1)
+        f = pr.f_table().ravel()
+        for tup in itertools.product(range(3), repeat=n):
+            idx = list(tup)
+            g = (loo_weights(f[idx]) if loo else reinforce_weights(f[idx], 0.0)) @ S[idx]
+            assert np.all(np.abs(g - m.mean.ravel()) <= m.range_bound.ravel() + 1e-15)
+
+
+def test_loo_n46_K3_C10_under_one_second(rng):
+    alpha = rng.normal(size=(3, 10))
+    obj = random_table(3, 10, seed=46)
+    t0 = time.perf_counter()
+    m = get_estimator("reinforce_loo").exact_moments("categorical", alpha, obj, n=46)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 1.0, elapsed
+    assert np.abs(m.mean - verify.exact_gradient("categorical", alpha, obj)).max() < 1e-13
+    # LOO variance falls like 1/n for large n: compare with n = 23
+    m23 = get_estimator("reinforce_loo").exact_moments("categorical", alpha, obj, n=23)
+    assert 1.9 < m23.variance_trace / m.variance_trace < 2.1
+
+
+def test_loo_needs_two_samples():
+    with pytest.raises(ValueError, match="n >= 2"):
+        reinforce_loo_moments("bernoulli", np.zeros(1), random_table(1, 2), n=1)

@@ -1,0 +1,131 @@
+"""The statistical check and the port checker catch what they must and pass what they must."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import verify
+from reference import get_estimator, random_table
+from reference.score_function import loo_weights
+from verify.moments import Moments
+
+
+@pytest.fixture
+def problem(rng):
+    return verify.make_problem("categorical", rng.normal(size=(2, 3)), random_table(2, 3, 11))
+
+
+def _loo_samples(problem, R, seed, n=3):
+    est = get_estimator("reinforce_loo")
+    noise = est.draw_noise(np.random.default_rng(seed), "categorical", problem.params.shape, R, n=n)
+    return est.estimate("categorical", problem.params, problem.objective, noise, n=n)
+
+
+def test_correct_samples_pass(problem):
+    m = get_estimator("reinforce_loo").exact_moments("categorical", problem.params,
+                                                     problem.objective, n=3)
+    for seed in range(5):
+        res = verify.check_samples(_loo_samples(problem, 3000, seed), m)
+        assert res.passed, res.message
+        assert res.rank == 4  # (K=2, C=3): each row of a categorical score sums to zero
+
+
+def test_shifted_mean_fails(problem):
+    m = get_estimator("reinforce_loo").exact_moments("categorical", problem.params,
+                                                     problem.objective, n=3)
+    g = _loo_samples(problem, 3000, 0)
+    shift = np.zeros_like(m.mean)
+    shift[0, 0], shift[0, 1] = 0.5 * np.sqrt(m.variance_trace), -0.5 * np.sqrt(m.variance_trace)
+    res = verify.check_samples(g + shift, m)
+    assert not res.passed and "sample mean" in res.message
+
+
+def test_null_direction_deviation_fails(problem):
+    # each row of a categorical score sums to zero exactly: a shift along (1, 1, 1) is caught
+    m = get_estimator("reinforce_loo").exact_moments("categorical", problem.params,
+                                                     problem.objective, n=3)
+    g = _loo_samples(problem, 500, 1) + 1e-4
+    res = verify.check_samples(g, m)
+    assert not res.passed and "exact variance is zero" in res.message
+
+
+def test_scaled_variance_fails(problem):
+    m = get_estimator("reinforce_loo").exact_moments("categorical", problem.params,
+                                                     problem.objective, n=3)
+    g = _loo_samples(problem, 3000, 2)
+    mu = m.mean.ravel()
+    res = verify.check_samples(mu + 1.5 * (g.reshape(3000, -1) - mu), m)
+    assert not res.passed and "variance" in res.message
+
+
+def test_failure_message_reproduces(problem):
+    wrong = Moments(np.zeros((2, 3)), np.eye(6) * 1e-6, "deliberately wrong")
+    res = verify.mc_check("reinforce_loo", problem, R=500, seed=3, moments=wrong, n=3)
+    assert not res.passed
+    snippet = res.message.split("Reproduce with:\n\n", 1)[1]
+    # the snippet is self-contained and recomputes the true moments, so it passes
+    namespace: dict = {}
+    exec(snippet, namespace)
+    assert namespace["problem"].params.tolist() == problem.params.tolist()
+
+
+def _port_from(combine_weights):
+    """A port of REINFORCE-LOO written from scratch on NumPy, with pluggable weights."""
+    from reference import CATEGORICAL
+
+    def port(params, noise, objective, n):
+        z = CATEGORICAL.sample(params, noise["u"])
+        w = combine_weights(objective(z))
+        s = CATEGORICAL.score(params, z)
+        return (w[..., None, None] * s).sum(axis=-3)
+
+    return port
+
+
+def test_port_checker_accepts_a_correct_port(problem):
+    rep = verify.check_port(_port_from(loo_weights), "reinforce_loo", problem, n=3)
+    assert rep.passed, rep.message
+    assert rep.max_abs_diff <= rep.tolerance
+
+
+def test_port_checker_catches_wrong_normalisation(problem):
+    # dividing by n instead of n - 1: wrong numbers and a biased estimator
+    def wrong(f):
+        return (f - f.mean(-1, keepdims=True)) / f.shape[-1]
+
+    rep = verify.check_port(_port_from(wrong), "reinforce_loo", problem, n=3)
+    assert not rep.samples_agree and not rep.distribution.passed
+    assert "Reproduce with" in rep.message
+    with pytest.raises(AssertionError, match="differs from the reference"):
+        verify.check_port(_port_from(wrong), "reinforce_loo", problem, n=3, raise_on_failure=True)
+
+
+def test_port_checker_separates_noise_from_distribution(problem):
+    # a port that draws its own noise: different numbers, right distribution
+    est = get_estimator("reinforce_loo")
+    own = np.random.default_rng(999)
+
+    def port(params, noise, objective, n):
+        fresh = {"u": own.random(noise["u"].shape)}
+        return est.estimate("categorical", params, objective, fresh, n=n)
+
+    rep = verify.check_port(port, "reinforce_loo", problem, n=3)
+    assert not rep.samples_agree
+    assert rep.distribution.passed, rep.distribution.message
+
+
+def test_port_checker_reports_shape_mismatch(problem):
+    rep = verify.check_port(lambda params, noise, objective, n: np.zeros(3), "reinforce_loo",
+                            problem, n=3, distribution=False)
+    assert not rep.passed and "shape" in rep.message
+
+
+def test_check_samples_validates():
+    m = Moments(np.zeros(2), np.eye(2), "x")
+    with pytest.raises(ValueError, match="shape"):
+        verify.check_samples(np.zeros((10, 3)), m)
+    with pytest.raises(ValueError, match="alpha"):
+        verify.check_samples(np.zeros((10, 2)), m, alpha=0)
+    with pytest.raises(ValueError, match="NaN"):
+        verify.check_samples(np.full((10, 2), np.nan), m)

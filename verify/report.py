@@ -1,0 +1,197 @@
+"""The verification report: every registered estimator on the built-in problems.
+
+``python -m verify`` prints one row per (estimator, distribution, option set, problem):
+exact bias (max abs over entries, against the enumeration gradient), exact variance (trace of
+the covariance), objective evaluations per replicate, the Monte Carlo check of the NumPy
+reference against the exact moments, and whether the NumPy, CPU and CUDA backends agree on
+shared noise. ``--json PATH`` writes the same rows as a JSON list of objects.
+
+Without a GPU, the CUDA backend runs under the Numba CUDA simulator in a subprocess (the
+simulator must be chosen before numba is imported, and this process keeps the real target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from reference import REGISTRY
+from reference.config import gpu_present
+from reference.contract import Estimator
+
+from .exact import Problem, exact_gradient
+from .port import backend_port, check_port, mc_check
+from .problems import builtin_problems
+
+__all__ = ["report_rows", "main"]
+
+#: bias allowed for an estimator that claims to be unbiased (exact moments: rounding only)
+UNBIASED_TOL = 1e-10
+
+
+def _cases(names: list[str] | None) -> Iterator[tuple[Estimator, str, dict, str, Problem]]:
+    for est in REGISTRY.values():
+        if names and est.name not in names:
+            continue
+        for dist in est.distributions:
+            for opts in est.examples:
+                for label, problem in builtin_problems(dist):
+                    yield est, dist, dict(opts), label, problem
+
+
+def _key(est: Estimator, dist: str, opts: dict, label: str) -> str:
+    return f"{est.name}|{dist}|{json.dumps(opts, sort_keys=True)}|{label}"
+
+
+def _agree(est: Estimator, dist: str, opts: dict, problem: Problem, backend: str,
+           R_shared: int, seed: int) -> bool:
+    try:
+        rep = check_port(backend_port(est, backend, dist), est, problem, R_shared=R_shared,
+                         seed=seed, distribution=False, **opts)
+    except Exception as exc:  # a crash is a disagreement, reported as such
+        print(f"  {backend} backend raised {type(exc).__name__}: {exc}", file=sys.stderr)
+        return False
+    return rep.samples_agree
+
+
+def cuda_agreement(names: list[str] | None, R_shared: int, seed: int) -> dict[str, bool]:
+    """``{row key: CUDA agrees with NumPy}`` computed in this process."""
+    return {_key(est, dist, opts, label): _agree(est, dist, opts, pr, "cuda", R_shared, seed)
+            for est, dist, opts, label, pr in _cases(names)}
+
+
+def _cuda_results(names: list[str] | None, R_shared: int, seed: int) -> tuple[str, dict]:
+    try:
+        import numba_cuda  # noqa: F401
+    except ImportError:
+        return "not installed", {}
+    if gpu_present():
+        return "gpu", cuda_agreement(names, R_shared, seed)
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    cmd = [sys.executable, "-m", "verify.report", "--cuda-only", "--R-shared", str(R_shared),
+           "--seed", str(seed)] + (["--estimators", *names] if names else [])
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        return "simulator (failed)", {}
+    return "simulator", json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report_rows(names: list[str] | None = None, R: int = 2000, seed: int = 0,
+                R_shared: int = 32, cuda: bool = True) -> list[dict[str, Any]]:
+    """Compute every row of the report (see the module docstring)."""
+    if cuda:
+        cuda_mode, cuda_ok = _cuda_results(names, min(R_shared, 4), seed)
+        if cuda_mode != "gpu":
+            from reference import config
+            config.reset()
+    else:
+        cuda_mode, cuda_ok = "off", {}
+    rows = []
+    for i, (est, dist, opts, label, pr) in enumerate(_cases(names)):
+        t0 = time.perf_counter()
+        m = est.exact_moments(dist, pr.params, pr.objective, **opts)
+        grad = exact_gradient(pr)
+        bias = float(np.abs(m.bias(grad)).max())
+        mc = mc_check(est, pr, R=R, seed=seed + i, backend="numpy", moments=m, **opts)
+        agree = {"cpu": _agree(est, dist, opts, pr, "cpu", R_shared, seed + i)}
+        key = _key(est, dist, opts, label)
+        if key in cuda_ok:
+            agree["cuda"] = bool(cuda_ok[key])
+        cost = est.cost(pr.K, pr.C, **opts)
+        rows.append({
+            "estimator": est.name,
+            "distribution": dist,
+            "problem": label,
+            "options": opts,
+            "unbiased": est.unbiased,
+            "bias_max_abs": bias,
+            "variance_trace": m.variance_trace,
+            "evals_per_replicate": cost.evals,
+            "grad_evals_per_replicate": cost.grad_evals,
+            "mc_check": "pass" if mc.passed else "fail",
+            "mc_detail": "" if mc.passed else mc.message,
+            "backends_agree": all(agree.values()),
+            "backends_checked": ["numpy", *agree],
+            "cuda_mode": cuda_mode,
+            "moment_method": m.method,
+            "moment_error_bound": m.error_bound,
+            "seconds": round(time.perf_counter() - t0, 3),
+        })
+    return rows
+
+
+def row_ok(row: dict[str, Any]) -> bool:
+    """A row passes when its MC check passes, backends agree, and a claimed-unbiased
+    estimator has no bias beyond rounding (plus the moments' own error bound)."""
+    unbiased_ok = (not row["unbiased"]) or \
+        row["bias_max_abs"] <= UNBIASED_TOL + row["moment_error_bound"]
+    return row["mc_check"] == "pass" and row["backends_agree"] and unbiased_ok
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = ["estimator", "dist", "options", "problem", "unbiased", "bias_max_abs", "var_trace",
+            "evals", "mc_check", "backends", "ok"]
+    body = []
+    for r in rows:
+        opts = ",".join(f"{k}={v}" for k, v in r["options"].items())
+        backends = ("agree" if r["backends_agree"] else "DIFFER") + \
+            f" ({'/'.join(r['backends_checked'])})"
+        body.append([r["estimator"], r["distribution"], opts, r["problem"],
+                     "yes" if r["unbiased"] else "no", f"{r['bias_max_abs']:.2e}",
+                     f"{r['variance_trace']:.4g}", str(r["evals_per_replicate"]), r["mc_check"],
+                     backends, "ok" if row_ok(r) else "FAIL"])
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as a JSON list")
+    parser.add_argument("--estimators", nargs="*", help="only these registry names")
+    parser.add_argument("--R", type=int, default=2000, help="replicates of each MC check")
+    parser.add_argument("--R-shared", type=int, default=32,
+                        help="replicates compared between backends on shared noise")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA backend")
+    parser.add_argument("--cuda-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    unknown = set(args.estimators or []) - set(REGISTRY)
+    if unknown:
+        parser.error(f"unknown estimators {sorted(unknown)}; registered: {sorted(REGISTRY)}")
+    if args.cuda_only:  # the simulator subprocess: print the agreement map as one JSON line
+        from reference import config
+        config.CUDA_THREADS_PER_BLOCK = 4
+        config.CUDA_MAX_BLOCKS = 3
+        print(json.dumps(cuda_agreement(args.estimators, args.R_shared, args.seed)))
+        return 0
+    t0 = time.perf_counter()
+    rows = report_rows(args.estimators, args.R, args.seed, args.R_shared, not args.no_cuda)
+    print(format_table(rows))
+    failed = [r for r in rows if not row_ok(r)]
+    for r in failed:
+        if r["mc_detail"]:
+            print(f"\n{r['estimator']} / {r['problem']}:\n{r['mc_detail']}")
+    print(f"\n{len(rows)} rows, {len(rows) - len(failed)} ok, {len(failed)} failing; "
+          f"CUDA: {rows[0]['cuda_mode'] if rows else 'n/a'}; {time.perf_counter() - t0:.1f} s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+        print(f"wrote {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
