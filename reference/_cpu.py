@@ -2,6 +2,10 @@
 
 Kernels take batch-flattened, C-contiguous arrays, write into preallocated outputs and return
 nothing; ``prange`` loops write only their own slice, so results are the same on every run.
+
+No ``cache=True`` on kernels that call device functions of another file: Numba's on-disk cache
+is keyed on the kernel's own source file, so an edit to ``_core.py`` would leave a stale
+cached kernel running the old arithmetic.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from numba import njit, prange
 
 from ._core import build
 
-CORE = build(njit(cache=True))
+CORE = build(njit)
 sigmoid = CORE.sigmoid
 softmax_stats = CORE.softmax_stats
 sample_bernoulli_row = CORE.sample_bernoulli_row
@@ -20,7 +24,7 @@ score_combine_bernoulli = CORE.score_combine_bernoulli
 score_combine_categorical = CORE.score_combine_categorical
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _sample_bernoulli(phi, u, z):
     # phi (B, K), u (B, M, K) -> z (B, M, K)
     B, M = u.shape[0], u.shape[1]
@@ -29,7 +33,7 @@ def _sample_bernoulli(phi, u, z):
         sample_bernoulli_row(phi[b], u[b, m], z[b, m])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _sample_categorical(alpha, u, z):
     # alpha (B, K, C), u (B, M, K) -> z (B, M, K)
     B, M = u.shape[0], u.shape[1]

@@ -10,7 +10,7 @@ from ._cpu import score_combine_bernoulli, score_combine_categorical
 from .contract import Backend, Queries
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _combine_bernoulli(phi, z, f, loo, baseline, out):
     # phi (B, K), z (B, R, n, K), f (B, R, n) -> out (B, R, K)
     B, R = z.shape[0], z.shape[1]
@@ -19,7 +19,7 @@ def _combine_bernoulli(phi, z, f, loo, baseline, out):
         score_combine_bernoulli(phi[b], z[b, r], f[b, r], loo, baseline, out[b, r])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _combine_categorical(alpha, z, f, loo, baseline, out):
     # alpha (B, K, C), z (B, R, n, K), f (B, R, n) -> out (B, R, K, C)
     B, R = z.shape[0], z.shape[1]

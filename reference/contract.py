@@ -42,7 +42,7 @@ class NoiseSpec:
 
     name: str
     law: str
-    shape: Callable[[int, int, Mapping[str, Any]], tuple[int, ...]]
+    shape: Callable[..., tuple[int, ...]]  # (K, C, options) -> per-replicate shape
     doc: str
 
     def draw(self, rng: np.random.Generator, full_shape: tuple[int, ...]) -> np.ndarray:

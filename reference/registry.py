@@ -8,11 +8,13 @@ module adds its records to ``_FAMILIES``; tests and the verification report iter
 
 from __future__ import annotations
 
+from .binary import AR, ARM, DISARM
 from .contract import Estimator
 from .score_function import REINFORCE, REINFORCE_LOO
 
 _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
     (REINFORCE, REINFORCE_LOO),
+    (AR, ARM, DISARM),
 )
 
 REGISTRY: dict[str, Estimator] = {e.name: e for family in _FAMILIES for e in family}

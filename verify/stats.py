@@ -34,6 +34,8 @@ __all__ = ["CheckResult", "check_samples", "assert_samples"]
 _RANK_RTOL = 1e-10
 #: deviations allowed in zero-variance directions, relative to the samples' magnitude
 _NULL_RTOL = 1e-9
+#: ... and absolutely: below this, squares underflow and float64 variances read as exactly 0
+_NULL_ATOL = 1e-150
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     rank = int(keep.sum())
     scale = float(np.abs(g).max() + np.abs(mu).max()) + moments.error_bound + 1e-300
     null_dev = np.abs(dbar @ V[:, ~keep]) if (~keep).any() else np.zeros(0)
-    if null_dev.size and null_dev.max() > _NULL_RTOL * scale + moments.error_bound:
+    if null_dev.size and null_dev.max() > _NULL_RTOL * scale + _NULL_ATOL + moments.error_bound:
         failures.append(f"mean deviates by {null_dev.max():.3e} along a direction in which the "
                         "exact variance is zero")
     mean_ratio, hotelling = 0.0, 0.0
@@ -131,6 +133,7 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     log_v = np.log(2 * 2 * (P + 1) / alpha)
     thr_v = np.sqrt(2 * Vs * log_v / R) + 7 * Mv * log_v / (3 * (R - 1))
     thr_v = thr_v + _NULL_RTOL * scale**2 + 2 * moments.error_bound * (1 + scale)
+    thr_v = np.maximum(thr_v, _NULL_ATOL**2)  # never 0/0 when every sample is exact
     ratios_v = np.abs(vbar - target) / thr_v
     var_ratio = float(ratios_v.max())
     if var_ratio > 1:

@@ -1,0 +1,64 @@
+"""Device functions of the binary augment-REINFORCE family (AR, ARM, DisARM).
+
+``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` (CPU) or
+``numba.cuda.jit(device=True)`` (CUDA); ``base`` is the namespace of shared device functions
+(``reference._cpu.CORE`` or ``reference._cuda.CORE``), whose two-branch ``sigmoid`` sets every
+threshold, so all backends take the same decisions. The bodies mirror the NumPy reference in
+:mod:`reference.binary`; they never validate and never allocate. Accumulations are float64.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+
+def build(jit, base: SimpleNamespace) -> SimpleNamespace:
+    """Compile the binary family's device functions with ``jit`` on top of ``base``."""
+    sigmoid = base.sigmoid
+
+    @jit
+    def arm_pair_row(phi, u, b1, b2):
+        # phi (K,), u (K,) -> b1 = 1[u > sigmoid(-phi)], b2 = 1[u < sigmoid(phi)], each (K,)
+        for k in range(u.shape[0]):
+            b1[k] = 1 if u[k] > sigmoid(-phi[k]) else 0
+            b2[k] = 1 if u[k] < sigmoid(phi[k]) else 0
+
+    @jit
+    def ar_combine_row(u, f, out):
+        # u (n, K), f (n,) -> out (K,): (1/n) sum_i f_i (1 - 2 u_ik)
+        n = u.shape[0]
+        for k in range(u.shape[1]):
+            acc = 0.0
+            for i in range(n):
+                acc += f[i] * (1.0 - 2.0 * u[i, k])
+            out[k] = acc / n
+
+    @jit
+    def arm_combine_row(u, f, out):
+        # u (n, K), f (2n,) with f(b1_i) at 2i, f(b2_i) at 2i + 1 -> out (K,):
+        # (1/n) sum_i (f(b1_i) - f(b2_i)) (u_ik - 1/2)
+        n = u.shape[0]
+        for k in range(u.shape[1]):
+            acc = 0.0
+            for i in range(n):
+                acc += (f[2 * i] - f[2 * i + 1]) * (u[i, k] - 0.5)
+            out[k] = acc / n
+
+    @jit
+    def disarm_combine_row(phi, z, f, out):
+        # phi (K,), z (2n, K) with b1_i at row 2i and b2_i at 2i + 1, f (2n,) -> out (K,):
+        # (1/n) sum_i 1/2 (f(b1_i) - f(b2_i)) (-1)^{b2_ik} 1[b1_ik != b2_ik] sigmoid(|phi_k|)
+        n = z.shape[0] // 2
+        for k in range(phi.shape[0]):
+            s = sigmoid(abs(phi[k]))
+            acc = 0.0
+            for i in range(n):
+                b1 = z[2 * i, k]
+                b2 = z[2 * i + 1, k]
+                if b1 != b2:
+                    w = -s if b2 == 1 else s
+                    acc += 0.5 * (f[2 * i] - f[2 * i + 1]) * w
+            out[k] = acc / n
+
+    return SimpleNamespace(arm_pair_row=arm_pair_row, ar_combine_row=ar_combine_row,
+                           arm_combine_row=arm_combine_row, disarm_combine_row=disarm_combine_row)

@@ -1,0 +1,69 @@
+"""Exact variances of AR, ARM, DisARM and REINFORCE-LOO on the binary quadratic toy.
+
+``f(z) = sum_k (z_k - t)^2`` with ``t`` in {0.45, 0.49, 0.499, 0.501} (DESIGN.md section 7),
+``K`` in {1, 5, 20}, all logits ``phi = 0`` (``p = 1/2``, where the toy's gradient
+``p (1 - p) (1 - 2t)`` is largest; change with ``--phi``). Every estimator gets two objective
+evaluations per replicate: AR with n = 2 draws averaged, ARM and DisARM with one antithetic
+pair, REINFORCE-LOO with 2 samples. Printed: the exact trace of the covariance of one
+replicate (no sampling: verify.moments_binary's separable closed form, and REINFORCE-LOO's
+U-statistic closed form by enumeration of 2**K configurations), and its ratio to
+REINFORCE-LOO's. Run: ``python scripts/binary_variance.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from reference import binary_quadratic, get_estimator
+from verify.problems import TOY_TS
+
+#: (label, estimator, options): equal cost, two objective evaluations per replicate
+ESTIMATORS = (("AR (n=2)", "ar", {"n": 2}), ("ARM", "arm", {"n": 1}),
+              ("DisARM", "disarm", {"n": 1}), ("LOO (n=2)", "reinforce_loo", {"n": 2}))
+KS = (1, 5, 20)
+
+
+def variance_table(phi: float = 0.0) -> list[dict]:
+    """One row per (t, K): exact variance traces of every estimator (and the exact gradient)."""
+    rows = []
+    for t in TOY_TS:
+        for K in KS:
+            obj = binary_quadratic(K, t)
+            params = np.full(K, float(phi))
+            row = {"t": t, "K": K}
+            for label, name, opts in ESTIMATORS:
+                est = get_estimator(name)
+                assert est.cost(K, 2, **opts).evals == 2
+                m = est.exact_moments("bernoulli", params, obj, **opts)
+                row[label] = m.variance_trace
+                row["grad"] = float(np.linalg.norm(m.mean))
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phi", type=float, default=0.0, help="value of every logit (default 0)")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    rows = variance_table(args.phi)
+    labels = [e[0] for e in ESTIMATORS]
+    print(f"Binary toy f(z) = sum_k (z_k - t)^2, phi = {args.phi:g}, two evaluations per replicate")
+    print("exact trace of Cov(one replicate); in brackets the ratio to REINFORCE-LOO (n=2)\n")
+    head = f"{'t':>6} {'K':>3} {'|grad|':>9} " + " ".join(f"{lab:>22}" for lab in labels)
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        loo = r[labels[-1]]
+        cells = " ".join(f"{r[lab]:11.4e} [{r[lab] / loo:8.3g}]" for lab in labels)
+        print(f"{r['t']:6g} {r['K']:3d} {r['grad']:9.3e} {cells}")
+    print(f"\n({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Exact moments of AR, ARM and DisARM (DESIGN.md section 5.2, "uniform thresholds").
+
+Pure NumPy, float64, no sampling. One draw of each estimator is ``g_p = F(cells) w_p(u_p)``:
+
+* per dimension ``k`` the thresholds ``lo_k = min(s(-phi_k), s(phi_k))`` and
+  ``hi_k = max(...)`` (``s`` the shared two-branch sigmoid, so the cells are those of the
+  implementation) split ``[0, 1)`` into three cells ``[0, lo)``, ``[lo, hi)``, ``[hi, 1)`` on
+  which ``(b1_k, b2_k)`` is constant: ``(0, 1)``, ``(m, m)`` with ``m = 1[phi_k >= 0]``, and
+  ``(1, 0)``; the AR sample is ``z = b2``;
+* the factor ``F`` depends only on the cells: ``f(b2)`` (AR) or ``f(b1) - f(b2)`` (ARM,
+  DisARM), a tensor of shape ``(3,) * K``;
+* the weight of coordinate ``p`` depends only on ``u_p``: ``1 - 2u`` (AR), ``u - 1/2`` (ARM),
+  and for DisARM the constant ``-s(|phi|)/2``, ``0``, ``+s(|phi|)/2`` on the three cells.
+
+Since the ``u_k`` are independent, with per-cell integrals ``I_j[k, c] = int_cell w_k^j du``
+(``j = 0, 1, 2``; exact polynomial integrals)::
+
+    E[g_p]       = sum_cells F     I_1[p, c_p]            prod_{k != p}    I_0[k, c_k]
+    E[g_p g_q]   = sum_cells F^2   I_1[p, c_p] I_1[q, c_q] prod_{k != p,q} I_0[k, c_k]
+    E[g_p^2]     = sum_cells F^2   I_2[p, c_p]            prod_{k != p}    I_0[k, c_k]
+
+**General method** (any objective, ``K <= MAX_GENERAL_K``): contract ``F`` (resp. ``F^2``)
+along every axis ``k`` with the ``(2, 3)`` (resp. ``(3, 3)``) matrix of rows ``I_0, I_1
+(, I_2)``; the entries of the resulting ``(2,) * K`` (resp. ``(3,) * K``) tensor whose index
+is 1 at ``p`` (and ``q``), 2 at ``p``, 0 elsewhere are the sums above. ``K`` tensor
+contractions of ``3**K`` numbers: DisARM at ``K = 12`` takes well under a second.
+
+**Separable method** (``f(z) = sum_k h_k(z_k)``, e.g. the binary quadratic toy): then
+``F = sum_k a_k(c_k)`` with ``a_k = h_k(b2_k)`` or ``h_k(b1_k) - h_k(b2_k)``, and with the
+per-dimension moments ``m_k[i, j] = sum_c a_k(c)^i I_j[k, c]``, ``mu_k = m_k[1, 0]``,
+``v_k = m_k[2, 0] - mu_k^2`` and sums ``S1``, ``S2 = S1^2 + sum v`` over the other
+dimensions::
+
+    E[g_p]     = m_p[1,1] + m_p[0,1] S1(not p)
+    E[g_p^2]   = m_p[2,2] + 2 m_p[1,2] S1(not p) + m_p[0,2] S2(not p)
+    E[g_p g_q] = m_p[2,1] m_q[0,1] + 2 m_p[1,1] m_q[1,1] + m_p[0,1] m_q[2,1]
+                 + 2 (m_p[1,1] m_q[0,1] + m_p[0,1] m_q[1,1]) S1(not p,q)
+                 + m_p[0,1] m_q[0,1] S2(not p,q)
+
+``O(K^2)`` work, so ``K = 20`` (``3**20`` cells) is instant. Objectives are recognised as
+separable by type (:class:`reference.objectives.BinaryQuadratic`) or by a method
+``separable_terms()`` returning ``h`` of shape ``(K, 2)``, ``h[k, z_k]``.
+
+The cells are those of the float64 implementation: near ``|phi| = 30`` the cell ``[hi, 1)``
+has length ``1 - fl(s(|phi|))``, which can differ from ``s(-|phi|)`` by an ulp of 1
+(``1.1e-16``), so the exact mean of the implemented estimator can differ from the true gradient
+by about ``1e-16 max|f|`` in absolute terms (a relative difference of ``1e-3`` is possible in a
+coordinate whose gradient is ``1e-13``). The tests compare with that absolute slack.
+
+With ``n`` draws averaged the covariance is divided by ``n``. ``range_bound`` bounds
+``|g_p - E g_p|`` by ``max |F| sup |w_p| + |E g_p|`` over the cells of positive length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from reference.distributions import sigmoid
+from reference.objectives import BinaryQuadratic
+
+from .exact import Problem, make_problem
+from .moments import Moments
+
+__all__ = ["ar_moments", "arm_moments", "disarm_moments", "binary_moments", "separable_terms", "BinaryCells",
+           "binary_cells", "MAX_GENERAL_K"]
+
+#: the general method stores tensors of 3**K float64 (K = 15: 115 MB each)
+MAX_GENERAL_K = 15
+_KINDS = ("ar", "arm", "disarm")
+_METHODS = ("auto", "general", "separable")
+
+
+@dataclass(frozen=True)
+class BinaryCells:
+    """Per-dimension cells: all arrays ``(K, 3)`` over the cells ``[0,lo), [lo,hi), [hi,1)``."""
+
+    b1: np.ndarray  # int, b1_k on the cell
+    b2: np.ndarray  # int, b2_k on the cell (the AR sample)
+    integrals: np.ndarray  # (3, K, 3): I_j[k, c] = int_cell w_k(u)^j du, j = 0, 1, 2
+    w_sup: np.ndarray  # sup of |w_k| on the cell
+    positive: np.ndarray  # bool, cell of positive length
+
+
+def binary_cells(kind: str, phi: np.ndarray) -> BinaryCells:
+    """The three cells per dimension for ``kind`` in ``("ar", "arm", "disarm")``."""
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    phi = np.asarray(phi, dtype=np.float64)
+    a, c = sigmoid(-phi), sigmoid(phi)
+    lo, hi = np.minimum(a, c), np.maximum(a, c)
+    K = phi.shape[0]
+    left = np.stack([np.zeros(K), lo, hi], axis=1)
+    right = np.stack([lo, hi, np.ones(K)], axis=1)
+    mid = (a <= c).astype(np.int64)  # on [lo, hi): b1 = b2 = 1 if phi >= 0 else 0
+    b1 = np.stack([np.zeros(K, np.int64), mid, np.ones(K, np.int64)], axis=1)
+    b2 = np.stack([np.ones(K, np.int64), mid, np.zeros(K, np.int64)], axis=1)
+    length = right - left
+    if kind == "ar":  # w = 1 - 2u
+        i1 = length * (1.0 - (left + right))
+        i2 = ((1.0 - 2.0 * left) ** 3 - (1.0 - 2.0 * right) ** 3) / 6.0
+        w_sup = np.maximum(np.abs(1.0 - 2.0 * left), np.abs(1.0 - 2.0 * right))
+    elif kind == "arm":  # w = u - 1/2
+        i1 = length * (0.5 * (left + right) - 0.5)
+        i2 = ((right - 0.5) ** 3 - (left - 0.5) ** 3) / 3.0
+        w_sup = np.maximum(np.abs(left - 0.5), np.abs(right - 0.5))
+    else:  # DisARM: w = 1/2 (-1)^{b2} 1[b1 != b2] sigmoid(|phi|), constant on each cell
+        s = sigmoid(np.abs(phi))
+        w = 0.5 * np.stack([-s, np.zeros(K), s], axis=1)
+        i1, i2, w_sup = length * w, length * w**2, np.abs(w)
+    return BinaryCells(b1, b2, np.stack([length, i1, i2]), w_sup, length > 0)
+
+
+# ------------------------------------------------------------------------- separability
+def separable_terms(objective: Any) -> np.ndarray | None:
+    """``h`` of shape ``(K, 2)`` with ``f(z) = sum_k h[k, z_k]``, or ``None`` if not known.
+
+    Recognises :class:`reference.objectives.BinaryQuadratic` (``h[k, z] = (z - t)^2``) and any
+    objective with a ``separable_terms()`` method.
+    """
+    if isinstance(objective, BinaryQuadratic):
+        row = (np.array([0.0, 1.0]) - objective.t) ** 2
+        return np.tile(row, (objective.K, 1))
+    fn = getattr(objective, "separable_terms", None)
+    if callable(fn):
+        h = np.asarray(fn(), dtype=np.float64)
+        if h.shape != (objective.K, 2):
+            raise ValueError(f"separable_terms() must return shape ({objective.K}, 2), got {h.shape}")
+        return h
+    return None
+
+
+# -------------------------------------------------------------------------- the methods
+def _contract(T: np.ndarray, mats: np.ndarray) -> np.ndarray:
+    """Contract axis ``k`` of ``T`` (``(3,) * K``) with ``mats[k]`` (``(r, 3)``) for every ``k``."""
+    for k in range(mats.shape[0]):
+        # axis 0 of T is always the original axis k; the new axis goes last, so after K
+        # steps the axes are back in their original order
+        T = np.tensordot(T, mats[k], axes=([0], [1]))
+    return T
+
+
+def _factor_tensor(kind: str, cells: BinaryCells, f_table: np.ndarray) -> np.ndarray:
+    """``F`` on every combination of cells, shape ``(3,) * K``."""
+    f_b2 = f_table[np.ix_(*cells.b2)]
+    if kind == "ar":
+        return f_b2
+    return f_table[np.ix_(*cells.b1)] - f_b2
+
+
+def _general(kind: str, cells: BinaryCells, f_table: np.ndarray):
+    K = cells.b1.shape[0]
+    F = _factor_tensor(kind, cells, f_table)
+    I0, I1, I2 = cells.integrals
+    T1 = _contract(F, np.stack([I0, I1], axis=1))  # (2,) * K
+    T2 = _contract(F * F, np.stack([I0, I1, I2], axis=1))  # (3,) * K
+    mean = np.empty(K)
+    second = np.empty((K, K))
+    for p in range(K):
+        idx = [0] * K
+        idx[p] = 1
+        mean[p] = T1[tuple(idx)]
+        idx[p] = 2
+        second[p, p] = T2[tuple(idx)]
+        for q in range(p + 1, K):
+            idx = [0] * K
+            idx[p] = idx[q] = 1
+            second[p, q] = second[q, p] = T2[tuple(idx)]
+    # range: max |F| over the cells of positive length with c_p fixed, times sup |w_p| there
+    absF = np.abs(F)
+    for k in range(K):
+        shape = [1] * K
+        shape[k] = 3
+        absF = absF * cells.positive[k].reshape(shape)
+    g_max = np.empty(K)
+    for p in range(K):
+        per_cell = absF.max(axis=tuple(j for j in range(K) if j != p))
+        g_max[p] = np.max(per_cell * cells.w_sup[p] * cells.positive[p])
+    return mean, second, g_max
+
+
+def _separable(kind: str, cells: BinaryCells, h: np.ndarray):
+    K = h.shape[0]
+    rows = np.arange(K)[:, None]
+    a = h[rows, cells.b2] if kind == "ar" else h[rows, cells.b1] - h[rows, cells.b2]  # (K, 3)
+    powers = a[None] ** np.arange(3)[:, None, None]  # (3, K, 3): a_k(c)^i
+    m = np.einsum("ikc,jkc->kij", powers, cells.integrals)  # m[k, i, j]
+    mu = m[:, 1, 0]
+    var = m[:, 2, 0] - mu**2
+    s1_all, v_all = mu.sum(), var.sum()
+    s1_p = s1_all - mu  # sum over k != p
+    s2_p = s1_p**2 + (v_all - var)
+    mean = m[:, 1, 1] + m[:, 0, 1] * s1_p
+    s1_pq = s1_all - mu[:, None] - mu[None, :]
+    s2_pq = s1_pq**2 + (v_all - var[:, None] - var[None, :])
+    m01, m11, m21 = m[:, 0, 1], m[:, 1, 1], m[:, 2, 1]
+    second = (np.outer(m21, m01) + 2 * np.outer(m11, m11) + np.outer(m01, m21)
+              + 2 * (np.outer(m11, m01) + np.outer(m01, m11)) * s1_pq
+              + np.outer(m01, m01) * s2_pq)
+    diag = m[:, 2, 2] + 2 * m[:, 1, 2] * s1_p + m[:, 0, 2] * s2_p
+    second[np.diag_indices(K)] = diag
+    # range: |F| <= |a_p(c_p)| + sum_{k != p} max |a_k| over cells of positive length
+    a_max = np.where(cells.positive, np.abs(a), 0.0).max(axis=1)
+    others = a_max.sum() - a_max
+    g_max = np.max((np.abs(a) + others[:, None]) * cells.w_sup * cells.positive, axis=1)
+    return mean, second, g_max
+
+
+def binary_moments(kind: str, dist: Any, params: object, objective: Any, n: int = 1,
+                   method: str = "auto") -> Moments:
+    """Exact mean ``(K,)`` and covariance ``(K, K)`` of ``kind`` in ``("ar", "arm", "disarm")``
+    with ``n`` draws (pairs) averaged.
+
+    ``method``: ``"general"`` (any objective, ``K <= MAX_GENERAL_K``), ``"separable"``
+    (objectives recognised by :func:`separable_terms`, any ``K``) or ``"auto"`` (separable
+    when possible).
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    pr: Problem = make_problem(dist, params, objective)
+    if pr.dist.name != "bernoulli":
+        raise ValueError(f"{kind} takes Bernoulli logits, not {pr.dist.name!r}")
+    cells = binary_cells(kind, pr.params)
+    h = separable_terms(objective) if method in ("auto", "separable") else None
+    if method == "separable" and h is None:
+        raise ValueError(f"{objective!r} is not recognised as separable (see separable_terms)")
+    if h is not None:
+        mean, second, g_max = _separable(kind, cells, h)
+        how = "separable closed form"
+    else:
+        if pr.K > MAX_GENERAL_K:
+            raise ValueError(f"the general method handles K <= {MAX_GENERAL_K} (3**K cells), got "
+                             f"K={pr.K}; separable objectives use the fast path")
+        mean, second, g_max = _general(kind, cells, pr.f_table())
+        how = "tensor contraction over 3**K cells"
+    cov = (second - np.outer(mean, mean)) / n
+    cov = 0.5 * (cov + cov.T)
+    return Moments(mean, cov, f"exact: per-dimension cell integrals, {how}",
+                   range_bound=g_max + np.abs(mean))
+
+
+def ar_moments(dist: Any, params: object, objective: Any, n: int = 1,
+               method: str = "auto") -> Moments:
+    """Exact moments of AR, ``g = f(z) (1 - 2u)``, ``n`` draws averaged."""
+    return binary_moments("ar", dist, params, objective, n, method)
+
+
+def arm_moments(dist: Any, params: object, objective: Any, n: int = 1,
+                method: str = "auto") -> Moments:
+    """Exact moments of ARM, ``g = (f(b1) - f(b2)) (u - 1/2)``, ``n`` pairs averaged."""
+    return binary_moments("arm", dist, params, objective, n, method)
+
+
+def disarm_moments(dist: Any, params: object, objective: Any, n: int = 1,
+                   method: str = "auto") -> Moments:
+    """Exact moments of DisARM (= U2G), ``n`` pairs averaged."""
+    return binary_moments("disarm", dist, params, objective, n, method)
