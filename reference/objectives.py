@@ -6,7 +6,7 @@ An objective knows its number of variables ``K``, categories ``C`` and its ``dom
 
 * ``obj(z)`` evaluates on int arrays ``(..., K)`` and returns float64 ``(...)``.
 * ``obj.jit_fn(z, data)`` is a Numba-jitted scalar version, called as
-  ``jit_fn(z_row: int64[:], obj.jit_data: float64[:]) -> float64``; pass a user objective
+  ``jit_fn(z_row: int64[::1], obj.jit_data: float64[::1]) -> float64``; pass a user objective
   written that way through :class:`JitObjective`.
 * ``obj.relaxed(y)`` returns ``(f(y), grad_y f(y))`` for a differentiable extension that agrees
   with ``f`` on one-hot/binary points (needed by relaxation estimators).
@@ -23,7 +23,7 @@ import string
 from collections.abc import Callable
 
 import numpy as np
-from numba import njit
+from numba import float64, int64, njit, types
 
 from ._validate import float_array, int_config_array, positive_int
 
@@ -36,6 +36,7 @@ __all__ = [
     "random_table",
     "categorical_toy",
     "evaluate_all_jit",
+    "JIT_OBJECTIVE_SIG",
 ]
 
 _DOMAINS = ("binary", "categorical")
@@ -60,7 +61,14 @@ def _quadratic_jit(z, data):
     return s
 
 
-@njit
+#: the type every jitted objective has: ``fn(z: int64[::1], data: float64[::1]) -> float64``
+JIT_OBJECTIVE_SIG = float64(types.Array(int64, 1, "C"), types.Array(float64, 1, "C"))
+_FN = types.FunctionType(JIT_OBJECTIVE_SIG)
+
+
+# The loops take the objective as a first-class function of that one type, so they are
+# compiled once and cached on disk, whatever objective they are given.
+@njit(float64[::1](_FN, float64[::1], int64, int64), cache=True)
 def evaluate_all_jit(fn, data, K, C):
     """``fn(z, data)`` at every configuration, in lexicographic order (``z_0`` slowest).
 
@@ -79,7 +87,7 @@ def evaluate_all_jit(fn, data, K, C):
     return out
 
 
-@njit
+@njit(float64[::1](_FN, float64[::1], types.Array(int64, 2, "C")), cache=True)
 def _evaluate_rows_jit(fn, data, z):
     out = np.empty(z.shape[0])
     for i in range(z.shape[0]):
@@ -101,7 +109,7 @@ class Objective:
 
     def __call__(self, z: object) -> np.ndarray:
         z = self._check_z(z)
-        flat = np.ascontiguousarray(z.reshape(-1, self.K))
+        flat = np.ascontiguousarray(z.reshape(-1, self.K), dtype=np.int64)
         return _evaluate_rows_jit(self.jit_fn, self.jit_data, flat).reshape(z.shape[:-1])
 
     def table(self) -> np.ndarray:
