@@ -219,7 +219,8 @@ class Estimator:
             if s.law == "uniform" and arr.size and (arr.min() < 0.0 or arr.max() >= 1.0):
                 raise ValueError(f"noise[{s.name!r}] must lie in [0, 1)")
             arr = arr.astype(params.dtype, copy=False)
-            out[s.name] = np.ascontiguousarray(arr.reshape((-1,) + arr.shape[len(batch):]))
+            B = int(np.prod(batch, dtype=np.int64))
+            out[s.name] = np.ascontiguousarray(arr.reshape((B,) + arr.shape[len(batch):]))
         if R is None or R < 1:
             raise ValueError("noise must carry at least one replicate")
         return out, R
@@ -233,7 +234,8 @@ class Estimator:
         opts = self.options(**options)
         flat_noise, _ = self._check_noise(d, params, noise, opts)
         batch = d.batch_shape(params)
-        flat_params = np.ascontiguousarray(params.reshape((-1,) + d.event_shape(params)))
+        B = int(np.prod(batch, dtype=np.int64))
+        flat_params = np.ascontiguousarray(params.reshape((B,) + d.event_shape(params)))
         q = self.backend(backend).queries(d.name, flat_params, flat_noise, opts)
         return Queries(q.z.reshape(batch + q.z.shape[1:]),
                        {k: v.reshape(batch + v.shape[1:]) for k, v in q.aux.items()},
@@ -255,6 +257,7 @@ class Estimator:
         if f_z.shape != z.shape[:-1]:
             raise ValueError(f"answers.f_z must have shape {z.shape[:-1]}, got {f_z.shape}")
         nb = len(batch)
+        B = int(np.prod(batch, dtype=np.int64))  # explicit: -1 is ambiguous for empty arrays
 
         def flat(a: object, name: str, floating: bool = True) -> np.ndarray | None:
             if a is None:
@@ -263,7 +266,7 @@ class Estimator:
                 np.asarray(a)
             if a.shape[:nb] != batch:
                 raise ValueError(f"{name} must start with the batch shape {batch}, got {a.shape}")
-            out = a.reshape((-1,) + a.shape[nb:])
+            out = a.reshape((B,) + a.shape[nb:])
             return np.ascontiguousarray(out, dtype=params.dtype if floating else None)
 
         if (queries.y is None) != (answers.grad_y is None) or \
@@ -272,14 +275,14 @@ class Estimator:
         if queries.y is not None and np.shape(answers.grad_y) != np.shape(queries.y):
             raise ValueError(f"answers.grad_y must have shape {np.shape(queries.y)}, "
                              f"got {np.shape(answers.grad_y)}")
-        fq = Queries(np.ascontiguousarray(z.reshape((-1,) + z.shape[nb:])),
+        fq = Queries(np.ascontiguousarray(z.reshape((B,) + z.shape[nb:])),
                      {k: flat(v, f"queries.aux[{k!r}]", np.issubdtype(np.asarray(v).dtype,
                                                                     np.floating))
                       for k, v in queries.aux.items()},
                      flat(queries.y, "queries.y"))
         fa = Answers(flat(f_z, "answers.f_z"), flat(answers.f_y, "answers.f_y"),
                      flat(answers.grad_y, "answers.grad_y"))
-        flat_params = np.ascontiguousarray(params.reshape((-1,) + d.event_shape(params)))
+        flat_params = np.ascontiguousarray(params.reshape((B,) + d.event_shape(params)))
         g = self.backend(backend).combine(d.name, flat_params, fq, fa, opts)
         return g.reshape(batch + g.shape[1:])
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ._validate import float_array, int_config_array
 
-__all__ = ["Distribution", "BERNOULLI", "CATEGORICAL", "get_distribution", "sigmoid", "softmax",
+__all__ = ["Distribution", "BERNOULLI", "CATEGORICAL", "KSUBSET", "get_distribution", "sigmoid", "softmax",
            "log_softmax", "log_sigmoid"]
 
 
@@ -192,11 +192,66 @@ class Distribution:
 
 BERNOULLI = Distribution("bernoulli", 1)
 CATEGORICAL = Distribution("categorical", 2)
-_BY_NAME = {"bernoulli": BERNOULLI, "categorical": CATEGORICAL}
+
+
+@dataclass(frozen=True)
+class KSubsetDistribution(Distribution):
+    """The k-subset distribution ``p(z) ∝ exp(theta·z)``, ``sum(z) = k`` (not factorial).
+
+    Scores ``theta`` of shape ``(..., n)``; ``z`` binary ``(..., n)`` (so ``K = n``, ``C = 2``).
+    The subset size ``k`` is not part of the parameters: estimators take it as the option
+    ``k``, and these methods as the keyword ``k``. The arithmetic lives in
+    :mod:`reference.ksubset`.
+    """
+
+    def validate(self, params: object, *, allow_float32: bool = False) -> np.ndarray:
+        arr = float_array(params, "theta", allow_float32=allow_float32)
+        if arr.ndim < 1 or arr.shape[-1] < 1:
+            raise ValueError(f"theta must have shape (..., n) with n >= 1, got {arr.shape}")
+        return arr
+
+    def num_categories(self, params: np.ndarray) -> int:
+        return 2
+
+    def probs(self, params: np.ndarray, *, k: int | None = None) -> np.ndarray:  # type: ignore[override]
+        """The marginals ``p(z_i = 1)``, shape ``(..., n)``."""
+        from .ksubset import marginals
+
+        return marginals(params, k)
+
+    def category_log_probs(self, params: np.ndarray) -> np.ndarray:
+        raise TypeError("the k-subset distribution is not factorial: use reference.ksubset")
+
+    def sample(self, params: object, u: object, *, k: int | None = None) -> np.ndarray:  # type: ignore[override]
+        """Exact samples from uniforms (``reference.ksubset.sample``)."""
+        from .ksubset import sample
+
+        return sample(params, u, k)
+
+    def log_prob(self, params: object, z: object, *, k: int | None = None) -> np.ndarray:  # type: ignore[override]
+        from .ksubset import log_partition
+
+        t = self.validate(params)
+        z = int_config_array(z, "z", t.shape[-1], 2)
+        if np.any(z.sum(axis=-1) != k):
+            raise ValueError(f"z must have exactly k = {k} ones")
+        extra = z.ndim - t.ndim
+        lz = log_partition(t, k).reshape(t.shape[:-1] + (1,) * extra)
+        return (z * t.reshape(t.shape[:-1] + (1,) * extra + t.shape[-1:])).sum(axis=-1) - lz
+
+    def score(self, params: object, z: object, *, k: int | None = None) -> np.ndarray:  # type: ignore[override]
+        """``grad_theta log p(z) = z - mu(theta)``."""
+        from .ksubset import score
+
+        return score(params, z, k)
+
+
+KSUBSET = KSubsetDistribution("ksubset", 1)
+_BY_NAME = {"bernoulli": BERNOULLI, "categorical": CATEGORICAL, "ksubset": KSUBSET}
 
 
 def get_distribution(dist: str | Distribution) -> Distribution:
-    """Look up ``"bernoulli"`` or ``"categorical"`` (a ``Distribution`` passes through)."""
+    """Look up ``"bernoulli"``, ``"categorical"`` or ``"ksubset"`` (a ``Distribution`` passes through)."""
     if isinstance(dist, Distribution):
         return dist
     try:

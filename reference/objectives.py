@@ -189,7 +189,8 @@ class TableObjective(Objective):
             sub = [axes] + ["..." + axes[j] for j in range(K) if j != k]
             opk = [self.values_table] + [rows[..., j, :] for j in range(K) if j != k]
             grads.append(np.einsum(",".join(sub) + "->..." + axes[k], *opk))
-        grad_rows = np.stack(grads, axis=-2)  # (..., K, C)
+        # (..., K, C); with K = 1 the einsum has no y operand, hence the broadcast
+        grad_rows = np.broadcast_to(np.stack(grads, axis=-2), rows.shape).copy()
         if self.domain == "binary":
             return value, grad_rows[..., 1] - grad_rows[..., 0]
         return value, grad_rows

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from .binary import AR, ARM, DISARM
 from .contract import Estimator
+from .perturbation import AIMLE, GUMBEL_SOFTMAX, IMLE, ST_GUMBEL_SOFTMAX, STRAIGHT_THROUGH
+from .perturbation_ksubset import AIMLE_KSUBSET, IMLE_KSUBSET, SIMPLE
 from .score_function import REINFORCE, REINFORCE_LOO
 
 _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
     (REINFORCE, REINFORCE_LOO),
     (AR, ARM, DISARM),
+    (STRAIGHT_THROUGH, GUMBEL_SOFTMAX, ST_GUMBEL_SOFTMAX, IMLE, AIMLE, IMLE_KSUBSET, AIMLE_KSUBSET,
+     SIMPLE),
 )
 
 REGISTRY: dict[str, Estimator] = {e.name: e for family in _FAMILIES for e in family}

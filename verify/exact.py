@@ -29,6 +29,9 @@ __all__ = [
     "finite_difference_gradient",
     "config_probabilities",
     "score_matrix",
+    "ksubset_probabilities",
+    "ksubset_expectation",
+    "ksubset_gradient",
 ]
 
 
@@ -69,7 +72,7 @@ def make_problem(dist: str | Distribution, params: object, objective: Any) -> Pr
     oK, oC = getattr(objective, "K", None), getattr(objective, "C", None)
     if (oK, oC) != (K, C):
         raise ValueError(f"objective is for K={oK}, C={oC} but params give K={K}, C={C}")
-    want = "binary" if d.name == "bernoulli" else "categorical"
+    want = "categorical" if d.name == "categorical" else "binary"  # ksubset: binary objective
     if getattr(objective, "domain", want) != want:
         raise ValueError(f"a {d.name} problem needs a {want} objective, got domain "
                          f"{objective.domain!r}")
@@ -99,16 +102,21 @@ def config_probabilities(problem: Problem) -> np.ndarray:
 
 
 def exact_expectation(problem: Problem | str | Distribution, params: object = None,
-                      objective: Any = None) -> float:
-    """``E_q[f]`` by enumeration."""
+                      objective: Any = None, *, k: int | None = None) -> float:
+    """``E_q[f]`` by enumeration (k-subset problems need ``k``)."""
     pr = _as_problem(problem, params, objective)
+    if pr.dist.name == "ksubset":
+        return ksubset_expectation(pr, k)
     return float(np.sum(config_probabilities(pr) * pr.f_table()))
 
 
 def exact_gradient(problem: Problem | str | Distribution, params: object = None,
-                   objective: Any = None) -> np.ndarray:
-    """``grad_params E_q[f]`` by enumeration; shape ``(K,)`` or ``(K, C)``."""
+                   objective: Any = None, *, k: int | None = None) -> np.ndarray:
+    """``grad_params E_q[f]`` by enumeration; shape ``(K,)`` or ``(K, C)`` (k-subset problems:
+    ``(n,)``, and they need ``k``)."""
     pr = _as_problem(problem, params, objective)
+    if pr.dist.name == "ksubset":
+        return ksubset_gradient(pr, k)
     w = config_probabilities(pr) * pr.f_table()
     total = w.sum()
     K = pr.K
@@ -142,3 +150,31 @@ def score_matrix(problem: Problem) -> np.ndarray:
     """
     Z = Distribution.enumerate_configs(problem.K, problem.C)
     return problem.dist.score(problem.params, Z).reshape(Z.shape[0], -1)
+
+
+# ------------------------------------------------------------------ k-subset enumeration
+def ksubset_probabilities(problem: Problem, k: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """All ``binom(n, k)`` subsets ``Z (N, n)`` and ``p(z) = exp(theta·z) / sum exp(theta·z')``
+    ``(N,)``, by enumeration (independent of the dynamic programme of ``reference.ksubset``)."""
+    from reference.ksubset import enumerate_subsets
+
+    if problem.dist.name != "ksubset":
+        raise ValueError(f"not a k-subset problem: {problem.dist.name!r}")
+    Z = enumerate_subsets(problem.K, k)
+    w = Z @ problem.params
+    p = np.exp(w - w.max())
+    return Z, p / p.sum()
+
+
+def ksubset_expectation(problem: Problem, k: int | None) -> float:
+    """``E_p[f]`` over all k-subsets."""
+    Z, p = ksubset_probabilities(problem, k)
+    return float(p @ np.asarray(problem.objective(Z), dtype=np.float64))
+
+
+def ksubset_gradient(problem: Problem, k: int | None) -> np.ndarray:
+    """``grad_theta E_p[f] = sum_z p(z) f(z) (z - mu)``, ``mu = sum_z p(z) z``; shape ``(n,)``."""
+    Z, p = ksubset_probabilities(problem, k)
+    f = np.asarray(problem.objective(Z), dtype=np.float64)
+    mu = p @ Z
+    return (p * f) @ (Z - mu)

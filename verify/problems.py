@@ -19,7 +19,8 @@ def _logits(shape: tuple[int, ...], seed: int, scale: float = 1.5) -> np.ndarray
 
 
 def builtin_problems(dist: str) -> list[tuple[str, Problem]]:
-    """Labelled problems for ``"bernoulli"`` or ``"categorical"`` logits (deterministic)."""
+    """Labelled problems for ``"bernoulli"`` or ``"categorical"`` logits, or ``"ksubset"``
+    scores (deterministic; the subset size ``k`` is the estimators' option)."""
     if dist == "bernoulli":
         out = [(f"quadratic K=4 t={t}", make_problem(dist, np.zeros(4), binary_quadratic(4, t)))
                for t in TOY_TS]
@@ -36,5 +37,17 @@ def builtin_problems(dist: str) -> list[tuple[str, Problem]]:
              make_problem(dist, np.array([[-30.0, 0.0, 30.0], [5.0, -12.0, 0.5]]),
                           random_table(2, 3, 5))),
             ("toy K=1 C=10", make_problem(dist, np.zeros((1, 10)), categorical_toy(10))),
+        ]
+    if dist == "ksubset":
+        # k is an estimator option (records' examples use k <= 3), so every problem has n >= 4
+        from reference.ksubset import SubsetQuadratic
+
+        b5 = np.random.default_rng(6).random(5)
+        return [
+            ("subset quadratic n=5", make_problem(dist, _logits((5,), 6), SubsetQuadratic(b5))),
+            ("random table n=4", make_problem(dist, _logits((4,), 7), random_table(4, 2, 7))),
+            ("subset quadratic n=6, scores up to 30",
+             make_problem(dist, np.array([30.0, -30.0, 0.0, 2.0, -1.0, 29.0]),
+                          SubsetQuadratic(np.array([1.0, 0.0, 0.5, 1.0, 0.0, 0.2])))),
         ]
     raise ValueError(f"no built-in problems for {dist!r}")
