@@ -99,7 +99,7 @@ def report_rows(names: list[str] | None = None, R: int = 2000, seed: int = 0,
     for i, (est, dist, opts, label, pr) in enumerate(_cases(names)):
         t0 = time.perf_counter()
         m = est.exact_moments(dist, pr.params, pr.objective, **opts)
-        grad = exact_gradient(pr)
+        grad = exact_gradient(pr, k=opts.get("k"))  # k: the subset size of k-subset problems
         bias = float(np.abs(m.bias(grad)).max())
         mc = mc_check(est, pr, R=R, seed=seed + i, backend="numpy", moments=m, **opts)
         agree = {"cpu": _agree(est, dist, opts, pr, "cpu", R_shared, seed + i)}
@@ -139,7 +139,7 @@ def row_ok(row: dict[str, Any]) -> bool:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     head = ["estimator", "dist", "options", "problem", "unbiased", "bias_max_abs", "var_trace",
-            "evals", "mc_check", "backends", "ok"]
+            "moments", "evals", "mc_check", "backends", "ok"]
     body = []
     for r in rows:
         opts = ",".join(f"{k}={v}" for k, v in r["options"].items())
@@ -147,7 +147,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f" ({'/'.join(r['backends_checked'])})"
         body.append([r["estimator"], r["distribution"], opts, r["problem"],
                      "yes" if r["unbiased"] else "no", f"{r['bias_max_abs']:.2e}",
-                     f"{r['variance_trace']:.4g}", str(r["evals_per_replicate"]), r["mc_check"],
+                     f"{r['variance_trace']:.4g}",
+                     "exact" if r["moment_error_bound"] == 0 else f"±{r['moment_error_bound']:.1e}",
+                     str(r["evals_per_replicate"]), r["mc_check"],
                      backends, "ok" if row_ok(r) else "FAIL"])
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
