@@ -13,10 +13,12 @@ from .contract import Estimator
 from .perturbation import AIMLE, GUMBEL_SOFTMAX, IMLE, ST_GUMBEL_SOFTMAX, STRAIGHT_THROUGH
 from .perturbation_ksubset import AIMLE_KSUBSET, IMLE_KSUBSET, SIMPLE
 from .score_function import REINFORCE, REINFORCE_LOO
+from .swap import ARS, ARS_PLUS, ARSM, ARSM_PLUS, ARSM_PLUS_CE
 
 _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
     (REINFORCE, REINFORCE_LOO),
     (AR, ARM, DISARM),
+    (ARS, ARSM, ARS_PLUS, ARSM_PLUS, ARSM_PLUS_CE),
     (STRAIGHT_THROUGH, GUMBEL_SOFTMAX, ST_GUMBEL_SOFTMAX, IMLE, AIMLE, IMLE_KSUBSET, AIMLE_KSUBSET,
      SIMPLE),
 )

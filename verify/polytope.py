@@ -1,0 +1,231 @@
+"""Convex cells of the probability simplex and exact integrals of quadratics over them.
+
+Geometry for the exact moments of the swap estimators (:mod:`verify.moments_swap`). A point
+of the simplex ``Delta_{C-1} = {pi in R^C : pi >= 0, sum(pi) = 1}`` is kept in its ``C``
+barycentric coordinates ``pi``; every hyperplane used here is homogeneous, ``a . pi = 0``
+(the swap outcomes compare products ``pi_a e^{-alpha_b}``, which is scale invariant), so a
+hyperplane is a vector ``a`` of shape ``(C,)``.
+
+A :class:`Cell` is a convex polytope inside the simplex: its vertices ``V`` (float64
+``(n, C)``) and, for every vertex, the hyperplanes it lies on (``T``, bool ``(n, F)``; the
+first ``C`` columns are the facets ``pi_i = 0`` of the simplex, one more column per split).
+Splitting by a hyperplane keeps the vertices on each side, puts the vertices on it in both
+pieces, and adds the crossing point of every edge with vertices on opposite sides. Two
+vertices span an edge when they share at least ``d - 1`` hyperplanes (``d = C - 1``): every
+recorded hyperplane supports the cell, so the shared ones meet it in a face that contains
+both. No convex-hull code is needed, and cells far thinner than Qhull tolerates (the logits
+``+-10`` give cells of width ``1e-9``) are handled exactly.
+
+Integrals are taken against the uniform probability on the simplex (the law of
+``Dirichlet(1_C)``): ``m0 = P(cell)``, ``m1 = E[pi 1{cell}]`` ``(C,)`` and
+``m2 = E[pi pi^T 1{cell}]`` ``(C, C)``. The cell is triangulated by pulling: every facet is
+coned from its vertex centroid over its edges, and the result coned from the cell's vertex
+centroid (``d <= 3``; Qhull's triangulation above). Each simplex ``S`` with vertices
+``v_0..v_d`` contributes exactly (the closed form for monomials of degree <= 2 over a
+simplex)::
+
+    P(S)                = d! vol(S) = |det(v_1 - v_0, ..., v_d - v_0)|   (in x = pi[:d])
+    E[pi 1{S}]          = P(S) (sum_i v_i) / (d + 1)
+    E[pi pi^T 1{S}]     = P(S) (sum_i v_i v_i^T + (sum_i v_i)(sum_i v_i)^T) / ((d + 1)(d + 2))
+
+so every polynomial of degree <= 2 in ``pi`` integrates exactly, up to float64 rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Cell", "simplex_cell", "ordered_cell", "split", "refine", "cell_moments",
+           "cells_moments", "sides", "cuts", "probability_bound", "Splitter", "SIDE_EPS"]
+
+#: a vertex lies on the hyperplane ``a`` when ``|a . v| <= SIDE_EPS * sum_i |a_i v_i|`` (the
+#: rounding error of the dot product and of the vertex, relative to the terms' magnitude)
+SIDE_EPS = 1e-12
+
+#: ``splitter(vertices, centroid, state) -> (a, state)`` (see :func:`refine`)
+Splitter = Callable[[np.ndarray, np.ndarray, Any], "tuple[np.ndarray | None, Any]"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A convex polytope in the simplex: vertices ``V`` ``(n, C)`` and incidences ``T``."""
+
+    V: np.ndarray
+    T: np.ndarray
+
+    @property
+    def centroid(self) -> np.ndarray:
+        """The vertex centroid, an interior point of a full-dimensional cell."""
+        return self.V.mean(axis=0)
+
+
+def simplex_cell(C: int) -> Cell:
+    """The whole simplex: vertices ``e_c``, each on the facets ``pi_i = 0``, ``i != c``."""
+    return Cell(np.eye(C), ~np.eye(C, dtype=bool))
+
+
+def ordered_cell(C: int) -> Cell:
+    """The ordered simplex ``{pi_0 <= pi_1 <= ... <= pi_{C-1}}`` (probability ``1/C!``).
+
+    Its vertices are ``v_k = (0, ..., 0, 1/(C-k), ..., 1/(C-k))`` (``k`` zeros); its facets are
+    ``pi_0 = 0`` and ``pi_{i-1} = pi_i`` (``i = 1..C-1``), and ``v_k`` lies on all but the
+    ``k``-th.
+    """
+    k = np.arange(C)
+    V = np.where(k[None, :] >= k[:, None], 1.0 / (C - k)[:, None], 0.0)
+    return Cell(V, ~np.eye(C, dtype=bool))
+
+
+def sides(A: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(a . v, side)`` for hyperplanes ``A`` ``(..., C)`` and vertices ``V`` ``(n, C)``:
+    ``side`` is -1, 0 (on the hyperplane, within rounding) or +1, shape ``(..., n)``."""
+    h = A @ V.T
+    tol = SIDE_EPS * (np.abs(A) @ np.abs(V).T)
+    return h, np.where(h > tol, 1, np.where(h < -tol, -1, 0))
+
+
+def cuts(V: np.ndarray, a: np.ndarray) -> bool:
+    """Whether the hyperplane ``a`` has vertices strictly on both sides."""
+    _, s = sides(a, V)
+    return bool(s.max() > 0 and s.min() < 0)
+
+
+def _piece(V: np.ndarray, T: np.ndarray, d: int) -> Cell | None:
+    keep = T.sum(axis=1) >= d  # a vertex lies on at least d facets
+    V, T = V[keep], T[keep]
+    if V.shape[0] < d + 1:
+        return None
+    return Cell(V, T)
+
+
+def split(cell: Cell, a: np.ndarray) -> tuple[Cell | None, Cell | None]:
+    """The pieces ``{a . pi <= 0}`` and ``{a . pi >= 0}`` of a cell (None where flat)."""
+    V, T = cell.V, cell.T
+    n, C = V.shape
+    d = C - 1
+    h, side = sides(a, V)
+    neg, pos = side < 0, side > 0
+    on = side == 0
+    iN, iP = np.flatnonzero(neg), np.flatnonzero(pos)
+    shared = T[iN].astype(np.int64) @ T[iP].T.astype(np.int64)  # (n_neg, n_pos)
+    en, ep = np.nonzero(shared >= d - 1)  # edges that cross the hyperplane
+    u, v = iN[en], iP[ep]
+    # convex combination with both weights positive: relative accuracy in every coordinate
+    lam_u = (h[v] / (h[v] - h[u]))[:, None]
+    lam_v = (-h[u] / (h[v] - h[u]))[:, None]
+    cross = lam_v * V[v] + lam_u * V[u]
+    Tc = T[u] & T[v]
+    col_n = np.zeros((n, 1), bool)
+    new_V = np.concatenate([V[on], cross])
+    new_T = np.concatenate([np.concatenate([T[on], Tc]), np.ones((new_V.shape[0], 1), bool)],
+                           axis=1)
+    Tn = np.concatenate([T, col_n], axis=1)
+    lower = _piece(np.concatenate([V[neg], new_V]), np.concatenate([Tn[neg], new_T]), d)
+    upper = _piece(np.concatenate([V[pos], new_V]), np.concatenate([Tn[pos], new_T]), d)
+    return lower, upper
+
+
+def probability_bound(cell: Cell) -> float:
+    """An upper bound on ``P(cell)``: ``d!`` times the product of the ``d`` smallest
+    coordinate ranges of its vertices (the cell lies in that box of the simplex's chart)."""
+    d = cell.V.shape[1] - 1
+    ranges = np.sort(cell.V.max(axis=0) - cell.V.min(axis=0))[:d]
+    return float(np.prod(ranges)) * float(np.prod(np.arange(1, d + 1)))
+
+
+def refine(cell: Cell, splitter: Splitter, min_prob: float = 1e-24, max_cells: int = 2_000_000
+           ) -> tuple[list[tuple[Cell, Any]], float]:
+    """Split a cell until ``splitter`` accepts every piece.
+
+    ``splitter(V, centroid, state) -> (a, state)`` returns a hyperplane ``a`` that
+    :func:`cuts` the cell (or None to accept it) and a state handed to both pieces (what it
+    learnt about the cell stays true on every piece); the root's state is None. Pieces whose
+    probability is below ``min_prob`` (by :func:`probability_bound`) are accepted unsplit, so
+    rounding at the scale of float64 cannot make the refinement run on; the second return
+    value bounds their total probability (callers add it to their error bound). Returns the
+    accepted ``(cell, state)`` pairs.
+    """
+    stack: list[tuple[Cell, Any]] = [(cell, None)]
+    done: list[tuple[Cell, Any]] = []
+    unresolved = 0.0
+    while stack:
+        c, state = stack.pop()
+        a, state = splitter(c.V, c.centroid, state)
+        if a is not None:
+            bound = probability_bound(c)
+            if bound < min_prob:
+                unresolved += bound
+                a = None
+        if a is None:
+            done.append((c, state))
+            if len(done) > max_cells:
+                raise RuntimeError(f"more than {max_cells} cells; the arrangement is too fine")
+            continue
+        for piece in split(c, a):
+            if piece is not None:
+                stack.append((piece, state))
+    return done, unresolved
+
+
+def _simplices(cell: Cell) -> np.ndarray:
+    """Simplices ``(s, d + 1, C)`` that tile the cell (pulling triangulation)."""
+    V, T = cell.V, cell.T
+    n, C = V.shape
+    d = C - 1
+    c = V.mean(axis=0)
+    if d == 1:
+        x = V[:, 0]
+        return V[[int(np.argmin(x)), int(np.argmax(x))]][None]
+    if d == 2:
+        shared = T.astype(np.int64) @ T.T.astype(np.int64)
+        iu, iv = np.nonzero(np.triu(shared >= 1, 1))
+        return np.stack([np.broadcast_to(c, (iu.size, C)), V[iu], V[iv]], axis=1)
+    if d == 3:
+        Ti = T.astype(np.int64)
+        shared = Ti @ Ti.T
+        iu, iv = np.nonzero(np.triu(shared >= 2, 1))  # edges
+        facet = Ti.sum(axis=0) >= 3  # hyperplanes that carry a 2-face
+        Tf = T[:, facet]
+        pf = (Tf.T.astype(np.float64) @ V) / Tf.sum(axis=0)[:, None]  # facet centroids
+        both = Tf[iu] & Tf[iv]  # (edges, facets): facets that contain the edge
+        e_idx, f_idx = np.nonzero(both)
+        k = e_idx.size
+        return np.stack([np.broadcast_to(c, (k, C)), pf[f_idx], V[iu[e_idx]], V[iv[e_idx]]],
+                        axis=1)
+    from scipy.spatial import ConvexHull  # d > 3: Qhull's triangulated facets
+
+    hull = ConvexHull(V[:, :d])
+    facets = V[hull.simplices]
+    return np.concatenate([np.broadcast_to(c, (facets.shape[0], 1, C)), facets], axis=1)
+
+
+def cell_moments(cell: Cell) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(P(cell), E[pi 1{cell}], E[pi pi^T 1{cell}])`` under the uniform law on the simplex."""
+    m0, m1, m2 = cells_moments([cell])
+    return float(m0[0]), m1[0], m2[0]
+
+
+def cells_moments(cells: list[Cell]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`cell_moments` of many cells at once: ``(N,)``, ``(N, C)``, ``(N, C, C)``."""
+    parts = [_simplices(c) for c in cells]
+    C = cells[0].V.shape[1]
+    d = C - 1
+    owner = np.repeat(np.arange(len(cells)), [p.shape[0] for p in parts])
+    S = np.concatenate(parts) if parts else np.zeros((0, d + 1, C))
+    x = S[:, :, :d]
+    edges = x[:, 1:, :] - x[:, :1, :]  # (s, d, d)
+    prob = np.abs(np.linalg.det(edges))  # d! vol(S)
+    tot = S.sum(axis=1)  # (s, C)
+    outer = np.einsum("svi,svj->sij", S, S) + np.einsum("si,sj->sij", tot, tot)
+    N = len(cells)
+    m0 = np.zeros(N)
+    m1 = np.zeros((N, C))
+    m2 = np.zeros((N, C, C))
+    np.add.at(m0, owner, prob)
+    np.add.at(m1, owner, prob[:, None] * tot / (d + 1))
+    np.add.at(m2, owner, prob[:, None, None] * outer / ((d + 1) * (d + 2)))
+    return m0, m1, 0.5 * (m2 + m2.transpose(0, 2, 1))
