@@ -12,6 +12,9 @@ import os
 import sys
 from types import SimpleNamespace
 
+#: CUDA modules outside the registry's records whose kernels must compile too
+EXTRA_CUDA_MODULES = ("reference.models._layers_cuda",)
+
 
 def compile_all(cc: tuple[int, int] = (9, 0)) -> dict[str, int]:
     """Compile each kernel in ``reference._cuda.PTX_KERNELS``; returns name -> PTX size."""
@@ -28,6 +31,8 @@ def compile_all(cc: tuple[int, int] = (9, 0)) -> dict[str, int]:
 
     for est in REGISTRY.values():
         importlib.import_module(est.backends["cuda"].partition(":")[0])
+    for module in EXTRA_CUDA_MODULES:
+        importlib.import_module(module)
     from ._cuda import PTX_KERNELS
 
     sizes = {}

@@ -1,0 +1,90 @@
+"""Per-element and per-row arithmetic of the VAE layers, shared by the Numba CPU and CUDA paths.
+
+``build(jit, base)`` compiles the same plain-Python bodies with ``numba.njit`` or
+``numba.cuda.jit(device=True)``; ``base`` is the compiled namespace of
+:func:`reference._core.build` for the same target (unused for now: the two-branch sigmoid is
+fused with the softplus in ``loglik_grad_row``, one ``exp`` for both). Formulas are
+those of :mod:`reference.models.layers`; nothing here validates or allocates.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+
+def build(jit, base) -> SimpleNamespace:
+    """Compile the layer device functions with ``jit``; returns them in a namespace."""
+    @jit
+    def lrelu(a, slope):
+        # h = a if a > 0 else slope * a
+        return a if a > 0 else slope * a
+
+    @jit
+    def lrelu_grad(h, dh, slope):
+        # da = dh if h > 0 else slope * dh (the sign of the output is the sign of the input)
+        return dh if h > 0 else slope * dh
+
+    @jit
+    def loglik_grad_row(logit, x, scale, want_grad, dlogit):
+        # returns sum_d x_d l_d - softplus(l_d) and, if want_grad, writes
+        # dlogit_d = scale * (x_d - sigmoid(l_d)) (dlogit may be logit itself, in place).
+        # With e_d = exp(-|l_d|) in (0, 1]: softplus(l) = max(l, 0) + log(1 + e) and
+        # sigmoid(l) = 1 / (1 + e) for l >= 0, e / (1 + e) otherwise (the two-branch form).
+        # sum_d log(1 + e_d) is the log of the product of the factors 1 + e_d in (1, 2],
+        # taken every 512 factors (no overflow in float64): one exp per pixel and one log per
+        # 512 pixels; float64 accumulation.
+        acc = 0.0
+        prod = 1.0
+        cnt = 0
+        for d in range(logit.shape[0]):
+            ld = logit[d]
+            xd = x[d]
+            e = math.exp(-abs(ld))
+            q = 1.0 + e
+            prod *= q
+            acc += xd * ld
+            if ld > 0:
+                acc -= ld
+            if want_grad:
+                s = 1.0 / q if ld >= 0 else e / q
+                dlogit[d] = scale * (xd - s)
+            cnt += 1
+            if cnt == 512:
+                acc -= math.log(prod)
+                prod = 1.0
+                cnt = 0
+        return acc - math.log(prod)
+
+    @jit
+    def onehot_linear_row(z, W, b, C, act, slope, out):
+        # out = b + sum_k W[k C + z_k] (the one-hot linear layer), then LeakyReLU if act
+        for j in range(out.shape[0]):
+            out[j] = b[j]
+        for k in range(z.shape[0]):
+            r = k * C + z[k]
+            for j in range(out.shape[0]):
+                out[j] += W[r, j]
+        if act:
+            for j in range(out.shape[0]):
+                out[j] = lrelu(out[j], slope)
+
+    @jit
+    def onehot_linear_elem(z, W, b, C, act, slope, j):
+        # entry j of onehot_linear_row, summed in the same order (b, then k = 0, 1, ...)
+        acc = b[j]
+        for k in range(z.shape[0]):
+            acc += W[k * C + z[k], j]
+        return lrelu(acc, slope) if act else acc
+
+    @jit
+    def adam_elem(p, g, m, v, i, lr, b1, b2, eps, c1, c2):
+        # m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= lr (m / c1) / (sqrt(v / c2) + eps)
+        # with c1 = 1 - b1^t, c2 = 1 - b2^t
+        gi = g[i]
+        m[i] = b1 * m[i] + (1.0 - b1) * gi
+        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
+        p[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+
+    return SimpleNamespace(**{name: fn for name, fn in locals().items()
+                              if name not in ("jit", "base")})

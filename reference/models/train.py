@@ -1,0 +1,228 @@
+"""The training loop behind ``scripts/train_vae.py`` and ``scripts/figure1.py``.
+
+:func:`train` trains one VAE with one registered estimator and writes ``out/log.csv`` with the
+columns :data:`LOG_COLUMNS`, one row at step 0 and every ``eval_every`` steps:
+
+* ``train_elbo``: mean of the training batches' ELBO estimates since the previous row (at step
+  0: the first batch's estimate without an update);
+* ``test_elbo``: ELBO on the test set (or its first ``elbo_subset`` points), one sample of ``z``
+  per point plus the exact entropy;
+* ``test_iwae100``: the ``iwae_samples``-sample importance-weighted bound on the first
+  ``iwae_subset`` test points;
+* ``grad_var``: variance of the encoder-parameter gradient over ``var_replicates`` draws of the
+  estimator on a fixed training batch, averaged over parameters (:meth:`VAE.grad_variance`).
+
+Randomness is explicit and resumable: parameters from ``default_rng([seed, 0])``, the data
+stream from ``seed`` (:class:`~reference.models.data.BatchStream`), the estimator's noise at
+step ``t`` from ``default_rng([seed, 1, t])``, evaluation from ``default_rng([seed, 2])`` (the
+same at every row, so rows differ only by the model), the variance at step ``t`` from
+``default_rng([seed, 3, t])``. ``out/checkpoint.npz`` (model, Adam state, stream position) is
+written with every row; a run started again with the same ``out`` resumes from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .data import BatchStream, load_dataset
+from .vae import VAE, binary_spec, categorical_spec, init_params
+
+__all__ = ["TrainConfig", "train", "LOG_COLUMNS", "Progress", "read_log"]
+
+LOG_COLUMNS = ("step", "epoch", "train_elbo", "test_elbo", "test_iwae100", "grad_var", "wall_s",
+               "steps_per_s")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one run needs; ``options`` are the estimator's options (e.g. ``{"n": 10}``)."""
+
+    out: str
+    data: str | None = None
+    model: str = "categorical"
+    estimator: str = "reinforce_loo"
+    options: dict[str, Any] = field(default_factory=dict)
+    C: int = 10
+    K: int | None = None
+    nonlinear: bool = True
+    dataset: str | None = None
+    steps: int = 2000
+    batch_size: int = 100
+    lr: float = 1e-3
+    seed: int = 0
+    backend: str = "cpu"
+    dtype: str = "float32"
+    eval_every: int = 500
+    elbo_subset: int = 0
+    iwae_subset: int = 1000
+    iwae_samples: int = 100
+    var_replicates: int = 20
+    var_batch: int = 0
+    n_test: int = 1000
+    progress: bool = True
+
+    def spec(self):
+        if self.model == "categorical":
+            return categorical_spec(self.C, K=self.K or 20)
+        if self.model == "binary":
+            return binary_spec(self.nonlinear, K=self.K or 200)
+        raise ValueError(f"model must be 'categorical' or 'binary', got {self.model!r}")
+
+    def identity(self) -> dict[str, Any]:
+        """The settings a checkpoint must share with the run that resumes it."""
+        keep = ("model", "estimator", "options", "C", "K", "nonlinear", "dataset", "batch_size", "lr",
+                "seed", "dtype")
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+
+class Progress:
+    """A plain-text progress bar on stderr: redrawn in place on a terminal, else a line every 10%."""
+
+    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None, enabled: bool = True,
+                 label: str = "") -> None:
+        self.total, self.start, self.enabled, self.label = total, start, enabled, label
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.t0, self.last_draw, self.last_decile = time.time(), 0.0, -1
+
+    def update(self, done: int, info: str = "") -> None:
+        if not self.enabled or self.total <= 0:
+            return
+        now = time.time()
+        frac = done / self.total
+        decile = int(10 * frac)
+        if self.tty and now - self.last_draw < 0.2 and done < self.total:
+            return
+        if not self.tty and (decile == self.last_decile and done < self.total):
+            return
+        self.last_draw, self.last_decile = now, decile
+        rate = (done - self.start) / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
+        eta_s = f"{eta:6.0f}s" if math.isfinite(eta) else "     ?s"
+        line = f"{self.label}[{bar}] {done}/{self.total} {rate:6.2f} it/s eta {eta_s} {info}"
+        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
+        if self.tty and done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def read_log(path: str | os.PathLike) -> list[dict[str, float]]:
+    """Rows of a ``log.csv`` as dicts of floats."""
+    with open(path, newline="") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: (repr(float(row[k])) if k not in ("step", "epoch") else int(row[k]))
+                        for k in LOG_COLUMNS})
+    os.replace(tmp, path)
+
+
+def _save_checkpoint(path: Path, model: VAE, stream: BatchStream, step: int, cfg: TrainConfig,
+                     train_acc: tuple[float, int], wall: float) -> None:
+    state = model.state()
+    state.update({"step": np.array(step), "stream": np.array(stream.state()),
+                  "identity": np.array(json.dumps(cfg.identity(), sort_keys=True)),
+                  "train_acc": np.array(train_acc, dtype=np.float64), "wall": np.array(wall)})
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **state)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, log: TextIO | None = None) -> list[dict[str, float]]:
+    """Train (or resume) and return the log rows; see the module docstring."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = cfg.spec()
+    dataset = cfg.dataset or ("dynamic" if cfg.model == "categorical" else "static")
+    cfg.dataset = dataset
+    train_x, test_x, dynamic = load_dataset(cfg.data, dataset, seed=cfg.seed, n_test=cfg.n_test)
+    dtype = {"float32": np.float32, "float64": np.float64}[cfg.dtype]
+    pixel_mean = train_x.mean(axis=0) / (255.0 if dynamic else 1.0)
+    params = init_params(spec, np.random.default_rng([cfg.seed, 0]), pixel_mean)
+    model = VAE(spec, params, backend=cfg.backend, dtype=dtype, lr=cfg.lr)
+    stream = BatchStream(train_x, cfg.batch_size, cfg.seed, dynamic, dtype=np.float64)
+    var_rng = np.random.default_rng([cfg.seed, 4])
+    var_idx = var_rng.choice(train_x.shape[0], cfg.var_batch or cfg.batch_size, replace=False)
+    var_x = train_x[var_idx]
+    var_x = (var_rng.random(var_x.shape) < var_x / 255.0) if dynamic else var_x
+    var_x = var_x.astype(np.float64)
+    elbo_x = test_x[: cfg.elbo_subset or None].astype(np.float64)
+    iwae_x = test_x[: cfg.iwae_subset or None].astype(np.float64)
+    options = dict(cfg.options)
+
+    ckpt, log_path = out / "checkpoint.npz", out / "log.csv"
+    rows: list[dict[str, float]] = []
+    start, train_sum, train_n, wall = 0, 0.0, 0, 0.0
+    if ckpt.exists():
+        with np.load(ckpt) as st:
+            state = {k: st[k] for k in st.files}
+        saved = json.loads(str(state["identity"]))
+        if saved != json.loads(json.dumps(cfg.identity(), sort_keys=True)):
+            raise ValueError(f"{ckpt} was written by a different run: {saved}; this run is "
+                             f"{cfg.identity()} (use another --out)")
+        model.load_state(state)
+        stream.set_state(tuple(state["stream"]))
+        start, wall = int(state["step"]), float(state["wall"])
+        train_sum, train_n = float(state["train_acc"][0]), int(state["train_acc"][1])
+        if log_path.exists():
+            rows = [r for r in read_log(log_path) if r["step"] <= start]
+        if log:
+            log.write(f"resuming from step {start} ({ckpt})\n")
+
+    def evaluate(step: int, elapsed: float, rate: float) -> None:
+        nonlocal train_sum, train_n
+        ev = np.random.default_rng([cfg.seed, 2])
+        if train_n == 0:  # step 0: the first batch's estimate, without an update
+            x0 = BatchStream(train_x, cfg.batch_size, cfg.seed, dynamic).next()
+            _, st = model.gradients(x0, cfg.estimator, np.random.default_rng([cfg.seed, 1, 0]), options)
+            train_sum, train_n = st["elbo"], 1
+        row = {"step": step, "epoch": stream.state()[0], "train_elbo": train_sum / train_n,
+               "test_elbo": model.elbo(elbo_x, ev),
+               "test_iwae100": model.iwae(iwae_x, ev, samples=cfg.iwae_samples),
+               "grad_var": model.grad_variance(var_x, cfg.estimator,
+                                               np.random.default_rng([cfg.seed, 3, step]),
+                                               options, replicates=cfg.var_replicates),
+               "wall_s": elapsed, "steps_per_s": rate}
+        rows.append(row)
+        train_sum, train_n = 0.0, 0
+        _write_log(log_path, rows)
+        if log:
+            log.write("  ".join(f"{k}={row[k]:.4g}" for k in LOG_COLUMNS) + "\n")
+            log.flush()
+
+    if start == 0 and not rows:
+        evaluate(0, 0.0, 0.0)
+        _save_checkpoint(ckpt, model, stream, 0, cfg, (0.0, 0), 0.0)
+    bar = Progress(cfg.steps, start, enabled=cfg.progress, label=f"{cfg.estimator} ")
+    seg_start, seg_steps = time.time(), 0
+    for step in range(start + 1, cfg.steps + 1):
+        x = stream.next()
+        e = model.step(x, cfg.estimator, np.random.default_rng([cfg.seed, 1, step]), options)
+        if not math.isfinite(e):
+            raise FloatingPointError(f"the training ELBO became {e} at step {step}")
+        train_sum, train_n, seg_steps = train_sum + e, train_n + 1, seg_steps + 1
+        bar.update(step, f"elbo {e:8.2f}")
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            now = time.time()
+            wall += now - seg_start  # training time only, evaluations excluded
+            evaluate(step, wall, seg_steps / max(now - seg_start, 1e-9))
+            _save_checkpoint(ckpt, model, stream, step, cfg, (train_sum, train_n), wall)
+            seg_start, seg_steps = time.time(), 0
+    return rows

@@ -1,0 +1,226 @@
+"""Training steps per second of the categorical VAE: our Numba CPU path against PyTorch on the CPU.
+
+Both train the same model (K = 20, C = 10 by default, encoder 784-512-256-KC, decoder
+KC-256-512-784, LeakyReLU(0.2), float32, Adam) on the same batches, in the same process and
+with the same number of threads, and take a full training step each (encoder forward, the
+estimator, the decoder on every queried configuration, both backward passes, Adam):
+
+* REINFORCE-LOO (``n`` = C by default): PyTorch draws the samples itself (inverse CDF from
+  uniforms) and gets the encoder gradient from the surrogate
+  ``sum_i (f_i - fbar) / (n - 1) log q(z_i)`` by autograd; the decoder input is the one-hot
+  matrix times the first weight matrix.
+* Other registered estimators (``arsm`` when it is registered): PyTorch runs the networks and
+  autograd; the estimator's two phases come from our registry's CPU backend on NumPy views.
+
+PyTorch is optional (``pip install torch``); without it only our numbers are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _early_env(argv: list[str]) -> None:
+    """Thread settings must reach BLAS and Numba before NumPy and Numba are imported.
+
+    * Numba's threading layer defaults to ``workqueue`` here: with the OpenMP layer, Numba's
+      spinning OpenMP workers and OpenBLAS's spinning pthreads fight over the cores after every
+      switch between a matrix product and a Numba kernel (measured on 2 cores: 2 training
+      steps/s with OpenMP, 20 with workqueue). ``NUMBA_THREADING_LAYER`` set by the caller wins.
+    * ``--threads N`` sets the BLAS, OpenMP and Numba thread counts (on a machine shared with
+      other jobs, 1 thread is the robust choice).
+    """
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+    for i, a in enumerate(argv):
+        n = a.split("=", 1)[1] if a.startswith("--threads=") else (argv[i + 1] if a == "--threads" and
+                                                                    i + 1 < len(argv) else None)
+        if n is not None:
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+                os.environ[var] = n
+
+
+_early_env(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+
+from reference.models import VAE, categorical_spec, init_params, load_dataset  # noqa: E402
+from reference.models import layers as L  # noqa: E402
+from reference.registry import REGISTRY, get_estimator  # noqa: E402
+
+
+def batches(args: argparse.Namespace, rng: np.random.Generator) -> list[np.ndarray]:
+    data = args.data or os.environ.get("DGV_DATA")
+    if data:
+        train, _, dynamic = load_dataset(data, "static" if args.dataset == "static" else "dynamic")
+        idx = rng.choice(train.shape[0], (64, args.batch_size))
+        x = train[idx]
+        if dynamic:
+            x = rng.random(x.shape) < x / 255.0
+        return [b.astype(np.float32) for b in x]
+    print("no --data / $DGV_DATA: synthetic binary images (speed does not depend on the data)")
+    return [(rng.random((args.batch_size, 784)) < 0.13).astype(np.float32)
+            for _ in range(64)]
+
+
+def ours_stepper(args, spec, params, xs, est: str, opts: dict):
+    """A function ``step(t)`` running our CPU training step on batch ``t``."""
+    model = VAE(spec, params, backend="cpu", dtype=np.float32, lr=args.lr)
+
+    def step(t: int) -> None:
+        model.step(xs[t % len(xs)], est, np.random.default_rng([1, t]), opts)
+
+    return step
+
+
+def torch_model(torch, spec, params):
+    nn = torch.nn
+
+    def lin(name):
+        W, b = params[f"{name}.W"], params[f"{name}.b"]
+        layer = nn.Linear(W.shape[0], W.shape[1])
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(W.T.astype(np.float32)))
+            layer.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+        return layer
+
+    act = nn.LeakyReLU(spec.slope)
+    enc = nn.Sequential(lin("enc0"), act, lin("enc1"), act, lin("enc2"))
+    dec = nn.Sequential(lin("dec0"), act, lin("dec1"), act, lin("dec2"))
+    return enc, dec
+
+
+def torch_stepper(torch, args, spec, params, xs, est_name: str, opts: dict):
+    """A function ``step(t)`` running the PyTorch training step on batch ``t``."""
+    F = torch.nn.functional
+    enc, dec = torch_model(torch, spec, params)
+    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=args.lr)
+    K, C = spec.K, spec.C
+    est = get_estimator(est_name)
+
+    def f_of(z, x_rep):  # z (N, K) long -> f (N,) = log p(x|z) + log p(z)
+        onehot = F.one_hot(z, C).to(torch.float32).reshape(z.shape[0], K * C)
+        logits = dec(onehot)
+        return -F.binary_cross_entropy_with_logits(logits, x_rep, reduction="none").sum(1) + spec.log_prior
+
+    def step_loo(x, t):
+        n = opts["n"]
+        B = x.shape[0]
+        logits = enc(x).reshape(B, K, C)
+        logp = torch.log_softmax(logits, -1)
+        with torch.no_grad():  # inverse CDF from uniforms, as in reference.distributions
+            u = torch.from_numpy(np.random.default_rng([1, t]).random((B, n, K)).astype(np.float32))
+            cdf = torch.cumsum(torch.softmax(logits, -1), -1)[:, None]  # (B, 1, K, C)
+            z = torch.clamp((u[..., None] >= cdf).sum(-1), max=C - 1)  # (B, n, K)
+        f = f_of(z.reshape(B * n, K), x.repeat_interleave(n, 0)).reshape(B, n)
+        logq = torch.gather(logp[:, None].expand(B, n, K, C), 3, z[..., None])[..., 0].sum(-1)
+        fd = f.detach()
+        w = (fd - fd.mean(1, keepdim=True)) / (n - 1)
+        H = -(logp.exp() * logp).sum((1, 2))
+        loss = -((w * logq).sum(1) + f.mean(1) + H).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def step_registry(x, t):
+        B = x.shape[0]
+        logits = enc(x).reshape(B, K, C)
+        lg = logits.detach().double().numpy()
+        noise = est.draw_noise(np.random.default_rng([1, t]), "categorical", lg.shape, 1, **opts)
+        q = est.queries("categorical", lg, noise, backend="cpu", **opts)
+        _, R, M, _ = q.z.shape
+        z = torch.from_numpy(q.z.reshape(B * R * M, K))
+        f = f_of(z, x.repeat_interleave(R * M, 0))
+        from reference.contract import Answers
+
+        g = est.combine("categorical", lg, q, Answers(f.detach().double().numpy().reshape(B, R, M)),
+                        backend="cpu", **opts)
+        dl = -(g.mean(1) + L.categorical_entropy_grad(lg)) / B
+        opt.zero_grad(set_to_none=True)
+        (-f.mean()).backward(retain_graph=False)
+        logits.backward(torch.from_numpy(dl.astype(np.float32)))
+        opt.step()
+
+    fn = step_loo if est_name == "reinforce_loo" else step_registry
+    tx = [torch.from_numpy(x) for x in xs]
+
+    def step(t: int) -> None:
+        fn(tx[t % len(tx)], t)
+
+    return step
+
+
+def rates(step, warmup: int, rounds: int, per_round: int) -> list[float]:
+    """Steps per second of ``rounds`` timed rounds of ``per_round`` steps, after ``warmup`` steps."""
+    for t in range(warmup):
+        step(t)
+    out, t = [], warmup
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(per_round):
+            step(t)
+            t += 1
+        out.append(per_round / (time.perf_counter() - t0))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--C", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=8,
+                   help="timing rounds, alternating ours and PyTorch; the best round is reported")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--data", default=None)
+    p.add_argument("--dataset", choices=("static", "dynamic"), default="static")
+    p.add_argument("--estimators", nargs="*", default=["reinforce_loo", "arsm"])
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for BLAS, Numba and PyTorch (default: all cores)")
+    args = p.parse_args(argv)
+    C = args.C
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("PyTorch is not installed (pip install torch): timing our CPU path only")
+    threads = args.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                               else os.cpu_count())
+    if torch is not None:
+        torch.set_num_threads(threads)
+    spec = categorical_spec(C)
+    rng = np.random.default_rng(0)
+    params = init_params(spec, rng)
+    xs = batches(args, rng)
+    print(f"categorical VAE K={spec.K} C={C}, batch {args.batch_size}, float32, {threads} threads"
+          + (f", torch {torch.__version__}" if torch is not None else ""))
+    print(f"{'estimator':<16}{'options':<10}{'ours steps/s':>14}{'torch steps/s':>15}{'ratio':>8}")
+    for name in args.estimators:
+        if name not in REGISTRY:
+            print(f"{name:<16}skipped: not registered")
+            continue
+        opts = {"n": C} if name == "reinforce_loo" else {}
+        mine = ours_stepper(args, spec, params, xs, name, opts)
+        other = torch_stepper(torch, args, spec, params, xs, name, opts) if torch is not None else None
+        r_ours, r_torch = [], []
+        for _ in range(args.repeats):  # alternate, so that a busy machine slows both alike
+            r_ours += rates(mine, args.warmup if not r_ours else 0, 1, args.steps)
+            if other is not None:
+                r_torch += rates(other, args.warmup if not r_torch else 0, 1, args.steps)
+        ours = max(r_ours)
+        if other is not None:
+            theirs = max(r_torch)
+            print(f"{name:<16}{str(opts):<10}{ours:14.2f}{theirs:15.2f}{ours / theirs:8.2f}"
+                  f"   (medians {np.median(r_ours):.2f} / {np.median(r_torch):.2f})")
+        else:
+            print(f"{name:<16}{str(opts):<10}{ours:14.2f}{'-':>15}{'-':>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Layers of the VAEs: every backward pass against central finite differences (float64
+reference), and the Numba CPU kernels against the reference (float64 and float32)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference.models import layers as L
+from reference.models.ops import CpuOps, NumpyOps
+
+SLOPE = 0.2
+
+
+def fd_grad(fn, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences of the scalar ``fn`` at every entry of ``x``."""
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        fp = fn()
+        x[i] = old - h
+        fm = fn()
+        x[i] = old
+        g[i] = (fp - fm) / (2 * h)
+    return g
+
+
+def assert_fd(analytic: np.ndarray, numeric: np.ndarray, rtol: float = 1e-6) -> None:
+    scale = max(1.0, np.abs(numeric).max())
+    assert np.abs(analytic - numeric).max() <= rtol * scale, np.abs(analytic - numeric).max()
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(3)
+    N, I, O, K, C = 5, 4, 3, 3, 4
+    return dict(rng=rng, x=rng.standard_normal((N, I)), W=rng.standard_normal((I, O)),
+                b=rng.standard_normal(O), w=rng.standard_normal((N, O)),
+                z=rng.integers(0, C, (N, K)), Wz=rng.standard_normal((K * C, O)), K=K, C=C)
+
+
+def test_linear_backward_matches_fd(data):
+    x, W, b, w = data["x"], data["W"], data["b"], data["w"]
+
+    def loss():
+        return float(np.sum(w * L.linear(x, W, b)))
+
+    dx, dW, db = L.linear_backward(x, W, w)
+    assert_fd(dx, fd_grad(loss, x))
+    assert_fd(dW, fd_grad(loss, W))
+    assert_fd(db, fd_grad(loss, b))
+
+
+def test_leaky_relu_backward_matches_fd(data):
+    a = data["x"] + 0.05 * np.sign(data["x"])  # keep away from the kink at 0
+    w = data["rng"].standard_normal(a.shape)
+
+    def loss():
+        return float(np.sum(w * L.leaky_relu(a, SLOPE)))
+
+    h = L.leaky_relu(a, SLOPE)
+    assert_fd(L.leaky_relu_backward(h, w, SLOPE), fd_grad(loss, a))
+    assert np.all(h[a < 0] == SLOPE * a[a < 0]) and np.all(h[a > 0] == a[a > 0])
+
+
+def test_onehot_linear_backward_matches_fd(data):
+    z, Wz, b, w, C = data["z"], data["Wz"], data["b"], data["w"], data["C"]
+
+    def loss():
+        return float(np.sum(w * L.onehot_linear(z, Wz, b, C)))
+
+    dW, db = L.onehot_linear_backward(z, w, C)
+    assert_fd(dW, fd_grad(loss, Wz))
+    assert_fd(db, fd_grad(loss, b))
+    # the one-hot layer is the sum of the selected rows
+    y = L.onehot_linear(z, Wz, b, C)
+    for n in range(z.shape[0]):
+        assert np.allclose(y[n], b + sum(Wz[k * C + z[n, k]] for k in range(z.shape[1])), 1e-14)
+
+
+def test_bernoulli_loglik_grad_matches_fd(data):
+    rng = data["rng"]
+    x = (rng.random((2, 6)) < 0.5).astype(float)
+    logits = 3 * rng.standard_normal((6, 6))  # G = 3 configurations per data row
+
+    def loss():
+        return float(np.sum(L.bernoulli_loglik(logits, x)))
+
+    assert_fd(L.bernoulli_loglik_grad(logits, x), fd_grad(loss, logits))
+    # against the direct formula log p = sum x log s(l) + (1 - x) log(1 - s(l))
+    s = 1 / (1 + np.exp(-logits))
+    xr = np.repeat(x, 3, axis=0)
+    direct = (xr * np.log(s) + (1 - xr) * np.log(1 - s)).sum(axis=1)
+    assert np.allclose(L.bernoulli_loglik(logits, x), direct, rtol=1e-12)
+    assert np.all(np.isfinite(L.bernoulli_loglik(np.array([[1e4, -1e4]]), np.array([[0.0, 1.0]]))))
+
+
+def test_entropy_grads_match_fd(data):
+    rng = data["rng"]
+    alpha = 2 * rng.standard_normal((2, 3, 4))
+    assert_fd(L.categorical_entropy_grad(alpha), fd_grad(lambda: float(L.categorical_entropy(alpha).sum()),
+                                                        alpha))
+    p = np.exp(alpha) / np.exp(alpha).sum(-1, keepdims=True)
+    assert np.allclose(L.categorical_entropy(alpha), -(p * np.log(p)).sum(axis=(-2, -1)), rtol=1e-12)
+    phi = 2 * rng.standard_normal((2, 5))
+    assert_fd(L.bernoulli_entropy_grad(phi), fd_grad(lambda: float(L.bernoulli_entropy(phi).sum()), phi))
+    s = 1 / (1 + np.exp(-phi))
+    assert np.allclose(L.bernoulli_entropy(phi), -(s * np.log(s) + (1 - s) * np.log(1 - s)).sum(-1),
+                       rtol=1e-12)
+
+
+def test_adam_first_step_is_signed_lr():
+    # with zero moments, step 1 moves every entry by lr * g / (|g| + eps)
+    g = np.array([0.5, -2.0, 1e-3])
+    p, m, v = np.ones(3), np.zeros(3), np.zeros(3)
+    L.adam_update(p, g, m, v, t=1, lr=0.01, eps=1e-8)
+    assert np.allclose(p, 1 - 0.01 * g / (np.abs(g) + 1e-8), rtol=0, atol=1e-15)
+
+
+# ------------------------------------------------------------------ CPU kernels vs reference
+TOL = {np.float64: 1e-12, np.float32: 2e-5}  # float32: a few ulps over sums of <= 10 terms
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cpu_ops_match_reference(dtype, parallel, monkeypatch):
+    from reference.models import _layers_cpu
+
+    # tiny inputs run the serial twins; PARALLEL_MIN_WORK = 0 forces the parallel kernels
+    monkeypatch.setattr(_layers_cpu, "PARALLEL_MIN_WORK", 0 if parallel else 1 << 30)
+    rng = np.random.default_rng(5)
+    ref, cpu = NumpyOps(), CpuOps(dtype)
+    N, I, O, K, C = 7, 5, 6, 3, 4
+    x = rng.standard_normal((N, I))
+    W, b = rng.standard_normal((I, O)), rng.standard_normal(O)
+    dy = rng.standard_normal((N, O))
+    z = rng.integers(0, C, (N, K))
+    Wz = rng.standard_normal((K * C, O))
+    xb = (rng.random((N // 1, O)) < 0.5).astype(float)
+    tol = TOL[dtype]
+
+    def close(a, r):
+        a = np.asarray(a, dtype=np.float64)
+        assert a.shape == r.shape
+        assert np.abs(a - r).max() <= tol * max(1.0, np.abs(r).max()), np.abs(a - r).max()
+
+    c = cpu.asarray
+    for act in (False, True):
+        close(cpu.linear(c(x), c(W), c(b), act, SLOPE), ref.linear(x, W, b, act, SLOPE))
+        close(cpu.onehot_linear(c(z), c(Wz), c(b), C, act, SLOPE), ref.onehot_linear(z, Wz, b, C, act,
+                                                                                          SLOPE))
+    for got, want in zip(cpu.linear_backward(c(x), c(W), c(dy), True)[:3],
+                         ref.linear_backward(x, W, dy, True), strict=True):
+        close(got, want)
+    for got, want in zip(cpu.onehot_linear_backward(c(z), c(dy), C), ref.onehot_linear_backward(z, dy, C),
+                         strict=True):
+        close(got, want)
+    h = ref.linear(x, W, b, True, SLOPE)
+    close(cpu.act_backward(c(h), c(dy), SLOPE), ref.act_backward(h, dy, SLOPE))
+    logits = 2 * rng.standard_normal((N, O))
+    f, d = cpu.loglik_grad(c(logits), c(xb), 1, -0.5)
+    f0, d0 = ref.loglik_grad(logits, xb, 1, -0.5)
+    close(f, f0)
+    close(d, d0)
+    close(cpu.loglik(c(logits), c(xb), 1), f0)
+    p, g = rng.standard_normal(11), rng.standard_normal(11)
+    m, v = rng.standard_normal(11), rng.random(11)
+    pc, mc, vc = c(p), c(m), c(v)
+    cpu.adam(pc, c(g), mc, vc, 3, 1e-2, 0.9, 0.999, 1e-8)
+    ref.adam(p, g, m, v, 3, 1e-2, 0.9, 0.999, 1e-8)
+    for got, want in ((pc, p), (mc, m), (vc, v)):
+        close(got, want)
+
+
+def test_numpy_ops_is_float64_only():
+    with pytest.raises(ValueError, match="float64"):
+        NumpyOps(np.float32)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        CpuOps(np.int32)
