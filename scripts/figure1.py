@@ -34,26 +34,10 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _early_env(argv: list[str]) -> None:
-    """Thread settings must reach BLAS and Numba before NumPy and Numba are imported.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for _threads
+from _threads import early_env  # noqa: E402  (before NumPy and Numba)
 
-    * Numba's threading layer defaults to ``workqueue`` here: with the OpenMP layer, Numba's
-      spinning OpenMP workers and OpenBLAS's spinning pthreads fight over the cores after every
-      switch between a matrix product and a Numba kernel (measured on 2 cores: 2 training
-      steps/s with OpenMP, 20 with workqueue). ``NUMBA_THREADING_LAYER`` set by the caller wins.
-    * ``--threads N`` sets the BLAS, OpenMP and Numba thread counts (on a machine shared with
-      other jobs, 1 thread is the robust choice).
-    """
-    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
-    for i, a in enumerate(argv):
-        n = a.split("=", 1)[1] if a.startswith("--threads=") else (argv[i + 1] if a == "--threads" and
-                                                                    i + 1 < len(argv) else None)
-        if n is not None:
-            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-                os.environ[var] = n
-
-
-_early_env(sys.argv[1:])
+early_env(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 
