@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import positive_int
-from .contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries
+from .contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from .distributions import sigmoid
 
 __all__ = ["AR", "ARM", "DISARM", "ar_sample", "arm_pairs", "ar_estimate", "arm_estimate",
@@ -202,9 +202,7 @@ AR = Estimator(
     option_defaults={"n": 1},
     check_options=_check_n,
     cost_fn=lambda K, C, o: Cost(o["n"]),
-    backends={"numpy": "reference.binary:NUMPY_AR",
-              "cpu": "reference._binary_cpu:CPU_AR",
-              "cuda": "reference._binary_cuda:CUDA_AR"},
+    backends=backend_paths("binary", "binary", "AR"),
     exact_moments_path="verify.moments_binary:ar_moments",
     references=_ARM_REF,
     examples=({"n": 1}, {"n": 3}),
@@ -219,9 +217,7 @@ ARM = Estimator(
     option_defaults={"n": 1},
     check_options=_check_n,
     cost_fn=lambda K, C, o: Cost(2 * o["n"]),
-    backends={"numpy": "reference.binary:NUMPY_ARM",
-              "cpu": "reference._binary_cpu:CPU_ARM",
-              "cuda": "reference._binary_cuda:CUDA_ARM"},
+    backends=backend_paths("binary", "binary", "ARM"),
     exact_moments_path="verify.moments_binary:arm_moments",
     references=_ARM_REF,
     examples=({"n": 1}, {"n": 2}),
@@ -236,9 +232,7 @@ DISARM = Estimator(
     option_defaults={"n": 1},
     check_options=_check_n,
     cost_fn=lambda K, C, o: Cost(2 * o["n"]),
-    backends={"numpy": "reference.binary:NUMPY_DISARM",
-              "cpu": "reference._binary_cpu:CPU_DISARM",
-              "cuda": "reference._binary_cuda:CUDA_DISARM"},
+    backends=backend_paths("binary", "binary", "DISARM"),
     exact_moments_path="verify.moments_binary:disarm_moments",
     references=_DISARM_REF,
     examples=({"n": 1}, {"n": 3}),

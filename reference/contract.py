@@ -26,7 +26,8 @@ import numpy as np
 from ._validate import float_array, int_config_array
 from .distributions import Distribution, get_distribution
 
-__all__ = ["NoiseSpec", "Backend", "Queries", "Answers", "Cost", "Estimator", "BACKENDS", "evaluate"]
+__all__ = ["NoiseSpec", "Backend", "Queries", "Answers", "Cost", "Estimator", "BACKENDS", "evaluate",
+           "backend_paths"]
 
 BACKENDS = ("numpy", "cpu", "cuda")
 
@@ -109,6 +110,15 @@ def evaluate(objective: Any, queries: Queries) -> Answers:
         raise ValueError(f"objective.relaxed returned gradients of shape {grad_y.shape}, "
                          f"expected {queries.y.shape}")
     return Answers(f_z, f_y, grad_y)
+
+
+def backend_paths(numpy_module: str, kernel_stem: str, name: str) -> dict[str, str]:
+    """The ``Estimator.backends`` mapping by the project's naming convention:
+    ``reference.<numpy_module>:NUMPY_<name>``, ``reference._<kernel_stem>_cpu:CPU_<name>`` and
+    ``reference._<kernel_stem>_cuda:CUDA_<name>``."""
+    return {"numpy": f"reference.{numpy_module}:NUMPY_{name}",
+            "cpu": f"reference._{kernel_stem}_cpu:CPU_{name}",
+            "cuda": f"reference._{kernel_stem}_cuda:CUDA_{name}"}
 
 
 def _resolve(path: str) -> Any:

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import float_array, positive_int
-from .contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries
+from .contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from .distributions import get_distribution, sigmoid, softmax
 from .ksubset import gumbel
 
@@ -324,9 +324,7 @@ STRAIGHT_THROUGH = Estimator(
     option_defaults={"n": 1},
     check_options=_check_n,
     cost_fn=lambda K, C, o: Cost(o["n"], o["n"]),
-    backends={"numpy": "reference.perturbation:NUMPY_STRAIGHT_THROUGH",
-              "cpu": "reference._perturb_cpu:CPU_STRAIGHT_THROUGH",
-              "cuda": "reference._perturb_cuda:CUDA_STRAIGHT_THROUGH"},
+    backends=backend_paths("perturbation", "perturb", "STRAIGHT_THROUGH"),
     exact_moments_path="verify.moments_perturb:straight_through_moments",
     references="Bengio, Léonard, Courville 2013 (arXiv 1308.3432)",
     examples=({"n": 1}, {"n": 3}),
@@ -341,9 +339,7 @@ GUMBEL_SOFTMAX = Estimator(
     option_defaults={"tau": 1.0, "n": 1},
     check_options=_check_tau,
     cost_fn=lambda K, C, o: Cost(o["n"], o["n"]),
-    backends={"numpy": "reference.perturbation:NUMPY_GUMBEL_SOFTMAX",
-              "cpu": "reference._perturb_cpu:CPU_GUMBEL_SOFTMAX",
-              "cuda": "reference._perturb_cuda:CUDA_GUMBEL_SOFTMAX"},
+    backends=backend_paths("perturbation", "perturb", "GUMBEL_SOFTMAX"),
     exact_moments_path="verify.moments_perturb:gumbel_softmax_moments",
     references=_JANG,
     examples=({"tau": 1.0}, {"tau": 0.5, "n": 2}),
@@ -358,9 +354,7 @@ ST_GUMBEL_SOFTMAX = Estimator(
     option_defaults={"tau": 1.0, "n": 1},
     check_options=_check_tau,
     cost_fn=lambda K, C, o: Cost(o["n"], o["n"]),
-    backends={"numpy": "reference.perturbation:NUMPY_ST_GUMBEL_SOFTMAX",
-              "cpu": "reference._perturb_cpu:CPU_ST_GUMBEL_SOFTMAX",
-              "cuda": "reference._perturb_cuda:CUDA_ST_GUMBEL_SOFTMAX"},
+    backends=backend_paths("perturbation", "perturb", "ST_GUMBEL_SOFTMAX"),
     exact_moments_path="verify.moments_perturb:st_gumbel_softmax_moments",
     references=_JANG,
     examples=({"tau": 1.0}, {"tau": 0.5, "n": 2}),
@@ -375,9 +369,7 @@ IMLE = Estimator(
     option_defaults={"lambda_": 1.0, "divide_by_lambda": True, "S": 1},
     check_options=check_perturb_options,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends={"numpy": "reference.perturbation:NUMPY_IMLE",
-              "cpu": "reference._perturb_cpu:CPU_IMLE",
-              "cuda": "reference._perturb_cuda:CUDA_IMLE"},
+    backends=backend_paths("perturbation", "perturb", "IMLE"),
     exact_moments_path="verify.moments_perturb:imle_moments",
     references="Niepert, Minervini, Franceschi 2021 (NeurIPS, arXiv 2106.01798)",
     examples=({"lambda_": 1.0}, {"lambda_": 0.5, "S": 2, "divide_by_lambda": False}),
@@ -393,9 +385,7 @@ AIMLE = Estimator(
                      "S": 1},
     check_options=check_perturb_options,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends={"numpy": "reference.perturbation:NUMPY_IMLE",
-              "cpu": "reference._perturb_cpu:CPU_IMLE",
-              "cuda": "reference._perturb_cuda:CUDA_IMLE"},
+    backends=backend_paths("perturbation", "perturb", "IMLE"),
     exact_moments_path="verify.moments_perturb:imle_moments",
     references="Minervini, Franceschi, Niepert 2023 (AAAI, arXiv 2209.04862)",
     examples=({"lambda_": 1.0}, {"target": "one_sided", "lambda_": 0.5},

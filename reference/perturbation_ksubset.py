@@ -35,7 +35,7 @@ import numpy as np
 
 from . import ksubset as ks
 from ._validate import float_array, positive_int
-from .contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries
+from .contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from .perturbation import check_perturb_options, perturbation_gradients, perturbation_lambdas
 
 __all__ = ["IMLE_KSUBSET", "AIMLE_KSUBSET", "SIMPLE", "ksubset_noise", "ksubset_per_sample"]
@@ -150,9 +150,7 @@ IMLE_KSUBSET = Estimator(
     option_defaults={**_NOISE_DEFAULTS, "lambda_": 1.0, "divide_by_lambda": True, "S": 1},
     check_options=_check_perturb,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends={"numpy": "reference.perturbation_ksubset:NUMPY_IMLE_KSUBSET",
-              "cpu": "reference._perturb_cpu:CPU_IMLE_KSUBSET",
-              "cuda": "reference._perturb_cuda:CUDA_IMLE_KSUBSET"},
+    backends=backend_paths("perturbation_ksubset", "perturb", "IMLE_KSUBSET"),
     exact_moments_path="verify.moments_perturb:ksubset_perturb_moments",
     references="Niepert, Minervini, Franceschi 2021 (NeurIPS, arXiv 2106.01798)",
     examples=({"k": 2}, {"k": 3, "perturbation": "gumbel", "lambda_": 0.5, "S": 2}),
@@ -168,9 +166,7 @@ AIMLE_KSUBSET = Estimator(
                      "beta": 1.0, "S": 1},
     check_options=_check_perturb,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends={"numpy": "reference.perturbation_ksubset:NUMPY_IMLE_KSUBSET",
-              "cpu": "reference._perturb_cpu:CPU_IMLE_KSUBSET",
-              "cuda": "reference._perturb_cuda:CUDA_IMLE_KSUBSET"},
+    backends=backend_paths("perturbation_ksubset", "perturb", "IMLE_KSUBSET"),
     exact_moments_path="verify.moments_perturb:ksubset_perturb_moments",
     references="Minervini, Franceschi, Niepert 2023 (AAAI, arXiv 2209.04862)",
     examples=({"k": 2}, {"k": 3, "perturbation": "gumbel", "adaptive": True, "beta": 0.5, "S": 2}),
@@ -185,9 +181,7 @@ SIMPLE = Estimator(
     option_defaults={"k": None, "S": 1},
     check_options=_check_simple,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends={"numpy": "reference.perturbation_ksubset:NUMPY_SIMPLE",
-              "cpu": "reference._perturb_cpu:CPU_SIMPLE",
-              "cuda": "reference._perturb_cuda:CUDA_SIMPLE"},
+    backends=backend_paths("perturbation_ksubset", "perturb", "SIMPLE"),
     exact_moments_path="verify.moments_perturb:simple_moments",
     references="Ahmed, Zeng, Niepert, Van den Broeck 2023 (ICLR, arXiv 2210.01941)",
     examples=({"k": 2}, {"k": 3, "S": 2}),

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import float_array, positive_int
-from .contract import Backend, Cost, Estimator, NoiseSpec, Queries
+from .contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from .distributions import get_distribution
 
 __all__ = ["REINFORCE", "REINFORCE_LOO", "reinforce_weights", "loo_weights"]
@@ -95,9 +95,7 @@ REINFORCE = Estimator(
     option_defaults={"n": 1, "baseline": 0.0},
     check_options=_check_reinforce,
     cost_fn=lambda K, C, o: Cost(o["n"]),
-    backends={"numpy": "reference.score_function:NUMPY_REINFORCE",
-              "cpu": "reference._score_function_cpu:CPU_REINFORCE",
-              "cuda": "reference._score_function_cuda:CUDA_REINFORCE"},
+    backends=backend_paths("score_function", "score_function", "REINFORCE"),
     exact_moments_path="verify.moments_score:reinforce_moments",
     references="Williams 1992 (Machine Learning 8); Glynn 1990",
     examples=({"n": 1}, {"n": 3, "baseline": 0.5}),
@@ -112,9 +110,7 @@ REINFORCE_LOO = Estimator(
     option_defaults={"n": 2},
     check_options=_check_loo,
     cost_fn=lambda K, C, o: Cost(o["n"]),
-    backends={"numpy": "reference.score_function:NUMPY_LOO",
-              "cpu": "reference._score_function_cpu:CPU_LOO",
-              "cuda": "reference._score_function_cuda:CUDA_LOO"},
+    backends=backend_paths("score_function", "score_function", "LOO"),
     exact_moments_path="verify.moments_score:reinforce_loo_moments",
     references="Kool, van Hoof, Welling 2019 (ICLR workshop, 'Buy 4 REINFORCE samples'); "
                "Salimans & Knowles 2014 (arXiv 1401.1022)",

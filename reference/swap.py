@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from .contract import Backend, Cost, Estimator, NoiseSpec, Queries
+from .contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 
 __all__ = ["ARS", "ARSM", "ARS_PLUS", "ARSM_PLUS", "ARSM_PLUS_CE", "dirichlet_from_uniform",
            "reference_index", "other_index", "row_weights", "swap_argmin", "swap_outcomes",
@@ -355,9 +355,7 @@ def _record(name: str, title: str, noise: tuple, cost, backend: str, moments: st
         option_defaults={},
         check_options=_no_options,
         cost_fn=cost,
-        backends={"numpy": f"reference.swap:NUMPY_{backend}",
-                  "cpu": f"reference._swap_cpu:CPU_{backend}",
-                  "cuda": f"reference._swap_cuda:CUDA_{backend}"},
+        backends=backend_paths("swap", "swap", backend),
         exact_moments_path=f"verify.moments_swap:{moments}",
         references=_PAPERS,
     )
