@@ -3,8 +3,9 @@
 ``build(jit)`` compiles the same plain-Python bodies with ``numba.njit`` (CPU) or
 ``numba.cuda.jit(device=True)`` (CUDA), so both fast backends do the very same floating-point
 operations in the same order. The bodies mirror the NumPy reference in
-:mod:`reference.distributions` and the estimator modules; they never validate and never
-allocate. Accumulations are in float64 even for float32 inputs (the literals are float64).
+:mod:`reference.distributions` (the samplers); each estimator family's own arithmetic is in
+its ``reference/estimators/<family>/device.py``, built on top of this namespace. They never
+validate and never allocate. Accumulations are in float64 even for float32 inputs (the literals are float64).
 """
 
 from __future__ import annotations
@@ -57,45 +58,5 @@ def build(jit) -> SimpleNamespace:
                 if threshold < running:
                     z[k] = c
                     break
-
-    @jit
-    def mean(f):
-        s = 0.0
-        for i in range(f.shape[0]):
-            s += f[i]
-        return s / f.shape[0]
-
-    @jit
-    def score_weight(f, i, loo, baseline, fbar):
-        # REINFORCE: (f_i - b) / n; leave-one-out: (f_i - fbar) / (n - 1)
-        n = f.shape[0]
-        if loo:
-            return (f[i] - fbar) / (n - 1)
-        return (f[i] - baseline) / n
-
-    @jit
-    def score_combine_bernoulli(phi, z, f, loo, baseline, out):
-        # phi (K,), z (n, K), f (n,) -> out (K,): sum_i w_i (z_ik - sigmoid(phi_k))
-        fbar = mean(f)
-        for k in range(phi.shape[0]):
-            p = sigmoid(phi[k])
-            acc = 0.0
-            for i in range(z.shape[0]):
-                acc += score_weight(f, i, loo, baseline, fbar) * (z[i, k] - p)
-            out[k] = acc
-
-    @jit
-    def score_combine_categorical(alpha, z, f, loo, baseline, out):
-        # alpha (K, C), z (n, K), f (n,) -> out (K, C): sum_i w_i (1[z_ik = c] - p_kc)
-        fbar = mean(f)
-        for k in range(alpha.shape[0]):
-            m, total = softmax_stats(alpha, k)
-            for c in range(alpha.shape[1]):
-                p = math.exp(alpha[k, c] - m) / total
-                acc = 0.0
-                for i in range(z.shape[0]):
-                    onehot = 1.0 if z[i, k] == c else 0.0
-                    acc += score_weight(f, i, loo, baseline, fbar) * (onehot - p)
-                out[k, c] = acc
 
     return SimpleNamespace(**{name: fn for name, fn in locals().items() if name != "jit"})

@@ -20,8 +20,6 @@ sigmoid = CORE.sigmoid
 softmax_stats = CORE.softmax_stats
 sample_bernoulli_row = CORE.sample_bernoulli_row
 sample_categorical_row = CORE.sample_categorical_row
-score_combine_bernoulli = CORE.score_combine_bernoulli
-score_combine_categorical = CORE.score_combine_categorical
 
 
 @njit(parallel=True)

@@ -112,13 +112,14 @@ def evaluate(objective: Any, queries: Queries) -> Answers:
     return Answers(f_z, f_y, grad_y)
 
 
-def backend_paths(numpy_module: str, kernel_stem: str, name: str) -> dict[str, str]:
-    """The ``Estimator.backends`` mapping by the project's naming convention:
-    ``reference.<numpy_module>:NUMPY_<name>``, ``reference._<kernel_stem>_cpu:CPU_<name>`` and
-    ``reference._<kernel_stem>_cuda:CUDA_<name>``."""
-    return {"numpy": f"reference.{numpy_module}:NUMPY_{name}",
-            "cpu": f"reference._{kernel_stem}_cpu:CPU_{name}",
-            "cuda": f"reference._{kernel_stem}_cuda:CUDA_{name}"}
+def backend_paths(family: str, name: str) -> dict[str, str]:
+    """The ``Estimator.backends`` mapping by the project's layout: the family folder
+    ``reference/estimators/<family>/`` holds ``numpy_reference.py`` (``NUMPY_<name>``),
+    ``cpu.py`` (``CPU_<name>``) and ``cuda.py`` (``CUDA_<name>``)."""
+    base = f"reference.estimators.{family}"
+    return {"numpy": f"{base}.numpy_reference:NUMPY_{name}",
+            "cpu": f"{base}.cpu:CPU_{name}",
+            "cuda": f"{base}.cuda:CUDA_{name}"}
 
 
 def _resolve(path: str) -> Any:

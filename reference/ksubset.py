@@ -42,11 +42,9 @@ import math
 from itertools import combinations
 
 import numpy as np
-from numba import njit
 from scipy.special import gammaincinv
 
 from ._validate import float_array, int_config_array, positive_int
-from .objectives import Objective
 
 __all__ = [
     "check_k",
@@ -61,7 +59,6 @@ __all__ = [
     "score",
     "gumbel",
     "sum_of_gamma_noise",
-    "SubsetQuadratic",
 ]
 
 #: smallest positive normal float64: the Gumbel transform uses max(u, TINY) so u = 0 is finite
@@ -287,43 +284,3 @@ def sum_of_gamma_noise(u: np.ndarray, k: int, tau: float) -> np.ndarray:
     i = np.arange(1, s + 1, dtype=np.float64)[:, None]
     g = gammaincinv(1.0 / k, u) * (k / i)
     return (tau / k) * (g.sum(axis=-2) - math.log(s))
-
-
-# -------------------------------------------------------------------------- objective
-@njit(cache=True)
-def _subset_quadratic_jit(z, data):
-    s = 0.0
-    for i in range(z.shape[0]):
-        d = z[i] - data[i]
-        s += d * d
-    return s
-
-
-class SubsetQuadratic(Objective):
-    """``f(z) = ||z - b||^2`` on binary ``z`` (the AIMLE paper's synthetic problem).
-
-    Extension: the same formula on ``y`` in [0, 1]^n, gradient ``2 (y - b)``.
-    """
-
-    def __init__(self, b: object) -> None:
-        bb = float_array(b, "b")
-        if bb.ndim != 1 or bb.size < 1:
-            raise ValueError(f"b must have shape (n,), got {bb.shape}")
-        self.b = np.ascontiguousarray(bb)
-        self.K, self.C, self.domain = bb.size, 2, "binary"
-        self.jit_fn = _subset_quadratic_jit
-        self.jit_data = self.b
-
-    def __call__(self, z: object) -> np.ndarray:
-        z = self._check_z(z)
-        return ((z - self.b) ** 2).sum(axis=-1)
-
-    def relaxed(self, y: object) -> tuple[np.ndarray, np.ndarray]:
-        y = self._check_y(y)
-        return ((y - self.b) ** 2).sum(axis=-1), 2.0 * (y - self.b)
-
-    def source(self) -> str:
-        return f"reference.ksubset.SubsetQuadratic(np.array({self.b.tolist()!r}))"
-
-    def __repr__(self) -> str:
-        return f"SubsetQuadratic(n={self.K})"

@@ -37,6 +37,7 @@ __all__ = [
     "categorical_toy",
     "evaluate_all_jit",
     "JIT_OBJECTIVE_SIG",
+    "SubsetQuadratic",
 ]
 
 _DOMAINS = ("binary", "categorical")
@@ -284,3 +285,42 @@ def categorical_toy(C: int, R: float = 30.0) -> TableObjective:
     """
     C = positive_int(C, "C", 2)
     return TableObjective(0.5 + (np.arange(C) + 1.0) / (C * R), "categorical")
+
+
+@njit(cache=True)
+def _subset_quadratic_jit(z, data):
+    s = 0.0
+    for i in range(z.shape[0]):
+        d = z[i] - data[i]
+        s += d * d
+    return s
+
+
+class SubsetQuadratic(Objective):
+    """``f(z) = ||z - b||^2`` on binary ``z`` (the AIMLE paper's synthetic problem).
+
+    Extension: the same formula on ``y`` in [0, 1]^n, gradient ``2 (y - b)``.
+    """
+
+    def __init__(self, b: object) -> None:
+        bb = float_array(b, "b")
+        if bb.ndim != 1 or bb.size < 1:
+            raise ValueError(f"b must have shape (n,), got {bb.shape}")
+        self.b = np.ascontiguousarray(bb)
+        self.K, self.C, self.domain = bb.size, 2, "binary"
+        self.jit_fn = _subset_quadratic_jit
+        self.jit_data = self.b
+
+    def __call__(self, z: object) -> np.ndarray:
+        z = self._check_z(z)
+        return ((z - self.b) ** 2).sum(axis=-1)
+
+    def relaxed(self, y: object) -> tuple[np.ndarray, np.ndarray]:
+        y = self._check_y(y)
+        return ((y - self.b) ** 2).sum(axis=-1), 2.0 * (y - self.b)
+
+    def source(self) -> str:
+        return f"reference.objectives.SubsetQuadratic(np.array({self.b.tolist()!r}))"
+
+    def __repr__(self) -> str:
+        return f"SubsetQuadratic(n={self.K})"

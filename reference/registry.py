@@ -1,19 +1,20 @@
 """The registry of estimators, keyed by name.
 
 Each record (:class:`reference.contract.Estimator`) ties together the estimator's NumPy
-reference, CPU kernel, CUDA kernel, noise specification and exact-moment method. A family
-module adds its records to ``_FAMILIES``; tests and the verification report iterate over
-:data:`REGISTRY`, so a new estimator is tested by adding one record.
+reference, CPU kernel, CUDA kernel, noise specification and exact-moment method. Every family
+subpackage of :mod:`reference.estimators` exports its records and is listed in ``_FAMILIES``;
+tests and the verification report iterate over :data:`REGISTRY`, so a new estimator is tested
+by adding one record.
 """
 
 from __future__ import annotations
 
-from .binary import AR, ARM, DISARM
 from .contract import Estimator
-from .perturbation import AIMLE, GUMBEL_SOFTMAX, IMLE, ST_GUMBEL_SOFTMAX, STRAIGHT_THROUGH
-from .perturbation_ksubset import AIMLE_KSUBSET, IMLE_KSUBSET, SIMPLE
-from .score_function import REINFORCE, REINFORCE_LOO
-from .swap import ARS, ARS_PLUS, ARSM, ARSM_PLUS, ARSM_PLUS_CE
+from .estimators.augment_reinforce import AR, ARM, DISARM
+from .estimators.ksubset_perturbation import AIMLE_KSUBSET, IMLE_KSUBSET, SIMPLE
+from .estimators.relaxation import AIMLE, GUMBEL_SOFTMAX, IMLE, ST_GUMBEL_SOFTMAX, STRAIGHT_THROUGH
+from .estimators.score_function import REINFORCE, REINFORCE_LOO
+from .estimators.swap import ARS, ARS_PLUS, ARSM, ARSM_PLUS, ARSM_PLUS_CE
 
 _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
     (REINFORCE, REINFORCE_LOO),

@@ -8,8 +8,9 @@ items; loss ``L(z) = ||z - b||^2`` with ``b`` uniform in [0, 1)^10. The exact gr
 Estimators (all estimate ``grad_theta E_p[L]``):
 * ``imle``: registry ``imle_ksubset``, Sum-of-Gamma noise, ``lambda = 1``.
 * ``aimle``: registry ``aimle_ksubset``, two-sided target, adaptive ``lambda = beta ||theta|| /
-  ||dy||`` (``beta = 1`` in part 1; adapted by :func:`reference.perturbation.aimle_update`
-  in part 2, target 2 non-zero entries per sample, step 0.01).
+  ||dy||`` (``beta = 1`` in part 1; adapted by
+  :func:`reference.estimators.relaxation.numpy_reference.aimle_update` in part 2, target 2 non-zero
+  entries per sample, step 0.01).
 * ``simple``: registry ``simple`` (exact sample forward, exact marginals' Jacobian backward).
 * ``ste``: straight-through on k-subsets (not a registry record): forward ``topk(theta +
   eps)`` with Sum-of-Gamma ``eps``, backward the identity, ``g = dy``.
@@ -40,7 +41,9 @@ import numpy as np
 from reference import get_estimator
 from reference import ksubset as ks
 from reference.contract import evaluate
-from reference.perturbation import AIMLEState, aimle_nonzeros, aimle_update
+from reference.estimators.ksubset_perturbation.numpy_reference import aimle_nonzeros
+from reference.estimators.relaxation.numpy_reference import AIMLEState, aimle_update
+from reference.objectives import SubsetQuadratic
 from verify.exact import ksubset_expectation, ksubset_gradient, make_problem
 
 N, K = 10, 5
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     b = rng.random(N)
     theta = rng.standard_normal(N)
-    obj = ks.SubsetQuadratic(b)
+    obj = SubsetQuadratic(b)
     Z = ks.enumerate_subsets(N, K)
     best = float(obj(Z).min())
     t0 = time.time()

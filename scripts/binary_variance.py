@@ -5,7 +5,7 @@
 ``p (1 - p) (1 - 2t)`` is largest; change with ``--phi``). Every estimator gets two objective
 evaluations per replicate: AR with n = 2 draws averaged, ARM and DisARM with one antithetic
 pair, REINFORCE-LOO with 2 samples. Printed: the exact trace of the covariance of one
-replicate (no sampling: verify.moments_binary's separable closed form, and REINFORCE-LOO's
+replicate (no sampling: verify.moments.augment_reinforce's separable closed form, and REINFORCE-LOO's
 U-statistic closed form by enumeration of 2**K configurations), and its ratio to
 REINFORCE-LOO's. Run: ``python scripts/binary_variance.py``.
 """

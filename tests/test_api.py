@@ -1,5 +1,9 @@
 """The public surface is pinned: changing it is a deliberate act."""
 
+import importlib
+
+import pytest
+
 import reference
 import verify
 
@@ -25,3 +29,124 @@ def test_verify_public_names():
 
 def test_registry_names_start_with_score_function_family():
     assert {"reinforce", "reinforce_loo"} <= set(reference.REGISTRY)
+
+
+#: module -> its public names (``__all__``); scripts and users import from these
+PUBLIC_MODULES = {
+    "reference.contract": [
+        "Answers", "BACKENDS", "Backend", "Cost", "Estimator", "NoiseSpec", "Queries",
+        "backend_paths", "evaluate"
+    ],
+    "reference.distributions": [
+        "BERNOULLI", "CATEGORICAL", "Distribution", "KSUBSET", "get_distribution", "log_sigmoid",
+        "log_softmax", "sigmoid", "softmax"
+    ],
+    "reference.objectives": [
+        "BinaryQuadratic", "JIT_OBJECTIVE_SIG", "JitObjective", "Objective", "SubsetQuadratic",
+        "TableObjective", "binary_quadratic", "categorical_toy", "evaluate_all_jit", "random_table"
+    ],
+    "reference.ksubset": [
+        "check_k", "covariance", "enumerate_subsets", "forward_table", "gumbel", "log_partition",
+        "marginals", "sample", "score", "subset_log_probs", "sum_of_gamma_noise", "top_k"
+    ],
+    "reference.estimators.score_function": [
+        "REINFORCE", "REINFORCE_LOO"
+    ],
+    "reference.estimators.augment_reinforce": [
+        "AR", "ARM", "DISARM"
+    ],
+    "reference.estimators.swap": [
+        "ARS", "ARSM", "ARSM_PLUS", "ARSM_PLUS_CE", "ARS_PLUS"
+    ],
+    "reference.estimators.relaxation": [
+        "AIMLE", "GUMBEL_SOFTMAX", "IMLE", "STRAIGHT_THROUGH", "ST_GUMBEL_SOFTMAX"
+    ],
+    "reference.estimators.ksubset_perturbation": [
+        "AIMLE_KSUBSET", "IMLE_KSUBSET", "SIMPLE"
+    ],
+    "reference.estimators.relaxation.numpy_reference": [
+        "AIMLE", "AIMLEState", "GUMBEL_SOFTMAX", "IMLE", "STRAIGHT_THROUGH", "ST_GUMBEL_SOFTMAX",
+        "aimle_update", "imle_flags", "onehot", "onehot_argmax", "perturbation_gradients", "relaxed_sample",
+        "softmax_jvp"
+    ],
+    "reference.estimators.ksubset_perturbation.numpy_reference": [
+        "AIMLE_KSUBSET", "IMLE_KSUBSET", "SIMPLE", "aimle_nonzeros", "ksubset_noise",
+        "ksubset_per_sample", "perturbed_scores"
+    ],
+    "reference.models": [
+        "BatchStream", "CpuOps", "DATA_ENV", "NumpyOps", "VAE", "VAESpec", "binarize",
+        "binary_spec", "categorical_spec", "get_ops", "init_params", "load_binarized_mnist",
+        "load_dataset", "load_mnist_idx", "read_idx", "resolve_data_dir"
+    ],
+    "verify.exact": [
+        "Problem", "config_probabilities", "exact_expectation", "exact_gradient",
+        "finite_difference_gradient", "ksubset_expectation", "ksubset_gradient",
+        "ksubset_probabilities", "make_problem", "score_matrix"
+    ],
+    "verify.moments": [
+        "Moments"
+    ],
+    "verify.moments.score_function": [
+        "reinforce_loo_moments", "reinforce_moments"
+    ],
+    "verify.moments.augment_reinforce": [
+        "BinaryCells", "MAX_GENERAL_K", "ar_moments", "arm_moments", "binary_cells",
+        "binary_moments", "disarm_moments", "separable_terms"
+    ],
+    "verify.moments.swap": [
+        "ars_moments", "ars_plus_moments", "arsm_moments", "arsm_plus_ce_moments",
+        "arsm_plus_moments", "dimension_tables", "swap_moments"
+    ],
+    "verify.moments.relaxation": [
+        "cached_moments", "grad_at", "gumbel_softmax_moments", "imle_moments",
+        "moments_from_values", "rqmc_moments", "st_gumbel_softmax_moments",
+        "straight_through_moments"
+    ],
+    "verify.moments.ksubset_perturbation": [
+        "ksubset_perturb_moments", "simple_moments"
+    ],
+    "verify.moments.quadrature": [
+        "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",
+        "rqmc_mean_cov"
+    ],
+    "verify.moments.polytope": [
+        "Cell", "SIDE_EPS", "Splitter", "cell_moments", "cells_moments", "cuts", "ordered_cell",
+        "probability_bound", "refine", "sides", "simplex_cell", "split"
+    ],
+    "verify.port": [
+        "PortReport", "assert_mc", "backend_port", "check_port", "mc_check", "repro_source"
+    ],
+    "verify.stats": [
+        "CheckResult", "assert_samples", "check_samples"
+    ],
+    "verify.strategies": [
+        "logit_values", "logits", "objective_tables", "problems", "quadratic_objectives",
+        "sample_sizes", "st"
+    ],
+    "verify.problems": [
+        "TOY_TS", "builtin_problems"
+    ],
+    "verify.report": [
+        "main", "report_rows"
+    ],
+}
+
+REGISTRY_NAMES = [
+    "reinforce", "reinforce_loo", "ar", "arm", "disarm", "ars", "arsm", "ars_plus", "arsm_plus",
+    "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
+    "imle_ksubset", "aimle_ksubset", "simple"
+]
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC_MODULES))
+def test_module_public_names(module):
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(PUBLIC_MODULES[module])
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.{name}"
+
+
+def test_registry_names_and_order():
+    # the report's rows follow this order
+    assert list(reference.REGISTRY) == REGISTRY_NAMES
+    assert reference.estimator_names() == REGISTRY_NAMES

@@ -1,4 +1,5 @@
-"""AR, ARM and DisARM (reference.binary) and their exact moments (verify.moments_binary).
+"""AR, ARM and DisARM (reference.estimators.augment_reinforce) and their exact moments
+(verify.moments.augment_reinforce).
 
 The oracle is the judge: exact means against the enumeration gradient, the cell-integral
 moments against Gauss-Legendre quadrature of the reference estimator itself, the separable
@@ -28,8 +29,8 @@ from reference import (
     get_estimator,
     random_table,
 )
-from reference.binary import arm_pairs
-from verify.moments_binary import MAX_GENERAL_K, binary_moments
+from reference.estimators.augment_reinforce.numpy_reference import arm_pairs
+from verify.moments.augment_reinforce import MAX_GENERAL_K, binary_moments
 
 KINDS = ("ar", "arm", "disarm")
 SPECIAL_LOGITS = (0.0, 1e-9, -1e-9, 0.3, -0.3, 29.5, -29.5, 30.0, -30.0)
@@ -101,7 +102,7 @@ def test_gradient_of_one_variable_by_hand():
         for kind in KINDS:
             m = binary_moments(kind, "bernoulli", np.array([phi]), obj)
             # absolute slack: the implementation's cell [fl(sigmoid(30)), 1) is an ulp of 1
-            # (1.1e-16) longer or shorter than sigmoid(-30) = 9.4e-14 (verify.moments_binary)
+            # (1.1e-16) longer or shorter than sigmoid(-30) = 9.4e-14 (verify.moments.augment_reinforce)
             assert m.mean[0] == pytest.approx(p * (1 - p) * (-1.75), rel=1e-12, abs=1e-15)
 
 

@@ -13,8 +13,9 @@ from scipy.special import gammaincinv
 
 import verify
 from reference import ksubset as ks
-from reference._perturb_cpu import _ksubset_cov, _ksubset_sample, _ksubset_tables
 from reference.distributions import get_distribution
+from reference.estimators.ksubset_perturbation.cpu import _ksubset_cov, _ksubset_sample, _ksubset_tables
+from reference.objectives import SubsetQuadratic
 from verify.exact import ksubset_probabilities
 
 
@@ -121,7 +122,7 @@ def test_distribution_kind_and_oracle_gradient():
     assert d.num_variables(theta) == 4 and d.num_categories(theta) == 2
     Z = ks.enumerate_subsets(4, 2)
     assert abs(np.exp(d.log_prob(theta, Z, k=2)).sum() - 1) < 1e-12
-    obj = ks.SubsetQuadratic(np.array([1.0, 0.0, 0.0, 1.0]))
+    obj = SubsetQuadratic(np.array([1.0, 0.0, 0.0, 1.0]))
     pr = verify.make_problem("ksubset", theta, obj)
     grad = verify.exact_gradient(pr, k=2)
     # finite differences of the enumerated expectation

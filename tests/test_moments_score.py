@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 import verify
 from reference import get_estimator, random_table
 from reference.distributions import Distribution
-from reference.score_function import loo_weights, reinforce_weights
+from reference.estimators.score_function.numpy_reference import loo_weights, reinforce_weights
 from verify import strategies as vst
-from verify.moments_score import reinforce_loo_moments, reinforce_moments
+from verify.moments.score_function import reinforce_loo_moments, reinforce_moments
 
 
 def brute_force_moments(problem, n, weights):

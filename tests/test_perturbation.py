@@ -13,12 +13,14 @@ import verify
 from reference import get_estimator
 from reference.contract import evaluate
 from reference.distributions import softmax
-from reference.ksubset import SubsetQuadratic, gumbel
-from reference.objectives import TableObjective, random_table
-from reference.perturbation import AIMLEState, aimle_nonzeros, aimle_update
+from reference.estimators.ksubset_perturbation.numpy_reference import aimle_nonzeros
+from reference.estimators.relaxation.numpy_reference import AIMLEState, aimle_update
+from reference.ksubset import gumbel
+from reference.objectives import SubsetQuadratic, TableObjective, random_table
 from verify.exact import ksubset_gradient
-from verify.moments_perturb import imle_moments, simple_moments, straight_through_moments
-from verify.quadrature import argmax_joint_law, argmax_joint_law_quad
+from verify.moments.ksubset_perturbation import simple_moments
+from verify.moments.quadrature import argmax_joint_law, argmax_joint_law_quad
+from verify.moments.relaxation import imle_moments, straight_through_moments
 
 
 def _linear_table(w: np.ndarray, domain: str = "categorical") -> TableObjective:

@@ -7,7 +7,7 @@ import pytest
 
 import verify
 from reference import get_estimator, random_table
-from reference.score_function import loo_weights
+from reference.estimators.score_function.numpy_reference import loo_weights
 from verify.moments import Moments
 
 

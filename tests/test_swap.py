@@ -28,7 +28,7 @@ from hypothesis.extra import numpy as hnp
 import verify
 from reference import REGISTRY, TableObjective, random_table
 from reference.contract import Answers, Queries
-from reference.swap import (
+from reference.estimators.swap.numpy_reference import (
     arsm_slots,
     dirichlet_from_uniform,
     other_index,
@@ -37,7 +37,7 @@ from reference.swap import (
     swap_argmin,
     swap_outcomes,
 )
-from verify import moments_swap
+from verify.moments import swap as moments_swap
 from verify.problems import builtin_problems
 
 NAMES = ("ars", "arsm", "ars_plus", "arsm_plus", "arsm_plus_ce")

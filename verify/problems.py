@@ -40,7 +40,7 @@ def builtin_problems(dist: str) -> list[tuple[str, Problem]]:
         ]
     if dist == "ksubset":
         # k is an estimator option (records' examples use k <= 3), so every problem has n >= 4
-        from reference.ksubset import SubsetQuadratic
+        from reference.objectives import SubsetQuadratic
 
         b5 = np.random.default_rng(6).random(5)
         return [

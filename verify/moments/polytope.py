@@ -1,6 +1,6 @@
 """Convex cells of the probability simplex and exact integrals of quadratics over them.
 
-Geometry for the exact moments of the swap estimators (:mod:`verify.moments_swap`). A point
+Geometry for the exact moments of the swap estimators (:mod:`verify.moments.swap`). A point
 of the simplex ``Delta_{C-1} = {pi in R^C : pi >= 0, sum(pi) = 1}`` is kept in its ``C``
 barycentric coordinates ``pi``; every hyperplane used here is homogeneous, ``a . pi = 0``
 (the swap outcomes compare products ``pi_a e^{-alpha_b}``, which is scale invariant), so a

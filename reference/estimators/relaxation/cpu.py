@@ -1,10 +1,9 @@
 """Numba CPU kernels of the relaxation and perturbation family (formulas in
-:mod:`reference.perturbation` and :mod:`reference.perturbation_ksubset`).
+:mod:`reference.estimators.relaxation.numpy_reference`).
 
 Kernels take batch-flattened C-contiguous arrays, write into preallocated outputs and return
-nothing; each ``prange`` iteration writes only its own slice. Host-side steps shared with the
-NumPy reference: one-hot encoding of the samples, and the k-subset perturbations ``theta + eps``
-(:func:`reference.perturbation_ksubset.perturbed_scores`, which needs SciPy's ``gammaincinv``).
+nothing; each ``prange`` iteration writes only its own slice. Host-side step shared with the
+NumPy reference: one-hot encoding of the samples.
 No on-disk cache: the kernels call device functions of another file (see :mod:`reference._cpu`).
 """
 
@@ -13,27 +12,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import _cpu
-from . import ksubset as ks
-from ._core_perturb import build
-from .contract import Answers, Backend, Queries
-from .perturbation_ksubset import perturbed_scores
+from reference import _cpu
+from reference.contract import Answers, Backend, Queries
+
+from .device import build
+from .numpy_reference import imle_flags
 
 P = build(njit, _cpu.CORE)
 gs_row_bernoulli = P.gs_row_bernoulli
 gs_row_categorical = P.gs_row_categorical
 imle_categorical = P.imle_categorical
-imle_ksubset = P.imle_ksubset
 jvp_bernoulli = P.jvp_bernoulli
 jvp_categorical = P.jvp_categorical
-ksubset_covariance = P.ksubset_covariance
-ksubset_forward = P.ksubset_forward
-ksubset_sample_row = P.ksubset_sample_row
 perturb_row_categorical = P.perturb_row_categorical
-simple_row = P.simple_row
 st_bernoulli = P.st_bernoulli
 st_categorical = P.st_categorical
-top_k_row = P.top_k_row
 
 
 def _onehot(z: np.ndarray, C: int, dtype) -> np.ndarray:
@@ -109,55 +102,8 @@ def _imle_cat(alpha, pert, z, dy, lambda_, adaptive, beta, two_sided, divide, ou
                            two_sided, divide, out[b, r])
 
 
-@njit(parallel=True)
-def _top_k(pert, kk, z):
-    # pert (B, M, n) -> z (B, M, n)
-    B, M = pert.shape[0], pert.shape[1]
-    for t in prange(B * M):
-        b, m = t // M, t % M
-        top_k_row(pert[b, m], kk, z[b, m])
-
-
-@njit(parallel=True)
-def _imle_ksubset(theta, pert, z, dy, kk, lambda_, adaptive, beta, two_sided, divide, out):
-    B, R = dy.shape[0], dy.shape[1]
-    for t in prange(B * R):
-        b, r = t // R, t % R
-        imle_ksubset(theta[b], pert[b, r], z[b, r], dy[b, r], kk, lambda_, adaptive, beta,
-                       two_sided, divide, out[b, r])
-
-
-@njit(parallel=True)
-def _ksubset_tables(theta, kk, L):
-    for b in prange(theta.shape[0]):
-        ksubset_forward(theta[b], kk, -1, L[b])
-
-
-@njit(parallel=True)
-def _ksubset_sample(theta, L, kk, u, z):
-    # u (B, M, n) -> z (B, M, n)
-    B, M = u.shape[0], u.shape[1]
-    for t in prange(B * M):
-        b, m = t // M, t % M
-        ksubset_sample_row(theta[b], L[b], kk, u[b, m], z[b, m])
-
-
-@njit(parallel=True)
-def _ksubset_cov(theta, kk, L, Bk, mu, cond, cov):
-    for b in prange(theta.shape[0]):
-        ksubset_covariance(theta[b], kk, L[b], Bk[b], mu[b], cond[b], cov[b])
-
-
-@njit(parallel=True)
-def _simple(cov, dy, out):
-    B, R = dy.shape[0], dy.shape[1]
-    for t in prange(B * R):
-        b, r = t // R, t % R
-        simple_row(cov[b], dy[b, r], out[b, r])
-
-
 # ------------------------------------------------------------------- host wrappers
-def _out(shape: tuple[int, ...], params: np.ndarray) -> np.ndarray:
+def out_like(shape: tuple[int, ...], params: np.ndarray) -> np.ndarray:
     return np.empty(shape, dtype=params.dtype)
 
 
@@ -170,7 +116,7 @@ def _st_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queri
 def _st_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
                 opts: dict) -> np.ndarray:
     dy = answers.grad_y
-    out = _out(dy.shape[:2] + params.shape[1:], params)
+    out = out_like(dy.shape[:2] + params.shape[1:], params)
     (_st_bern if dist == "bernoulli" else _st_cat)(params, dy, out)
     return out
 
@@ -195,7 +141,7 @@ def _gs_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queri
 
 
 def _jvp(dist: str, params: np.ndarray, y: np.ndarray, dy: np.ndarray, tau: float) -> np.ndarray:
-    out = _out(dy.shape[:2] + params.shape[1:], params)
+    out = out_like(dy.shape[:2] + params.shape[1:], params)
     (_jvp_bern if dist == "bernoulli" else _jvp_cat)(y, dy, float(tau), out)
     return out
 
@@ -227,61 +173,11 @@ def _imle_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Que
     return Queries(z, {"perturbed": pert.reshape(u.shape)}, _onehot(z, C, np.float64))
 
 
-def _flags(opts: dict) -> tuple:
-    return (float(opts["lambda_"]), bool(opts.get("adaptive", False)), float(opts.get("beta", 1.0)),
-            opts.get("target", "one_sided") == "two_sided", bool(opts.get("divide_by_lambda", True)))
-
-
 def _imle_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
                   opts: dict) -> np.ndarray:
     dy = answers.grad_y
-    out = _out(dy.shape[:2] + params.shape[1:], params)
-    _imle_cat(params, queries.aux["perturbed"], queries.z, dy, *_flags(opts), out)
-    return out
-
-
-def _imle_ksubset_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
-    pert = np.ascontiguousarray(perturbed_scores(params, noise, opts))  # (B, R, S, n)
-    B, R, S, n = pert.shape
-    z = np.empty((B, R * S, n), dtype=np.int64)
-    _top_k(pert.reshape(B, R * S, n), int(opts["k"]), z)
-    z = z.reshape(pert.shape)
-    return Queries(z, {"perturbed": pert}, z.astype(np.float64))
-
-
-def _imle_ksubset_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
-                          opts: dict) -> np.ndarray:
-    kk = ks.check_k(opts["k"], params.shape[-1])
-    dy = answers.grad_y
-    out = _out(dy.shape[:2] + params.shape[1:], params)
-    _imle_ksubset(params, queries.aux["perturbed"], queries.z, dy, kk, *_flags(opts), out)
-    return out
-
-
-def _simple_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
-    B, n = params.shape
-    kk = ks.check_k(opts["k"], n)
-    theta = params.astype(np.float64)
-    L = np.empty((B, n + 1, kk + 1))
-    _ksubset_tables(theta, kk, L)
-    u = noise["u"]
-    z = np.empty((B, u.shape[1] * u.shape[2], n), dtype=np.int64)
-    _ksubset_sample(theta, L, kk, np.ascontiguousarray(u.reshape(B, -1, n)), z)
-    z = z.reshape(u.shape)
-    return Queries(z, {}, z.astype(np.float64))
-
-
-def _simple_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
-                    opts: dict) -> np.ndarray:
-    B, n = params.shape
-    kk = ks.check_k(opts["k"], n)
-    theta = params.astype(np.float64)
-    L, Bk = np.empty((B, n + 1, kk + 1)), np.empty((B, n + 1, kk + 1))
-    mu, cond, cov = np.empty((B, n)), np.empty((B, n)), np.empty((B, n, n))
-    _ksubset_cov(theta, kk, L, Bk, mu, cond, cov)
-    dy = answers.grad_y
-    out = _out(dy.shape[:2] + (n,), params)
-    _simple(cov.astype(params.dtype), dy, out)
+    out = out_like(dy.shape[:2] + params.shape[1:], params)
+    _imle_cat(params, queries.aux["perturbed"], queries.z, dy, *imle_flags(opts), out)
     return out
 
 
@@ -289,5 +185,3 @@ CPU_STRAIGHT_THROUGH = Backend(_st_queries, _st_combine)
 CPU_GUMBEL_SOFTMAX = Backend(_gs_queries, _gs_combine)
 CPU_ST_GUMBEL_SOFTMAX = Backend(_stgs_queries, _stgs_combine)
 CPU_IMLE = Backend(_imle_queries, _imle_combine)
-CPU_IMLE_KSUBSET = Backend(_imle_ksubset_queries, _imle_ksubset_combine)
-CPU_SIMPLE = Backend(_simple_queries, _simple_combine)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import float_array, positive_int
-from .contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
-from .distributions import get_distribution
+from reference._validate import float_array, positive_int
+from reference.contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
+from reference.distributions import get_distribution
 
 __all__ = ["REINFORCE", "REINFORCE_LOO", "reinforce_weights", "loo_weights"]
 
@@ -95,8 +95,8 @@ REINFORCE = Estimator(
     option_defaults={"n": 1, "baseline": 0.0},
     check_options=_check_reinforce,
     cost_fn=lambda K, C, o: Cost(o["n"]),
-    backends=backend_paths("score_function", "score_function", "REINFORCE"),
-    exact_moments_path="verify.moments_score:reinforce_moments",
+    backends=backend_paths("score_function", "REINFORCE"),
+    exact_moments_path="verify.moments.score_function:reinforce_moments",
     references="Williams 1992 (Machine Learning 8); Glynn 1990",
     examples=({"n": 1}, {"n": 3, "baseline": 0.5}),
 )
@@ -110,8 +110,8 @@ REINFORCE_LOO = Estimator(
     option_defaults={"n": 2},
     check_options=_check_loo,
     cost_fn=lambda K, C, o: Cost(o["n"]),
-    backends=backend_paths("score_function", "score_function", "LOO"),
-    exact_moments_path="verify.moments_score:reinforce_loo_moments",
+    backends=backend_paths("score_function", "LOO"),
+    exact_moments_path="verify.moments.score_function:reinforce_loo_moments",
     references="Kool, van Hoof, Welling 2019 (ICLR workshop, 'Buy 4 REINFORCE samples'); "
                "Salimans & Knowles 2014 (arXiv 1401.1022)",
     examples=({"n": 2}, {"n": 5}),

@@ -1,4 +1,5 @@
-"""Numba CPU kernels for AR, ARM and DisARM (formulas and layouts in :mod:`reference.binary`).
+"""Numba CPU kernels for AR, ARM and DisARM (formulas and layouts in
+:mod:`reference.estimators.augment_reinforce.numpy_reference`).
 
 Kernels take batch-flattened, C-contiguous arrays, write into preallocated outputs and return
 nothing; each ``prange`` iteration writes only its own rows.
@@ -9,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import _cpu
-from ._core_binary import build
-from .binary import aux_u, check_query_count
-from .contract import Answers, Backend, Queries
+from reference import _cpu
+from reference.contract import Answers, Backend, Queries
+
+from .device import build
+from .numpy_reference import aux_u, check_query_count
 
 CORE_BINARY = build(njit, _cpu.CORE)
 arm_pair_row = CORE_BINARY.arm_pair_row

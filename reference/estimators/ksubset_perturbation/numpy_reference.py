@@ -16,7 +16,7 @@ samples, int64 ``(*batch, R, S, n)``).
 * ``aimle_ksubset`` (Minervini, Franceschi, Niepert 2023, arXiv 2209.04862): the same noise,
   two-sided target ``(topk(theta + eps + lambda dy) - topk(theta + eps - lambda dy)) / (2
   lambda)`` or the one-sided one, fixed ``lambda`` or ``lambda = beta ||theta|| / ||dy||``
-  (see :mod:`reference.perturbation` for the adaptive rule and its explicit state).
+  (see :mod:`reference.estimators.relaxation.numpy_reference` for the adaptive rule and its explicit state).
 * ``simple`` (Ahmed, Zeng, Niepert, Van den Broeck, ICLR 2023, arXiv 2210.01941): forward an
   exact sample of ``p`` from uniforms ``u (S, n)`` (sequential conditional sampling,
   :mod:`reference.ksubset`); backward ``g = J_mu(theta)^T dy = Cov_theta(z) dy`` with the exact
@@ -33,12 +33,21 @@ from typing import Any
 
 import numpy as np
 
-from . import ksubset as ks
-from ._validate import float_array, positive_int
-from .contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
-from .perturbation import check_perturb_options, perturbation_gradients, perturbation_lambdas
+from reference import ksubset as ks
+from reference._validate import float_array, positive_int
+from reference.contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 
-__all__ = ["IMLE_KSUBSET", "AIMLE_KSUBSET", "SIMPLE", "ksubset_noise", "ksubset_per_sample"]
+from ..relaxation.numpy_reference import (
+    AIMLE,
+    check_perturb_options,
+    onehot,
+    onehot_argmax,
+    perturbation_gradients,
+    perturbation_lambdas,
+)
+
+__all__ = ["IMLE_KSUBSET", "AIMLE_KSUBSET", "SIMPLE", "ksubset_noise", "ksubset_per_sample",
+           "perturbed_scores", "aimle_nonzeros"]
 
 
 def ksubset_noise(u: np.ndarray, opts: dict) -> np.ndarray:
@@ -150,8 +159,8 @@ IMLE_KSUBSET = Estimator(
     option_defaults={**_NOISE_DEFAULTS, "lambda_": 1.0, "divide_by_lambda": True, "S": 1},
     check_options=_check_perturb,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends=backend_paths("perturbation_ksubset", "perturb", "IMLE_KSUBSET"),
-    exact_moments_path="verify.moments_perturb:ksubset_perturb_moments",
+    backends=backend_paths("ksubset_perturbation", "IMLE_KSUBSET"),
+    exact_moments_path="verify.moments.ksubset_perturbation:ksubset_perturb_moments",
     references="Niepert, Minervini, Franceschi 2021 (NeurIPS, arXiv 2106.01798)",
     examples=({"k": 2}, {"k": 3, "perturbation": "gumbel", "lambda_": 0.5, "S": 2}),
 )
@@ -166,8 +175,8 @@ AIMLE_KSUBSET = Estimator(
                      "beta": 1.0, "S": 1},
     check_options=_check_perturb,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends=backend_paths("perturbation_ksubset", "perturb", "IMLE_KSUBSET"),
-    exact_moments_path="verify.moments_perturb:ksubset_perturb_moments",
+    backends=backend_paths("ksubset_perturbation", "IMLE_KSUBSET"),
+    exact_moments_path="verify.moments.ksubset_perturbation:ksubset_perturb_moments",
     references="Minervini, Franceschi, Niepert 2023 (AAAI, arXiv 2209.04862)",
     examples=({"k": 2}, {"k": 3, "perturbation": "gumbel", "adaptive": True, "beta": 0.5, "S": 2}),
 )
@@ -181,8 +190,41 @@ SIMPLE = Estimator(
     option_defaults={"k": None, "S": 1},
     check_options=_check_simple,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends=backend_paths("perturbation_ksubset", "perturb", "SIMPLE"),
-    exact_moments_path="verify.moments_perturb:simple_moments",
+    backends=backend_paths("ksubset_perturbation", "SIMPLE"),
+    exact_moments_path="verify.moments.ksubset_perturbation:simple_moments",
     references="Ahmed, Zeng, Niepert, Van den Broeck 2023 (ICLR, arXiv 2210.01941)",
     examples=({"k": 2}, {"k": 3, "S": 2}),
 )
+
+
+# ------------------------------------------------------------------- AIMLE's statistic
+def aimle_nonzeros(dist: str, params: object, queries: Queries, answers: Answers,
+                   **options: Any) -> np.ndarray:
+    """Number of non-zero entries of each per-sample AIMLE gradient, int64 ``(*batch, R, S)``
+    (the statistic that drives :func:`aimle_update`); ``dist`` ``"categorical"`` or
+    ``"ksubset"``, the options those of the record (``aimle`` or ``aimle_ksubset``).
+
+    It lives here, not beside :class:`AIMLEState`, because it serves both AIMLE records and
+    this family builds on the categorical one (never the other way round)."""
+    est = AIMLE if dist == "categorical" else AIMLE_KSUBSET
+    d = est.distribution(dist)
+    p = d.validate(params)
+    opts = est.options(**options)
+    batch = d.batch_shape(p)
+    nb = len(batch)
+    flat = p.reshape((-1,) + d.event_shape(p))
+
+    def fl(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a).reshape((-1,) + np.asarray(a).shape[nb:])
+
+    aux = {k: fl(v) for k, v in queries.aux.items()}
+    aux["z"] = fl(queries.z)
+    dy = fl(answers.grad_y)
+    if dist == "categorical":
+        lam = perturbation_lambdas(flat, dy, opts)
+        g = perturbation_gradients(onehot_argmax, aux["perturbed"], onehot(aux["z"], p.shape[-1]),
+                                   dy, lam, opts["target"] == "two_sided", True)
+    else:
+        g = ksubset_per_sample(flat, aux, dy, opts)
+    nz = np.count_nonzero(g.reshape(g.shape[:3] + (-1,)), axis=-1)
+    return nz.reshape(batch + nz.shape[1:])

@@ -61,8 +61,8 @@ import numpy as np
 from reference.distributions import sigmoid
 from reference.objectives import BinaryQuadratic
 
-from .exact import Problem, make_problem
-from .moments import Moments
+from ..exact import Problem, make_problem
+from . import Moments
 
 __all__ = ["ar_moments", "arm_moments", "disarm_moments", "binary_moments", "separable_terms", "BinaryCells",
            "binary_cells", "MAX_GENERAL_K"]

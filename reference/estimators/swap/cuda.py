@@ -1,9 +1,9 @@
 """Numba CUDA kernels for the categorical swap family (formulas and layouts in
-:mod:`reference.swap`).
+:mod:`reference.estimators.swap.numpy_reference`).
 
 One thread per replicate (grid-stride loops), explicit signatures registered for PTX
 compilation, preallocated outputs (and the scratch ``pi``); the host wrappers do the
-transfers. The device functions are those of :mod:`reference._core_swap`, compiled with
+transfers. The device functions are those of :mod:`reference.estimators.swap.device`, compiled with
 ``cuda.jit(device=True)``.
 """
 
@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 from numba import boolean, cuda, float64, int64
 
-from . import _cuda
-from ._core_swap import build
-from ._cuda import FLOATS, arr, kernel, launch
-from .contract import Backend, Queries
-from .swap import check_logit_spread, check_swap_queries
+from reference import _cuda
+from reference._cuda import FLOATS, arr, kernel, launch
+from reference.contract import Backend, Queries
+
+from .device import build
+from .numpy_reference import check_logit_spread, check_swap_queries
 
 CORE_SWAP = build(cuda.jit(device=True), _cuda.CORE)
 row_weights = CORE_SWAP.row_weights

@@ -1,5 +1,5 @@
 """Numba CPU kernels for the categorical swap family (formulas and layouts in
-:mod:`reference.swap`).
+:mod:`reference.estimators.swap.numpy_reference`).
 
 Kernels take batch-flattened, C-contiguous arrays, write into preallocated outputs (and the
 preallocated scratch ``pi``) and return nothing; each ``prange`` iteration writes only its own
@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from . import _cpu
-from ._core_swap import build
-from .contract import Backend, Queries
-from .swap import check_logit_spread, check_swap_queries
+from reference import _cpu
+from reference.contract import Backend, Queries
+
+from .device import build
+from .numpy_reference import check_logit_spread, check_swap_queries
 
 CORE_SWAP = build(njit(cache=True), _cpu.CORE)
 row_weights = CORE_SWAP.row_weights

@@ -5,7 +5,7 @@ All three estimate ``grad_phi E_{z~q}[f(z)]`` for factorial Bernoulli logits ``p
 only (no derivatives, no relaxation), with one uniform vector ``u ~ U[0, 1)^K`` per draw.
 
 Formulas (DESIGN.md section 6; each verified against the enumeration gradient by the oracle,
-``verify.moments_binary``, and by hand for ``K = 1``, where all three have mean
+``verify.moments.augment_reinforce``, and by hand for ``K = 1``, where all three have mean
 ``sigmoid(phi) sigmoid(-phi) (f(1) - f(0))``)::
 
     AR      z  = 1[u < sigmoid(phi)]                      g_k = f(z) (1 - 2 u_k)
@@ -51,9 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import positive_int
-from .contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
-from .distributions import sigmoid
+from reference._validate import positive_int
+from reference.contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
+from reference.distributions import sigmoid
 
 __all__ = ["AR", "ARM", "DISARM", "ar_sample", "arm_pairs", "ar_estimate", "arm_estimate",
            "disarm_estimate", "disarm_weight"]
@@ -202,8 +202,8 @@ AR = Estimator(
     option_defaults={"n": 1},
     check_options=_check_n,
     cost_fn=lambda K, C, o: Cost(o["n"]),
-    backends=backend_paths("binary", "binary", "AR"),
-    exact_moments_path="verify.moments_binary:ar_moments",
+    backends=backend_paths("augment_reinforce", "AR"),
+    exact_moments_path="verify.moments.augment_reinforce:ar_moments",
     references=_ARM_REF,
     examples=({"n": 1}, {"n": 3}),
 )
@@ -217,8 +217,8 @@ ARM = Estimator(
     option_defaults={"n": 1},
     check_options=_check_n,
     cost_fn=lambda K, C, o: Cost(2 * o["n"]),
-    backends=backend_paths("binary", "binary", "ARM"),
-    exact_moments_path="verify.moments_binary:arm_moments",
+    backends=backend_paths("augment_reinforce", "ARM"),
+    exact_moments_path="verify.moments.augment_reinforce:arm_moments",
     references=_ARM_REF,
     examples=({"n": 1}, {"n": 2}),
 )
@@ -232,8 +232,8 @@ DISARM = Estimator(
     option_defaults={"n": 1},
     check_options=_check_n,
     cost_fn=lambda K, C, o: Cost(2 * o["n"]),
-    backends=backend_paths("binary", "binary", "DISARM"),
-    exact_moments_path="verify.moments_binary:disarm_moments",
+    backends=backend_paths("augment_reinforce", "DISARM"),
+    exact_moments_path="verify.moments.augment_reinforce:disarm_moments",
     references=_DISARM_REF,
     examples=({"n": 1}, {"n": 3}),
 )

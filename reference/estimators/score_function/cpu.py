@@ -1,13 +1,22 @@
-"""Numba CPU kernels for REINFORCE and REINFORCE-LOO (formulas in reference.score_function)."""
+"""Numba CPU kernels for REINFORCE and REINFORCE-LOO (formulas in
+:mod:`reference.estimators.score_function.numpy_reference`).
+
+No on-disk cache: the kernels call device functions of another file (see :mod:`reference._cpu`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from . import _cpu
-from ._cpu import score_combine_bernoulli, score_combine_categorical
-from .contract import Backend, Queries
+from reference import _cpu
+from reference.contract import Backend, Queries
+
+from .device import build
+
+SCORE = build(njit, _cpu.CORE)
+score_combine_bernoulli = SCORE.score_combine_bernoulli
+score_combine_categorical = SCORE.score_combine_categorical
 
 
 @njit(parallel=True)

@@ -1,7 +1,7 @@
 """Exact moments of the categorical swap estimators (ARS, ARSM, ARS+, ARSM+, ARSM+ with the
 conditional expectation), by exact integration over polytopes of the simplex.
 
-Setting (see :mod:`reference.swap` for the estimators). Per dimension ``k``,
+Setting (see :mod:`reference.estimators.swap.numpy_reference` for the estimators). Per dimension ``k``,
 ``pi_k ~ Dirichlet(1_C)`` (uniform on the simplex), independently across ``k``; with
 ``w_ki = exp(-alpha_ki)``, the swapped argmin for the transposition ``sigma = (m j)`` is
 ``Z_k[m, j] = argmin_i w_ki pi_{k, sigma(i)}`` (``Z_k[j, j] = z_k``, ``Z_k`` symmetric). Each
@@ -20,10 +20,10 @@ Method. (1) Per dimension: the simplex is split into convex cells on which every
 argmin ``Z_k[m, j]`` is constant (hyperplanes ``w_a pi_b = w_c pi_d``) and, for the
 conditional expectation, on which the active pieces of ``lo`` (a max of linear functions of
 ``pi``) and ``hi`` (a min) are constant for every ``(j, l)``; cells are refined only where a
-vertex test shows that something varies (:func:`verify.polytope.refine`). On each cell the
+vertex test shows that something varies (:func:`verify.moments.polytope.refine`). On each cell the
 weights are linear in ``pi``, so ``P(cell)``, ``E[W_j 1{cell}]`` and
 ``E[W_j W_j' 1{cell}]`` follow exactly from the cell's moments of degree <= 2
-(:func:`verify.polytope.cell_moments`: fan triangulation and the closed form over simplices).
+(:func:`verify.moments.polytope.cell_moments`: fan triangulation and the closed form over simplices).
 The ``l`` average is taken inside: ``E[W_j W_j']`` uses ``mean_l W_jl`` for ``j != j'``
 (independent ``l``) and ``mean_l W_jl^2`` for ``j = j'`` (the same ``l``).
 (2) Across dimensions, which are independent given ``j`` (and the ``l``), the moments are
@@ -71,8 +71,8 @@ from typing import Any
 
 import numpy as np
 
-from .exact import Problem, make_problem
-from .moments import Moments
+from ..exact import Problem, make_problem
+from . import Moments
 from .polytope import cells_moments, ordered_cell, refine, sides, simplex_cell
 
 __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
@@ -120,8 +120,9 @@ def _outcome_matrix(args: np.ndarray, C: int) -> np.ndarray:
 def _bound_rows(w: np.ndarray, j: int, l: int, m: int, a: int) -> tuple[list, list]:
     """Lower and upper bounds on ``t = pi_j`` (as linear functions of ``pi``) implied by the
     observation ``Z[m, j] = a``, with ``pi_i`` for ``i not in {j, l}`` and ``s = pi_j + pi_l``
-    fixed. Mirrors ``reference.swap.ce_interval``: the value at position ``i`` of the swapped
-    vector is ``p_i t + q_i``; ``v_a <= v_i`` gives ``(p_a - p_i) t <= q_i - q_a``."""
+    fixed. Mirrors ``reference.estimators.swap.numpy_reference.ce_interval``: the value at
+    position ``i`` of the swapped vector is ``p_i t + q_i``; ``v_a <= v_i`` gives
+    ``(p_a - p_i) t <= q_i - q_a``."""
     C = w.size
     sigma = _transposition(C, m, j)
     p = np.zeros(C)

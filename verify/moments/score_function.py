@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .exact import Problem, config_probabilities, make_problem, score_matrix
-from .moments import Moments
+from ..exact import Problem, config_probabilities, make_problem, score_matrix
+from . import Moments
 
 __all__ = ["reinforce_moments", "reinforce_loo_moments"]
 

@@ -1,4 +1,5 @@
-"""Numba CUDA kernels for AR, ARM and DisARM (formulas and layouts in :mod:`reference.binary`).
+"""Numba CUDA kernels for AR, ARM and DisARM (formulas and layouts in
+:mod:`reference.estimators.augment_reinforce.numpy_reference`).
 
 One thread per work item (a pair for the queries, a replicate for the combination) in
 grid-stride loops; kernels write into preallocated device outputs and return nothing; the
@@ -10,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, int64
 
-from . import _cuda
-from ._core_binary import build
-from ._cuda import FLOATS, arr, kernel, launch
-from .binary import aux_u, check_query_count
-from .contract import Answers, Backend, Queries
+from reference import _cuda
+from reference._cuda import FLOATS, arr, kernel, launch
+from reference.contract import Answers, Backend, Queries
+
+from .device import build
+from .numpy_reference import aux_u, check_query_count
 
 CORE_BINARY = build(cuda.jit(device=True), _cuda.CORE)
 arm_pair_row = CORE_BINARY.arm_pair_row

@@ -4,7 +4,8 @@
 ``numba.cuda.jit(device=True)`` (CUDA); ``base`` is the namespace of shared device functions
 (``reference._cpu.CORE`` or ``reference._cuda.CORE``), whose two-branch ``sigmoid`` sets every
 threshold, so all backends take the same decisions. The bodies mirror the NumPy reference in
-:mod:`reference.binary`; they never validate and never allocate. Accumulations are float64.
+:mod:`reference.estimators.augment_reinforce.numpy_reference`; they never validate and never
+allocate. Accumulations are float64.
 """
 
 from __future__ import annotations

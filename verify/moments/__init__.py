@@ -1,4 +1,26 @@
-"""The result type of every exact-moment method."""
+"""The oracle's exact-moment methods, one module per estimator family, and their result type.
+
+Each registry record names its method as ``exact_moments_path``
+(``"verify.moments.<family>:<function>"``), called as
+``fn(dist, params, objective, **options) -> Moments``:
+
+============================  =================================================================
+module                        estimators and method
+============================  =================================================================
+``score_function``            REINFORCE, REINFORCE-LOO: closed forms from single-configuration
+                              moments (no ``n``-tuples)
+``augment_reinforce``         AR, ARM, DisARM: exact cell integrals of the uniform thresholds
+``swap``                      ARS, ARSM, ARS+, ARSM+, ARSM+CE: exact integration over polytope
+                              cells of the simplex (geometry in ``polytope``)
+``relaxation``                straight-through, I-MLE/AIMLE (exact; joint argmax laws in
+                              ``quadrature``), Gumbel-Softmax, ST-Gumbel-Softmax (certified RQMC)
+``ksubset_perturbation``      SIMPLE (exact enumeration of subsets), I-MLE/AIMLE on k-subsets
+                              (certified RQMC)
+============================  =================================================================
+
+This module defines only :class:`Moments` and imports none of the family modules, so each of
+them can import it without a circle.
+"""
 
 from __future__ import annotations
 

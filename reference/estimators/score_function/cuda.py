@@ -1,16 +1,21 @@
-"""Numba CUDA kernels for REINFORCE and REINFORCE-LOO (formulas in reference.score_function)."""
+"""Numba CUDA kernels for REINFORCE and REINFORCE-LOO (formulas in
+:mod:`reference.estimators.score_function.numpy_reference`; device functions in
+:mod:`reference.estimators.score_function.device`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import boolean, cuda, float64, int64
 
-from . import _cuda
-from ._cuda import FLOATS, arr, kernel, launch
-from .contract import Backend, Queries
+from reference import _cuda
+from reference._cuda import FLOATS, arr, kernel, launch
+from reference.contract import Backend, Queries
 
-score_combine_bernoulli = _cuda.CORE.score_combine_bernoulli
-score_combine_categorical = _cuda.CORE.score_combine_categorical
+from .device import build
+
+SCORE = build(cuda.jit(device=True), _cuda.CORE)
+score_combine_bernoulli = SCORE.score_combine_bernoulli
+score_combine_categorical = SCORE.score_combine_categorical
 
 
 def _combine_bernoulli(phi, z, f, loo, baseline, out):

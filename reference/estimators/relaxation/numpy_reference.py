@@ -50,14 +50,14 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import float_array, positive_int
-from .contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
-from .distributions import get_distribution, sigmoid, softmax
-from .ksubset import gumbel
+from reference._validate import float_array, positive_int
+from reference.contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
+from reference.distributions import get_distribution, sigmoid, softmax
+from reference.ksubset import gumbel
 
 __all__ = ["STRAIGHT_THROUGH", "GUMBEL_SOFTMAX", "ST_GUMBEL_SOFTMAX", "IMLE", "AIMLE",
-           "AIMLEState", "aimle_update", "aimle_nonzeros", "softmax_jvp", "relaxed_sample",
-           "perturbation_gradients"]
+           "AIMLEState", "aimle_update", "onehot", "onehot_argmax", "softmax_jvp", "relaxed_sample",
+           "perturbation_gradients", "imle_flags"]
 
 
 # ------------------------------------------------------------------------ the formulas
@@ -178,7 +178,14 @@ def perturbation_gradients(map_fn, perturbed: np.ndarray, z: np.ndarray, dy: np.
     return np.where(lam_b > 0, diff, 0.0)
 
 
-def _onehot_argmax(x: np.ndarray) -> np.ndarray:
+def imle_flags(opts: dict) -> tuple[float, bool, float, bool, bool]:
+    """The I-MLE/AIMLE options as the fast kernels take them: ``(lambda_, adaptive, beta,
+    two_sided, divide_by_lambda)`` (shared by the CPU and CUDA backends of both families)."""
+    return (float(opts["lambda_"]), bool(opts.get("adaptive", False)), float(opts.get("beta", 1.0)),
+            opts.get("target", "one_sided") == "two_sided", bool(opts.get("divide_by_lambda", True)))
+
+
+def onehot_argmax(x: np.ndarray) -> np.ndarray:
     return onehot(np.argmax(x, axis=-1), x.shape[-1])
 
 
@@ -187,7 +194,7 @@ def _imle_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answ
     dy = answers.grad_y
     lam = perturbation_lambdas(params, dy, opts)
     z = onehot(queries.z, params.shape[-1])
-    g = perturbation_gradients(_onehot_argmax, queries.aux["perturbed"], z, dy, lam,
+    g = perturbation_gradients(onehot_argmax, queries.aux["perturbed"], z, dy, lam,
                                opts.get("target", "one_sided") == "two_sided",
                                opts.get("divide_by_lambda", True))
     return g.mean(axis=2)
@@ -224,37 +231,6 @@ def aimle_update(state: AIMLEState, nonzeros: np.ndarray, *, target_nnz: float =
     ema = decay * state.nnz_ema + (1.0 - decay) * float(nz.mean())
     update = (step if ema < target_nnz else -step) + momentum * state.last_update
     return AIMLEState(max(state.beta + update, 0.0), ema, update)
-
-
-def aimle_nonzeros(dist: str, params: object, queries: Queries, answers: Answers,
-                   **options: Any) -> np.ndarray:
-    """Number of non-zero entries of each per-sample AIMLE gradient, int64 ``(*batch, R, S)``
-    (the statistic that drives :func:`aimle_update`); ``dist`` ``"categorical"`` or
-    ``"ksubset"``, the options those of the record."""
-    from .perturbation_ksubset import AIMLE_KSUBSET, ksubset_per_sample
-
-    est = AIMLE if dist == "categorical" else AIMLE_KSUBSET
-    d = est.distribution(dist)
-    p = d.validate(params)
-    opts = est.options(**options)
-    batch = d.batch_shape(p)
-    nb = len(batch)
-    flat = p.reshape((-1,) + d.event_shape(p))
-
-    def fl(a: np.ndarray) -> np.ndarray:
-        return np.asarray(a).reshape((-1,) + np.asarray(a).shape[nb:])
-
-    aux = {k: fl(v) for k, v in queries.aux.items()}
-    aux["z"] = fl(queries.z)
-    dy = fl(answers.grad_y)
-    if dist == "categorical":
-        lam = perturbation_lambdas(flat, dy, opts)
-        g = perturbation_gradients(_onehot_argmax, aux["perturbed"], onehot(aux["z"], p.shape[-1]),
-                                   dy, lam, opts["target"] == "two_sided", True)
-    else:
-        g = ksubset_per_sample(flat, aux, dy, opts)
-    nz = np.count_nonzero(g.reshape(g.shape[:3] + (-1,)), axis=-1)
-    return nz.reshape(batch + nz.shape[1:])
 
 
 # ---------------------------------------------------------------------------- records
@@ -324,8 +300,8 @@ STRAIGHT_THROUGH = Estimator(
     option_defaults={"n": 1},
     check_options=_check_n,
     cost_fn=lambda K, C, o: Cost(o["n"], o["n"]),
-    backends=backend_paths("perturbation", "perturb", "STRAIGHT_THROUGH"),
-    exact_moments_path="verify.moments_perturb:straight_through_moments",
+    backends=backend_paths("relaxation", "STRAIGHT_THROUGH"),
+    exact_moments_path="verify.moments.relaxation:straight_through_moments",
     references="Bengio, Léonard, Courville 2013 (arXiv 1308.3432)",
     examples=({"n": 1}, {"n": 3}),
 )
@@ -339,8 +315,8 @@ GUMBEL_SOFTMAX = Estimator(
     option_defaults={"tau": 1.0, "n": 1},
     check_options=_check_tau,
     cost_fn=lambda K, C, o: Cost(o["n"], o["n"]),
-    backends=backend_paths("perturbation", "perturb", "GUMBEL_SOFTMAX"),
-    exact_moments_path="verify.moments_perturb:gumbel_softmax_moments",
+    backends=backend_paths("relaxation", "GUMBEL_SOFTMAX"),
+    exact_moments_path="verify.moments.relaxation:gumbel_softmax_moments",
     references=_JANG,
     examples=({"tau": 1.0}, {"tau": 0.5, "n": 2}),
 )
@@ -354,8 +330,8 @@ ST_GUMBEL_SOFTMAX = Estimator(
     option_defaults={"tau": 1.0, "n": 1},
     check_options=_check_tau,
     cost_fn=lambda K, C, o: Cost(o["n"], o["n"]),
-    backends=backend_paths("perturbation", "perturb", "ST_GUMBEL_SOFTMAX"),
-    exact_moments_path="verify.moments_perturb:st_gumbel_softmax_moments",
+    backends=backend_paths("relaxation", "ST_GUMBEL_SOFTMAX"),
+    exact_moments_path="verify.moments.relaxation:st_gumbel_softmax_moments",
     references=_JANG,
     examples=({"tau": 1.0}, {"tau": 0.5, "n": 2}),
 )
@@ -369,8 +345,8 @@ IMLE = Estimator(
     option_defaults={"lambda_": 1.0, "divide_by_lambda": True, "S": 1},
     check_options=check_perturb_options,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends=backend_paths("perturbation", "perturb", "IMLE"),
-    exact_moments_path="verify.moments_perturb:imle_moments",
+    backends=backend_paths("relaxation", "IMLE"),
+    exact_moments_path="verify.moments.relaxation:imle_moments",
     references="Niepert, Minervini, Franceschi 2021 (NeurIPS, arXiv 2106.01798)",
     examples=({"lambda_": 1.0}, {"lambda_": 0.5, "S": 2, "divide_by_lambda": False}),
 )
@@ -385,8 +361,8 @@ AIMLE = Estimator(
                      "S": 1},
     check_options=check_perturb_options,
     cost_fn=lambda K, C, o: Cost(o["S"], o["S"]),
-    backends=backend_paths("perturbation", "perturb", "IMLE"),
-    exact_moments_path="verify.moments_perturb:imle_moments",
+    backends=backend_paths("relaxation", "IMLE"),
+    exact_moments_path="verify.moments.relaxation:imle_moments",
     references="Minervini, Franceschi, Niepert 2023 (AAAI, arXiv 2209.04862)",
     examples=({"lambda_": 1.0}, {"target": "one_sided", "lambda_": 0.5},
               {"adaptive": True, "beta": 0.5, "S": 2}),

@@ -39,7 +39,7 @@ identity when ``m = j``), and ``z^{m<->j}_k = argmin_i pi^{m<->j}_ki exp(-alpha_
   dimension and per reference.
 
 Every formula above was checked against the exact gradient by enumeration
-(:mod:`verify.moments_swap` computes the exact moments; the tests check mean = gradient).
+(:mod:`verify.moments.swap` computes the exact moments; the tests check mean = gradient).
 With ``C = 2`` ARSM has the moments of ARM and ARS+ those of DisARM (footnote 2 of the paper).
 
 Noise (every array Uniform[0, 1), shapes per replicate; the mapping is the contract):
@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from .contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
+from reference.contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 
 __all__ = ["ARS", "ARSM", "ARS_PLUS", "ARSM_PLUS", "ARSM_PLUS_CE", "dirichlet_from_uniform",
            "reference_index", "other_index", "row_weights", "swap_argmin", "swap_outcomes",
@@ -355,8 +355,8 @@ def _record(name: str, title: str, noise: tuple, cost, backend: str, moments: st
         option_defaults={},
         check_options=_no_options,
         cost_fn=cost,
-        backends=backend_paths("swap", "swap", backend),
-        exact_moments_path=f"verify.moments_swap:{moments}",
+        backends=backend_paths("swap", backend),
+        exact_moments_path=f"verify.moments.swap:{moments}",
         references=_PAPERS,
     )
 

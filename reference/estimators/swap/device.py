@@ -3,8 +3,9 @@
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` (CPU) or
 ``numba.cuda.jit(device=True)`` (CUDA) on top of ``base`` (``reference._cpu.CORE`` or
 ``reference._cuda.CORE``), so both fast backends do the same arithmetic. The bodies mirror the
-NumPy reference in :mod:`reference.swap` (formulas and noise mapping there); they never
-validate and never allocate: scratch rows (``pi``, ``w``) are preallocated by the host.
+NumPy reference in :mod:`reference.estimators.swap.numpy_reference` (formulas and noise
+mapping there); they never validate and never allocate: scratch rows (``pi``, ``w``) are
+preallocated by the host.
 Accumulations are float64 even for float32 inputs.
 """
 
@@ -88,7 +89,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     @jit
     def ce_midpoint(pi, w, j, l):
         # (lo + hi) / 2 for t = pi_j with pi_i (i not in {j, l}) and s = pi_j + pi_l fixed;
-        # position i of a swap holds p_i t + q_i (see reference.swap.ce_interval)
+        # position i of a swap holds p_i t + q_i (see reference.estimators.swap.numpy_reference.ce_interval)
         C = pi.shape[0]
         s = pi[j] + pi[l]
         lo = 0.0

@@ -1,26 +1,27 @@
-"""Exact or certified moments of the relaxation and perturbation estimators.
+"""Exact or certified moments of the relaxation and perturbation estimators (records in
+:mod:`reference.estimators.relaxation`); the k-subset ones are in
+:mod:`verify.moments.ksubset_perturbation`.
 
 Every result is a :class:`verify.Moments` with its method and error bound (0 when exact up to
 rounding). ``S`` (or ``n``) samples per replicate divide the single-sample covariance by ``S``.
 
-* ``straight_through`` and ``simple``: **exact**, by enumeration. Their noise acts only through
-  the discrete sample ``z``, and the estimate is a function of ``z``: ``g(z) = J_softmax^T
-  dy(z)`` (factorial ``q``, ``C**K`` configurations) or ``g(z) = Cov_theta(z) dy(z)`` (all
-  ``binom(n, k)`` subsets; the covariance by enumeration, independent of the DP).
+* ``straight_through``: **exact**, by enumeration. Its noise acts only through the discrete
+  sample ``z``, and the estimate is a function of ``z``: ``g(z) = J_softmax^T dy(z)``
+  (factorial ``q``, ``C**K`` configurations).
 * ``imle`` and ``aimle`` (categorical, Gumbel noise): **exact** up to rounding. Given the
   configuration ``z`` (enumerated), ``dy(z)`` and ``lambda(z)`` are fixed and the targets'
   ``z'_k`` are independent across ``k`` (each depends on ``G_k`` only). Per dimension, the joint
   law of the sample and its target(s) under the shared ``G_k`` comes from
-  :func:`verify.quadrature.argmax_joint_law` (``V = 2`` one-sided, ``V = 3`` two-sided), whose
-  slice at ``z_k`` divided by ``p_k(z_k)`` is the conditional law. So ``E[g | z]`` is exact and
-  ``Cov(g | z)`` is block diagonal over ``k``; the mixture over ``z`` gives mean and covariance.
+  :func:`verify.moments.quadrature.argmax_joint_law` (``V = 2`` one-sided, ``V = 3``
+  two-sided), whose slice at ``z_k`` divided by ``p_k(z_k)`` is the conditional law. So
+  ``E[g | z]`` is exact and ``Cov(g | z)`` is block diagonal over ``k``; the mixture over ``z``
+  gives mean and covariance.
   Error bound: ``LAW_ERROR`` times the largest weight ``1/w``, per probability used.
-* ``gumbel_softmax``, ``st_gumbel_softmax``, ``imle_ksubset`` and ``aimle_ksubset``:
+* ``gumbel_softmax`` and ``st_gumbel_softmax``:
   **certified** by randomized quasi-Monte Carlo over the noise of one sample
-  (:func:`verify.quadrature.rqmc_mean_cov`; 32 scrambled Sobol sets of ``2**11`` points,
-  ``2**10`` for Sum-of-Gamma noise), with the Student-t half-width at confidence ``1 - 1e-6``
-  (over all entries) as the error bound. (No closed form: the
-  soft sample enters smoothly; top-k under Sum-of-Gamma noise has no known joint law.)
+  (:func:`verify.moments.quadrature.rqmc_mean_cov`; 32 scrambled Sobol sets of ``2**11``
+  points), with the Student-t half-width at confidence ``1 - 1e-6`` (over all entries) as the
+  error bound. (No closed form: the soft sample enters smoothly.)
 
 Results are cached per (method, problem, options): the registry-wide tests ask for the same
 moments several times.
@@ -34,21 +35,21 @@ from typing import Any
 import numpy as np
 
 from reference.distributions import Distribution, sigmoid, softmax
-from reference.ksubset import check_k, gumbel, sum_of_gamma_noise, top_k
+from reference.ksubset import gumbel
 
-from .exact import config_probabilities, ksubset_probabilities, make_problem
-from .moments import Moments
+from ..exact import config_probabilities, make_problem
+from . import Moments
 from .quadrature import LAW_ERROR, argmax_joint_law, rqmc_mean_cov
 
-__all__ = ["straight_through_moments", "simple_moments", "imle_moments",
-           "gumbel_softmax_moments", "st_gumbel_softmax_moments", "ksubset_perturb_moments",
-           "moments_from_values"]
+__all__ = ["straight_through_moments", "imle_moments", "gumbel_softmax_moments",
+           "st_gumbel_softmax_moments", "moments_from_values", "cached_moments", "grad_at",
+           "rqmc_moments"]
 
 _CACHE: dict[tuple, Moments] = {}
 _CACHE_MAX = 256
 
 
-def _cached(name: str, dist: Any, params: object, objective: Any, opts: dict, compute) -> Moments:
+def cached_moments(name: str, dist: Any, params: object, objective: Any, opts: dict, compute) -> Moments:
     p = np.asarray(params, dtype=np.float64)
     d = dist if isinstance(dist, str) else dist.name
     try:
@@ -75,7 +76,7 @@ def moments_from_values(q: np.ndarray, g: np.ndarray, samples: int, shape: tuple
     return Moments(mean.reshape(shape), 0.5 * (cov + cov.T), method, 0.0, rb.reshape(shape))
 
 
-def _grad(objective: Any, y: np.ndarray) -> np.ndarray:
+def grad_at(objective: Any, y: np.ndarray) -> np.ndarray:
     """``grad_y f`` at the points ``y``, broadcast to ``y.shape`` (``TableObjective.relaxed``
     drops the batch axes when ``K = 1``)."""
     return np.broadcast_to(np.asarray(objective.relaxed(y)[1], dtype=np.float64), y.shape)
@@ -94,7 +95,7 @@ def straight_through_moments(dist: Any, params: object, objective: Any, n: int =
         pr = make_problem(dist, params, objective)
         Z = Distribution.enumerate_configs(pr.K, pr.C)
         q = config_probabilities(pr).ravel()
-        dy = _grad(objective, _points(pr.dist.name, Z, pr.C))
+        dy = grad_at(objective, _points(pr.dist.name, Z, pr.C))
         if pr.dist.name == "bernoulli":
             p = sigmoid(pr.params)
             g = p * (1 - p) * dy
@@ -103,26 +104,7 @@ def straight_through_moments(dist: Any, params: object, objective: Any, n: int =
             g = p * (dy - (p * dy).sum(axis=-1, keepdims=True))
         return moments_from_values(q, g.reshape(len(Z), -1), n, pr.params.shape,
                                    "exact: enumeration over z (straight-through is a function of z)")
-    return _cached("st", dist, params, objective, {"n": n}, compute)
-
-
-# --------------------------------------------------------------------------- SIMPLE
-def simple_moments(dist: Any, params: object, objective: Any, k: int | None = None,
-                   S: int = 1) -> Moments:
-    """Exact moments of SIMPLE: ``g(z) = Cov_theta(z) dy(z)`` over all ``binom(n, k)`` subsets."""
-    def compute() -> Moments:
-        pr = make_problem(dist, params, objective)
-        check_k(k, pr.K)
-        Z, p = ksubset_probabilities(pr, k)
-        mu = p @ Z
-        cov_z = (Z * p[:, None]).T @ Z - np.outer(mu, mu)
-        dy = _grad(objective, Z.astype(np.float64))
-        m = moments_from_values(p, dy @ cov_z, S, pr.params.shape,
-                                "exact: enumeration over all k-subsets")
-        # exact up to rounding; the reference computes Cov by the DP, so allow for rounding
-        return Moments(m.mean, m.cov, m.method, 1e-13 * max(1.0, float(np.abs(dy).max())),
-                       m.range_bound)
-    return _cached("simple", dist, params, objective, {"k": k, "S": S}, compute)
+    return cached_moments("st", dist, params, objective, {"n": n}, compute)
 
 
 # ------------------------------------------------------------- I-MLE / AIMLE (Gumbel)
@@ -147,7 +129,7 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
         alpha, K, C = pr.params, pr.K, pr.C
         Z = Distribution.enumerate_configs(K, C)
         q = config_probabilities(pr).ravel()
-        dys = _grad(objective, _points("categorical", Z, C))
+        dys = grad_at(objective, _points("categorical", Z, C))
         P = K * C
         mean, second = np.zeros(P), np.zeros((P, P))
         max_w, n_probs = 0.0, 0
@@ -190,11 +172,11 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
                        "exact: enumeration over z and exact joint argmax laws under shared "
                        "Gumbel noise (piecewise-rational integration)", err,
                        rb.reshape(alpha.shape))
-    return _cached("imle", dist, params, objective, opts, compute)
+    return cached_moments("imle", dist, params, objective, opts, compute)
 
 
 # ------------------------------------------------------------------ RQMC-certified ones
-def _rqmc_moments(fn, dim: int, samples: int, shape: tuple[int, ...], what: str,
+def rqmc_moments(fn, dim: int, samples: int, shape: tuple[int, ...], what: str,
                   log2_points: int = 11, randomizations: int = 32) -> Moments:
     mean, cov, half = rqmc_mean_cov(fn, dim, log2_points=log2_points,
                                     randomizations=randomizations, confidence=1 - 1e-6)
@@ -211,12 +193,12 @@ def _gs_values(pr, objective: Any, U: np.ndarray, tau: float, straight: bool) ->
         x = pr.params + (G[..., 1] - G[..., 0])
         y = sigmoid(x / tau)
         point = (x > 0).astype(np.float64) if straight else y
-        dy = _grad(objective, point)
+        dy = grad_at(objective, point)
         return (y * (1 - y) * dy / tau).reshape(len(U), -1)
     x = pr.params + G
     y = softmax(x / tau)
     point = (x.argmax(axis=-1)[..., None] == np.arange(C)).astype(np.float64) if straight else y
-    dy = _grad(objective, point)
+    dy = grad_at(objective, point)
     return (y * (dy - (y * dy).sum(axis=-1, keepdims=True)) / tau).reshape(len(U), -1)
 
 
@@ -225,9 +207,9 @@ def gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: float
     """Certified (RQMC) moments of Gumbel-Softmax / binary Concrete."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
-        return _rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, False), pr.K * pr.C, n,
+        return rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, False), pr.K * pr.C, n,
                              pr.params.shape, "Gumbel-Softmax")
-    return _cached("gs", dist, params, objective, {"tau": tau, "n": n}, compute)
+    return cached_moments("gs", dist, params, objective, {"tau": tau, "n": n}, compute)
 
 
 def st_gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: float = 1.0,
@@ -235,53 +217,6 @@ def st_gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: fl
     """Certified (RQMC) moments of straight-through Gumbel-Softmax."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
-        return _rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, True), pr.K * pr.C, n,
+        return rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, True), pr.K * pr.C, n,
                              pr.params.shape, "straight-through Gumbel-Softmax")
-    return _cached("stgs", dist, params, objective, {"tau": tau, "n": n}, compute)
-
-
-def ksubset_perturb_moments(dist: Any, params: object, objective: Any, k: int | None = None,
-                            perturbation: str = "sum_of_gamma", tau: float = 1.0, s: int = 10,
-                            lambda_: float = 1.0, S: int = 1, divide_by_lambda: bool = True,
-                            target: str = "one_sided", adaptive: bool = False,
-                            beta: float = 1.0) -> Moments:
-    """Certified (RQMC) moments of I-MLE / AIMLE on k-subsets (top-k perturb-and-MAP)."""
-    opts = dict(k=k, perturbation=perturbation, tau=tau, s=s, lambda_=lambda_, S=S,
-                divide_by_lambda=divide_by_lambda, target=target, adaptive=adaptive, beta=beta)
-
-    def compute() -> Moments:
-        pr = make_problem(dist, params, objective)
-        n = pr.K
-        kk = check_k(k, n)
-        theta = pr.params
-        sog = perturbation == "sum_of_gamma"
-        dim = s * n if sog else n
-
-        def values(U: np.ndarray) -> np.ndarray:
-            if sog:
-                eps = sum_of_gamma_noise(U.reshape(-1, s, n), kk, tau)
-            else:
-                eps = tau * gumbel(U)
-            x = theta + eps
-            z = top_k(x, kk).astype(np.float64)
-            dy = _grad(objective, z)
-            if adaptive:
-                nd = np.sqrt((dy**2).sum(axis=-1))
-                lam = np.where(nd > 0, beta * np.sqrt(np.sum(theta**2)) / np.where(nd > 0, nd, 1), 0.0)
-            else:
-                lam = np.full(len(U), float(lambda_))
-            step = lam[:, None] * dy
-            minus = top_k(x - step, kk)
-            if target == "two_sided":
-                g, w = top_k(x + step, kk) - minus, 2 * lam
-            else:
-                g, w = z - minus, lam
-            if divide_by_lambda:
-                g = g / np.where(w > 0, w, 1.0)[:, None]
-            return np.where(lam[:, None] > 0, g, 0.0)
-
-        # gammaincinv dominates the cost: fewer points for Sum-of-Gamma noise
-        return _rqmc_moments(values, dim, S, theta.shape,
-                             f"top-k perturb-and-MAP with {perturbation} noise",
-                             log2_points=10 if sog else 11)
-    return _cached("ksub", dist, params, objective, opts, compute)
+    return cached_moments("stgs", dist, params, objective, {"tau": tau, "n": n}, compute)
