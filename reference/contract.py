@@ -152,6 +152,7 @@ class Estimator:
     references: str = ""
     #: option sets that the registry-wide tests and the verification report run
     examples: tuple[Mapping[str, Any], ...] = ({},)
+    _query_shape_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ---------------------------------------------------------------------- plumbing
     def options(self, **options: Any) -> dict[str, Any]:
@@ -177,7 +178,12 @@ class Estimator:
                       **options: Any) -> Any:
         """The oracle's exact mean and covariance (see ``verify``)."""
         d = self.distribution(dist)
-        return _resolve(self.exact_moments_path)(d, params, objective, **self.options(**options))
+        m = _resolve(self.exact_moments_path)(d, params, objective, **self.options(**options))
+        for part in ("mean", "cov"):
+            if not np.all(np.isfinite(getattr(m, part))):
+                raise ValueError(f"{self.name}: the exact {part} is not finite (is the objective or "
+                                 "its gradient finite everywhere?); no exact answer exists")
+        return m
 
     def cost(self, K: int, C: int, **options: Any) -> Cost:
         return self.cost_fn(K, C, self.options(**options))
@@ -294,8 +300,70 @@ class Estimator:
         fa = Answers(flat(f_z, "answers.f_z"), flat(answers.f_y, "answers.f_y"),
                      flat(answers.grad_y, "answers.grad_y"))
         flat_params = np.ascontiguousarray(params.reshape((B,) + d.event_shape(params)))
+        if B:
+            self._check_queries_belong(d, flat_params, fq, opts)
         g = self.backend(backend).combine(d.name, flat_params, fq, fa, opts)
         return g.reshape(batch + g.shape[1:])
+
+    def _expected_queries(self, d: Distribution, one: np.ndarray, opts: dict[str, Any]) -> Queries:
+        """Phase 1 of the NumPy reference for one problem ``one (1, *event)`` and one
+        replicate: the per-replicate shapes and dtypes that phase 2 must be given."""
+        key = None
+        try:
+            key = (d.name, one.shape, tuple(sorted(opts.items())))
+            hash(key)
+        except TypeError:
+            key = None
+        if key is not None and key in self._query_shape_cache:
+            return self._query_shape_cache[key]
+        K, C = d.num_variables(one), d.num_categories(one)
+        rng = np.random.default_rng(0)
+        noise = {s.name: s.draw(rng, (1, 1) + s.shape(K, C, opts)) for s in self.noise}
+        q = self.backend("numpy").queries(d.name, one.astype(np.float64), noise, opts)
+        if key is not None:
+            if len(self._query_shape_cache) > 256:
+                self._query_shape_cache.clear()
+            self._query_shape_cache[key] = q
+        return q
+
+    def _check_queries_belong(self, d: Distribution, flat_params: np.ndarray, fq: Queries,
+                              opts: dict[str, Any]) -> None:
+        """Phase 2 must be given queries made for these parameters and options: every array
+        has the reference's per-replicate shape, the same ``R`` and the same dtype kind (a
+        mismatch would make the fast kernels read outside their arrays)."""
+        ref = self._expected_queries(d, flat_params[:1], opts)
+        R = fq.z.shape[1] if fq.z.ndim >= 2 else -1
+
+        def check(name: str, got: np.ndarray | None, want: np.ndarray | None) -> None:
+            if (got is None) != (want is None):
+                raise ValueError(f"{self.name}: {name} is {'missing' if got is None else 'unexpected'}"
+                                 " for these parameters and options")
+            if got is None or want is None:
+                return
+            per_got, per_want = tuple(got.shape[2:]), tuple(want.shape[2:])
+            if name == "queries.z" and got.ndim == want.ndim and per_got != per_want:
+                raise ValueError(
+                    f"{self.name} with these parameters and options needs {per_want[0]} "
+                    f"configurations per replicate (queries.z of shape (*batch, R, "
+                    f"{per_want[0]}, {per_want[1]})), got {per_got[0]} of length {per_got[1]}: "
+                    "were the queries made for other parameters or options?")
+            if got.ndim != want.ndim or got.shape[1] != R or per_got != per_want:
+                raise ValueError(
+                    f"{self.name}: {name} has shape {tuple(got.shape[1:])} per batch element, but "
+                    f"queries for these parameters and options have (R, *{per_want}) with "
+                    f"R = {R}: were the queries made for other parameters or options?")
+            if np.asarray(got).dtype.kind != np.asarray(want).dtype.kind and not (
+                    want.dtype.kind in "iub" and got.dtype.kind in "iub"):
+                raise TypeError(f"{self.name}: {name} must have dtype kind "
+                                f"{want.dtype.kind!r}, got {got.dtype}")
+
+        check("queries.z", fq.z, ref.z)
+        if set(fq.aux) != set(ref.aux):
+            raise ValueError(f"{self.name}: queries.aux must hold {sorted(ref.aux)}, got "
+                             f"{sorted(fq.aux)}")
+        for k in ref.aux:
+            check(f"queries.aux[{k!r}]", np.asarray(fq.aux[k]), np.asarray(ref.aux[k]))
+        check("queries.y", fq.y, ref.y)
 
     def estimate(self, dist: str | Distribution, params: object,
                  objective: Any, noise: Mapping[str, object],

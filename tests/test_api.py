@@ -79,15 +79,17 @@ PUBLIC_MODULES = {
         "load_dataset", "load_mnist_idx", "read_idx", "resolve_data_dir"
     ],
     "verify.exact": [
-        "Problem", "config_probabilities", "exact_expectation", "exact_gradient",
-        "finite_difference_gradient", "ksubset_expectation", "ksubset_gradient",
-        "ksubset_probabilities", "make_problem", "score_matrix"
+        "MAX_CONFIGURATIONS", "Problem", "check_enumeration_size", "conditional_means",
+        "config_probabilities", "exact_expectation", "exact_expectation_mp", "exact_gradient",
+        "exact_gradient_mp", "finite_difference_gradient", "ksubset_expectation",
+        "ksubset_gradient", "ksubset_probabilities", "make_problem", "score_matrix"
     ],
     "verify.moments": [
         "Moments"
     ],
     "verify.moments.score_function": [
-        "reinforce_loo_moments", "reinforce_moments"
+        "reinforce_loo_moments", "reinforce_loo_moments_mp", "reinforce_moments",
+        "reinforce_moments_mp"
     ],
     "verify.moments.augment_reinforce": [
         "BinaryCells", "MAX_GENERAL_K", "ar_moments", "arm_moments", "binary_cells",

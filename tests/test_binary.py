@@ -11,7 +11,6 @@ noise. Problems come from Hypothesis (K <= 6, logits up to +-30, including 0 and
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -284,15 +283,13 @@ def test_disarm_by_hand():
     assert np.allclose(arm[0], [d * (0.2 - 0.5), d * (0.9 - 0.5)], rtol=1e-15)
 
 
-def test_disarm_general_method_at_K12_is_fast_and_exact():
+def test_disarm_general_method_at_K12_is_exact():
+    # its time is measured by scripts/bench_oracle.py, not asserted here
     rng = np.random.default_rng(12)
     phi = rng.normal(size=12) * 2
     phi[:3] = [0.0, 30.0, -30.0]
     pr = verify.make_problem("bernoulli", phi, random_table(12, 2, 12))
-    t0 = time.perf_counter()
     m = binary_moments("disarm", pr.dist, pr.params, pr.objective)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 10.0
     grad = verify.exact_gradient(pr)
     assert np.abs(m.mean - grad).max() <= 1e-12 * max(1.0, np.abs(grad).max())
 

@@ -161,3 +161,12 @@ def test_scripts_import_only_existing_project_names(script):
             for a in node.names:
                 assert hasattr(mod, a.name) or importlib.util.find_spec(
                     f"{node.module}.{a.name}") is not None, f"{node.module}.{a.name}"
+
+
+def test_no_disk_cache_on_kernels_that_call_another_files_device_functions():
+    """Numba's on-disk cache is keyed on the kernel's own file: a kernel that calls device
+    functions built in another file would keep running stale arithmetic after an edit there."""
+    for fam in FAMILIES:
+        for stem in ("cpu", "cuda"):
+            src = (ROOT / "reference" / "estimators" / fam / f"{stem}.py").read_text()
+            assert "cache=True" not in src, f"{fam}/{stem}.py"

@@ -9,7 +9,17 @@ Formulas (DESIGN.md section 5.1)::
 
     E[f]                 = sum_z q(z) f(z)
     d E[f] / d alpha_kc  = sum_z f(z) q(z) (1[z_k = c] - p_kc)
+                         = p_kc sum_{c'} p_kc' (m_kc - m_kc')
     d E[f] / d phi_k     = sum_z f(z) q(z) (z_k - sigmoid(phi_k))
+                         = sigmoid(phi_k) sigmoid(-phi_k) (m_k1 - m_k0)
+
+with ``m_kc = E[f | z_k = c]`` the conditional means (each a contraction of the table with the
+other variables' probabilities). The first form cancels when a probability is near 1 (at
+``phi = 50`` it returns 0 where the gradient is 1.9e-22); the second is a sum of products of
+probabilities, each computed from log-probabilities, and differences of conditional means, so
+every entry is accurate in relative terms (up to the conditioning of ``f`` itself).
+:func:`exact_gradient_mp` evaluates the first form in arbitrary precision (mpmath) to certify
+the float64 answers on small problems.
 """
 
 from __future__ import annotations
@@ -26,6 +36,11 @@ __all__ = [
     "make_problem",
     "exact_expectation",
     "exact_gradient",
+    "exact_gradient_mp",
+    "exact_expectation_mp",
+    "conditional_means",
+    "check_enumeration_size",
+    "MAX_CONFIGURATIONS",
     "finite_difference_gradient",
     "config_probabilities",
     "score_matrix",
@@ -52,13 +67,41 @@ class Problem:
         return self.dist.num_categories(self.params)
 
     def f_table(self) -> np.ndarray:
-        """Objective values at every configuration, float64 of shape ``(C,) * K``."""
-        return np.asarray(self.objective.table(), dtype=np.float64)
+        """Objective values at every configuration, float64 of shape ``(C,) * K``; a
+        ``ValueError`` if any is NaN or infinite (no exact answer exists then), and a
+        ``MemoryError``-free refusal past :data:`MAX_CONFIGURATIONS` (checked before any work)."""
+        check_enumeration_size(self.C, self.K)
+        return _finite_values(np.asarray(self.objective.table(), dtype=np.float64),
+                              self.objective)
 
     def source(self) -> str:
         """Python source that rebuilds this problem (for reproductions)."""
         return (f"verify.make_problem({self.dist.name!r}, np.array({self.params.tolist()!r}), "
                 f"{self.objective.source()})")
+
+
+#: the largest ``C**K`` the enumeration oracle accepts (a float64 table of 2**25 entries is
+#: 256 MiB, and every pass over it takes about a second); raise it deliberately, e.g.
+#: ``verify.exact.MAX_CONFIGURATIONS = 2**28``, on a machine with the memory for it
+MAX_CONFIGURATIONS = 2**25
+
+
+def check_enumeration_size(C: int, K: int) -> None:
+    """Refuse up front (``ValueError``) when ``C**K`` exceeds :data:`MAX_CONFIGURATIONS`."""
+    n = int(C) ** int(K)
+    if n > MAX_CONFIGURATIONS:
+        raise ValueError(f"enumerating C**K = {C}**{K} = {n:.3g} configurations exceeds "
+                         f"verify.exact.MAX_CONFIGURATIONS = {MAX_CONFIGURATIONS} (the table alone "
+                         f"would take {8 * n / 2**30:.3g} GiB); use a smaller problem or raise the limit")
+
+
+def _finite_values(values: np.ndarray, objective: Any) -> np.ndarray:
+    if not np.all(np.isfinite(values)):
+        bad = np.argwhere(~np.isfinite(values))[0]
+        raise ValueError(f"the objective {objective!r} is not finite at configuration "
+                         f"{tuple(int(i) for i in bad)} (value {values[tuple(bad)]}); the oracle "
+                         "has no exact answer for a non-finite objective")
+    return values
 
 
 def make_problem(dist: str | Distribution, params: object, objective: Any) -> Problem:
@@ -87,13 +130,14 @@ def _as_problem(problem_or_dist: Problem | str | Distribution, params: object = 
 
 
 def _category_probs(problem: Problem) -> np.ndarray:
-    """``p(z_k = c)`` as a ``(K, C)`` table."""
-    p = problem.dist.probs(problem.params)
-    return np.stack([1.0 - p, p], axis=-1) if problem.dist.name == "bernoulli" else p
+    """``p(z_k = c)`` as a ``(K, C)`` table, from log-probabilities (``1 - sigmoid(50)`` would
+    round to 0; ``exp(log sigmoid(-50))`` does not)."""
+    return np.exp(problem.dist.category_log_probs(problem.params))
 
 
 def config_probabilities(problem: Problem) -> np.ndarray:
     """``q(z)`` for every configuration, shape ``(C,) * K`` (outer product of the rows)."""
+    check_enumeration_size(problem.C, problem.K)
     rows = np.exp(problem.dist.category_log_probs(problem.params))
     q = np.ones(())
     for k in range(problem.K):
@@ -117,14 +161,88 @@ def exact_gradient(problem: Problem | str | Distribution, params: object = None,
     pr = _as_problem(problem, params, objective)
     if pr.dist.name == "ksubset":
         return ksubset_gradient(pr, k)
-    w = config_probabilities(pr) * pr.f_table()
-    total = w.sum()
-    K = pr.K
-    # marginal_k[c] = sum of q f over configurations with z_k = c
-    marginals = np.stack([w.sum(axis=tuple(j for j in range(K) if j != k)) for k in range(K)])
+    m = conditional_means(pr)  # (K, C)
     p = _category_probs(pr)
-    grad = marginals - p * total
-    return grad[:, 1] if pr.dist.name == "bernoulli" else grad
+    if pr.dist.name == "bernoulli":
+        return p[:, 1] * p[:, 0] * (m[:, 1] - m[:, 0])
+    diff = m[:, :, None] - m[:, None, :]  # [k, c, c'] = m_kc - m_kc'
+    return p * np.einsum("kd,kcd->kc", p, diff)
+
+
+def conditional_means(problem: Problem) -> np.ndarray:
+    """``m_kc = E[f | z_k = c]``, shape ``(K, C)``: the table contracted with the category
+    probabilities of every variable but ``k`` (``K`` passes over the ``C**K`` table)."""
+    f = problem.f_table()
+    rows = _category_probs(problem)
+    K = problem.K
+    out = np.empty((K, problem.C))
+    for k in range(K):
+        t = np.moveaxis(f, k, 0)
+        for j in reversed([j for j in range(K) if j != k]):
+            t = t @ rows[j]  # contracts the last axis, which is variable j
+        out[k] = t
+    return out
+
+
+def _mp_problem(pr: Problem, dps: int):
+    import mpmath
+
+    ctx = mpmath.mp.clone()
+    ctx.dps = dps
+    params = pr.params
+    rows = []
+    for k in range(pr.K):
+        if pr.dist.name == "bernoulli":
+            p1 = 1 / (1 + ctx.exp(-ctx.mpf(float(params[k]))))
+            rows.append([1 - p1, p1])
+        else:
+            e = [ctx.exp(ctx.mpf(float(a))) for a in params[k]]
+            s = ctx.fsum(e)
+            rows.append([x / s for x in e])
+    return ctx, rows
+
+
+def exact_expectation_mp(problem: Problem | str | Distribution, params: object = None,
+                         objective: Any = None, *, dps: int = 60):
+    """``E_q[f]`` by enumeration in arbitrary precision (``mpmath`` with ``dps`` digits; the
+    parameters and the objective's float64 values are taken as exact). Returns an ``mpf``.
+    Bernoulli and categorical problems; for certifying the float64 oracle on small ones."""
+    pr = _as_problem(problem, params, objective)
+    ctx, rows = _mp_problem(pr, dps)
+    f = pr.f_table()
+    total = ctx.mpf(0)
+    for z in np.ndindex(f.shape):
+        q = ctx.mpf(1)
+        for k, c in enumerate(z):
+            q *= rows[k][c]
+        total += q * ctx.mpf(float(f[z]))
+    return total
+
+
+def exact_gradient_mp(problem: Problem | str | Distribution, params: object = None,
+                      objective: Any = None, *, dps: int = 60) -> np.ndarray:
+    """``grad E_q[f]`` by the enumeration formula ``sum_z f(z) q(z) (1[z_k = c] - p_kc)`` in
+    arbitrary precision (``mpmath``, ``dps`` significant digits), rounded to float64 at the
+    end: the reference that certifies :func:`exact_gradient` at extreme logits. Same shape as
+    :func:`exact_gradient`. Cost ``O(C**K K C)`` operations on mpmath numbers: small problems
+    only (``C**K <= 4096`` is a few seconds)."""
+    pr = _as_problem(problem, params, objective)
+    if pr.dist.name == "ksubset":
+        raise ValueError("exact_gradient_mp supports Bernoulli and categorical problems")
+    ctx, rows = _mp_problem(pr, dps)
+    f = pr.f_table()
+    K, C = pr.K, pr.C
+    grad = [[ctx.mpf(0)] * C for _ in range(K)]
+    for z in np.ndindex(f.shape):
+        q = ctx.mpf(1)
+        for k, c in enumerate(z):
+            q *= rows[k][c]
+        w = q * ctx.mpf(float(f[z]))
+        for k in range(K):
+            for c in range(C):
+                grad[k][c] += w * ((1 if z[k] == c else 0) - rows[k][c])
+    out = np.array([[float(g) for g in row] for row in grad])
+    return out[:, 1] if pr.dist.name == "bernoulli" else out
 
 
 def finite_difference_gradient(problem: Problem | str | Distribution, params: object = None,
@@ -147,9 +265,19 @@ def score_matrix(problem: Problem) -> np.ndarray:
 
     Rows follow the lexicographic order of ``Distribution.enumerate_configs`` (the C-order
     flattening of the ``(C,) * K`` tensors); columns the C-order flattening of the parameters.
+    Entries are accurate in relative terms: ``1[z_k = c] - p_kc`` is computed as the sum of
+    the other categories' probabilities when ``z_k = c`` (``1 - p`` would cancel when
+    ``p_kc`` is near 1) and as ``-p_kc`` otherwise; Bernoulli scores are the ``c = 1`` column.
     """
     Z = Distribution.enumerate_configs(problem.K, problem.C)
-    return problem.dist.score(problem.params, Z).reshape(Z.shape[0], -1)
+    p = _category_probs(problem)  # (K, C)
+    C = problem.C
+    others = np.stack([np.delete(p, c, axis=1).sum(axis=1) for c in range(C)], axis=1)  # 1 - p
+    onehot = Z[:, :, None] == np.arange(C)  # (N, K, C)
+    S = np.where(onehot, others[None], -p[None])
+    if problem.dist.name == "bernoulli":
+        S = S[:, :, 1]
+    return S.reshape(Z.shape[0], -1)
 
 
 # ------------------------------------------------------------------ k-subset enumeration
@@ -169,12 +297,13 @@ def ksubset_probabilities(problem: Problem, k: int | None) -> tuple[np.ndarray, 
 def ksubset_expectation(problem: Problem, k: int | None) -> float:
     """``E_p[f]`` over all k-subsets."""
     Z, p = ksubset_probabilities(problem, k)
-    return float(p @ np.asarray(problem.objective(Z), dtype=np.float64))
+    return float(p @ _finite_values(np.asarray(problem.objective(Z), dtype=np.float64),
+                                    problem.objective))
 
 
 def ksubset_gradient(problem: Problem, k: int | None) -> np.ndarray:
     """``grad_theta E_p[f] = sum_z p(z) f(z) (z - mu)``, ``mu = sum_z p(z) z``; shape ``(n,)``."""
     Z, p = ksubset_probabilities(problem, k)
-    f = np.asarray(problem.objective(Z), dtype=np.float64)
+    f = _finite_values(np.asarray(problem.objective(Z), dtype=np.float64), problem.objective)
     mu = p @ Z
     return (p * f) @ (Z - mu)

@@ -114,15 +114,20 @@ def check_port(port: Port, estimator: str | Estimator, problem: Problem, *, R_sh
                **options: Any) -> PortReport:
     """Check ``port`` against the reference (shared noise) and the exact moments.
 
-    (a) ``batch`` copies of the problem stacked on a leading axis, ``R_shared`` replicates on
-    noise from ``default_rng(seed)``: every entry must be within ``rtol`` times the largest
-    reference magnitude. (b) ``R`` fresh replicates (``default_rng(seed + 1)``) must pass
-    :func:`check_samples` at false-alarm rate ``alpha`` (skipped with ``distribution=False``,
-    e.g. for kernels run under the slow CUDA simulator).
+    (a) ``batch`` problems stacked on a leading axis (the first is ``problem``, the others
+    shift its parameters by seeded normal offsets of scale 0.5, so that a port that mixes up
+    batch elements is caught), ``R_shared`` replicates on noise from ``default_rng(seed)``:
+    every entry must be within ``rtol`` times the largest reference magnitude. (b) ``R`` fresh
+    replicates (``default_rng(seed + 1)``) must pass :func:`check_samples` at false-alarm rate
+    ``alpha`` (skipped with ``distribution=False``, e.g. for kernels run under the slow CUDA
+    simulator).
     """
     est = _estimator(estimator)
     d = problem.dist
     params = np.broadcast_to(problem.params, (batch,) + problem.params.shape).copy()
+    if batch > 1:
+        shift = np.random.default_rng([seed, 1]).normal(scale=0.5, size=params[1:].shape)
+        params[1:] += shift
     noise = est.draw_noise(np.random.default_rng(seed), d, params.shape, R_shared, **options)
     ref = est.estimate(d, params, problem.objective, noise, backend="numpy", **options)
     out = np.asarray(port(params, noise, problem.objective, **options))

@@ -8,6 +8,12 @@ shared noise. ``--json PATH`` writes the same rows as a JSON list of objects.
 
 Without a GPU, the CUDA backend runs under the Numba CUDA simulator in a subprocess (the
 simulator must be chosen before numba is imported, and this process keeps the real target).
+A row whose CUDA backend could not be checked (numba-cuda missing, the simulator subprocess
+failed) is not ok unless ``--no-cuda`` says that CUDA is not wanted: the report never passes
+what it did not check.
+
+Exit status: 0 every row ok; 1 some check failed; 2 could not run (bad arguments, an
+unwritable ``--json`` path).
 """
 
 from __future__ import annotations
@@ -82,7 +88,11 @@ def _cuda_results(names: list[str] | None, R_shared: int, seed: int) -> tuple[st
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
         return "simulator (failed)", {}
-    return "simulator", json.loads(out.stdout.strip().splitlines()[-1])
+    try:
+        return "simulator", json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        sys.stderr.write(out.stdout[-2000:] + out.stderr[-2000:])
+        return "simulator (no result)", {}
 
 
 def report_rows(names: list[str] | None = None, R: int = 2000, seed: int = 0,
@@ -134,7 +144,8 @@ def row_ok(row: dict[str, Any]) -> bool:
     estimator has no bias beyond rounding (plus the moments' own error bound)."""
     unbiased_ok = (not row["unbiased"]) or \
         row["bias_max_abs"] <= UNBIASED_TOL + row["moment_error_bound"]
-    return row["mc_check"] == "pass" and row["backends_agree"] and unbiased_ok
+    cuda_ok = row["cuda_mode"] == "off" or "cuda" in row["backends_checked"]
+    return row["mc_check"] == "pass" and row["backends_agree"] and unbiased_ok and cuda_ok
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -145,6 +156,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         opts = ",".join(f"{k}={v}" for k, v in r["options"].items())
         backends = ("agree" if r["backends_agree"] else "DIFFER") + \
             f" ({'/'.join(r['backends_checked'])})"
+        if r["cuda_mode"] != "off" and "cuda" not in r["backends_checked"]:
+            backends += f", CUDA NOT CHECKED ({r['cuda_mode']})"
         body.append([r["estimator"], r["distribution"], opts, r["problem"],
                      "yes" if r["unbiased"] else "no", f"{r['bias_max_abs']:.2e}",
                      f"{r['variance_trace']:.4g}",
@@ -179,6 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         config.CUDA_MAX_BLOCKS = 3
         print(json.dumps(cuda_agreement(args.estimators, args.R_shared, args.seed)))
         return 0
+    if args.json:
+        try:  # fail before the work, not after it
+            with open(args.json, "a"):
+                pass
+        except OSError as exc:
+            print(f"python -m verify: cannot write --json {args.json}: {exc}", file=sys.stderr)
+            return 2
+    if args.R < 2 or args.R_shared < 1:
+        parser.error("--R must be >= 2 and --R-shared >= 1")
     t0 = time.perf_counter()
     rows = report_rows(args.estimators, args.R, args.seed, args.R_shared, not args.no_cuda)
     print(format_table(rows))
@@ -188,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{r['estimator']} / {r['problem']}:\n{r['mc_detail']}")
     print(f"\n{len(rows)} rows, {len(rows) - len(failed)} ok, {len(failed)} failing; "
           f"CUDA: {rows[0]['cuda_mode'] if rows else 'n/a'}; {time.perf_counter() - t0:.1f} s")
+    if rows and rows[0]["cuda_mode"] not in ("off", "gpu", "simulator"):
+        print(f"CUDA was not checked ({rows[0]['cuda_mode']}): every row fails; pass --no-cuda to "
+              "run the report without the CUDA backend")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)

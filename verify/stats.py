@@ -16,8 +16,13 @@ largest deviations seen in the sample are plugged in.
 * **Variance.** ``v_r = (g_rp - mu_p)^2`` has mean ``Sigma_pp``; each coordinate and the trace
   is tested with the empirical Bernstein bound of Maurer & Pontil (2009),
   ``|vbar - E v| <= sqrt(2 V ln(2/d) / R) + 7 M ln(2/d) / (3 (R - 1))``.
+* **Covariance.** The whitened components have ``E[y_i y_j] = 1[i = j]``: every entry of the
+  whitened second-moment matrix (``i <= j`` over the rank) is tested with the same empirical
+  Bernstein bound (``y_i y_j`` lies in ``[-M_i M_j, M_i M_j]``). This is what catches a port
+  with the right means and variances but wrong correlations between entries.
 
-The false-alarm rate ``alpha`` (default 1e-6) is split evenly between the two tests.
+The false-alarm rate ``alpha`` (default 1e-6) is split evenly between the three tests, and
+within each by Bonferroni over its statistics.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ class CheckResult:
     alpha: float
     replicates: int
     mean_worst_ratio: float  # largest |ybar_j| / threshold_j (fails above 1)
-    variance_worst_ratio: float  # largest |vbar - E v| / threshold (fails above 1)
+    variance_worst_ratio: float  # largest ratio of the variance and covariance tests (fails > 1)
     hotelling: float  # R dbar^T Sigma^+ dbar, for information (about chi2(rank) when normal)
     rank: int
     failures: list[str] = field(default_factory=list)
@@ -62,6 +67,20 @@ def _bernstein_threshold(R: int, M: float, sigma2: float, log_term: float) -> fl
     b = -2.0 * M * log_term / 3.0
     c = -2.0 * sigma2 * log_term
     return (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+
+
+def _check_finite_moments(moments: Moments) -> None:
+    """Exact moments with a NaN or an infinite entry vouch for nothing: refuse them (every
+    comparison with NaN is false, so a test against them would pass any sample)."""
+    parts = {"mean": moments.mean, "cov": moments.cov, "error_bound": moments.error_bound}
+    if moments.range_bound is not None:
+        parts["range_bound"] = moments.range_bound
+    for name, value in parts.items():
+        if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+            raise ValueError(f"moments.{name} is not finite: the exact moments cannot be used "
+                             f"as a reference (method: {moments.method})")
+    if moments.error_bound < 0:
+        raise ValueError(f"moments.error_bound must be >= 0, got {moments.error_bound}")
 
 
 def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
@@ -85,6 +104,7 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     if not np.all(np.isfinite(g)):
         raise ValueError("samples contain NaN or inf")
     cov = np.asarray(moments.cov, dtype=np.float64)
+    _check_finite_moments(moments)
     d = g - mu
     dbar = d.mean(axis=0)
     rng_b = None if moments.range_bound is None else \
@@ -109,7 +129,7 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
         M = np.abs(Y).max(axis=0)
         if rng_b is not None:
             M = np.maximum(M, (np.abs(V[:, keep]).T @ rng_b) / np.sqrt(lam[keep]))
-        log_term = np.log(2 * 2 * rank / alpha)  # alpha/2 for the mean test, Bonferroni
+        log_term = np.log(2 * 3 * rank / alpha)  # alpha/3 for the mean test, Bonferroni
         # moments carry an error bound: widen by it, in whitened units
         slack = moments.error_bound / np.sqrt(lam[keep])
         thr = np.array([_bernstein_threshold(R, m, 1.0, log_term) for m in M]) + slack
@@ -130,7 +150,7 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     Mv = v.max(axis=0)
     if rng_b is not None:
         Mv = np.maximum(Mv, np.concatenate([rng_b**2, [np.sum(rng_b**2)]]))
-    log_v = np.log(2 * 2 * (P + 1) / alpha)
+    log_v = np.log(2 * 3 * (P + 1) / alpha)
     thr_v = np.sqrt(2 * Vs * log_v / R) + 7 * Mv * log_v / (3 * (R - 1))
     thr_v = thr_v + _NULL_RTOL * scale**2 + 2 * moments.error_bound * (1 + scale)
     thr_v = np.maximum(thr_v, _NULL_ATOL**2)  # never 0/0 when every sample is exact
@@ -142,6 +162,30 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
         failures.append(f"sample variance of {what} is {vbar[j]:.6g} against the exact "
                         f"{target[j]:.6g} (threshold {thr_v[j]:.3g}, ratio {var_ratio:.3g})")
 
+    # ------------------------------------------------- whole covariance, whitened
+    cov_ratio = 0.0
+    if rank:
+        iu, ju = np.triu_indices(rank)
+        prods = Y[:, iu] * Y[:, ju]  # (R, pairs)
+        target_w = (iu == ju).astype(np.float64)
+        width = np.where(iu == ju, M[iu] ** 2, 2 * M[iu] * M[ju])
+        log_w = np.log(2 * 3 * iu.size / alpha)
+        Vw = prods.var(axis=0, ddof=1)
+        thr_w = np.sqrt(2 * Vw * log_w / R) + 7 * width * log_w / (3 * (R - 1))
+        # the exact covariance is known to within error_bound per entry (whitened units)
+        sl = np.sqrt(lam[keep])
+        thr_w = thr_w + moments.error_bound * (P / (sl[iu] * sl[ju]) + M[iu] / sl[ju] +
+                                               M[ju] / sl[iu]) + 1e-9
+        ratios_w = np.abs(prods.mean(axis=0) - target_w) / thr_w
+        cov_ratio = float(ratios_w.max())
+        if cov_ratio > 1:
+            j = int(np.argmax(ratios_w))
+            failures.append(
+                f"sample covariance differs from the exact covariance: whitened entry "
+                f"({iu[j]}, {ju[j]}) is {prods[:, j].mean():.4g} against {target_w[j]:.4g} "
+                f"(threshold {thr_w[j]:.3g}, ratio {cov_ratio:.3g}): wrong correlations "
+                "between entries")
+
     passed = not failures
     message = ""
     if not passed:
@@ -149,8 +193,8 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
                    f"replicates ({moments.method}):\n  - " + "\n  - ".join(failures))
         if repro:
             message += "\nReproduce with:\n\n" + repro + "\n"
-    return CheckResult(passed, alpha, R, mean_ratio, var_ratio, hotelling, rank, failures,
-                       message)
+    return CheckResult(passed, alpha, R, mean_ratio, max(var_ratio, cov_ratio), hotelling, rank,
+                       failures, message)
 
 
 def assert_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,

@@ -102,6 +102,11 @@ def _piece(V: np.ndarray, T: np.ndarray, d: int) -> Cell | None:
     return Cell(V, T)
 
 
+#: the largest vertex-pair matrix :func:`split` builds (int64 entries: 2**26 is 512 MiB); a
+#: cell past it raises a clear ``MemoryError`` instead of exhausting the machine's memory
+MAX_PAIRS = 2**26
+
+
 def split(cell: Cell, a: np.ndarray) -> tuple[Cell | None, Cell | None]:
     """The pieces ``{a . pi <= 0}`` and ``{a . pi >= 0}`` of a cell (None where flat)."""
     V, T = cell.V, cell.T
@@ -111,6 +116,10 @@ def split(cell: Cell, a: np.ndarray) -> tuple[Cell | None, Cell | None]:
     neg, pos = side < 0, side > 0
     on = side == 0
     iN, iP = np.flatnonzero(neg), np.flatnonzero(pos)
+    if iN.size * iP.size > MAX_PAIRS:
+        raise MemoryError(f"a cell with {iN.size} x {iP.size} vertex pairs on the two sides of a "
+                          f"cut exceeds verify.moments.polytope.MAX_PAIRS = {MAX_PAIRS}: the "
+                          "arrangement is too fine for exact integration on this machine")
     shared = T[iN].astype(np.int64) @ T[iP].T.astype(np.int64)  # (n_neg, n_pos)
     en, ep = np.nonzero(shared >= d - 1)  # edges that cross the hyperplane
     u, v = iN[en], iP[ep]

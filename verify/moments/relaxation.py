@@ -79,7 +79,11 @@ def moments_from_values(q: np.ndarray, g: np.ndarray, samples: int, shape: tuple
 def grad_at(objective: Any, y: np.ndarray) -> np.ndarray:
     """``grad_y f`` at the points ``y``, broadcast to ``y.shape`` (``TableObjective.relaxed``
     drops the batch axes when ``K = 1``)."""
-    return np.broadcast_to(np.asarray(objective.relaxed(y)[1], dtype=np.float64), y.shape)
+    g = np.broadcast_to(np.asarray(objective.relaxed(y)[1], dtype=np.float64), y.shape)
+    if not np.all(np.isfinite(g)):
+        raise ValueError(f"the gradient of the objective {objective!r} is not finite at some "
+                         "relaxed point; the oracle has no exact answer")
+    return g
 
 
 def _points(dist_name: str, Z: np.ndarray, C: int) -> np.ndarray:

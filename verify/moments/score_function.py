@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from ..exact import Problem, config_probabilities, make_problem, score_matrix
+from ..exact import Problem, config_probabilities, exact_gradient, make_problem, score_matrix
 from . import Moments
 
-__all__ = ["reinforce_moments", "reinforce_loo_moments"]
+__all__ = ["reinforce_moments", "reinforce_loo_moments", "reinforce_moments_mp",
+           "reinforce_loo_moments_mp"]
 
 
 def _single(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,8 +53,12 @@ def reinforce_moments(dist: Any, params: object, objective: Any, n: int = 1,
     pr = make_problem(dist, params, objective)
     q, f, S = _single(pr)
     fb = f - baseline
-    gamma = S.T @ (q * fb)
-    cov = (_weighted_gram(S, q * fb**2) - np.outer(gamma, gamma)) / n
+    # the mean is the gradient for every constant b (E[s] = 0); the covariance in centred
+    # form: both stay accurate in relative terms at saturated logits, where
+    # E[h h^T] - gamma gamma^T and sum_z q f s would cancel
+    gamma = exact_gradient(pr).ravel()
+    dev = fb[:, None] * S - gamma
+    cov = _weighted_gram(dev, q) / n
     # g is an average of h(z_i) = (f - b) s, so |g - gamma| <= max_z |h(z)| + |gamma|
     rng = np.abs(fb[:, None] * S).max(axis=0) + np.abs(gamma)
     return Moments(gamma.reshape(pr.params.shape), _symmetric(cov),
@@ -68,11 +73,13 @@ def reinforce_loo_moments(dist: Any, params: object, objective: Any, n: int = 2)
     pr = make_problem(dist, params, objective)
     q, f, S = _single(pr)
     fc = f - q @ f
-    gamma = S.T @ (q * fc)
+    gamma = exact_gradient(pr).ravel()
     M2 = _weighted_gram(S, q * fc**2)
     M0 = _weighted_gram(S, q)
     var_f = q @ fc**2
-    sigma1 = 0.25 * (M2 - np.outer(gamma, gamma))
+    # zeta_1 = Var(h1), h1(x) = (fc(x) s(x) + gamma) / 2, in centred form (no cancellation);
+    # zeta_2 = Var(H) = M2/2 + var_f M0/2 is a sum of positive semi-definite terms
+    sigma1 = 0.25 * _weighted_gram(fc[:, None] * S - gamma, q)
     sigma2 = 0.5 * M2 + 0.5 * var_f * M0
     cov = 2.0 / (n * (n - 1)) * (2 * (n - 2) * sigma1 + sigma2)
     # g averages H(x, y) = (f(x) - f(y)) (s(x) - s(y)) / 2 over pairs
@@ -80,3 +87,77 @@ def reinforce_loo_moments(dist: Any, params: object, objective: Any, n: int = 2)
     return Moments(gamma.reshape(pr.params.shape), _symmetric(cov),
                    "exact: U-statistic closed form from single-configuration moments",
                    range_bound=(h_max + np.abs(gamma)).reshape(pr.params.shape))
+
+
+# ------------------------------------------------------------- arbitrary precision
+def _mp_single(pr: Problem, dps: int):
+    """``q``, ``f`` and scores ``s`` over all configurations as mpmath numbers."""
+    from ..exact import _mp_problem  # the shared mpmath set-up of the enumeration oracle
+
+    ctx, rows = _mp_problem(pr, dps)
+    f_table = pr.f_table()
+    qs, fs, ss = [], [], []
+    for z in np.ndindex(f_table.shape):
+        q = ctx.mpf(1)
+        for k, c in enumerate(z):
+            q *= rows[k][c]
+        if pr.dist.name == "bernoulli":
+            s = [(1 if z[k] == 1 else 0) - rows[k][1] for k in range(pr.K)]
+        else:
+            s = [(1 if z[k] == c else 0) - rows[k][c] for k in range(pr.K) for c in range(pr.C)]
+        qs.append(q)
+        fs.append(ctx.mpf(float(f_table[z])))
+        ss.append(s)
+    return ctx, qs, fs, ss
+
+
+def _mp_cov(ctx, qs, hs, mean):
+    P = len(mean)
+    return [[ctx.fsum(q * (h[a] - mean[a]) * (h[b] - mean[b]) for q, h in zip(qs, hs, strict=True))
+             for b in range(P)] for a in range(P)]
+
+
+def _to_moments(mean, cov, shape, method: str) -> Moments:
+    return Moments(np.array([float(x) for x in mean]).reshape(shape),
+                   np.array([[float(x) for x in row] for row in cov]), method)
+
+
+def reinforce_moments_mp(dist: Any, params: object, objective: Any, n: int = 1,
+                         baseline: float = 0.0, *, dps: int = 60) -> Moments:
+    """:func:`reinforce_moments` in arbitrary precision (``mpmath``, ``dps`` digits), from the
+    definition ``mean = sum_z q h``, ``cov = sum_z q (h - mean)(h - mean)^T / n`` with
+    ``h = (f - b) s``, rounded to float64 at the end; certifies the float64 method on small
+    problems (``C**K`` up to a few hundred)."""
+    pr = make_problem(dist, params, objective)
+    ctx, qs, fs, ss = _mp_single(pr, dps)
+    b = ctx.mpf(float(baseline))
+    hs = [[(f - b) * x for x in s] for f, s in zip(fs, ss, strict=True)]
+    P = len(hs[0])
+    mean = [ctx.fsum(q * h[a] for q, h in zip(qs, hs, strict=True)) for a in range(P)]
+    cov = [[x / n for x in row] for row in _mp_cov(ctx, qs, hs, mean)]
+    return _to_moments(mean, cov, pr.params.shape, f"mpmath ({dps} digits): definition")
+
+
+def reinforce_loo_moments_mp(dist: Any, params: object, objective: Any, n: int = 2, *,
+                             dps: int = 60) -> Moments:
+    """:func:`reinforce_loo_moments` in arbitrary precision: the U-statistic variance
+    ``2/(n(n-1)) (2(n-2) zeta_1 + zeta_2)`` with ``zeta_1 = Var(E[H | x])`` and
+    ``zeta_2 = Var(H)`` computed from their definitions over pairs of configurations,
+    ``H(x, y) = (f(x) - f(y)) (s(x) - s(y)) / 2``."""
+    if n < 2:
+        raise ValueError(f"REINFORCE-LOO needs n >= 2, got {n}")
+    pr = make_problem(dist, params, objective)
+    ctx, qs, fs, ss = _mp_single(pr, dps)
+    N, P = len(qs), len(ss[0])
+    H = [[[(fs[x] - fs[y]) * (ss[x][a] - ss[y][a]) / 2 for a in range(P)] for y in range(N)]
+         for x in range(N)]
+    mean = [ctx.fsum(qs[x] * qs[y] * H[x][y][a] for x in range(N) for y in range(N))
+            for a in range(P)]
+    h1 = [[ctx.fsum(qs[y] * H[x][y][a] for y in range(N)) for a in range(P)] for x in range(N)]
+    zeta1 = _mp_cov(ctx, qs, h1, mean)
+    pair_q = [qs[x] * qs[y] for x in range(N) for y in range(N)]
+    pair_h = [H[x][y] for x in range(N) for y in range(N)]
+    zeta2 = _mp_cov(ctx, pair_q, pair_h, mean)
+    c = ctx.mpf(2) / (n * (n - 1))
+    cov = [[c * (2 * (n - 2) * zeta1[a][b] + zeta2[a][b]) for b in range(P)] for a in range(P)]
+    return _to_moments(mean, cov, pr.params.shape, f"mpmath ({dps} digits): U-statistic definition")

@@ -55,7 +55,9 @@ indices (a tuple's orbit is every tuple with its pattern, each reached ``(C - b)
 ``b`` distinct labels).
 
 Scope and cost: rows with distinct logits need ``C <= 5`` (``MAX_GENERIC_C``; the cells grow
-fast with ``C``); any ``K`` (the contraction costs ``C^{2K + 4}``). Measured: K = 3, C = 4 with
+fast with ``C``), and ``C <= 4`` with the conditional expectation (``MAX_CE_C``: at ``C = 5``
+its arrangement needs more memory than a machine has, one call asked for 206 GiB, so it is
+refused up front); any ``K`` (the contraction costs ``C^{2K + 4}``). Measured: K = 3, C = 4 with
 the conditional expectation (about 12 000 cells per dimension) takes 10-20 s; without it,
 under a second. Exact up to float64 rounding; ``error_bound`` covers the probability of
 cells below float64 resolution and the rounding of the total probability.
@@ -80,6 +82,9 @@ __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
 
 #: largest C handled for rows with distinct logits (rows of equal logits: any C)
 MAX_GENERIC_C = 5
+#: the same with the conditional-expectation weights (ARS+, ARSM+CE), whose cells also split
+#: along the interval bounds of every pair (j, l)
+MAX_CE_C = 4
 
 #: weights of the per-dimension tables: plain ``1 - C pi_j``, with the symmetry factor, or
 #: with both reductions (conditional expectation)
@@ -415,6 +420,11 @@ def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shar
             raise NotImplementedError(
                 f"exact swap moments need C <= {MAX_GENERIC_C} (the cells of the simplex grow like "
                 f"C^(2C)) unless every logit of a row is the same; row {k} of alpha has C={C}")
+        if weight == "ce" and C > MAX_CE_C and np.any(row != row[0]):
+            raise NotImplementedError(
+                f"exact moments with the conditional expectation (ARS+, ARSM+CE) need C <= "
+                f"{MAX_CE_C} unless every logit of a row is the same (at C = 5 the cells of the "
+                f"arrangement need hundreds of GiB); row {k} of alpha has C={C}")
     f = pr.f_table()
     f = f - f.mean()  # the estimators are invariant to a constant shift of f
     tabs = [dimension_tables(pr.params[k], weight) for k in range(K)]

@@ -4,6 +4,8 @@
 Kernels take batch-flattened, C-contiguous arrays, write into preallocated outputs (and the
 preallocated scratch ``pi``) and return nothing; each ``prange`` iteration writes only its own
 replicate's rows, so results are the same on every run.
+No on-disk cache: the kernels call device functions of another file (``device.py``), and
+Numba's cache is keyed on this file alone, so an edit there would leave stale kernels running.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from reference.contract import Backend, Queries
 from .device import build
 from .numpy_reference import check_logit_spread, check_swap_queries
 
-CORE_SWAP = build(njit(cache=True), _cpu.CORE)
+CORE_SWAP = build(njit, _cpu.CORE)
 row_weights = CORE_SWAP.row_weights
 ars_queries_row = CORE_SWAP.ars_queries_row
 arsm_queries_row = CORE_SWAP.arsm_queries_row
@@ -25,7 +27,7 @@ ars_combine_row = CORE_SWAP.ars_combine_row
 arsm_combine_row = CORE_SWAP.arsm_combine_row
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _row_weights(alpha, w):
     # alpha (B, K, C) -> w (B, K, C)
     B, K = alpha.shape[0], alpha.shape[1]
@@ -34,7 +36,7 @@ def _row_weights(alpha, w):
         row_weights(alpha[b, k], w[b, k])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _ars_queries(u_pi, u_j, u_l, plus, w, pi, z, weight):
     # u_pi (B, R, K, C), u_j (B, R), u_l (B, R, K or 1), w (B, K, C), pi scratch (B, R, K, C)
     # -> z (B, R, C, K), weight (B, R, K)
@@ -45,7 +47,7 @@ def _ars_queries(u_pi, u_j, u_l, plus, w, pi, z, weight):
                         weight[b, r])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _arsm_queries(u_pi, u_l, mode, w, pi, z, slot, n_distinct, weight):
     # u_pi (B, R, K, C), u_l (B, R, K, C or 1), w (B, K, C), pi scratch (B, R, K, C)
     # -> z (B, R, M, K), slot (B, R, C, C), n_distinct (B, R), weight (B, R, K, C)
@@ -56,7 +58,7 @@ def _arsm_queries(u_pi, u_l, mode, w, pi, z, slot, n_distinct, weight):
                                             slot[b, r], weight[b, r])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _ars_combine(f, weight, out):
     # f (B, R, C), weight (B, R, K) -> out (B, R, K, C)
     B, R = f.shape[0], f.shape[1]
@@ -65,7 +67,7 @@ def _ars_combine(f, weight, out):
         ars_combine_row(f[b, r], weight[b, r], out[b, r])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True)
 def _arsm_combine(f, slot, weight, out):
     # f (B, R, M), slot (B, R, C, C), weight (B, R, K, C) -> out (B, R, K, C)
     B, R = f.shape[0], f.shape[1]
