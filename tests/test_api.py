@@ -64,6 +64,13 @@ PUBLIC_MODULES = {
     "reference.estimators.ksubset_perturbation": [
         "AIMLE_KSUBSET", "IMLE_KSUBSET", "SIMPLE"
     ],
+    "reference.estimators.st_variants": [
+        "GST", "GUMBEL_RAO", "REINMAX"
+    ],
+    "reference.estimators.st_variants.numpy_reference": [
+        "GST", "GUMBEL_RAO", "REINMAX", "TINY", "conditional_perturbed", "gap_flags", "gr_gradients",
+        "gst_logits", "onehot", "reinmax_gradients"
+    ],
     "reference.estimators.relaxation.numpy_reference": [
         "AIMLE", "AIMLEState", "GUMBEL_SOFTMAX", "IMLE", "STRAIGHT_THROUGH", "ST_GUMBEL_SOFTMAX",
         "aimle_update", "imle_flags", "onehot", "onehot_argmax", "perturbation_gradients", "relaxed_sample",
@@ -105,6 +112,9 @@ PUBLIC_MODULES = {
     "verify.moments.ksubset_perturbation": [
         "ksubset_perturb_moments", "simple_moments"
     ],
+    "verify.moments.st_variants": [
+        "gst_moments", "gumbel_rao_conditional", "gumbel_rao_moments", "reinmax_moments"
+    ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",
         "rqmc_mean_cov"
@@ -134,7 +144,7 @@ PUBLIC_MODULES = {
 REGISTRY_NAMES = [
     "reinforce", "reinforce_loo", "ar", "arm", "disarm", "ars", "arsm", "ars_plus", "arsm_plus",
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
-    "imle_ksubset", "aimle_ksubset", "simple"
+    "imle_ksubset", "aimle_ksubset", "simple", "gumbel_rao", "gst", "reinmax"
 ]
 
 
