@@ -42,8 +42,9 @@ PUBLIC_MODULES = {
         "log_softmax", "sigmoid", "softmax"
     ],
     "reference.objectives": [
-        "BinaryQuadratic", "JIT_OBJECTIVE_SIG", "JitObjective", "Objective", "SubsetQuadratic",
-        "TableObjective", "binary_quadratic", "categorical_toy", "evaluate_all_jit", "random_table"
+        "BinaryQuadratic", "JIT_OBJECTIVE_SIG", "JitObjective", "Objective", "RowQuadratic",
+        "SubsetQuadratic", "TableObjective", "binary_quadratic", "categorical_toy",
+        "evaluate_all_jit", "random_table"
     ],
     "reference.ksubset": [
         "check_k", "covariance", "enumerate_subsets", "forward_table", "gumbel", "log_partition",
