@@ -24,11 +24,11 @@ Noise (uniforms in [0, 1)):
 **gumbel_rao** (Paulus, Maddison, Krause 2021, arXiv 2010.04838). ST-Gumbel-Softmax is
 ``g_STGS = (d softmax_tau(alpha + G) / d alpha)^T dy(D)``, ``D = argmax(alpha + G)``; the
 Gumbel-Rao estimator replaces the Jacobian by its conditional expectation given ``D`` (the
-paper's Rao-Blackwellization, section 4, "Gumbel-Rao" estimator, estimated with ``m``
-conditional Gumbel draws; the paper calls the number of draws ``K``):
+paper's Rao-Blackwellization, estimated with ``m`` conditional Gumbel draws; the paper calls
+the number of draws ``K``):
 ``g = (1/m) sum_j (d softmax_tau(alpha + G^j) / d alpha)^T dy(onehot(z))``, ``G^j ~ G | D = z``.
-Conditional Gumbels given the argmax (the exponential construction of the paper's appendix;
-also nshepperd/gumbel-rao-pytorch ``conditional_gumbel`` and chijames/GST ``rao_gumbel``), per
+Conditional Gumbels given the argmax (the standard exponential construction, as in
+nshepperd/gumbel-rao-pytorch ``conditional_gumbel`` and chijames/GST ``rao_gumbel``), per
 variable ``k`` with ``i = z_k``, ``lse = log sum_c exp(alpha_kc)``:
 ``x_i = -log E_i + lse`` (the maximum ``M``, a Gumbel with location ``lse``, independent of
 ``i``), and for ``c != i``: ``x_c = -log(E_c exp(-alpha_kc) + exp(-M))``, a Gumbel with
@@ -70,8 +70,9 @@ neither ``y`` nor the gradient (the softmax Jacobian's rows sum to zero). The es
 function of ``z`` alone. Cost: 1 evaluation of ``f`` and of ``grad f`` per sample.
 
 **reinmax** (Liu, Dong, Liu, Yu, Gao, NeurIPS 2023, arXiv 2304.08612): a second-order
-(Heun's method) correction of straight-through, the paper's Algorithm 1 and the authors'
-code (microsoft/ReinMax ``reinmax/reinmax.py``): ``z ~ q`` with ``q = softmax(alpha)``
+(Heun's method) correction of straight-through, as the authors' code computes it
+(microsoft/ReinMax ``reinmax/reinmax.py``, ``ReinMaxCore.backward``; the paper's algorithm
+box, as we recall it, is the same): ``z ~ q`` with ``q = softmax(alpha)``
 (untempered), ``pi_0 = p_k``, ``pi_1 = (softmax(alpha_k / tau) + e_{z_k}) / 2``,
 ``g_k = 2 J(pi_1) dy_k - (1/2) J(pi_0) dy_k``. The temperature enters only through the value
 of ``pi_1`` (the code's ``softmax(stop_gradient(log pi_1 - theta) + theta)``, so no ``1/tau``
@@ -85,9 +86,11 @@ Queries: ``z`` int64 ``(*batch, R, n, K)``, ``y = onehot(z)`` ``(*batch, R, n, K
 ``perturbed`` ``(*batch, R, n, m, K, C)`` (Gumbel-Rao: the conditional perturbed logits
 ``x = alpha + G^j``).
 
-Paper equation numbers could not be checked against the full texts in this environment (only
-the abstracts and the authors' code were available); the formulas above follow the code, and
-where the code and the paper's text disagree (Gumbel-Rao's derivative) both are offered.
+Paper equation and section numbers are not given: the full texts were not available here
+(only abstracts, the authors' code, and the paper's sentence on Gumbel-Rao's total derivative
+as quoted in nshepperd's README). The formulas above follow the code; where the code and the
+paper's text disagree (Gumbel-Rao's derivative) both are offered. The tests check each formula
+against finite differences of the code's surrogate written independently.
 """
 
 from __future__ import annotations
