@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_all_jit",
     "JIT_OBJECTIVE_SIG",
     "SubsetQuadratic",
+    "RowQuadratic",
 ]
 
 _DOMAINS = ("binary", "categorical")
@@ -285,6 +286,40 @@ def categorical_toy(C: int, R: float = 30.0) -> TableObjective:
     """
     C = positive_int(C, "C", 2)
     return TableObjective(0.5 + (np.arange(C) + 1.0) / (C * R), "categorical")
+
+
+class RowQuadratic(TableObjective):
+    """``f(z) = (1/K) sum_k (w[k, z_k] - c)^2`` with the *quadratic* extension
+    ``f(y) = (1/K) sum_k (<w_k, y_k> - c)^2`` (gradient ``(2/K) (<w_k, y_k> - c) w_k``), the
+    one automatic differentiation gives when the objective is written on one-hot rows.
+
+    ``w``: float ``(K, C)``; categorical domain. With ``C = 2`` and ``w_k = (0, 1)`` it is the
+    quadratic (``p = 2``) polynomial-programming toy ``||X - c||_2^2 / K`` of the ReinMax paper
+    (Liu et al. 2023, arXiv 2304.08612), ``X_k`` the second coordinate of the one-hot row.
+    The values agree with the table, but the extension (and so ``grad_y f``) is not the
+    multilinear one of :class:`TableObjective`.
+    """
+
+    def __init__(self, w: object, c: float = 0.45) -> None:
+        w_arr = float_array(w, "w")
+        if w_arr.ndim != 2 or w_arr.shape[1] < 2:
+            raise ValueError(f"w must have shape (K, C) with C >= 2, got {w_arr.shape}")
+        K, C = w_arr.shape
+        self.w, self.c = np.ascontiguousarray(w_arr), float(float_array(c, "c"))
+        grids = np.meshgrid(*[np.arange(C)] * K, indexing="ij")
+        table = sum((self.w[k][grids[k]] - self.c) ** 2 for k in range(K)) / K
+        super().__init__(np.asarray(table, dtype=np.float64), "categorical")
+
+    def relaxed(self, y: object) -> tuple[np.ndarray, np.ndarray]:
+        y = self._check_y(y)
+        r = (y * self.w).sum(axis=-1) - self.c  # (..., K)
+        return (r**2).sum(axis=-1) / self.K, 2.0 * r[..., None] * self.w / self.K
+
+    def source(self) -> str:
+        return f"reference.objectives.RowQuadratic(np.array({self.w.tolist()!r}), {self.c!r})"
+
+    def __repr__(self) -> str:
+        return f"RowQuadratic(K={self.K}, C={self.C}, c={self.c})"
 
 
 @njit(cache=True)

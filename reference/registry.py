@@ -14,6 +14,7 @@ from .estimators.augment_reinforce import AR, ARM, DISARM
 from .estimators.ksubset_perturbation import AIMLE_KSUBSET, IMLE_KSUBSET, SIMPLE
 from .estimators.relaxation import AIMLE, GUMBEL_SOFTMAX, IMLE, ST_GUMBEL_SOFTMAX, STRAIGHT_THROUGH
 from .estimators.score_function import REINFORCE, REINFORCE_LOO
+from .estimators.st_variants import GST, GUMBEL_RAO, REINMAX
 from .estimators.swap import ARS, ARS_PLUS, ARSM, ARSM_PLUS, ARSM_PLUS_CE
 
 _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
@@ -22,6 +23,7 @@ _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
     (ARS, ARSM, ARS_PLUS, ARSM_PLUS, ARSM_PLUS_CE),
     (STRAIGHT_THROUGH, GUMBEL_SOFTMAX, ST_GUMBEL_SOFTMAX, IMLE, AIMLE, IMLE_KSUBSET, AIMLE_KSUBSET,
      SIMPLE),
+    (GUMBEL_RAO, GST, REINMAX),
 )
 
 REGISTRY: dict[str, Estimator] = {e.name: e for family in _FAMILIES for e in family}

@@ -42,8 +42,9 @@ PUBLIC_MODULES = {
         "log_softmax", "sigmoid", "softmax"
     ],
     "reference.objectives": [
-        "BinaryQuadratic", "JIT_OBJECTIVE_SIG", "JitObjective", "Objective", "SubsetQuadratic",
-        "TableObjective", "binary_quadratic", "categorical_toy", "evaluate_all_jit", "random_table"
+        "BinaryQuadratic", "JIT_OBJECTIVE_SIG", "JitObjective", "Objective", "RowQuadratic",
+        "SubsetQuadratic", "TableObjective", "binary_quadratic", "categorical_toy",
+        "evaluate_all_jit", "random_table"
     ],
     "reference.ksubset": [
         "check_k", "covariance", "enumerate_subsets", "forward_table", "gumbel", "log_partition",
@@ -63,6 +64,13 @@ PUBLIC_MODULES = {
     ],
     "reference.estimators.ksubset_perturbation": [
         "AIMLE_KSUBSET", "IMLE_KSUBSET", "SIMPLE"
+    ],
+    "reference.estimators.st_variants": [
+        "GST", "GUMBEL_RAO", "REINMAX"
+    ],
+    "reference.estimators.st_variants.numpy_reference": [
+        "GST", "GUMBEL_RAO", "REINMAX", "TINY", "conditional_perturbed", "gap_flags", "gr_gradients",
+        "gst_logits", "onehot", "reinmax_gradients"
     ],
     "reference.estimators.relaxation.numpy_reference": [
         "AIMLE", "AIMLEState", "GUMBEL_SOFTMAX", "IMLE", "STRAIGHT_THROUGH", "ST_GUMBEL_SOFTMAX",
@@ -107,6 +115,9 @@ PUBLIC_MODULES = {
     "verify.moments.ksubset_perturbation": [
         "ksubset_perturb_moments", "simple_moments"
     ],
+    "verify.moments.st_variants": [
+        "gst_moments", "gumbel_rao_conditional", "gumbel_rao_moments", "reinmax_moments"
+    ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",
         "rqmc_mean_cov"
@@ -136,7 +147,7 @@ PUBLIC_MODULES = {
 REGISTRY_NAMES = [
     "reinforce", "reinforce_loo", "ar", "arm", "disarm", "ars", "arsm", "ars_plus", "arsm_plus",
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
-    "imle_ksubset", "aimle_ksubset", "simple"
+    "imle_ksubset", "aimle_ksubset", "simple", "gumbel_rao", "gst", "reinmax"
 ]
 
 

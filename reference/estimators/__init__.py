@@ -8,6 +8,7 @@ subpackage                 estimators
 ``swap``                   ARS, ARSM, ARS+, ARSM+, ARSM+CE (categorical)
 ``relaxation``             straight-through, Gumbel-Softmax, ST-Gumbel-Softmax, I-MLE, AIMLE
 ``ksubset_perturbation``   I-MLE and AIMLE on k-subsets, SIMPLE
+``st_variants``            Gumbel-Rao, gapped straight-through (GST), ReinMax (categorical)
 =========================  ===============================================================
 
 Every family folder holds the same four files: ``numpy_reference.py`` (formulas, NumPy

@@ -16,6 +16,8 @@ module                        estimators and method
                               ``quadrature``), Gumbel-Softmax, ST-Gumbel-Softmax (certified RQMC)
 ``ksubset_perturbation``      SIMPLE (exact enumeration of subsets), I-MLE/AIMLE on k-subsets
                               (certified RQMC)
+``st_variants``               GST, ReinMax (exact enumeration of z), Gumbel-Rao (enumeration of
+                              z, conditional-Gumbel moments certified by RQMC)
 ============================  =================================================================
 
 This module defines only :class:`Moments` and imports none of the family modules, so each of
