@@ -19,6 +19,6 @@ def early_env(argv: list[str]) -> None:
     for i, a in enumerate(argv):
         n = a.split("=", 1)[1] if a.startswith("--threads=") else (argv[i + 1] if a == "--threads" and
                                                                     i + 1 < len(argv) else None)
-        if n is not None:
+        if n is not None and n.isdigit() and int(n) >= 1:  # bad values: the script's own error
             for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
                 os.environ[var] = n

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for _threads
+import _cli  # noqa: E402
 from _threads import early_env  # noqa: E402  (before NumPy and Numba)
 
 early_env(sys.argv[1:])
@@ -167,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="threads for BLAS, Numba and PyTorch (default: all cores)")
     args = p.parse_args(argv)
+    for name in ("batch_size", "steps", "repeats", "threads"):
+        _cli.at_least(p, "--" + name.replace("_", "-"), getattr(args, name), 1)
+    _cli.at_least(p, "--warmup", args.warmup, 0)
+    _cli.at_least(p, "--C", args.C, 2)
+    _cli.positive_finite(p, "--lr", args.lr)
+    unknown = sorted(set(args.estimators) - set(REGISTRY))
+    if unknown:
+        p.error(f"unknown --estimators {unknown}; registered: {sorted(REGISTRY)}")
     C = args.C
     try:
         import torch

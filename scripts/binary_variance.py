@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 
+import _cli  # the scripts folder is first on sys.path when a script runs
 import numpy as np
 
 from reference import binary_quadratic, get_estimator
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phi", type=float, default=0.0, help="value of every logit (default 0)")
     args = parser.parse_args(argv)
+    _cli.finite(parser, "--phi", args.phi)
     t0 = time.perf_counter()
     rows = variance_table(args.phi)
     labels = [e[0] for e in ESTIMATORS]

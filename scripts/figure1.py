@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for _threads
+import _cli  # noqa: E402
 from _threads import early_env  # noqa: E402  (before NumPy and Numba)
 
 early_env(sys.argv[1:])
@@ -128,6 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="threads for BLAS and Numba (default: all cores)")
     args = p.parse_args(argv)
+    for name in ("seeds", "steps", "batch_size", "eval_every", "n_test", "threads"):
+        _cli.at_least(p, "--" + name.replace("_", "-"), getattr(args, name), 1)
+    _cli.at_least(p, "--C", args.C, 2)
+    _cli.at_least(p, "--iwae-subset", args.iwae_subset, 0)
+    _cli.at_least(p, "--var-replicates", args.var_replicates, 2)
+    _cli.positive_finite(p, "--lr", args.lr)
+    _cli.writable_dir(p, "--out", args.out)
     seeds = args.seeds or (5 if args.full else 2)
     steps = args.steps or (100000 if args.full else 300)
     batch = args.batch_size or (100 if args.full else 50)

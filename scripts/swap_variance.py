@@ -18,6 +18,7 @@ import argparse
 import itertools
 import time
 
+import _cli  # the scripts folder is first on sys.path when a script runs
 import numpy as np
 
 from reference import REGISTRY, TableObjective, categorical_toy, random_table
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--C", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--K", type=int, nargs="+", default=[1, 2, 3])
     args = parser.parse_args(argv)
+    _cli.at_least(parser, "--C", args.C, 2)
+    _cli.at_least(parser, "--K", args.K, 1)
     cols = ["LOO(n=C)", "ARS", "ARS+", "LOO(n=M)", "ARSM", "ARSM+", "ARSM+CE"]
     print(f"{'problem':8s} {'K':>2s} {'C':>2s} {'M':>2s} " + " ".join(f"{c:>10s}" for c in cols))
     t0 = time.perf_counter()

@@ -72,12 +72,56 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    for name in ("steps", "batch_size", "eval_every", "iwae_samples"):
-        if getattr(args, name) < 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
+def _fail(message: str) -> None:
+    """Could not run: the message and exit status 2, before any work is done."""
+    print(f"train_vae.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Every flag checked before any data is read or any kernel compiled."""
+    import math
+
+    from reference import REGISTRY
+
+    for name in ("steps", "batch_size", "eval_every", "iwae_samples", "n_test", "C"):
+        minimum = 2 if name == "C" else 1
+        if getattr(args, name) < minimum:
+            _fail(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
+    for name in ("elbo_subset", "iwae_subset", "var_batch"):
+        if getattr(args, name) < 0:
+            _fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     if args.var_replicates < 2:
-        raise SystemExit("--var-replicates must be >= 2")
+        _fail(f"--var-replicates must be >= 2, got {args.var_replicates}")
+    if args.K is not None and args.K < 1:
+        _fail(f"--K must be >= 1, got {args.K}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        _fail(f"--lr must be a positive finite number, got {args.lr}")
+    if args.threads is not None and args.threads < 1:
+        _fail(f"--threads must be >= 1, got {args.threads}")
+    if args.estimator not in REGISTRY:
+        _fail(f"unknown --estimator {args.estimator!r}; registered: {sorted(REGISTRY)}")
+    est = REGISTRY[args.estimator]
+    dist = "categorical" if args.model == "categorical" else "bernoulli"
+    if dist not in est.distributions:
+        _fail(f"--estimator {args.estimator} takes {est.distributions}, not the {args.model} "
+              f"model's {dist} latents")
+    try:
+        est.options(**dict(args.option))
+    except (TypeError, ValueError) as exc:
+        _fail(f"--option: {exc}")
+    try:  # the output directory must be writable before hours of training
+        os.makedirs(args.out, exist_ok=True)
+        probe = os.path.join(args.out, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        _fail(f"--out {args.out!r} is not a writable directory: {exc}")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    validate(args)
     return TrainConfig(
         out=args.out, data=args.data, model=args.model, estimator=args.estimator,
         options=dict(args.option), C=args.C, K=args.K, nonlinear=not args.linear, dataset=args.dataset,

@@ -438,6 +438,36 @@ def test_train_vae_script(tmp_path, capsys):
         script.main(["--out", str(out), "--option", "n"])
 
 
+@pytest.mark.parametrize("flags,words", [
+    (["--K", "0"], "--K must be >= 1"),
+    (["--lr", "nan"], "--lr must be a positive finite"),
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--option", "n=abc"], "must be an integer"),
+    (["--option", "zz=1"], "unknown options"),
+    (["--C", "1"], "--C must be >= 2"),
+    (["--iwae-subset", "-3"], "--iwae-subset must be >= 0"),
+    (["--estimator", "ar"], "takes ('bernoulli',)"),
+    (["--estimator", "nope"], "unknown --estimator"),
+])
+def test_train_vae_flags_are_checked_before_any_work(flags, words, tmp_path, capsys, monkeypatch):
+    script = _load_script("train_vae")
+    monkeypatch.setattr(script, "train", lambda *a, **k: pytest.fail("work was done"))
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--out", str(tmp_path / "o"), "--data", str(tmp_path), *flags])
+    assert exc.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_train_vae_unwritable_out_is_refused_first(tmp_path, capsys, monkeypatch):
+    script = _load_script("train_vae")
+    monkeypatch.setattr(script, "train", lambda *a, **k: pytest.fail("work was done"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--out", str(blocker / "sub"), "--data", str(tmp_path)])
+    assert exc.value.code == 2 and "not a writable directory" in capsys.readouterr().err
+
+
 def test_progress_bar_plain_stream():
     import io
 
