@@ -99,11 +99,20 @@ class Cost:
 def evaluate(objective: Any, queries: Queries) -> Answers:
     """Answer the queries: ``objective(z)`` (vectorized over leading axes) at the
     configurations and ``objective.relaxed(y)`` (values and gradients) at relaxed points."""
+    if not callable(objective):
+        raise TypeError(f"objective must be callable on configurations, got {type(objective).__name__}")
+    K = getattr(objective, "K", None)
+    if K is not None and queries.z.ndim and K != queries.z.shape[-1]:
+        raise ValueError(f"the objective is for K={K} variables but the queries have "
+                         f"K={queries.z.shape[-1]}")
     f_z = np.asarray(objective(queries.z), dtype=np.float64)
     if f_z.shape != queries.z.shape[:-1]:
         raise ValueError(f"objective returned shape {f_z.shape}, expected {queries.z.shape[:-1]}")
     if queries.y is None:
         return Answers(f_z)
+    if not callable(getattr(objective, "relaxed", None)):
+        raise TypeError("this estimator needs f and grad f at relaxed points: the objective must "
+                        "have a method relaxed(y) -> (values, gradients) (see reference.objectives)")
     f_y, grad_y = objective.relaxed(queries.y)
     f_y, grad_y = np.asarray(f_y, dtype=np.float64), np.asarray(grad_y, dtype=np.float64)
     if grad_y.shape != queries.y.shape:
@@ -207,7 +216,11 @@ class Estimator:
 
     def draw_noise(self, rng: np.random.Generator, dist: str | Distribution,
                    params_shape: tuple[int, ...], R: int, **options: Any) -> dict[str, np.ndarray]:
-        """Draw every noise array (float64) for ``R`` replicates from ``rng``."""
+        """Draw every noise array (float64) for ``R`` replicates from ``rng`` (a
+        ``numpy.random.Generator``, e.g. ``np.random.default_rng(seed)``)."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                            f"got {type(rng).__name__}")
         shapes = self.noise_shapes(dist, params_shape, R, **options)
         return {s.name: s.draw(rng, shapes[s.name]) for s in self.noise}
 
@@ -253,7 +266,8 @@ class Estimator:
         batch = d.batch_shape(params)
         B = int(np.prod(batch, dtype=np.int64))
         flat_params = np.ascontiguousarray(params.reshape((B,) + d.event_shape(params)))
-        q = self.backend(backend).queries(d.name, flat_params, flat_noise, opts)
+        # an empty batch has empty answers on every backend: the reference computes their shapes
+        q = self.backend(backend if B else "numpy").queries(d.name, flat_params, flat_noise, opts)
         return Queries(q.z.reshape(batch + q.z.shape[1:]),
                        {k: v.reshape(batch + v.shape[1:]) for k, v in q.aux.items()},
                        None if q.y is None else q.y.reshape(batch + q.y.shape[1:]))
@@ -302,7 +316,7 @@ class Estimator:
         flat_params = np.ascontiguousarray(params.reshape((B,) + d.event_shape(params)))
         if B:
             self._check_queries_belong(d, flat_params, fq, opts)
-        g = self.backend(backend).combine(d.name, flat_params, fq, fa, opts)
+        g = self.backend(backend if B else "numpy").combine(d.name, flat_params, fq, fa, opts)
         return g.reshape(batch + g.shape[1:])
 
     def _expected_queries(self, d: Distribution, one: np.ndarray, opts: dict[str, Any]) -> Queries:
@@ -369,5 +383,12 @@ class Estimator:
                  objective: Any, noise: Mapping[str, object],
                  backend: str = "numpy", **options: Any) -> np.ndarray:
         """Both phases with ``objective``: estimates of shape ``(*batch, R, *param_shape)``."""
+        d = self.distribution(dist)
+        p = d.validate(params, allow_float32=True)
+        K, C = d.num_variables(p), d.num_categories(p)
+        oK, oC = getattr(objective, "K", None), getattr(objective, "C", None)
+        if (oK is not None and oK != K) or (oC is not None and oC != C):
+            raise ValueError(f"the objective is for K={oK}, C={oC} but the parameters give "
+                             f"K={K}, C={C}")
         q = self.queries(dist, params, noise, backend, **options)
         return self.combine(dist, params, q, evaluate(objective, q), backend, **options)

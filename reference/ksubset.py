@@ -155,13 +155,20 @@ def _rows(theta: np.ndarray) -> np.ndarray:
     return theta.reshape(-1, theta.shape[-1])
 
 
+def _per_row(fn, t: np.ndarray, tail: tuple[int, ...]) -> np.ndarray:
+    """``fn`` on every row of ``t (..., n)``, stacked to ``(..., *tail)`` (also for no rows)."""
+    rows = _rows(t)
+    if rows.shape[0] == 0:
+        return np.zeros(t.shape[:-1] + tail)
+    return np.stack([fn(row) for row in rows]).reshape(t.shape[:-1] + tail)
+
+
 # ------------------------------------------------------------------------- public API
 def forward_table(theta: object, k: int) -> np.ndarray:
     """The forward table ``L`` (module docstring), float64 of shape ``(..., n+1, k+1)``."""
     t = _theta(theta)
     k = check_k(k, t.shape[-1])
-    out = np.stack([_forward(row, k) for row in _rows(t)])
-    return out.reshape(t.shape[:-1] + out.shape[1:])
+    return _per_row(lambda row: _forward(row, k), t, (t.shape[-1] + 1, k + 1))
 
 
 def log_partition(theta: object, k: int) -> np.ndarray:
@@ -174,7 +181,7 @@ def marginals(theta: object, k: int) -> np.ndarray:
     """Exact marginals ``mu_i = p(z_i = 1)``, shape ``(..., n)`` (forward-backward)."""
     t = _theta(theta)
     k = check_k(k, t.shape[-1])
-    return np.stack([_marginals_one(row, k) for row in _rows(t)]).reshape(t.shape)
+    return _per_row(lambda row: _marginals_one(row, k), t, (t.shape[-1],))
 
 
 def covariance(theta: object, k: int) -> np.ndarray:
@@ -182,8 +189,7 @@ def covariance(theta: object, k: int) -> np.ndarray:
     t = _theta(theta)
     n = t.shape[-1]
     k = check_k(k, n)
-    out = np.stack([_covariance_one(row, k) for row in _rows(t)])
-    return out.reshape(t.shape + (n,))
+    return _per_row(lambda row: _covariance_one(row, k), t, (n, n))
 
 
 def sample_from_table(theta: np.ndarray, L: np.ndarray, u: np.ndarray, k: int) -> np.ndarray:

@@ -123,6 +123,15 @@ def check_port(port: Port, estimator: str | Estimator, problem: Problem, *, R_sh
     simulator).
     """
     est = _estimator(estimator)
+    for name, value, minimum in (("R_shared", R_shared, 1), ("R", R, 2), ("batch", batch, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if not (np.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"rtol must be a finite number >= 0, got {rtol!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    if not callable(port):
+        raise TypeError(f"port must be callable, got {type(port).__name__}")
     d = problem.dist
     params = np.broadcast_to(problem.params, (batch,) + problem.params.shape).copy()
     if batch > 1:

@@ -95,7 +95,7 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     g = np.asarray(samples, dtype=np.float64)
     mu = np.asarray(moments.mean, dtype=np.float64).ravel()
     P = mu.size
-    if g.ndim < 1 or g[0].size != P:
+    if g.ndim < 1 or int(np.prod(g.shape[1:], dtype=np.int64)) != P:
         raise ValueError(f"samples must have shape (R, *{moments.mean.shape}), got {g.shape}")
     g = g.reshape(g.shape[0], P)
     R = g.shape[0]

@@ -91,8 +91,10 @@ def _simple_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Q
     k = ks.check_k(opts["k"], params.shape[-1])
     u = noise["u"]  # (B, R, S, n)
     B, n = params.shape
-    z = np.stack([ks.sample_from_table(params[b], ks.forward_table(params[b], k), u[b].reshape(-1, n), k)
-                  for b in range(B)]).reshape(u.shape)
+    z = np.zeros(u.shape, dtype=np.int64)
+    for b in range(B):
+        z[b] = ks.sample_from_table(params[b], ks.forward_table(params[b], k), u[b].reshape(-1, n),
+                                    k).reshape(u.shape[1:])
     return Queries(z, {}, z.astype(np.float64))
 
 

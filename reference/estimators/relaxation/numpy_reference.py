@@ -153,7 +153,8 @@ def perturbation_lambdas(params: np.ndarray, dy: np.ndarray, opts: dict) -> np.n
     if not opts.get("adaptive", False):
         return np.full((B, R, S), float(opts["lambda_"]))
     ev = tuple(range(3, dy.ndim))
-    norm_theta = np.sqrt((params.reshape(B, -1) ** 2).sum(axis=1))[:, None, None]
+    flat = params.reshape(B, int(np.prod(params.shape[1:], dtype=np.int64)))  # B may be 0
+    norm_theta = np.sqrt((flat**2).sum(axis=1))[:, None, None]
     norm_dy = np.sqrt((dy**2).sum(axis=ev))
     safe = np.where(norm_dy > 0, norm_dy, 1.0)
     return np.where(norm_dy > 0, opts["beta"] * norm_theta / safe, 0.0)
