@@ -161,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
                                   iwae_subset=iwae_subset, var_replicates=args.var_replicates,
                                   n_test=args.n_test, progress=not args.no_progress)
                 try:
-                    train(cfg)
+                    done = train(cfg)
                 except (FileNotFoundError, ValueError) as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     return 2
+                if getattr(done, "interrupted", False):  # Ctrl-C: saved; the same command resumes
+                    print(f"interrupted in {run_dir}; run the same command again to continue")
+                    return 130
                 logs[(C, label)].append(read_log(run_dir / "log.csv"))
     if skipped:
         print("skipped (not registered): " + ", ".join(sorted(skipped)))

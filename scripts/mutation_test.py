@@ -81,8 +81,7 @@ MUTANTS = [
     Mutant("straight-through binary p(1-p) -> p (NumPy reference)",
            "reference/estimators/relaxation/numpy_reference.py",
            "return (p * (1.0 - p) * dy).mean(axis=2)", "return (p * dy).mean(axis=2)",
-           _t("tests/test_perturbation.py", "tests/test_registry.py", "-k",
-              "straight_through or st_")),
+           _t("tests/test_perturbation.py", "tests/test_registry.py", "-k", "straight_through")),
     Mutant("Gumbel-Softmax temperature dropped in the soft sample (kernels)",
            "reference/estimators/relaxation/device.py",
            "e = math.exp((alpha[k, c] + gumbel(u[k, c])) / tau - m)",
@@ -139,7 +138,9 @@ MUTANTS = [
            _t("tests/test_trust.py", "-k", "non_finite")),
 ]
 
-#: survivors seen, with the reason each is harmless (or the test added since)
+#: survivors seen, with the reason each is harmless (or the test added since); the one survivor
+#: of the first run, "port tolerance 1000x looser", is killed since by
+#: tests/test_trust.py::test_port_checker_catches_a_relative_error_of_1e_9 (now also 1e-11)
 KNOWN_SURVIVORS: dict[str, str] = {}
 
 

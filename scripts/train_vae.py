@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     try:
-        train(cfg, log=sys.stdout)
+        rows = train(cfg, log=sys.stdout)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return 130 if getattr(rows, "interrupted", False) else 0  # 130: stopped by Ctrl-C
 
 
 if __name__ == "__main__":

@@ -297,9 +297,10 @@ def test_port_checker_catches_a_relative_error_of_1e_9():
     pr = _problem()
     assert verify.check_port(_reference_port(lambda g: g), "reinforce_loo", pr, n=3,
                              distribution=False).passed
-    rep = verify.check_port(_reference_port(lambda g: g * (1 + 1e-9)), "reinforce_loo", pr, n=3,
-                            distribution=False)
-    assert not rep.passed and rep.max_abs_diff > rep.tolerance
+    for rel in (1e-9, 1e-11):  # the default rtol is 1e-12 of the largest magnitude
+        rep = verify.check_port(_reference_port(lambda g, r=rel: g * (1 + r)), "reinforce_loo",
+                                pr, n=3, distribution=False)
+        assert not rep.passed and rep.max_abs_diff > rep.tolerance
 
 
 def test_port_checker_catches_mixed_up_batch_elements():

@@ -398,6 +398,82 @@ def test_train_writes_log_and_resumes_exactly(tmp_path):
         train(_cfg(tmp_path / "b", tmp_path, 8, lr=0.5))
 
 
+def test_ctrl_c_saves_and_the_same_command_resumes_exactly(tmp_path, monkeypatch):
+    """SIGINT in the middle of a run: the step in progress finishes, the checkpoint is written
+    at that step, and the resumed run's rows equal those of an uninterrupted run."""
+    import os
+    import signal
+
+    from reference.models import vae as vae_module
+    from reference.models.train import read_log, train
+
+    _write_static(tmp_path, np.random.default_rng(0))
+    straight = train(_cfg(tmp_path / "a", tmp_path, 6))
+    real_step = vae_module.VAE.step
+    calls = [0]
+
+    def step_then_interrupt(self, *args, **kwargs):
+        out = real_step(self, *args, **kwargs)
+        calls[0] += 1
+        if calls[0] == 3:  # a Ctrl-C arrives during step 3, not an evaluation step
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(vae_module.VAE, "step", step_then_interrupt)
+    stopped = train(_cfg(tmp_path / "b", tmp_path, 6))
+    assert stopped.interrupted and [int(r["step"]) for r in stopped] == [0, 2]
+    with np.load(tmp_path / "b" / "checkpoint.npz") as st:
+        assert int(st["step"]) == 3
+    monkeypatch.setattr(vae_module.VAE, "step", real_step)
+    resumed = train(_cfg(tmp_path / "b", tmp_path, 6))
+    assert not resumed.interrupted
+    assert [int(r["step"]) for r in resumed] == [0, 2, 4, 6]
+    for a, b in zip(straight, resumed, strict=True):
+        for k in ("train_elbo", "test_elbo", "test_iwae100", "grad_var"):
+            assert a[k] == b[k], (k, a, b)
+    assert read_log(tmp_path / "b" / "log.csv") == resumed
+
+
+def test_a_cut_last_log_line_is_dropped_and_the_run_resumes(tmp_path):
+    from reference.models.train import read_log, train
+
+    _write_static(tmp_path, np.random.default_rng(0))
+    straight = train(_cfg(tmp_path / "a", tmp_path, 4))
+    train(_cfg(tmp_path / "b", tmp_path, 2))
+    log = tmp_path / "b" / "log.csv"
+    text = log.read_text()
+    log.write_text(text + "4,0,-5")  # a crash while a line was being written
+    assert [int(r["step"]) for r in read_log(log)] == [0, 2]
+    resumed = train(_cfg(tmp_path / "b", tmp_path, 4))
+    assert [int(r["step"]) for r in resumed] == [0, 2, 4]
+    assert [r["test_elbo"] for r in resumed] == [r["test_elbo"] for r in straight]
+    log.write_text(text.replace("\n2,", "\nxx,", 1) + "4,0,-5,1,1,1,1,1\n")
+    with pytest.raises(ValueError, match="line 3 is corrupt"):
+        read_log(log)
+    (tmp_path / "junk.csv").write_text("not,a,log\n")
+    with pytest.raises(ValueError, match="not a training log"):
+        read_log(tmp_path / "junk.csv")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing_entry"])
+def test_a_corrupt_checkpoint_is_named(tmp_path, damage):
+    from reference.models.train import train
+
+    _write_static(tmp_path, np.random.default_rng(0))
+    train(_cfg(tmp_path / "b", tmp_path, 2))
+    ckpt = tmp_path / "b" / "checkpoint.npz"
+    if damage == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:200])
+    elif damage == "garbage":
+        ckpt.write_bytes(b"not a zip file at all")
+    else:
+        with np.load(ckpt) as st:
+            state = {k: st[k] for k in st.files if k != "stream"}
+        np.savez(ckpt, **state)
+    with pytest.raises(ValueError, match="corrupt or not a checkpoint"):
+        train(_cfg(tmp_path / "b", tmp_path, 4))
+
+
 def test_train_errors_name_the_missing_files(tmp_path, monkeypatch):
     from reference.models.train import train
 

@@ -18,6 +18,13 @@ step ``t`` from ``default_rng([seed, 1, t])``, evaluation from ``default_rng([se
 same at every row, so rows differ only by the model), the variance at step ``t`` from
 ``default_rng([seed, 3, t])``. ``out/checkpoint.npz`` (model, Adam state, stream position) is
 written with every row; a run started again with the same ``out`` resumes from it.
+
+Interruptions: Ctrl-C (SIGINT) during training finishes the step in progress, writes the
+checkpoint at that step and returns (the returned rows have ``interrupted = True``, and
+``scripts/train_vae.py`` exits with 130); running the same command again continues exactly
+where it stopped. A log whose last line was cut (a crash while
+another tool wrote it) loses only that line; a corrupt checkpoint or a log with garbage in the
+middle gives a ``ValueError`` saying which file, never a traceback from the CSV or zip reader.
 """
 
 from __future__ import annotations
@@ -26,8 +33,11 @@ import csv
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -117,10 +127,33 @@ class Progress:
         self.stream.flush()
 
 
+class TrainRows(list):
+    """The log rows :func:`train` returns; ``interrupted`` is True when Ctrl-C stopped it."""
+
+    interrupted: bool = False
+
+
 def read_log(path: str | os.PathLike) -> list[dict[str, float]]:
-    """Rows of a ``log.csv`` as dicts of floats."""
+    """Rows of a ``log.csv`` as dicts of floats. A cut last line (fields missing or not a
+    number) is dropped; a bad header or a bad line before the last raises ``ValueError``."""
     with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or tuple(header) != LOG_COLUMNS:
+            raise ValueError(f"{path} is not a training log: its header is {header!r}, expected "
+                             f"{','.join(LOG_COLUMNS)}")
+        lines = list(reader)
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            if len(line) != len(LOG_COLUMNS):
+                raise ValueError(f"{len(line)} fields")
+            rows.append({k: float(v) for k, v in zip(LOG_COLUMNS, line, strict=True)})
+        except ValueError as exc:
+            if i == len(lines) - 1:  # a line cut while it was written: drop it
+                break
+            raise ValueError(f"{path}, line {i + 2} is corrupt ({exc}): {line!r}") from None
+    return rows
 
 
 def _write_log(path: Path, rows: list[dict[str, float]]) -> None:
@@ -168,12 +201,18 @@ def train(cfg: TrainConfig, log: TextIO | None = None) -> list[dict[str, float]]
     options = dict(cfg.options)
 
     ckpt, log_path = out / "checkpoint.npz", out / "log.csv"
-    rows: list[dict[str, float]] = []
+    rows: list[dict[str, float]] = TrainRows()
     start, train_sum, train_n, wall = 0, 0.0, 0, 0.0
     if ckpt.exists():
-        with np.load(ckpt) as st:
-            state = {k: st[k] for k in st.files}
-        saved = json.loads(str(state["identity"]))
+        try:
+            with np.load(ckpt) as st:
+                state = {k: st[k] for k in st.files}
+            saved = json.loads(str(state["identity"]))
+            for key in ("step", "stream", "train_acc", "wall"):
+                state[key]  # noqa: B018  (a missing entry is a corrupt file)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{ckpt} is corrupt or not a checkpoint ({type(exc).__name__}: {exc}); "
+                             "remove it to start the run again from step 0") from None
         if saved != json.loads(json.dumps(cfg.identity(), sort_keys=True)):
             raise ValueError(f"{ckpt} was written by a different run: {saved}; this run is "
                              f"{cfg.identity()} (use another --out)")
@@ -182,7 +221,7 @@ def train(cfg: TrainConfig, log: TextIO | None = None) -> list[dict[str, float]]
         start, wall = int(state["step"]), float(state["wall"])
         train_sum, train_n = float(state["train_acc"][0]), int(state["train_acc"][1])
         if log_path.exists():
-            rows = [r for r in read_log(log_path) if r["step"] <= start]
+            rows = TrainRows(r for r in read_log(log_path) if r["step"] <= start)
         if log:
             log.write(f"resuming from step {start} ({ckpt})\n")
 
@@ -212,17 +251,35 @@ def train(cfg: TrainConfig, log: TextIO | None = None) -> list[dict[str, float]]
         _save_checkpoint(ckpt, model, stream, 0, cfg, (0.0, 0), 0.0)
     bar = Progress(cfg.steps, start, enabled=cfg.progress, label=f"{cfg.estimator} ")
     seg_start, seg_steps = time.time(), 0
-    for step in range(start + 1, cfg.steps + 1):
-        x = stream.next()
-        e = model.step(x, cfg.estimator, np.random.default_rng([cfg.seed, 1, step]), options)
-        if not math.isfinite(e):
-            raise FloatingPointError(f"the training ELBO became {e} at step {step}")
-        train_sum, train_n, seg_steps = train_sum + e, train_n + 1, seg_steps + 1
-        bar.update(step, f"elbo {e:8.2f}")
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            now = time.time()
-            wall += now - seg_start  # training time only, evaluations excluded
-            evaluate(step, wall, seg_steps / max(now - seg_start, 1e-9))
-            _save_checkpoint(ckpt, model, stream, step, cfg, (train_sum, train_n), wall)
-            seg_start, seg_steps = time.time(), 0
+    stop = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C: finish the step in progress (the model is never left half-updated), then save
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        for step in range(start + 1, cfg.steps + 1):
+            x = stream.next()
+            e = model.step(x, cfg.estimator, np.random.default_rng([cfg.seed, 1, step]), options)
+            if not math.isfinite(e):
+                raise FloatingPointError(f"the training ELBO became {e} at step {step}")
+            train_sum, train_n, seg_steps = train_sum + e, train_n + 1, seg_steps + 1
+            bar.update(step, f"elbo {e:8.2f}")
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                now = time.time()
+                wall += now - seg_start  # training time only, evaluations excluded
+                evaluate(step, wall, seg_steps / max(now - seg_start, 1e-9))
+                _save_checkpoint(ckpt, model, stream, step, cfg, (train_sum, train_n), wall)
+                seg_start, seg_steps = time.time(), 0
+            elif stop.is_set():
+                wall += time.time() - seg_start
+                _save_checkpoint(ckpt, model, stream, step, cfg, (train_sum, train_n), wall)
+            if stop.is_set():
+                if log:
+                    log.write(f"interrupted: checkpoint at step {step} ({ckpt}); run the same "
+                              "command again to continue\n")
+                break
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    rows.interrupted = stop.is_set()
     return rows
