@@ -110,7 +110,7 @@ PUBLIC_MODULES = {
     "verify.moments.relaxation": [
         "cached_moments", "grad_at", "gumbel_softmax_moments", "imle_moments",
         "moments_from_values", "rqmc_moments", "st_gumbel_softmax_moments",
-        "straight_through_moments"
+        "straight_through_moments", "straight_through_moments_mp"
     ],
     "verify.moments.ksubset_perturbation": [
         "ksubset_perturb_moments", "simple_moments"

@@ -395,3 +395,25 @@ def test_check_samples_detects_a_ten_percent_bias():
     samples = est.estimate("categorical", pr.params, pr.objective, noise, n=4)
     assert verify.check_samples(samples, m).passed
     assert not verify.check_samples(samples * 1.1, m).passed
+
+
+def test_subset_enumeration_is_refused_up_front():
+    f = reference.random_table(1, 2)  # never evaluated: the size check comes first
+    pr = verify.exact.Problem(reference.get_distribution("ksubset"), np.zeros(60), f)
+    with pytest.raises(ValueError, match="MAX_CONFIGURATIONS"):
+        verify.exact.ksubset_probabilities(pr, 30)
+
+
+@given(_extreme_problems(), st.integers(1, 3))
+def test_straight_through_moments_match_mpmath(pr, n):
+    from verify.moments.relaxation import straight_through_moments, straight_through_moments_mp
+
+    m = straight_through_moments(pr.dist, pr.params, pr.objective, n=n)
+    truth = straight_through_moments_mp(pr.dist, pr.params, pr.objective, n=n)
+    assert np.allclose(m.mean, truth.mean, rtol=1e-12, atol=0), (m.mean, truth.mean)
+    d = np.sqrt(np.outer(np.diag(truth.cov), np.diag(truth.cov)))
+    # deviations below rounding of an entry's own values count as 0 in float64 (an estimate
+    # constant in z up to its last bit has variance 0 there, ~1e-167 from the same inputs here)
+    g_max = (np.abs(m.mean) + m.range_bound).ravel()
+    rounding = (64 * np.finfo(float).eps) ** 2 * np.outer(g_max, g_max)
+    assert np.all(np.abs(m.cov - truth.cov) <= 1e-11 * d + rounding + 1e-300)

@@ -386,7 +386,10 @@ def test_train_writes_log_and_resumes_exactly(tmp_path):
         assert tuple(fh.readline().strip().split(",")) == LOG_COLUMNS
     for r in straight:
         assert all(math.isfinite(r[k]) for k in LOG_COLUMNS)
-        assert r["test_elbo"] <= r["test_iwae100"] + 50 and r["grad_var"] >= 0
+        # no inequality between test_elbo (all 12 test points) and test_iwae100 (the first 5)
+        # holds: they average different points; both bounds are tested exactly against log p(x)
+        # in the test of VAE.iwae and VAE.elbo above
+        assert r["grad_var"] >= 0
     train(_cfg(tmp_path / "b", tmp_path, 3))  # stops at step 3 (a row and a checkpoint there)
     resumed = train(_cfg(tmp_path / "b", tmp_path, 6))
     assert [int(r["step"]) for r in resumed] == [0, 2, 3, 4, 6]

@@ -269,6 +269,7 @@ def score_matrix(problem: Problem) -> np.ndarray:
     the other categories' probabilities when ``z_k = c`` (``1 - p`` would cancel when
     ``p_kc`` is near 1) and as ``-p_kc`` otherwise; Bernoulli scores are the ``c = 1`` column.
     """
+    check_enumeration_size(problem.C, problem.K)
     Z = Distribution.enumerate_configs(problem.K, problem.C)
     p = _category_probs(problem)  # (K, C)
     C = problem.C
@@ -288,6 +289,12 @@ def ksubset_probabilities(problem: Problem, k: int | None) -> tuple[np.ndarray, 
 
     if problem.dist.name != "ksubset":
         raise ValueError(f"not a k-subset problem: {problem.dist.name!r}")
+    from math import comb
+
+    if isinstance(k, (int, np.integer)) and 0 <= k <= problem.K and \
+            comb(problem.K, int(k)) > MAX_CONFIGURATIONS:
+        raise ValueError(f"enumerating binom({problem.K}, {k}) subsets exceeds "
+                         f"verify.exact.MAX_CONFIGURATIONS = {MAX_CONFIGURATIONS}")
     Z = enumerate_subsets(problem.K, k)
     w = Z @ problem.params
     p = np.exp(w - w.max())

@@ -34,16 +34,16 @@ from typing import Any
 
 import numpy as np
 
-from reference.distributions import Distribution, sigmoid, softmax
+from reference.distributions import Distribution, log_sigmoid, sigmoid, softmax
 from reference.ksubset import gumbel
 
-from ..exact import config_probabilities, make_problem
+from ..exact import check_enumeration_size, config_probabilities, make_problem
 from . import Moments
 from .quadrature import LAW_ERROR, argmax_joint_law, rqmc_mean_cov
 
 __all__ = ["straight_through_moments", "imle_moments", "gumbel_softmax_moments",
            "st_gumbel_softmax_moments", "moments_from_values", "cached_moments", "grad_at",
-           "rqmc_moments"]
+           "rqmc_moments", "straight_through_moments_mp"]
 
 _CACHE: dict[tuple, Moments] = {}
 _CACHE_MAX = 256
@@ -69,8 +69,11 @@ def moments_from_values(q: np.ndarray, g: np.ndarray, samples: int, shape: tuple
     ``q (N,)``; the range bound is ``max |g - mean|`` over the support."""
     mean = q @ g
     d = g - mean
-    # deviations at rounding level are zeros (e.g. an estimate that does not depend on z)
-    d[np.abs(d) <= 64 * np.finfo(float).eps * max(float(np.abs(g).max()), 1e-300)] = 0.0
+    # deviations at rounding level are zeros (e.g. an estimate that does not depend on z);
+    # "rounding level" per entry, relative to that entry's own scale, so that the small but
+    # real deviations of an entry whose values are all tiny (saturated logits) are kept
+    scale = np.maximum(np.abs(g).max(axis=0), 1e-300)
+    d[np.abs(d) <= 64 * np.finfo(float).eps * scale] = 0.0
     cov = (d * q[:, None]).T @ d / samples
     rb = np.abs(d[q > 0]).max(axis=0)
     return Moments(mean.reshape(shape), 0.5 * (cov + cov.T), method, 0.0, rb.reshape(shape))
@@ -97,15 +100,18 @@ def straight_through_moments(dist: Any, params: object, objective: Any, n: int =
     """Exact moments of straight-through with ``n`` samples (enumeration of ``C**K`` configs)."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
+        check_enumeration_size(pr.C, pr.K)
         Z = Distribution.enumerate_configs(pr.K, pr.C)
         q = config_probabilities(pr).ravel()
         dy = grad_at(objective, _points(pr.dist.name, Z, pr.C))
+        # forms accurate in relative terms at saturated logits: sigmoid(phi) sigmoid(-phi)
+        # (not p (1 - p), which is 0 at phi = 50) and p_c sum_c' p_c' (dy_c - dy_c')
+        # (not p_c (dy_c - <p, dy>), which cancels for the dominant category)
         if pr.dist.name == "bernoulli":
-            p = sigmoid(pr.params)
-            g = p * (1 - p) * dy
+            g = np.exp(log_sigmoid(pr.params) + log_sigmoid(-pr.params)) * dy
         else:
             p = softmax(pr.params)
-            g = p * (dy - (p * dy).sum(axis=-1, keepdims=True))
+            g = p * np.einsum("kd,zkcd->zkc", p, dy[..., :, None] - dy[..., None, :])
         return moments_from_values(q, g.reshape(len(Z), -1), n, pr.params.shape,
                                    "exact: enumeration over z (straight-through is a function of z)")
     return cached_moments("st", dist, params, objective, {"n": n}, compute)
@@ -131,6 +137,7 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
         alpha, K, C = pr.params, pr.K, pr.C
+        check_enumeration_size(C, K)
         Z = Distribution.enumerate_configs(K, C)
         q = config_probabilities(pr).ravel()
         dys = grad_at(objective, _points("categorical", Z, C))
@@ -224,3 +231,38 @@ def st_gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: fl
         return rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, True), pr.K * pr.C, n,
                              pr.params.shape, "straight-through Gumbel-Softmax")
     return cached_moments("stgs", dist, params, objective, {"tau": tau, "n": n}, compute)
+
+
+def straight_through_moments_mp(dist: Any, params: object, objective: Any, n: int = 1, *,
+                                dps: int = 60) -> Moments:
+    """:func:`straight_through_moments` in arbitrary precision (``mpmath``, ``dps`` digits)
+    from the definition ``g(z) = J_softmax(alpha)^T dy(z)`` (binary: ``p (1 - p) dy``), the
+    objective's float64 gradients taken as exact; rounded to float64 at the end. Certifies the
+    float64 method at extreme logits on small problems."""
+    from ..exact import _mp_problem
+
+    pr = make_problem(dist, params, objective)
+    ctx, rows = _mp_problem(pr, dps)
+    Z = Distribution.enumerate_configs(pr.K, pr.C)
+    dy = grad_at(objective, _points(pr.dist.name, Z, pr.C))
+    qs, gs = [], []
+    for i, z in enumerate(Z):
+        q = ctx.mpf(1)
+        for k, c in enumerate(z):
+            q *= rows[k][c]
+        g = []
+        for k in range(pr.K):
+            if pr.dist.name == "bernoulli":
+                p = rows[k][1]
+                g.append(p * (1 - p) * ctx.mpf(float(dy[i, k])))
+            else:
+                s = ctx.fsum(rows[k][c] * ctx.mpf(float(dy[i, k, c])) for c in range(pr.C))
+                g.extend(rows[k][c] * (ctx.mpf(float(dy[i, k, c])) - s) for c in range(pr.C))
+        qs.append(q)
+        gs.append(g)
+    P = len(gs[0])
+    mean = [ctx.fsum(q * g[a] for q, g in zip(qs, gs, strict=True)) for a in range(P)]
+    cov = [[ctx.fsum(q * (g[a] - mean[a]) * (g[b] - mean[b]) for q, g in zip(qs, gs, strict=True)) / n
+            for b in range(P)] for a in range(P)]
+    return Moments(np.array([float(x) for x in mean]).reshape(pr.params.shape),
+                   np.array([[float(x) for x in row] for row in cov]), f"mpmath ({dps} digits)")
