@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .contract import Estimator
 from .estimators.augment_reinforce import AR, ARM, DISARM
+from .estimators.control_variates import DOUBLE_CV, MUPROP, NVIL
 from .estimators.ksubset_perturbation import AIMLE_KSUBSET, IMLE_KSUBSET, SIMPLE
 from .estimators.relaxation import AIMLE, GUMBEL_SOFTMAX, IMLE, ST_GUMBEL_SOFTMAX, STRAIGHT_THROUGH
 from .estimators.score_function import REINFORCE, REINFORCE_LOO
@@ -22,6 +23,7 @@ _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
     (ARS, ARSM, ARS_PLUS, ARSM_PLUS, ARSM_PLUS_CE),
     (STRAIGHT_THROUGH, GUMBEL_SOFTMAX, ST_GUMBEL_SOFTMAX, IMLE, AIMLE, IMLE_KSUBSET, AIMLE_KSUBSET,
      SIMPLE),
+    (NVIL, MUPROP, DOUBLE_CV),
 )
 
 REGISTRY: dict[str, Estimator] = {e.name: e for family in _FAMILIES for e in family}

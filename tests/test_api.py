@@ -64,6 +64,9 @@ PUBLIC_MODULES = {
     "reference.estimators.ksubset_perturbation": [
         "AIMLE_KSUBSET", "IMLE_KSUBSET", "SIMPLE"
     ],
+    "reference.estimators.control_variates": [
+        "DOUBLE_CV", "MUPROP", "NVIL", "NVILState", "nvil_update"
+    ],
     "reference.estimators.relaxation.numpy_reference": [
         "AIMLE", "AIMLEState", "GUMBEL_SOFTMAX", "IMLE", "STRAIGHT_THROUGH", "ST_GUMBEL_SOFTMAX",
         "aimle_update", "imle_flags", "onehot", "onehot_argmax", "perturbation_gradients", "relaxed_sample",
@@ -72,6 +75,9 @@ PUBLIC_MODULES = {
     "reference.estimators.ksubset_perturbation.numpy_reference": [
         "AIMLE_KSUBSET", "IMLE_KSUBSET", "SIMPLE", "aimle_nonzeros", "ksubset_noise",
         "ksubset_per_sample", "perturbed_scores"
+    ],
+    "reference.estimators.control_variates.numpy_reference": [
+        "DOUBLE_CV", "MUPROP", "NVIL", "NVILState", "mean_jvp", "nvil_scale", "nvil_update"
     ],
     "reference.models": [
         "BatchStream", "CpuOps", "DATA_ENV", "NumpyOps", "VAE", "VAESpec", "binarize",
@@ -105,6 +111,9 @@ PUBLIC_MODULES = {
     "verify.moments.ksubset_perturbation": [
         "ksubset_perturb_moments", "simple_moments"
     ],
+    "verify.moments.control_variates": [
+        "double_cv_moments", "muprop_moments", "nvil_moments", "u_statistic_moments"
+    ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",
         "rqmc_mean_cov"
@@ -134,7 +143,7 @@ PUBLIC_MODULES = {
 REGISTRY_NAMES = [
     "reinforce", "reinforce_loo", "ar", "arm", "disarm", "ars", "arsm", "ars_plus", "arsm_plus",
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
-    "imle_ksubset", "aimle_ksubset", "simple"
+    "imle_ksubset", "aimle_ksubset", "simple", "nvil", "muprop", "double_cv"
 ]
 
 
