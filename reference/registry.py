@@ -13,6 +13,7 @@ from .contract import Estimator
 from .estimators.augment_reinforce import AR, ARM, DISARM
 from .estimators.control_variates import DOUBLE_CV, MUPROP, NVIL
 from .estimators.ksubset_perturbation import AIMLE_KSUBSET, IMLE_KSUBSET, SIMPLE
+from .estimators.rebar import REBAR, RELAX
 from .estimators.relaxation import AIMLE, GUMBEL_SOFTMAX, IMLE, ST_GUMBEL_SOFTMAX, STRAIGHT_THROUGH
 from .estimators.score_function import REINFORCE, REINFORCE_LOO
 from .estimators.swap import ARS, ARS_PLUS, ARSM, ARSM_PLUS, ARSM_PLUS_CE
@@ -24,6 +25,7 @@ _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
     (STRAIGHT_THROUGH, GUMBEL_SOFTMAX, ST_GUMBEL_SOFTMAX, IMLE, AIMLE, IMLE_KSUBSET, AIMLE_KSUBSET,
      SIMPLE),
     (NVIL, MUPROP, DOUBLE_CV),
+    (REBAR, RELAX),
 )
 
 REGISTRY: dict[str, Estimator] = {e.name: e for family in _FAMILIES for e in family}

@@ -79,6 +79,12 @@ PUBLIC_MODULES = {
     "reference.estimators.control_variates.numpy_reference": [
         "DOUBLE_CV", "MUPROP", "NVIL", "NVILState", "mean_jvp", "nvil_scale", "nvil_update"
     ],
+    "reference.estimators.rebar": [
+        "QuadraticSurrogate", "REBAR", "RELAX"
+    ],
+    "reference.estimators.rebar.numpy_reference": [
+        "QuadraticSurrogate", "REBAR", "RELAX", "TINY", "rebar_points", "surrogate_answers"
+    ],
     "reference.models": [
         "BatchStream", "CpuOps", "DATA_ENV", "NumpyOps", "VAE", "VAESpec", "binarize",
         "binary_spec", "categorical_spec", "get_ops", "init_params", "load_binarized_mnist",
@@ -114,6 +120,9 @@ PUBLIC_MODULES = {
     "verify.moments.control_variates": [
         "double_cv_moments", "muprop_moments", "nvil_moments", "u_statistic_moments"
     ],
+    "verify.moments.rebar": [
+        "rebar_moments", "rebar_values", "relax_moments"
+    ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",
         "rqmc_mean_cov"
@@ -143,7 +152,8 @@ PUBLIC_MODULES = {
 REGISTRY_NAMES = [
     "reinforce", "reinforce_loo", "ar", "arm", "disarm", "ars", "arsm", "ars_plus", "arsm_plus",
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
-    "imle_ksubset", "aimle_ksubset", "simple", "nvil", "muprop", "double_cv"
+    "imle_ksubset", "aimle_ksubset", "simple", "nvil", "muprop", "double_cv",
+    "rebar", "relax"
 ]
 
 
