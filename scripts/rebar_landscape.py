@@ -14,7 +14,7 @@ For each temperature the variance is printed at ``eta = 1`` (the relaxation itse
 control variate) and at the best ``eta``: the estimate is affine in ``eta`` and the RQMC
 points are the same for every ``eta``, so the variance trace is a quadratic in ``eta`` whose
 minimum comes from three evaluations; the certified moments are then recomputed there.
-Run: ``python scripts/rebar_landscape.py`` (about a minute; ``--quick``: one toy problem).
+Run: ``python scripts/rebar_landscape.py`` (about 50 s on one core; ``--quick``: one toy problem).
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ PUBLIC_MODULES = {
         "double_cv_moments", "muprop_moments", "nvil_moments", "u_statistic_moments"
     ],
     "verify.moments.rebar": [
-        "rebar_moments", "rebar_values", "relax_moments"
+        "mixture_fraction", "rebar_moments", "rebar_values", "rebar_values_z", "relax_moments"
     ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",

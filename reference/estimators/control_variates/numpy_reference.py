@@ -41,8 +41,9 @@ grad log q(z)`` for its score, and ``J^T w`` for the Jacobian-transpose product 
   ``s_i`` for ``j != i``), which the last term removes; the cross terms ``c_j s_i`` have mean 0.
   ``alpha_cv = 0`` is REINFORCE-LOO. Public code read: thjashin/double-cv ``src/networks.py``
   (``grad_type == "double_cv"``): the same formula written out for ``n = 4`` with a trainable
-  coefficient ``self.alpha`` (renamed ``alpha_cv`` here: ``alpha`` is our categorical logits)
-  and the sign flipped because it differentiates the loss ``-ELBO``. The paper's text was not
+  coefficient ``self.alpha`` (renamed ``alpha_cv`` here: ``alpha`` is our categorical logits);
+  there ``f`` is the loss ``-ELBO``, so it estimates the loss's gradient with the same
+  formula. We take any ``n >= 2`` and a fixed coefficient (the code learns it). The paper's text was not
   available to us, so its equation numbers are not cited; the formula follows that code and
   the oracle confirms unbiasedness.
 
@@ -137,6 +138,7 @@ def _muprop_combine(dist: str, params: np.ndarray, queries: Queries, answers: An
     p = _probs(dist, params)[:, None, None]  # (B, 1, 1, *event)
     s = _score(dist, params, queries.z)  # (B, R, n, *event)
     n = queries.z.shape[2]
+    assert answers.f_y is not None and answers.grad_y is not None  # MuProp queries mu
     f_mu = answers.f_y[:, :, :1]  # (B, R, 1)
     d_mu = answers.grad_y[:, :, :1]  # (B, R, 1, *event)
     ev = tuple(range(3, s.ndim))
@@ -157,6 +159,7 @@ def _dcv_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answe
     p = sigmoid(params)[:, None, None]  # (B, 1, 1, K)
     s = queries.z - p  # (B, R, n, K)
     d = answers.grad_y  # (B, R, n, K)
+    assert d is not None  # double CV queries grad f at the samples
     n = s.shape[2]
     d_sum = d.sum(axis=2, keepdims=True)
     g_loo = (d_sum - d) / (n - 1)  # gbar_{-i}

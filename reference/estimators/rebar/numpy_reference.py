@@ -68,12 +68,16 @@ Public code read, and where our formula differs:
   (same law) so ``b`` follows the project's sampler. By default the code *ties* ``v`` to
   ``u`` (``_u_to_v``: ``v`` is ``u`` itself, with the gradient of the conditional sample);
   we draw ``v`` independently as in the paper. The code also subtracts a learned baseline
-  network from ``f(b)`` and multiplies the control variate by a learned ``eta`` per layer,
-  and it clips ``log`` arguments at ``1e-8``-type epsilons; none of that is here. Signs: the
+  network from ``f(b)`` and multiplies the control variate by a learned ``eta`` per layer
+  (``2 sigmoid(.)``), ``_u_to_v`` clips at ``eps = 1e-8`` and the logs go through
+  ``U.safe_log_prob`` (``utils.py``, not read); here ``eta`` and ``tau`` are given, there is
+  no extra baseline, and only ``log(0)`` is guarded (by ``TINY``). Signs: the
   code minimizes ``-ELBO``; ours is the ascent direction of ``E[f]``.
-* google-research ``disarm/binary/networks.py`` (``get_relax_parameters``): the same ``z``,
+* google-research ``disarm/binary/networks.py`` (``get_relax_parameters``, read as an
+  excerpt; the same code is in thjashin/double-cv ``src/networks.py``): the same ``z``,
   ``b = 1[z > 0]`` and ``v' = b (v theta + 1 - theta) + (1 - b) v (1 - theta)``, ``z~ =
-  logits + logit(v')``, with a learned temperature and scaling factor; we reach the same law
+  logits + logit(v')``, with a learned temperature and scaling factor (the double-cv copy's
+  ``logit_func`` clips probabilities at ``1e-6``); we reach the same law
   with ``1 - u``, ``1 - v`` in place of ``u``, ``v`` and compute ``z~`` in the softplus form
   above (stable for logits up to 50). duvenaud/relax ``relax-autograd/relax.py`` was not read
   (DESIGN.md notes that it relaxes ``sigmoid((theta + logit u)/tau)`` with ``theta`` a
@@ -82,6 +86,7 @@ Public code read, and where our formula differs:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -144,6 +149,7 @@ def control_answers(queries: Queries, answers: Answers, opts: dict
     """The surrogate's values ``(B, R, 2n)`` and gradients ``(B, R, 2n, K)`` at the relaxed
     points, and those points: from the objective's answers, or from the surrogate."""
     if opts.get("surrogate") is None:
+        assert answers.f_y is not None and answers.grad_y is not None and queries.y is not None
         return answers.f_y, answers.grad_y, queries.y
     points = queries.aux["points"]
     vals, grads = surrogate_answers(opts["surrogate"], np.asarray(points, dtype=np.float64))
@@ -208,7 +214,7 @@ def _check(o: dict[str, Any]) -> dict[str, Any]:
     return o
 
 
-def _cost(o: dict[str, Any]) -> Cost:
+def _cost(o: Mapping[str, Any]) -> Cost:
     if o.get("surrogate") is None:
         return Cost(3 * o["n"], 2 * o["n"])
     return Cost(o["n"], 0)
