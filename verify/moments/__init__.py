@@ -16,6 +16,11 @@ module                        estimators and method
                               ``quadrature``), Gumbel-Softmax, ST-Gumbel-Softmax (certified RQMC)
 ``ksubset_perturbation``      SIMPLE (exact enumeration of subsets), I-MLE/AIMLE on k-subsets
                               (certified RQMC)
+``control_variates``          NVIL, MuProp (exact: closed form / enumeration over ``z``), double
+                              control variates (exact: degree-3 U-statistic over tuples of
+                              configurations)
+``rebar``                     REBAR, RELAX (certified: exact sum over the sample ``b``, RQMC
+                              with defensive importance sampling over the relaxations)
 ============================  =================================================================
 
 This module defines only :class:`Moments` and imports none of the family modules, so each of

@@ -15,8 +15,9 @@ Files, the same four in every family:
 * ``cuda.py``: the Numba CUDA kernels and host wrappers (``CUDA_<NAME>``), loaded only when
   the ``"cuda"`` backend is asked for.
 
-Oracle: :mod:`verify.moments.rebar` (certified by randomized QMC over ``(u, v)``: the
-relaxation enters smoothly, so there is no closed form in general).
+Oracle: :mod:`verify.moments.rebar` (certified: exact sum over the sample ``b``,
+randomized QMC with defensive importance sampling over the relaxations given ``b``; no
+closed form in general).
 """
 
 from .numpy_reference import REBAR, RELAX, QuadraticSurrogate
