@@ -43,9 +43,8 @@ grad log q(z)`` for its score, and ``J^T w`` for the Jacobian-transpose product 
   (``grad_type == "double_cv"``): the same formula written out for ``n = 4`` with a trainable
   coefficient ``self.alpha`` (renamed ``alpha_cv`` here: ``alpha`` is our categorical logits);
   there ``f`` is the loss ``-ELBO``, so it estimates the loss's gradient with the same
-  formula. We take any ``n >= 2`` and a fixed coefficient (the code learns it). The paper's text was not
-  available to us, so its equation numbers are not cited; the formula follows that code and
-  the oracle confirms unbiasedness.
+  formula. We take any ``n >= 2`` and a fixed coefficient (the code learns it). The formula
+  follows that code, and the oracle confirms unbiasedness.
 
 Equation numbers: none of the three papers' texts was available to us, so none are cited
 (NVIL's "Algorithm 1", its running mean and variance with decay ``0.8``, is cited from
