@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from .contract import Estimator
 from .estimators.augment_reinforce import AR, ARM, DISARM
+from .estimators.control_variates import DOUBLE_CV, MUPROP, NVIL
 from .estimators.ksubset_perturbation import AIMLE_KSUBSET, IMLE_KSUBSET, SIMPLE
+from .estimators.rebar import REBAR, RELAX
 from .estimators.relaxation import AIMLE, GUMBEL_SOFTMAX, IMLE, ST_GUMBEL_SOFTMAX, STRAIGHT_THROUGH
 from .estimators.score_function import REINFORCE, REINFORCE_LOO
 from .estimators.st_variants import GST, GUMBEL_RAO, REINMAX
@@ -24,6 +26,8 @@ _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
     (STRAIGHT_THROUGH, GUMBEL_SOFTMAX, ST_GUMBEL_SOFTMAX, IMLE, AIMLE, IMLE_KSUBSET, AIMLE_KSUBSET,
      SIMPLE),
     (GUMBEL_RAO, GST, REINMAX),
+    (NVIL, MUPROP, DOUBLE_CV),
+    (REBAR, RELAX),
 )
 
 REGISTRY: dict[str, Estimator] = {e.name: e for family in _FAMILIES for e in family}

@@ -72,6 +72,9 @@ PUBLIC_MODULES = {
         "GST", "GUMBEL_RAO", "REINMAX", "TINY", "conditional_perturbed", "gap_flags", "gr_gradients",
         "gst_logits", "onehot", "reinmax_gradients"
     ],
+    "reference.estimators.control_variates": [
+        "DOUBLE_CV", "MUPROP", "NVIL", "NVILState", "nvil_update"
+    ],
     "reference.estimators.relaxation.numpy_reference": [
         "AIMLE", "AIMLEState", "GUMBEL_SOFTMAX", "IMLE", "STRAIGHT_THROUGH", "ST_GUMBEL_SOFTMAX",
         "aimle_update", "imle_flags", "onehot", "onehot_argmax", "perturbation_gradients", "relaxed_sample",
@@ -80,6 +83,15 @@ PUBLIC_MODULES = {
     "reference.estimators.ksubset_perturbation.numpy_reference": [
         "AIMLE_KSUBSET", "IMLE_KSUBSET", "SIMPLE", "aimle_nonzeros", "ksubset_noise",
         "ksubset_per_sample", "perturbed_scores"
+    ],
+    "reference.estimators.control_variates.numpy_reference": [
+        "DOUBLE_CV", "MUPROP", "NVIL", "NVILState", "mean_jvp", "nvil_scale", "nvil_update"
+    ],
+    "reference.estimators.rebar": [
+        "QuadraticSurrogate", "REBAR", "RELAX"
+    ],
+    "reference.estimators.rebar.numpy_reference": [
+        "QuadraticSurrogate", "REBAR", "RELAX", "TINY", "rebar_points", "surrogate_answers"
     ],
     "reference.models": [
         "BatchStream", "CpuOps", "DATA_ENV", "NumpyOps", "VAE", "VAESpec", "binarize",
@@ -118,6 +130,12 @@ PUBLIC_MODULES = {
     "verify.moments.st_variants": [
         "gst_moments", "gumbel_rao_conditional", "gumbel_rao_moments", "reinmax_moments"
     ],
+    "verify.moments.control_variates": [
+        "double_cv_moments", "muprop_moments", "nvil_moments", "u_statistic_moments"
+    ],
+    "verify.moments.rebar": [
+        "mixture_fraction", "rebar_moments", "rebar_values", "rebar_values_z", "relax_moments"
+    ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",
         "rqmc_mean_cov"
@@ -147,7 +165,8 @@ PUBLIC_MODULES = {
 REGISTRY_NAMES = [
     "reinforce", "reinforce_loo", "ar", "arm", "disarm", "ars", "arsm", "ars_plus", "arsm_plus",
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
-    "imle_ksubset", "aimle_ksubset", "simple", "gumbel_rao", "gst", "reinmax"
+    "imle_ksubset", "aimle_ksubset", "simple", "gumbel_rao", "gst", "reinmax",
+    "nvil", "muprop", "double_cv", "rebar", "relax"
 ]
 
 

@@ -56,7 +56,7 @@ def test_unknown_names():
     with pytest.raises(TypeError, match="unknown options"):
         LOO.options(m=3)
     with pytest.raises(ValueError, match="unknown estimator"):
-        get_estimator("rebar")
+        get_estimator("no-such-estimator")
     with pytest.raises(ValueError, match="backend"):
         LOO.backend("tpu")
     with pytest.raises(ValueError, match="unknown distribution"):

@@ -54,7 +54,7 @@ def _cases(names: list[str] | None) -> Iterator[tuple[Estimator, str, dict, str,
 
 
 def _key(est: Estimator, dist: str, opts: dict, label: str) -> str:
-    return f"{est.name}|{dist}|{json.dumps(opts, sort_keys=True)}|{label}"
+    return f"{est.name}|{dist}|{json.dumps(opts, sort_keys=True, default=repr)}|{label}"
 
 
 def _agree(est: Estimator, dist: str, opts: dict, problem: Problem, backend: str,
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
               "run the report without the CUDA backend")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
+            json.dump(rows, fh, indent=1, default=repr)  # repr: option objects (surrogates)
         print(f"wrote {args.json}")
     return 1 if failed else 0
 

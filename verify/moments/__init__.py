@@ -18,6 +18,11 @@ module                        estimators and method
                               (certified RQMC)
 ``st_variants``               GST, ReinMax (exact enumeration of z), Gumbel-Rao (enumeration of
                               z, conditional-Gumbel moments certified by RQMC)
+``control_variates``          NVIL, MuProp (exact: closed form / enumeration over ``z``), double
+                              control variates (exact: degree-3 U-statistic over tuples of
+                              configurations)
+``rebar``                     REBAR, RELAX (certified: exact sum over the sample ``b``, RQMC
+                              with defensive importance sampling over the relaxations)
 ============================  =================================================================
 
 This module defines only :class:`Moments` and imports none of the family modules, so each of

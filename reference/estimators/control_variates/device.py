@@ -1,0 +1,128 @@
+"""Device functions of the control-variate family (NVIL, MuProp, double control variates), for
+Numba CPU and CUDA.
+
+``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
+``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
+``reference._cuda.CORE``: ``sigmoid``, ``softmax_stats``), so both fast backends do the same
+arithmetic. The formulas mirror
+:mod:`reference.estimators.control_variates.numpy_reference`; nothing here validates or
+allocates. Accumulations are float64 even for float32 inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+
+def build(jit, base: SimpleNamespace) -> SimpleNamespace:
+    """Compile the control-variate family's device functions with ``jit``."""
+    sigmoid = base.sigmoid
+    softmax_stats = base.softmax_stats
+
+    # ------------------------------------------------------------------------ NVIL
+    @jit
+    def nvil_bernoulli(phi, z, f, shift, scale, out):
+        # phi (K,), z (n, K), f (n,) -> out (K,) = sum_i (f_i - shift)/n * scale * (z_ik - p_k)
+        n = z.shape[0]
+        for k in range(phi.shape[0]):
+            p = sigmoid(phi[k])
+            acc = 0.0
+            for i in range(n):
+                acc += (f[i] - shift) / n * scale * (z[i, k] - p)
+            out[k] = acc
+
+    @jit
+    def nvil_categorical(alpha, z, f, shift, scale, out):
+        # alpha (K, C), z (n, K), f (n,) -> out (K, C)
+        n = z.shape[0]
+        for k in range(alpha.shape[0]):
+            m, total = softmax_stats(alpha, k)
+            for c in range(alpha.shape[1]):
+                p = math.exp(alpha[k, c] - m) / total
+                acc = 0.0
+                for i in range(n):
+                    onehot = 1.0 if z[i, k] == c else 0.0
+                    acc += (f[i] - shift) / n * scale * (onehot - p)
+                out[k, c] = acc
+
+    # ---------------------------------------------------------------------- MuProp
+    @jit
+    def muprop_bernoulli(phi, z, f, f_mu, d_mu, out):
+        # phi (K,), z (n, K), f (n,), f_mu scalar, d_mu (K,) -> out (K,)
+        n, K = z.shape[0], z.shape[1]
+        for k in range(K):
+            p = sigmoid(phi[k])
+            out[k] = p * (1.0 - p) * d_mu[k]
+        for i in range(n):
+            linear = 0.0
+            for k in range(K):
+                linear += d_mu[k] * (z[i, k] - sigmoid(phi[k]))
+            w = (f[i] - f_mu - linear) / n
+            for k in range(K):
+                out[k] += w * (z[i, k] - sigmoid(phi[k]))
+
+    @jit
+    def muprop_categorical(alpha, z, f, f_mu, d_mu, out):
+        # alpha (K, C), z (n, K), f (n,), f_mu scalar, d_mu (K, C) -> out (K, C)
+        n, K, C = z.shape[0], alpha.shape[0], alpha.shape[1]
+        for k in range(K):
+            m, total = softmax_stats(alpha, k)
+            s = 0.0
+            for c in range(C):
+                s += (math.exp(alpha[k, c] - m) / total) * d_mu[k, c]
+            for c in range(C):
+                p = math.exp(alpha[k, c] - m) / total
+                out[k, c] = p * (d_mu[k, c] - s)
+        for i in range(n):
+            linear = 0.0
+            for k in range(K):
+                m, total = softmax_stats(alpha, k)
+                for c in range(C):
+                    onehot = 1.0 if z[i, k] == c else 0.0
+                    linear += d_mu[k, c] * (onehot - math.exp(alpha[k, c] - m) / total)
+            w = (f[i] - f_mu - linear) / n
+            for k in range(K):
+                m, total = softmax_stats(alpha, k)
+                for c in range(C):
+                    onehot = 1.0 if z[i, k] == c else 0.0
+                    out[k, c] += w * (onehot - math.exp(alpha[k, c] - m) / total)
+
+    # ------------------------------------------------------- double control variates
+    @jit
+    def dcv_signal(phi, z, f, d, alpha_cv, i):
+        # a_i = f_i + alpha_cv gbar_{-i} . s_i, gbar_{-i} the mean of d_j over j != i
+        n, K = z.shape[0], z.shape[1]
+        c_i = 0.0
+        for k in range(K):
+            d_sum = 0.0
+            for j in range(n):
+                d_sum += d[j, k]
+            c_i += (d_sum - d[i, k]) / (n - 1) * (z[i, k] - sigmoid(phi[k]))
+        return f[i] + alpha_cv * c_i
+
+    @jit
+    def double_cv_bernoulli(phi, z, f, d, alpha_cv, out):
+        # phi (K,), z (n, K), f (n,), d (n, K) = grad f at the samples -> out (K,)
+        # out = sum_i (a_i - abar) s_i / (n - 1) - alpha_cv p (1 - p) dbar
+        n, K = z.shape[0], z.shape[1]
+        a_sum = 0.0
+        for i in range(n):
+            a_sum += dcv_signal(phi, z, f, d, alpha_cv, i)
+        abar = a_sum / n
+        for k in range(K):
+            out[k] = 0.0
+        for i in range(n):
+            w = (dcv_signal(phi, z, f, d, alpha_cv, i) - abar) / (n - 1)
+            for k in range(K):
+                out[k] += w * (z[i, k] - sigmoid(phi[k]))
+        for k in range(K):
+            p = sigmoid(phi[k])
+            d_sum = 0.0
+            for i in range(n):
+                d_sum += d[i, k]
+            out[k] = out[k] - alpha_cv * p * (1.0 - p) * d_sum / n
+
+    names = dict(locals())
+    return SimpleNamespace(**{k: v for k, v in names.items()
+                              if k not in ("jit", "base", "names") and callable(v)})

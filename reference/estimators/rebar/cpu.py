@@ -1,0 +1,69 @@
+"""Numba CPU kernels of the REBAR family: REBAR and RELAX (formulas in
+:mod:`reference.estimators.rebar.numpy_reference`).
+
+Kernels take batch-flattened C-contiguous arrays, write into preallocated outputs and return
+nothing; each ``prange`` iteration writes only its own sample or replicate. A user surrogate
+(RELAX) is evaluated on the host, in NumPy, between the two kernels.
+No on-disk cache: the kernels call device functions of another file (see :mod:`reference._cpu`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from reference import _cpu
+from reference.contract import Answers, Backend, Queries
+
+from .device import build
+from .numpy_reference import control_answers
+
+RB = build(njit, _cpu.CORE)
+rebar_row = RB.rebar_row
+rebar_combine = RB.rebar_combine
+
+
+@njit(parallel=True)
+def _rows(phi, u, v, tau, b, points, dzt):
+    # phi (B, K), u, v (B, R, n, K) -> b, dzt (B, R, n, K), points (B, R, 2n, K)
+    B, R, n = u.shape[0], u.shape[1], u.shape[2]
+    for t in prange(B * R * n):
+        bb, r, i = t // (R * n), (t // n) % R, t % n
+        rebar_row(phi[bb], u[bb, r, i], v[bb, r, i], tau, b[bb, r, i], points[bb, r, i],
+                  points[bb, r, n + i], dzt[bb, r, i])
+
+
+@njit(parallel=True)
+def _combine_kernel(phi, b, f, cvals, dc, points, dzt, eta, tau, out):
+    B, R = b.shape[0], b.shape[1]
+    for t in prange(B * R):
+        bb, r = t // R, t % R
+        rebar_combine(phi[bb], b[bb, r], f[bb, r], cvals[bb, r], dc[bb, r], points[bb, r],
+                      dzt[bb, r], eta, tau, out[bb, r])
+
+
+def _queries(dist: str, phi: np.ndarray, noise: dict, opts: dict) -> Queries:
+    u, v = noise["u"], noise["v"]
+    B, R, n, K = u.shape
+    b = np.empty(u.shape, dtype=np.int64)
+    points = np.empty((B, R, 2 * n, K), dtype=phi.dtype)
+    dzt = np.empty(u.shape, dtype=phi.dtype)
+    _rows(phi, u, v, float(opts["tau"]), b, points, dzt)
+    if opts.get("surrogate") is None:
+        return Queries(b, {"dzt": dzt}, points)
+    return Queries(b, {"dzt": dzt, "points": points})
+
+
+def _combine(dist: str, phi: np.ndarray, queries: Queries, answers: Answers,
+             opts: dict) -> np.ndarray:
+    cvals, dc, points = control_answers(queries, answers, opts)
+    out = np.empty(queries.z.shape[:2] + phi.shape[1:], dtype=phi.dtype)
+    _combine_kernel(phi, queries.z, answers.f_z, np.ascontiguousarray(cvals),
+                    np.ascontiguousarray(dc), np.ascontiguousarray(points),
+                    np.ascontiguousarray(queries.aux["dzt"]), float(opts["eta"]),
+                    float(opts["tau"]), out)
+    return out
+
+
+CPU_REBAR = Backend(_queries, _combine)
+CPU_RELAX = Backend(_queries, _combine)

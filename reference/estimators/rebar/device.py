@@ -1,0 +1,74 @@
+"""Device functions of the REBAR family (REBAR, RELAX), for Numba CPU and CUDA.
+
+``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
+``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
+``reference._cuda.CORE``: ``sigmoid``), so both fast backends do the same arithmetic. The
+formulas mirror :mod:`reference.estimators.rebar.numpy_reference`; nothing here validates or
+allocates. Accumulations are float64 even for float32 inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+#: smallest positive normal float64 (the guard of log(u) at u = 0)
+TINY = 2.2250738585072014e-308
+
+
+def build(jit, base: SimpleNamespace) -> SimpleNamespace:
+    """Compile the REBAR family's device functions with ``jit``."""
+    sigmoid = base.sigmoid
+
+    @jit
+    def softplus(x):
+        # log(1 + exp(x)), two branches so that exp never overflows
+        if x > 0:
+            return x + math.log1p(math.exp(-x))
+        return math.log1p(math.exp(x))
+
+    @jit
+    def log_guarded(x):
+        return math.log(x if x > TINY else TINY)
+
+    @jit
+    def rebar_row(phi, u, v, tau, b, y, yt, dzt):
+        # phi, u, v (K,) -> b (K,) = 1[u < theta], y = sigmoid(z/tau), yt = sigmoid(z~/tau),
+        # dzt = dz~/dphi (b fixed); z = phi + log(1 - u) - log(u), z~ from v given b
+        for k in range(phi.shape[0]):
+            theta = sigmoid(phi[k])
+            b[k] = 1 if u[k] < theta else 0
+            z = phi[k] + math.log1p(-u[k]) - log_guarded(u[k])
+            y[k] = sigmoid(z / tau)
+            lv = log_guarded(v[k])
+            l1v = math.log1p(-v[k])
+            if b[k] == 1:
+                zt = softplus(phi[k] + l1v) - lv
+                dzt[k] = sigmoid(phi[k] + l1v)
+            else:
+                zt = l1v - softplus(lv - phi[k])
+                dzt[k] = sigmoid(lv - phi[k])
+            yt[k] = sigmoid(zt / tau)
+
+    @jit
+    def rebar_combine(phi, b, f, cvals, dc, points, dzt, eta, tau, out):
+        # phi (K,), b (n, K), f (n,), cvals (2n,), dc, points (2n, K), dzt (n, K) -> out (K,)
+        # mean_i [(f_i - eta c(y~_i)) (b_i - theta) + eta dc(y_i) y_i (1 - y_i) / tau
+        #         - eta dc(y~_i) y~_i (1 - y~_i) / tau dz~_i/dphi]
+        n, K = b.shape[0], b.shape[1]
+        for k in range(K):
+            out[k] = 0.0
+        for i in range(n):
+            w = f[i] - eta * cvals[n + i]
+            for k in range(K):
+                theta = sigmoid(phi[k])
+                y = points[i, k]
+                yt = points[n + i, k]
+                out[k] += w * (b[i, k] - theta) + eta * dc[i, k] * y * (1.0 - y) / tau \
+                    - eta * dc[n + i, k] * yt * (1.0 - yt) / tau * dzt[i, k]
+        for k in range(K):
+            out[k] = out[k] / n
+
+    names = dict(locals())
+    return SimpleNamespace(**{k: v for k, v in names.items()
+                              if k not in ("jit", "base", "names") and callable(v)})
