@@ -113,7 +113,7 @@ PUBLIC_MODULES = {
     ],
     "verify.moments.augment_reinforce": [
         "BinaryCells", "MAX_GENERAL_K", "ar_moments", "arm_moments", "binary_cells",
-        "binary_moments", "disarm_moments", "separable_terms"
+        "binary_moments", "binary_moments_mp", "disarm_moments", "separable_terms"
     ],
     "verify.moments.swap": [
         "ars_moments", "ars_plus_moments", "arsm_moments", "arsm_plus_ce_moments",

@@ -417,3 +417,21 @@ def test_straight_through_moments_match_mpmath(pr, n):
     g_max = (np.abs(m.mean) + m.range_bound).ravel()
     rounding = (64 * np.finfo(float).eps) ** 2 * np.outer(g_max, g_max)
     assert np.all(np.abs(m.cov - truth.cov) <= 1e-11 * d + rounding + 1e-300)
+
+
+@given(st.sampled_from(["ar", "arm", "disarm"]),
+       st.lists(st.sampled_from([-30.0, -20.0, -5.0, -0.5, 0.0, 0.7, 3.0, 20.0, 30.0]),
+                min_size=1, max_size=3),
+       st.integers(0, 50))
+def test_binary_moments_match_mpmath_on_the_implementations_cells(kind, phi, seed):
+    from verify.moments.augment_reinforce import binary_moments, binary_moments_mp
+
+    phi = np.array(phi)
+    f = reference.random_table(phi.size, 2, seed)
+    m = binary_moments(kind, "bernoulli", phi, f, method="general")
+    truth = binary_moments_mp(kind, "bernoulli", phi, f)
+    assert np.all(np.abs(m.mean - truth.mean) <= 1e-12 * np.abs(truth.mean) + 1e-300)
+    d = np.sqrt(np.outer(np.diag(truth.cov), np.diag(truth.cov)))
+    # the covariance is E[g g^T] - mean mean^T (module docstring): rounding of that form
+    uncentred = 64 * np.finfo(float).eps * np.abs(np.outer(truth.mean, truth.mean))
+    assert np.all(np.abs(m.cov - truth.cov) <= 1e-12 * d + uncentred + 1e-300)
