@@ -160,6 +160,9 @@ PUBLIC_MODULES = {
     "verify.report": [
         "main", "report_rows"
     ],
+    "verify.parallel": [
+        "Unit", "iter_units", "run_units", "unit_seed"
+    ],
 }
 
 REGISTRY_NAMES = [

@@ -5,6 +5,9 @@ exact bias (max abs over entries, against the enumeration gradient), exact varia
 the covariance), objective evaluations per replicate, the Monte Carlo check of the NumPy
 reference against the exact moments, and whether the NumPy, CPU and CUDA backends agree on
 shared noise. ``--json PATH`` writes the same rows as a JSON list of objects.
+``--workers N`` computes the rows on a local Dask cluster of N processes, ``--scheduler
+ADDRESS`` on an existing one (``verify.parallel``; the rows, their order and their numbers are
+those of the in-process run, since row ``i`` seeds its checks with ``seed + i``).
 
 Without a GPU, the CUDA backend runs under the Numba CUDA simulator in a subprocess (the
 simulator must be chosen before numba is imported, and this process keeps the real target).
@@ -13,7 +16,7 @@ failed) is not ok unless ``--no-cuda`` says that CUDA is not wanted: the report 
 what it did not check.
 
 Exit status: 0 every row ok; 1 some check failed; 2 could not run (bad arguments, an
-unwritable ``--json`` path).
+unwritable ``--json`` path, ``--workers``/``--scheduler`` without Dask installed).
 """
 
 from __future__ import annotations
@@ -95,9 +98,72 @@ def _cuda_results(names: list[str] | None, R_shared: int, seed: int) -> tuple[st
         return "simulator (no result)", {}
 
 
+def _case_refs(names: list[str] | None) -> Iterator[tuple[int, str, str, int, int]]:
+    """``(row index, estimator name, distribution, option-set index, problem index)`` of every
+    row, in the order of :func:`_cases`: plain data from which a worker rebuilds its case."""
+    i = 0
+    for est in REGISTRY.values():
+        if names and est.name not in names:
+            continue
+        for dist in est.distributions:
+            n_problems = len(builtin_problems(dist))
+            for oi in range(len(est.examples)):
+                for j in range(n_problems):
+                    yield i, est.name, dist, oi, j
+                    i += 1
+
+
+def _row(i: int, name: str, dist: str, oi: int, j: int, R: int, seed: int, R_shared: int,
+         cuda_mode: str, cuda_agrees: bool | None) -> dict[str, Any]:
+    """Row ``i`` of the report (see :func:`_case_refs`); ``cuda_agrees`` is the CUDA backend's
+    agreement computed beforehand, ``None`` where it was not checked. Seeds: ``seed + i``."""
+    est = REGISTRY[name]
+    opts = dict(est.examples[oi])
+    label, pr = builtin_problems(dist)[j]
+    t0 = time.perf_counter()
+    m = est.exact_moments(dist, pr.params, pr.objective, **opts)
+    grad = exact_gradient(pr, k=opts.get("k"))  # k: the subset size of k-subset problems
+    bias = float(np.abs(m.bias(grad)).max())
+    mc = mc_check(est, pr, R=R, seed=seed + i, backend="numpy", moments=m, **opts)
+    agree = {"cpu": _agree(est, dist, opts, pr, "cpu", R_shared, seed + i)}
+    if cuda_agrees is not None:
+        agree["cuda"] = bool(cuda_agrees)
+    cost = est.cost(pr.K, pr.C, **opts)
+    return {
+        "estimator": est.name,
+        "distribution": dist,
+        "problem": label,
+        "options": opts,
+        "unbiased": est.unbiased,
+        "bias_max_abs": bias,
+        "variance_trace": m.variance_trace,
+        "evals_per_replicate": cost.evals,
+        "grad_evals_per_replicate": cost.grad_evals,
+        "mc_check": "pass" if mc.passed else "fail",
+        "mc_detail": "" if mc.passed else mc.message,
+        "backends_agree": all(agree.values()),
+        "backends_checked": ["numpy", *agree],
+        "cuda_mode": cuda_mode,
+        "moment_method": m.method,
+        "moment_error_bound": m.error_bound,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+
+
 def report_rows(names: list[str] | None = None, R: int = 2000, seed: int = 0,
-                R_shared: int = 32, cuda: bool = True) -> list[dict[str, Any]]:
-    """Compute every row of the report (see the module docstring)."""
+                R_shared: int = 32, cuda: bool = True, workers: int | None = None,
+                scheduler: str | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    """Compute every row of the report (see the module docstring), one dict per row in
+    registry order.
+
+    The CUDA agreement is computed first, once, in this process (or its simulator
+    subprocess). The rows are then independent work units (:mod:`verify.parallel`): run here
+    by default, on a local Dask cluster of ``workers`` processes, or on the cluster at
+    ``scheduler``. Row ``i`` seeds its checks with ``seed + i`` wherever it runs, so every
+    mode gives the same rows (up to the ``seconds`` field), in the same order.
+    """
+    from .parallel import Unit, run_units
+
     if cuda:
         cuda_mode, cuda_ok = _cuda_results(names, min(R_shared, 4), seed)
         if cuda_mode != "gpu":
@@ -105,38 +171,16 @@ def report_rows(names: list[str] | None = None, R: int = 2000, seed: int = 0,
             config.reset()
     else:
         cuda_mode, cuda_ok = "off", {}
-    rows = []
-    for i, (est, dist, opts, label, pr) in enumerate(_cases(names)):
-        t0 = time.perf_counter()
-        m = est.exact_moments(dist, pr.params, pr.objective, **opts)
-        grad = exact_gradient(pr, k=opts.get("k"))  # k: the subset size of k-subset problems
-        bias = float(np.abs(m.bias(grad)).max())
-        mc = mc_check(est, pr, R=R, seed=seed + i, backend="numpy", moments=m, **opts)
-        agree = {"cpu": _agree(est, dist, opts, pr, "cpu", R_shared, seed + i)}
-        key = _key(est, dist, opts, label)
-        if key in cuda_ok:
-            agree["cuda"] = bool(cuda_ok[key])
-        cost = est.cost(pr.K, pr.C, **opts)
-        rows.append({
-            "estimator": est.name,
-            "distribution": dist,
-            "problem": label,
-            "options": opts,
-            "unbiased": est.unbiased,
-            "bias_max_abs": bias,
-            "variance_trace": m.variance_trace,
-            "evals_per_replicate": cost.evals,
-            "grad_evals_per_replicate": cost.grad_evals,
-            "mc_check": "pass" if mc.passed else "fail",
-            "mc_detail": "" if mc.passed else mc.message,
-            "backends_agree": all(agree.values()),
-            "backends_checked": ["numpy", *agree],
-            "cuda_mode": cuda_mode,
-            "moment_method": m.method,
-            "moment_error_bound": m.error_bound,
-            "seconds": round(time.perf_counter() - t0, 3),
-        })
-    return rows
+    units = []
+    labels: dict[str, list[str]] = {}
+    for i, name, dist, oi, j in _case_refs(names):
+        est = REGISTRY[name]
+        if dist not in labels:
+            labels[dist] = [label for label, _ in builtin_problems(dist)]
+        key = _key(est, dist, dict(est.examples[oi]), labels[dist][j])
+        units.append(Unit(f"{i}|{key}", _row, (i, name, dist, oi, j, R, seed, R_shared,
+                                                 cuda_mode, cuda_ok.get(key))))
+    return run_units(units, workers=workers, scheduler=scheduler, progress=progress)
 
 
 def row_ok(row: dict[str, Any]) -> bool:
@@ -181,6 +225,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="replicates compared between backends on shared noise")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-cuda", action="store_true", help="skip the CUDA backend")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="compute the rows on a local Dask cluster of N worker processes "
+                            "(needs the dask extra)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="compute the rows on the Dask cluster at ADDRESS, e.g. "
+                            "tcp://127.0.0.1:8786 (its workers must import this project)")
     parser.add_argument("--cuda-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = set(args.estimators or []) - set(REGISTRY)
@@ -201,8 +252,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.R < 2 or args.R_shared < 1:
         parser.error("--R must be >= 2 and --R-shared >= 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be >= 1")
+    on_dask = args.workers is not None or args.scheduler is not None
+    if on_dask:
+        try:  # fail before the CUDA check, not after it
+            import distributed  # noqa: F401
+        except ImportError:
+            print('python -m verify: --workers/--scheduler need dask[distributed]: pip install '
+                  '"discrete-grad-verify[dask]"', file=sys.stderr)
+            return 2
     t0 = time.perf_counter()
-    rows = report_rows(args.estimators, args.R, args.seed, args.R_shared, not args.no_cuda)
+    rows = report_rows(args.estimators, args.R, args.seed, args.R_shared, not args.no_cuda,
+                       workers=args.workers, scheduler=args.scheduler,
+                       progress=on_dask and sys.stderr.isatty())
     print(format_table(rows))
     failed = [r for r in rows if not row_ok(r)]
     for r in failed:
