@@ -100,9 +100,10 @@ PUBLIC_MODULES = {
     ],
     "verify.exact": [
         "MAX_CONFIGURATIONS", "Problem", "check_enumeration_size", "conditional_means",
-        "config_probabilities", "exact_expectation", "exact_expectation_mp", "exact_gradient",
-        "exact_gradient_mp", "finite_difference_gradient", "ksubset_expectation",
-        "ksubset_gradient", "ksubset_probabilities", "make_problem", "score_matrix"
+        "config_probabilities", "configurations", "exact_expectation", "exact_expectation_mp",
+        "exact_gradient", "exact_gradient_mp", "finite_difference_gradient", "ksubset_expectation",
+        "ksubset_gradient", "ksubset_probabilities", "make_problem", "mp_configurations",
+        "mp_mean_cov", "score_matrix"
     ],
     "verify.moments": [
         "Moments"

@@ -40,6 +40,9 @@ __all__ = [
     "exact_expectation_mp",
     "conditional_means",
     "check_enumeration_size",
+    "configurations",
+    "mp_configurations",
+    "mp_mean_cov",
     "MAX_CONFIGURATIONS",
     "finite_difference_gradient",
     "config_probabilities",
@@ -184,22 +187,47 @@ def conditional_means(problem: Problem) -> np.ndarray:
     return out
 
 
-def _mp_problem(pr: Problem, dps: int):
+def configurations(problem: Problem) -> np.ndarray:
+    """All ``C**K`` configurations of the problem, int ``(C**K, K)`` in the C order of the
+    ``(C,) * K`` tables (``Distribution.enumerate_configs``), refused up front past
+    :data:`MAX_CONFIGURATIONS`: the one place the oracle's enumerations go through."""
+    check_enumeration_size(problem.C, problem.K)
+    return Distribution.enumerate_configs(problem.K, problem.C)
+
+
+def mp_configurations(problem: Problem, dps: int = 60):
+    """The arbitrary-precision set-up of the enumeration oracle: ``(ctx, rows, configs, q)``
+    with ``ctx`` an ``mpmath`` context of ``dps`` digits, ``rows[k][c] = p(z_k = c)`` computed
+    from the float64 logits taken as exact, ``configs`` every configuration (tuples, C order)
+    and ``q[i] = q(configs[i])``, all ``mpf``."""
     import mpmath
 
+    check_enumeration_size(problem.C, problem.K)
     ctx = mpmath.mp.clone()
     ctx.dps = dps
-    params = pr.params
     rows = []
-    for k in range(pr.K):
-        if pr.dist.name == "bernoulli":
-            p1 = 1 / (1 + ctx.exp(-ctx.mpf(float(params[k]))))
+    for k in range(problem.K):
+        if problem.dist.name == "bernoulli":
+            p1 = 1 / (1 + ctx.exp(-ctx.mpf(float(problem.params[k]))))
             rows.append([1 - p1, p1])
         else:
-            e = [ctx.exp(ctx.mpf(float(a))) for a in params[k]]
+            e = [ctx.exp(ctx.mpf(float(a))) for a in problem.params[k]]
             s = ctx.fsum(e)
             rows.append([x / s for x in e])
-    return ctx, rows
+    configs = list(np.ndindex((problem.C,) * problem.K))
+    qs = [ctx.fprod(rows[k][c] for k, c in enumerate(z)) for z in configs]
+    return ctx, rows, configs, qs
+
+
+def mp_mean_cov(ctx, weights: list, values: list) -> tuple[list, list]:
+    """``mean_a = sum_i w_i v_ia`` and ``cov_ab = sum_i w_i (v_ia - mean_a)(v_ib - mean_b)``
+    in ``ctx``'s precision (lists of ``mpf``): the definitions the ``*_mp`` certificates use."""
+    P = len(values[0])
+    mean = [ctx.fsum(w * v[a] for w, v in zip(weights, values, strict=True)) for a in range(P)]
+    cov = [[ctx.fsum(w * (v[a] - mean[a]) * (v[b] - mean[b])
+                     for w, v in zip(weights, values, strict=True)) for b in range(P)]
+           for a in range(P)]
+    return mean, cov
 
 
 def exact_expectation_mp(problem: Problem | str | Distribution, params: object = None,
@@ -208,15 +236,9 @@ def exact_expectation_mp(problem: Problem | str | Distribution, params: object =
     parameters and the objective's float64 values are taken as exact). Returns an ``mpf``.
     Bernoulli and categorical problems; for certifying the float64 oracle on small ones."""
     pr = _as_problem(problem, params, objective)
-    ctx, rows = _mp_problem(pr, dps)
     f = pr.f_table()
-    total = ctx.mpf(0)
-    for z in np.ndindex(f.shape):
-        q = ctx.mpf(1)
-        for k, c in enumerate(z):
-            q *= rows[k][c]
-        total += q * ctx.mpf(float(f[z]))
-    return total
+    ctx, _, configs, qs = mp_configurations(pr, dps)
+    return ctx.fsum(q * ctx.mpf(float(f[z])) for z, q in zip(configs, qs, strict=True))
 
 
 def exact_gradient_mp(problem: Problem | str | Distribution, params: object = None,
@@ -229,14 +251,11 @@ def exact_gradient_mp(problem: Problem | str | Distribution, params: object = No
     pr = _as_problem(problem, params, objective)
     if pr.dist.name == "ksubset":
         raise ValueError("exact_gradient_mp supports Bernoulli and categorical problems")
-    ctx, rows = _mp_problem(pr, dps)
     f = pr.f_table()
+    ctx, rows, configs, qs = mp_configurations(pr, dps)
     K, C = pr.K, pr.C
     grad = [[ctx.mpf(0)] * C for _ in range(K)]
-    for z in np.ndindex(f.shape):
-        q = ctx.mpf(1)
-        for k, c in enumerate(z):
-            q *= rows[k][c]
+    for z, q in zip(configs, qs, strict=True):
         w = q * ctx.mpf(float(f[z]))
         for k in range(K):
             for c in range(C):
@@ -269,8 +288,7 @@ def score_matrix(problem: Problem) -> np.ndarray:
     the other categories' probabilities when ``z_k = c`` (``1 - p`` would cancel when
     ``p_kc`` is near 1) and as ``-p_kc`` otherwise; Bernoulli scores are the ``c = 1`` column.
     """
-    check_enumeration_size(problem.C, problem.K)
-    Z = Distribution.enumerate_configs(problem.K, problem.C)
+    Z = configurations(problem)
     p = _category_probs(problem)  # (K, C)
     C = problem.C
     others = np.stack([np.delete(p, c, axis=1).sum(axis=1) for c in range(C)], axis=1)  # 1 - p

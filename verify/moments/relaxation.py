@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from reference.distributions import Distribution, log_sigmoid, sigmoid, softmax
+from reference.distributions import log_sigmoid, sigmoid, softmax
 from reference.ksubset import gumbel
 
-from ..exact import check_enumeration_size, config_probabilities, make_problem
+from ..exact import config_probabilities, configurations, make_problem, mp_configurations, mp_mean_cov
 from . import Moments
 from .quadrature import LAW_ERROR, argmax_joint_law, rqmc_mean_cov
 
@@ -100,8 +100,7 @@ def straight_through_moments(dist: Any, params: object, objective: Any, n: int =
     """Exact moments of straight-through with ``n`` samples (enumeration of ``C**K`` configs)."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
-        check_enumeration_size(pr.C, pr.K)
-        Z = Distribution.enumerate_configs(pr.K, pr.C)
+        Z = configurations(pr)
         q = config_probabilities(pr).ravel()
         dy = grad_at(objective, _points(pr.dist.name, Z, pr.C))
         # forms accurate in relative terms at saturated logits: sigmoid(phi) sigmoid(-phi)
@@ -137,8 +136,7 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
         alpha, K, C = pr.params, pr.K, pr.C
-        check_enumeration_size(C, K)
-        Z = Distribution.enumerate_configs(K, C)
+        Z = configurations(pr)
         q = config_probabilities(pr).ravel()
         dys = grad_at(objective, _points("categorical", Z, C))
         P = K * C
@@ -239,17 +237,11 @@ def straight_through_moments_mp(dist: Any, params: object, objective: Any, n: in
     from the definition ``g(z) = J_softmax(alpha)^T dy(z)`` (binary: ``p (1 - p) dy``), the
     objective's float64 gradients taken as exact; rounded to float64 at the end. Certifies the
     float64 method at extreme logits on small problems."""
-    from ..exact import _mp_problem
-
     pr = make_problem(dist, params, objective)
-    ctx, rows = _mp_problem(pr, dps)
-    Z = Distribution.enumerate_configs(pr.K, pr.C)
-    dy = grad_at(objective, _points(pr.dist.name, Z, pr.C))
-    qs, gs = [], []
-    for i, z in enumerate(Z):
-        q = ctx.mpf(1)
-        for k, c in enumerate(z):
-            q *= rows[k][c]
+    ctx, rows, configs, qs = mp_configurations(pr, dps)
+    dy = grad_at(objective, _points(pr.dist.name, np.array(configs), pr.C))
+    gs = []
+    for i in range(len(configs)):
         g = []
         for k in range(pr.K):
             if pr.dist.name == "bernoulli":
@@ -258,11 +250,7 @@ def straight_through_moments_mp(dist: Any, params: object, objective: Any, n: in
             else:
                 s = ctx.fsum(rows[k][c] * ctx.mpf(float(dy[i, k, c])) for c in range(pr.C))
                 g.extend(rows[k][c] * (ctx.mpf(float(dy[i, k, c])) - s) for c in range(pr.C))
-        qs.append(q)
         gs.append(g)
-    P = len(gs[0])
-    mean = [ctx.fsum(q * g[a] for q, g in zip(qs, gs, strict=True)) for a in range(P)]
-    cov = [[ctx.fsum(q * (g[a] - mean[a]) * (g[b] - mean[b]) for q, g in zip(qs, gs, strict=True)) / n
-            for b in range(P)] for a in range(P)]
+    mean, cov = mp_mean_cov(ctx, qs, gs)
     return Moments(np.array([float(x) for x in mean]).reshape(pr.params.shape),
-                   np.array([[float(x) for x in row] for row in cov]), f"mpmath ({dps} digits)")
+                   np.array([[float(x) / n for x in row] for row in cov]), f"mpmath ({dps} digits)")

@@ -25,7 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from ..exact import Problem, config_probabilities, exact_gradient, make_problem, score_matrix
+from ..exact import (
+    Problem,
+    config_probabilities,
+    exact_gradient,
+    make_problem,
+    mp_configurations,
+    mp_mean_cov,
+    score_matrix,
+)
 from . import Moments
 
 __all__ = ["reinforce_moments", "reinforce_loo_moments", "reinforce_moments_mp",
@@ -92,29 +100,15 @@ def reinforce_loo_moments(dist: Any, params: object, objective: Any, n: int = 2)
 # ------------------------------------------------------------- arbitrary precision
 def _mp_single(pr: Problem, dps: int):
     """``q``, ``f`` and scores ``s`` over all configurations as mpmath numbers."""
-    from ..exact import _mp_problem  # the shared mpmath set-up of the enumeration oracle
-
-    ctx, rows = _mp_problem(pr, dps)
     f_table = pr.f_table()
-    qs, fs, ss = [], [], []
-    for z in np.ndindex(f_table.shape):
-        q = ctx.mpf(1)
-        for k, c in enumerate(z):
-            q *= rows[k][c]
-        if pr.dist.name == "bernoulli":
-            s = [(1 if z[k] == 1 else 0) - rows[k][1] for k in range(pr.K)]
-        else:
-            s = [(1 if z[k] == c else 0) - rows[k][c] for k in range(pr.K) for c in range(pr.C)]
-        qs.append(q)
-        fs.append(ctx.mpf(float(f_table[z])))
-        ss.append(s)
+    ctx, rows, configs, qs = mp_configurations(pr, dps)
+    fs = [ctx.mpf(float(f_table[z])) for z in configs]
+    if pr.dist.name == "bernoulli":
+        ss = [[(1 if z[k] == 1 else 0) - rows[k][1] for k in range(pr.K)] for z in configs]
+    else:
+        ss = [[(1 if z[k] == c else 0) - rows[k][c] for k in range(pr.K) for c in range(pr.C)]
+              for z in configs]
     return ctx, qs, fs, ss
-
-
-def _mp_cov(ctx, qs, hs, mean):
-    P = len(mean)
-    return [[ctx.fsum(q * (h[a] - mean[a]) * (h[b] - mean[b]) for q, h in zip(qs, hs, strict=True))
-             for b in range(P)] for a in range(P)]
 
 
 def _to_moments(mean, cov, shape, method: str) -> Moments:
@@ -132,9 +126,8 @@ def reinforce_moments_mp(dist: Any, params: object, objective: Any, n: int = 1,
     ctx, qs, fs, ss = _mp_single(pr, dps)
     b = ctx.mpf(float(baseline))
     hs = [[(f - b) * x for x in s] for f, s in zip(fs, ss, strict=True)]
-    P = len(hs[0])
-    mean = [ctx.fsum(q * h[a] for q, h in zip(qs, hs, strict=True)) for a in range(P)]
-    cov = [[x / n for x in row] for row in _mp_cov(ctx, qs, hs, mean)]
+    mean, cov = mp_mean_cov(ctx, qs, hs)
+    cov = [[x / n for x in row] for row in cov]
     return _to_moments(mean, cov, pr.params.shape, f"mpmath ({dps} digits): definition")
 
 
@@ -151,13 +144,11 @@ def reinforce_loo_moments_mp(dist: Any, params: object, objective: Any, n: int =
     N, P = len(qs), len(ss[0])
     H = [[[(fs[x] - fs[y]) * (ss[x][a] - ss[y][a]) / 2 for a in range(P)] for y in range(N)]
          for x in range(N)]
-    mean = [ctx.fsum(qs[x] * qs[y] * H[x][y][a] for x in range(N) for y in range(N))
-            for a in range(P)]
-    h1 = [[ctx.fsum(qs[y] * H[x][y][a] for y in range(N)) for a in range(P)] for x in range(N)]
-    zeta1 = _mp_cov(ctx, qs, h1, mean)
     pair_q = [qs[x] * qs[y] for x in range(N) for y in range(N)]
     pair_h = [H[x][y] for x in range(N) for y in range(N)]
-    zeta2 = _mp_cov(ctx, pair_q, pair_h, mean)
+    mean, zeta2 = mp_mean_cov(ctx, pair_q, pair_h)  # E[H] and Var(H) over pairs
+    h1 = [[ctx.fsum(qs[y] * H[x][y][a] for y in range(N)) for a in range(P)] for x in range(N)]
+    _, zeta1 = mp_mean_cov(ctx, qs, h1)  # E[h1] = E[H]
     c = ctx.mpf(2) / (n * (n - 1))
     cov = [[c * (2 * (n - 2) * zeta1[a][b] + zeta2[a][b]) for b in range(P)] for a in range(P)]
     return _to_moments(mean, cov, pr.params.shape, f"mpmath ({dps} digits): U-statistic definition")

@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from reference.distributions import Distribution, softmax
+from reference.distributions import softmax
 
-from ..exact import check_enumeration_size, config_probabilities, make_problem
+from ..exact import config_probabilities, configurations, make_problem
 from . import Moments
 from .quadrature import rqmc_mean_cov
 from .relaxation import cached_moments, grad_at, moments_from_values
@@ -69,8 +69,7 @@ def _enumerate(dist: Any, params: object, objective: Any):
     pr = make_problem(dist, params, objective)
     if pr.dist.name != "categorical":
         raise ValueError("the straight-through variants are defined for categorical logits")
-    check_enumeration_size(pr.C, pr.K)
-    Z = Distribution.enumerate_configs(pr.K, pr.C)
+    Z = configurations(pr)
     q = config_probabilities(pr).ravel()
     dy = grad_at(objective, _onehot(Z, pr.C))  # (N, K, C)
     return pr, Z, q, dy
