@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for _threads
+import _cli  # noqa: E402
 from _threads import early_env  # noqa: E402  (before NumPy and Numba)
 
 early_env(sys.argv[1:])
@@ -72,56 +73,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str) -> None:
-    """Could not run: the message and exit status 2, before any work is done."""
-    print(f"train_vae.py: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def validate(args: argparse.Namespace) -> None:
-    """Every flag checked before any data is read or any kernel compiled."""
-    import math
-
+def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Every flag checked before any data is read or any kernel compiled (exit 2 naming it)."""
     from reference import REGISTRY
 
-    for name in ("steps", "batch_size", "eval_every", "iwae_samples", "n_test", "C"):
-        minimum = 2 if name == "C" else 1
-        if getattr(args, name) < minimum:
-            _fail(f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}")
+    for name in ("steps", "batch_size", "eval_every", "iwae_samples", "n_test", "threads"):
+        _cli.at_least(parser, "--" + name.replace("_", "-"), getattr(args, name), 1)
     for name in ("elbo_subset", "iwae_subset", "var_batch"):
-        if getattr(args, name) < 0:
-            _fail(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
-    if args.var_replicates < 2:
-        _fail(f"--var-replicates must be >= 2, got {args.var_replicates}")
-    if args.K is not None and args.K < 1:
-        _fail(f"--K must be >= 1, got {args.K}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        _fail(f"--lr must be a positive finite number, got {args.lr}")
-    if args.threads is not None and args.threads < 1:
-        _fail(f"--threads must be >= 1, got {args.threads}")
+        _cli.at_least(parser, "--" + name.replace("_", "-"), getattr(args, name), 0)
+    _cli.at_least(parser, "--C", args.C, 2)
+    _cli.at_least(parser, "--K", args.K, 1)
+    _cli.at_least(parser, "--var-replicates", args.var_replicates, 2)
+    _cli.positive_finite(parser, "--lr", args.lr)
     if args.estimator not in REGISTRY:
-        _fail(f"unknown --estimator {args.estimator!r}; registered: {sorted(REGISTRY)}")
+        parser.error(f"unknown --estimator {args.estimator!r}; registered: {sorted(REGISTRY)}")
     est = REGISTRY[args.estimator]
     dist = "categorical" if args.model == "categorical" else "bernoulli"
     if dist not in est.distributions:
-        _fail(f"--estimator {args.estimator} takes {est.distributions}, not the {args.model} "
-              f"model's {dist} latents")
+        parser.error(f"--estimator {args.estimator} takes {est.distributions}, not the "
+                     f"{args.model} model's {dist} latents")
     try:
         est.options(**dict(args.option))
     except (TypeError, ValueError) as exc:
-        _fail(f"--option: {exc}")
-    try:  # the output directory must be writable before hours of training
-        os.makedirs(args.out, exist_ok=True)
-        probe = os.path.join(args.out, ".write-test")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as exc:
-        _fail(f"--out {args.out!r} is not a writable directory: {exc}")
+        parser.error(f"--option: {exc}")
+    _cli.writable_dir(parser, "--out", args.out)  # before hours of training
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    validate(args)
     return TrainConfig(
         out=args.out, data=args.data, model=args.model, estimator=args.estimator,
         options=dict(args.option), C=args.C, K=args.K, nonlinear=not args.linear, dataset=args.dataset,
@@ -133,7 +111,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate(parser, args)
     cfg = config_from_args(args)
     try:
         rows = train(cfg, log=sys.stdout)

@@ -47,13 +47,14 @@ UNBIASED_TOL = 1e-10
 
 
 def _cases(names: list[str] | None) -> Iterator[tuple[Estimator, str, dict, str, Problem]]:
-    for est in REGISTRY.values():
-        if names and est.name not in names:
-            continue
-        for dist in est.distributions:
-            for opts in est.examples:
-                for label, problem in builtin_problems(dist):
-                    yield est, dist, dict(opts), label, problem
+    """Every row's case, in the order of :func:`_case_refs` (which defines it)."""
+    problems: dict[str, list] = {}
+    for _, name, dist, oi, j in _case_refs(names):
+        est = REGISTRY[name]
+        if dist not in problems:
+            problems[dist] = builtin_problems(dist)
+        label, problem = problems[dist][j]
+        yield est, dist, dict(est.examples[oi]), label, problem
 
 
 def _key(est: Estimator, dist: str, opts: dict, label: str) -> str:
