@@ -22,6 +22,9 @@ CASES = [
     ("binary_variance.py", ["--phi", "inf"], "--phi must be finite"),
     ("bench_oracle.py", ["--repeat", "0"], "--repeat must be >= 1"),
     ("train_vae.py", ["--out", "{tmp}/t", "--K", "0"], "--K must be >= 1"),
+    ("bench_kernels.py", ["--replicates", "0"], "--replicates must be >= 1"),
+    ("bench_kernels.py", ["--estimators", "nope"], "unknown --estimators"),
+    ("bench_kernels.py", ["--min-time", "nan"], "--min-time must be a positive finite"),
 ]
 
 
@@ -34,3 +37,24 @@ def test_bad_flags_exit_2_before_any_work(script, flags, words, tmp_path):
     assert out.returncode == 2, out.stderr
     assert words in out.stderr
     assert not (tmp_path / "f" / "runs").exists()  # nothing was trained
+
+
+def test_bench_kernels_writes_one_row_per_estimator_and_backend(tmp_path):
+    """The benchmark's JSON rows carry the keys the performance issue asks for, with a
+    bandwidth ratio that is the bytes rate over the copy rate of the same run."""
+    out = tmp_path / "k.json"
+    run = subprocess.run([sys.executable, str(SCRIPTS / "bench_kernels.py"), "--replicates", "64",
+                          "--cache-replicates", "8", "--repeat", "1", "--min-time", "0.001",
+                          "--copy-mib", "8", "--threads", "1", "--estimators", "arm", "reinforce",
+                          "--json", str(out)], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    import json
+
+    rows = json.loads(out.read_text())
+    assert [(r["estimator"], r["backend"]) for r in rows] == [("arm", "cpu"), ("reinforce", "cpu")]
+    for r in rows:
+        assert {"estimator", "backend", "replicates_per_s", "bytes_per_s", "bandwidth_ratio",
+                "memory_bound"} <= set(r)
+        assert r["replicates_per_s"] > 0 and isinstance(r["memory_bound"], bool)
+        assert r["bandwidth_ratio"] == pytest.approx(r["bytes_per_s"] / r["copy_bytes_per_s"])

@@ -72,13 +72,17 @@ def build(jit, base) -> SimpleNamespace:
     @jit
     def gs_row_categorical(alpha, u, tau, y, z):
         # alpha (K, C), u (K, C) -> y (K, C) = softmax((alpha + G)/tau), z (K,) = argmax(alpha + G)
+        # the perturbed logits are kept in y between the passes: the two logs of a Gumbel
+        # are the kernel's main cost, so each is taken once
         K, C = alpha.shape[0], alpha.shape[1]
         for k in range(K):
             best = 0
             bx = alpha[k, 0] + gumbel(u[k, 0])
+            y[k, 0] = bx
             m = bx / tau
             for c in range(1, C):
                 xc = alpha[k, c] + gumbel(u[k, c])
+                y[k, c] = xc
                 if xc > bx:
                     bx = xc
                     best = c
@@ -87,7 +91,7 @@ def build(jit, base) -> SimpleNamespace:
             z[k] = best
             total = 0.0
             for c in range(C):
-                e = math.exp((alpha[k, c] + gumbel(u[k, c])) / tau - m)
+                e = math.exp(y[k, c] / tau - m)
                 y[k, c] = e
                 total += e
             for c in range(C):
