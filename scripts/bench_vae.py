@@ -13,6 +13,14 @@ estimator, the decoder on every queried configuration, both backward passes, Ada
   autograd; the estimator's two phases come from our registry's CPU backend on NumPy views.
 
 PyTorch is optional (``pip install torch``); without it only our numbers are printed.
+
+Against the machine's limit: the step's matrix-product work (``step_flops``: 2 m k n per
+product, forward and backward, for the encoder on ``B`` rows and the decoder on the ``N`` rows
+of configurations the estimator queried, counted in an untimed step; the decoder's one-hot
+first layer is a gather, not a product, and counts nothing) is divided by the best float32
+matrix-product rate of NumPy's BLAS measured in the same run on the decoder's largest product
+(``N x 512 @ 512 x 784``). The column ``of GEMM`` is that fraction for our step: the share of
+the machine's dense-algebra rate that the whole step reaches.
 """
 
 from __future__ import annotations
@@ -139,6 +147,54 @@ def torch_stepper(torch, args, spec, params, xs, est_name: str, opts: dict):
     return step
 
 
+def step_flops(spec, B: int, N: int) -> float:
+    """Floating-point operations of the matrix products of one training step: encoder on ``B``
+    rows (forward, weight gradients, input gradients below the first layer), decoder on ``N``
+    rows (the same; its first layer is a product only for relaxed or binary inputs)."""
+    enc, dec = spec.layer_sizes()
+    total = 0.0
+    for i, (a, b) in enumerate(zip(enc[:-1], enc[1:], strict=True)):
+        total += 2.0 * B * a * b * (3 if i > 0 else 2)
+    for i, (a, b) in enumerate(zip(dec[:-1], dec[1:], strict=True)):
+        if i == 0 and spec.model == "categorical":
+            continue  # the one-hot layer: a gather of K rows, no product
+        total += 2.0 * N * a * b * (3 if i > 0 else 2)
+    return total
+
+
+def decoder_rows(model, x, est: str, opts: dict) -> int:
+    """Rows the decoder sees in one step (counted on an untimed step)."""
+    seen = []
+    forward = model.decoder_forward
+
+    def counting(inp, discrete):
+        seen.append(int(np.shape(inp)[0]))
+        return forward(inp, discrete)
+
+    model.decoder_forward = counting
+    try:
+        model.gradients(x, est, np.random.default_rng([1, 0]), opts)
+    finally:
+        del model.decoder_forward
+    return sum(seen)
+
+
+def gemm_rate(N: int, repeat: int = 5) -> float:
+    """Best float32 matrix-product rate (FLOP/s) of NumPy's BLAS on ``(N, 512) @ (512, 784)``."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((N, 512)).astype(np.float32)
+    b = rng.standard_normal((512, 784)).astype(np.float32)
+    out = np.empty((N, 784), dtype=np.float32)
+    np.dot(a, b, out=out)
+    best = 0.0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(5):
+            np.dot(a, b, out=out)
+        best = max(best, 5 * 2.0 * N * 512 * 784 / (time.perf_counter() - t0))
+    return best
+
+
 def rates(step, warmup: int, rounds: int, per_round: int) -> list[float]:
     """Steps per second of ``rounds`` timed rounds of ``per_round`` steps, after ``warmup`` steps."""
     for t in range(warmup):
@@ -192,13 +248,18 @@ def main(argv: list[str] | None = None) -> int:
     xs = batches(args, rng)
     print(f"categorical VAE K={spec.K} C={C}, batch {args.batch_size}, float32, {threads} threads"
           + (f", torch {torch.__version__}" if torch is not None else ""))
-    print(f"{'estimator':<16}{'options':<10}{'ours steps/s':>14}{'torch steps/s':>15}{'ratio':>8}")
+    print(f"{'estimator':<16}{'options':<10}{'ours steps/s':>14}{'torch steps/s':>15}{'ratio':>8}"
+          f"{'GFLOP/step':>12}{'of GEMM':>9}")
     for name in args.estimators:
         if name not in REGISTRY:
             print(f"{name:<16}skipped: not registered")
             continue
         opts = {"n": C} if name == "reinforce_loo" else {}
         mine = ours_stepper(args, spec, params, xs, name, opts)
+        N = decoder_rows(VAE(spec, params, backend="cpu", dtype=np.float32, lr=args.lr), xs[0],
+                         name, opts)
+        flops = step_flops(spec, args.batch_size, N)
+        peak = gemm_rate(N)
         other = torch_stepper(torch, args, spec, params, xs, name, opts) if torch is not None else None
         r_ours, r_torch = [], []
         for _ in range(args.repeats):  # alternate, so that a busy machine slows both alike
@@ -209,9 +270,13 @@ def main(argv: list[str] | None = None) -> int:
         if other is not None:
             theirs = max(r_torch)
             print(f"{name:<16}{str(opts):<10}{ours:14.2f}{theirs:15.2f}{ours / theirs:8.2f}"
-                  f"   (medians {np.median(r_ours):.2f} / {np.median(r_torch):.2f})")
+                  f"{flops / 1e9:12.2f}{ours * flops / peak:9.2f}"
+                  f"   (medians {np.median(r_ours):.2f} / {np.median(r_torch):.2f}; "
+                  f"GEMM {peak / 1e9:.1f} GFLOP/s, decoder rows {N})")
         else:
-            print(f"{name:<16}{str(opts):<10}{ours:14.2f}{'-':>15}{'-':>8}")
+            print(f"{name:<16}{str(opts):<10}{ours:14.2f}{'-':>15}{'-':>8}"
+                  f"{flops / 1e9:12.2f}{ours * flops / peak:9.2f}"
+                  f"   (GEMM {peak / 1e9:.1f} GFLOP/s, decoder rows {N})")
     return 0
 
 
