@@ -10,6 +10,7 @@ allocate. Accumulations are float64.
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 
@@ -18,11 +19,26 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     sigmoid = base.sigmoid
 
     @jit
+    def sigmoid_pair(x):
+        # (sigmoid(x), sigmoid(-x)) from one exp: with e = exp(-|x|) both branches of the
+        # two-branch sigmoid are 1 / (1 + e) and e / (1 + e), so the values are those of two
+        # calls to base.sigmoid, bit for bit (x = 0 gives 1/2 twice either way)
+        e = math.exp(-abs(x))
+        big = 1.0 / (1.0 + e)
+        small = e / (1.0 + e)
+        if x > 0:
+            return big, small
+        if x < 0:
+            return small, big
+        return big, big
+
+    @jit
     def arm_pair_row(phi, u, b1, b2):
         # phi (K,), u (K,) -> b1 = 1[u > sigmoid(-phi)], b2 = 1[u < sigmoid(phi)], each (K,)
         for k in range(u.shape[0]):
-            b1[k] = 1 if u[k] > sigmoid(-phi[k]) else 0
-            b2[k] = 1 if u[k] < sigmoid(phi[k]) else 0
+            s_pos, s_neg = sigmoid_pair(phi[k])
+            b1[k] = 1 if u[k] > s_neg else 0
+            b2[k] = 1 if u[k] < s_pos else 0
 
     @jit
     def ar_combine_row(u, f, out):
@@ -61,5 +77,6 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                     acc += 0.5 * (f[2 * i] - f[2 * i + 1]) * w
             out[k] = acc / n
 
-    return SimpleNamespace(arm_pair_row=arm_pair_row, ar_combine_row=ar_combine_row,
-                           arm_combine_row=arm_combine_row, disarm_combine_row=disarm_combine_row)
+    return SimpleNamespace(sigmoid_pair=sigmoid_pair, arm_pair_row=arm_pair_row,
+                           ar_combine_row=ar_combine_row, arm_combine_row=arm_combine_row,
+                           disarm_combine_row=disarm_combine_row)
