@@ -10,6 +10,8 @@ cached kernel running the old arithmetic.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -31,13 +33,53 @@ def _sample_bernoulli(phi, u, z):
         sample_bernoulli_row(phi[b], u[b, m], z[b, m])
 
 
+#: samples drawn per cached CDF in the categorical sampler (one task of its parallel loop)
+_CHUNK = 64
+
+
+@njit
+def _categorical_cdf(alpha, cum):
+    # alpha (K, C) -> cum (K, C): running sums S_c of exp(alpha_kc - max_c alpha_kc), left to
+    # right: the very sums that sample_categorical_row recomputes for every sample
+    K, C = alpha.shape[0], alpha.shape[1]
+    for k in range(K):
+        m = alpha[k, 0]
+        for c in range(1, C):
+            if alpha[k, c] > m:
+                m = alpha[k, c]
+        running = 0.0
+        for c in range(C):
+            running += math.exp(alpha[k, c] - m)
+            cum[k, c] = running
+
+
+@njit
+def _sample_from_cdf(cum, u, z):
+    # z_k = min{c : u_k S_{C-1} < S_c} (C - 1 if none), as sample_categorical_row
+    K, C = cum.shape[0], cum.shape[1]
+    for k in range(K):
+        threshold = u[k] * cum[k, C - 1]
+        z[k] = C - 1
+        for c in range(C):
+            if threshold < cum[k, c]:
+                z[k] = c
+                break
+
+
 @njit(parallel=True)
 def _sample_categorical(alpha, u, z):
-    # alpha (B, K, C), u (B, M, K) -> z (B, M, K)
+    # alpha (B, K, C), u (B, M, K) -> z (B, M, K). The softmax sums of a row are computed once
+    # per chunk of _CHUNK samples instead of once per sample (C exps instead of up to 2 C per
+    # variable and sample); the decisions are those of sample_categorical_row, bit for bit
     B, M = u.shape[0], u.shape[1]
-    for t in prange(B * M):
-        b, m = t // M, t % M
-        sample_categorical_row(alpha[b], u[b, m], z[b, m])
+    K, C = alpha.shape[1], alpha.shape[2]
+    nch = (M + _CHUNK - 1) // _CHUNK
+    for t in prange(B * nch):
+        b, ch = t // nch, t % nch
+        cum = np.empty((K, C))
+        _categorical_cdf(alpha[b], cum)
+        for m in range(ch * _CHUNK, min(M, (ch + 1) * _CHUNK)):
+            _sample_from_cdf(cum, u[b, m], z[b, m])
 
 
 def sample(dist: str, params: np.ndarray, u: np.ndarray) -> np.ndarray:
