@@ -176,7 +176,8 @@ class _Dimension:
     comparing position ``a``, the observed ``Z[m, j]``, with position ``i``; constraints that
     do not bound ``t`` are padded with the always-present bounds ``0`` and ``s``)."""
 
-    def __init__(self, alpha_row: np.ndarray, ce: bool) -> None:
+    def __init__(self, alpha_row: np.ndarray, ce: bool,
+                 only: tuple[int, int] | None = None) -> None:
         a = np.asarray(alpha_row, dtype=np.float64)
         self.C = C = a.size
         # w_i = exp(-alpha_i), scaled so the largest is 1 (only ratios matter)
@@ -190,8 +191,8 @@ class _Dimension:
             for j in range(C):
                 for l in range(C):
                     up[j, l] = e[j] + e[l]
-                    if l == j:
-                        continue
+                    if l == j or (only is not None and (j, l) != only):
+                        continue  # ``only``: the one pair a caller refines along
                     for m in range(C):
                         for out in range(C):
                             lo_rows, hi_rows = _bound_rows(self.w, j, l, m, out)
@@ -415,14 +416,15 @@ class _Column(_Dimension):
     arrangements together have far fewer cells than the common refinement of all of them
     (K = 3, C = 4: about 2 000 cells per dimension instead of 12 000)."""
 
-    def __init__(self, alpha_row: np.ndarray, j: int, l: int) -> None:
-        super().__init__(alpha_row, ce=True)
+    def __init__(self, alpha_row: np.ndarray, j: int, l: int | None) -> None:
+        super().__init__(alpha_row, ce=True, only=(j, -1 if l is None else l))
         C = self.C
         pairs = _pairs(C)
         self.groups = [(0, 0)] + [(min(m, j), max(m, j)) for m in range(C) if m != j]
         self.F = self.F[[pairs.index(g) for g in self.groups]]
         self._pairs = np.zeros((C, C), bool)
-        self._pairs[j, l] = True
+        if l is not None:  # None: the swaps' cells only, shared by every l
+            self._pairs[j, l] = True
 
     def outcomes(self, point: np.ndarray) -> np.ndarray:
         """``Z`` with column (and row) ``j`` filled; every other entry holds ``z``."""
@@ -434,12 +436,25 @@ class _Column(_Dimension):
 
 
 @lru_cache(maxsize=16)
+def _column_cells(alpha_key: tuple[float, ...], j: int) -> tuple[list, float]:
+    """The cells on which every swap ``(m, j)`` is constant (shared by every ``l``)."""
+    cells, unresolved = refine(simplex_cell(len(alpha_key)),
+                               _Column(np.array(alpha_key), j, None).splitter)
+    return [cell for cell, _ in cells], unresolved
+
+
+@lru_cache(maxsize=16)
 def _column_tables(alpha_key: tuple[float, ...], j: int, l: int) -> dict[str, Any]:
     """``P2``, ``L2``, ``Q2`` ``(C, C, C, C)`` indexed ``[m, p, x, y]`` for the pair of swaps
     ``(m, j)``, ``(p, j)`` with the ARS+ weight of ``(j, l)``, and ``unresolved``."""
     col = _Column(np.array(alpha_key), j, l)
     C = col.C
-    cells, unresolved = refine(simplex_cell(C), col.splitter)
+    base, unresolved = _column_cells(alpha_key, j)
+    cells = []
+    for b in base:  # refine the swaps' cells along the pieces of this pair's interval
+        more, extra = refine(b, col.splitter)
+        cells += more
+        unresolved += extra
     m0, m1, m2 = cells_moments([cell for cell, _ in cells])
     ones = np.ones(C)
     zs = np.empty((len(cells), C), dtype=np.int64)
