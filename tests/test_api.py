@@ -138,7 +138,8 @@ PUBLIC_MODULES = {
         "mixture_fraction", "rebar_moments", "rebar_values", "rebar_values_z", "relax_moments"
     ],
     "verify.moments.races": [
-        "race_moments_mp", "race_pair_moments", "race_pair_tables", "swap_coefficients"
+        "BATCH_ENTRIES", "race_moments_mp", "race_pair_moments", "race_pair_tables",
+        "swap_coefficients"
     ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",

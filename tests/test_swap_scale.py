@@ -51,6 +51,17 @@ def test_race_tables_match_the_polytope_cells(row):
         assert np.abs(race[name] - cells[name]).max() < 1e-13, name
 
 
+def test_race_tables_in_small_batches_are_the_same(monkeypatch):
+    from verify.moments import races
+
+    row = np.array([1.5, -0.5, 0.0, 0.7])
+    whole = race_pair_tables(row)
+    monkeypatch.setattr(races, "BATCH_ENTRIES", 3 * 4**5)  # batches of 3 pairs (m, p)
+    parts = race_pair_tables(row)
+    for name in ("P2", "L2", "Q2"):
+        assert np.array_equal(whole[name], parts[name]), name
+
+
 def test_ars_plus_columns_match_the_common_refinement():
     row = np.array([0.4, -1.3, 1.1])
     C = row.size

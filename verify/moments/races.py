@@ -43,7 +43,12 @@ import numpy as np
 
 from . import Moments
 
-__all__ = ["swap_coefficients", "race_pair_moments", "race_pair_tables", "race_moments_mp"]
+__all__ = ["swap_coefficients", "race_pair_moments", "race_pair_tables", "race_moments_mp",
+           "BATCH_ENTRIES"]
+
+#: entries of the largest intermediate array of one :func:`race_pair_moments` call made by
+#: :func:`race_pair_tables` (C = 10: about 200 MB in all)
+BATCH_ENTRIES = 2**22
 
 
 def swap_coefficients(log_w: np.ndarray, m: int, j: int) -> np.ndarray:
@@ -181,9 +186,12 @@ def race_pair_tables(alpha_row: np.ndarray, shared_j: bool = False) -> dict[str,
     sig = np.array([[np.where(np.arange(C) == m, j, np.where(np.arange(C) == j, m, np.arange(C)))
                      for j in range(C)] for m in range(C)])  # [m, j, r]: position of x_r
     P2, L2, Q2 = (np.zeros((C,) * 6) for _ in range(3))
-    mm, pp = np.meshgrid(np.arange(C), np.arange(C), indexing="ij")
-    mm, pp = mm.ravel(), pp.ravel()
-    for j in range(C):
+    # batches of pairs (m, p) small enough that the (N, C, C, C - 1, C) arrays of
+    # race_pair_moments stay below about BATCH_ENTRIES entries (memory bounded at any C)
+    per = max(1, BATCH_ENTRIES // C**5)
+    allm, allp = (x.ravel() for x in np.meshgrid(np.arange(C), np.arange(C), indexing="ij"))
+    batches = [(allm[s:s + per], allp[s:s + per]) for s in range(0, C * C, per)]
+    for j, (mm, pp) in ((j, b) for j in range(C) for b in batches):
         for q in (range(C) if not shared_j else (j,)):
             P, Ej, Eq, Ejq = race_pair_moments(coef[mm, j], coef[pp, q], j, q)
             # E[W_j 1] = P - C E[pi_j 1] = P - E[x_j 1]; E[W_j W_q 1] likewise
