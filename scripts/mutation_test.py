@@ -110,8 +110,9 @@ MUTANTS = [
            "cov = 2.0 / (n * (n - 1)) * (2 * (n - 2) * sigma1 + sigma2)",
            "cov = 2.0 / (n * (n - 1)) * (2 * (n - 1) * sigma1 + sigma2)",
            _t("tests/test_moments_score.py")),
-    Mutant("swap oracle loses the centring D", "verify/moments/swap.py",
-           "D = np.eye(C) - 1.0 / C", "D = np.eye(C)",
+    Mutant("swap oracle drops a polarization term", "verify/moments/swap.py",
+           "second[k, :, k2, :] = (t1[:, None] + t2[None, :] - t3 - t4) / (2 * C)",
+           "second[k, :, k2, :] = (t1[:, None] + t2[None, :] - t3) / (2 * C)",
            _t("tests/test_swap.py", "-k", "not search and not slow")),
     # -------------------------------------------------------------- statistics, ports
     Mutant("rank threshold > -> >= (whitening)", "verify/stats.py",

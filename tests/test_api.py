@@ -137,6 +137,10 @@ PUBLIC_MODULES = {
     "verify.moments.rebar": [
         "mixture_fraction", "rebar_moments", "rebar_values", "rebar_values_z", "relax_moments"
     ],
+    "verify.moments.races": [
+        "BATCH_ENTRIES", "race_moments_mp", "race_pair_moments", "race_pair_tables",
+        "swap_coefficients"
+    ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",
         "rqmc_mean_cov"

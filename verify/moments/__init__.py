@@ -10,8 +10,9 @@ module                        estimators and method
 ``score_function``            REINFORCE, REINFORCE-LOO: closed forms from single-configuration
                               moments (no ``n``-tuples)
 ``augment_reinforce``         AR, ARM, DisARM: exact cell integrals of the uniform thresholds
-``swap``                      ARS, ARSM, ARS+, ARSM+, ARSM+CE: exact integration over polytope
-                              cells of the simplex (geometry in ``polytope``)
+``swap``                      ARS, ARSM, ARS+, ARSM+, ARSM+CE: exact; closed-form exponential
+                              races for ARS/ARSM (``races``), integration over polytope cells
+                              of the simplex for the others (geometry in ``polytope``)
 ``relaxation``                straight-through, I-MLE/AIMLE (exact; joint argmax laws in
                               ``quadrature``), Gumbel-Softmax, ST-Gumbel-Softmax (certified RQMC)
 ``ksubset_perturbation``      SIMPLE (exact enumeration of subsets), I-MLE/AIMLE on k-subsets

@@ -1,5 +1,6 @@
 """Exact moments of the categorical swap estimators (ARS, ARSM, ARS+, ARSM+, ARSM+ with the
-conditional expectation), by exact integration over polytopes of the simplex.
+conditional expectation): exponential races in closed form (ARS, ARSM) and exact integration
+over polytopes of the simplex (the reduced variants).
 
 Setting (see :mod:`reference.estimators.swap.numpy_reference` for the estimators). Per dimension ``k``,
 ``pi_k ~ Dirichlet(1_C)`` (uniform on the simplex), independently across ``k``; with
@@ -16,57 +17,72 @@ the other ``C - 1`` categories, independently per dimension and per ``j``). ARS 
 ``j`` uniformly (``gamma = e_j``, then averaged over ``j``); ARSM sums with
 ``gamma_j = 1/C``.
 
-Method. (1) Per dimension: the simplex is split into convex cells on which every swapped
-argmin ``Z_k[m, j]`` is constant (hyperplanes ``w_a pi_b = w_c pi_d``) and, for the
-conditional expectation, on which the active pieces of ``lo`` (a max of linear functions of
-``pi``) and ``hi`` (a min) are constant for every ``(j, l)``; cells are refined only where a
-vertex test shows that something varies (:func:`verify.moments.polytope.refine`). On each cell the
-weights are linear in ``pi``, so ``P(cell)``, ``E[W_j 1{cell}]`` and
+Method. Everything is assembled from per-dimension *pair tables* (``[m, j, p, q, x, y]``)::
+
+    P2_k = P(Z_k[m,j] = x, Z_k[p,q] = y)
+    L2_k = E[W_kj 1{Z_k[m,j] = x, Z_k[p,q] = y}]
+    Q2_k = E[W_kj W_kq 1{Z_k[m,j] = x, Z_k[p,q] = y}]
+
+(1) Per dimension, by weight:
+
+* plain (ARS, ARSM), any ``C <= MAX_RACE_C``: closed-form exponential races for every pair
+  of swaps (:mod:`verify.moments.races`: ``pi`` as normalized exponentials; no cells),
+  accurate relative to each entry at any logits;
+* ARS+ (conditional expectation, one ``j``): for each ``(j, l)`` separately, the simplex is
+  split into convex cells on which the swaps ``(m, j)`` and the active pieces of ``lo`` (a max
+  of linear functions of ``pi``) and ``hi`` (a min) of the pair ``(j, l)`` are constant
+  (:func:`verify.moments.polytope.refine`); the ``C (C - 1)`` small arrangements replace the
+  common refinement of all pairs (K = 3, C = 4: about 2 000 cells per dimension instead of
+  12 000);
+* ARSM+, ARSM+CE: one arrangement for every swap (and every ``(j, l)``), cells refined only
+  where a vertex test shows that something varies.
+
+On each cell the weights are linear in ``pi``, so ``P(cell)``, ``E[W_j 1{cell}]`` and
 ``E[W_j W_j' 1{cell}]`` follow exactly from the cell's moments of degree <= 2
 (:func:`verify.moments.polytope.cell_moments`: fan triangulation and the closed form over simplices).
 The ``l`` average is taken inside: ``E[W_j W_j']`` uses ``mean_l W_jl`` for ``j != j'``
 (independent ``l``) and ``mean_l W_jl^2`` for ``j = j'`` (the same ``l``).
-(2) Across dimensions, which are independent given ``j`` (and the ``l``), the moments are
-multilinear in per-dimension tables::
 
-    P1_k[m,j,x]           = P(Z_k[m,j] = x)
-    L1_k[m,j,x]           = E[W_kj 1{Z_k[m,j] = x}]
-    P2_k[m,j,p,q,x,y]     = P(Z_k[m,j] = x, Z_k[p,q] = y)
-    L2_k[m,j,p,q,x,y]     = E[W_kj 1{Z_k[m,j] = x, Z_k[p,q] = y}]
-    Q2_k[m,j,p,q,x,y]     = E[W_kj W_kq 1{Z_k[m,j] = x, Z_k[p,q] = y}]
+(2) Across dimensions, which are independent given ``j`` (and the ``l``), in *difference
+form*: with ``A^j_c = (1/C) sum_m (f(Z[c, j]) - f(Z[m, j]))`` and ``f(Z[m, j]) =
+f(Z_0[m, j], ..., Z_{K-1}[m, j])``::
 
-and, with ``D = I - 11^T / C``::
+    E[g_kc] = (1/C^2) sum_{j,m} sum_{x,y} (f(x) - f(y)) L2_k[c,j,m,j,x_k,y_k]
+                                         prod_{i != k} P2_i[c,j,m,j,x_i,y_i]
 
-    E[g_kc]        = sum_j gamma_j sum_m D[c,m] sum_x f(x) L1_k[m,j,x_k] prod_{i != k} P1_i[m,j,x_i]
-    E[g_kc g_k'c'] = sum_{j,q} Gamma[j,q] sum_{m,p} D[c,m] D[c',p] sum_{x,y} f(x) f(y)
-                     prod_i T_i[m,j,p,q,x_i,y_i]
+and, by the polarization ``(a - b)(c - d) = ((a - d)^2 + (b - c)^2 - (a - c)^2 - (b - d)^2)/2``,
+``E[g_kc g_k'c']`` is a combination of ::
+
+    S(a, j; b, q) = sum_{x,y} (f(x) - f(y))^2 prod_i T_i[a,j,b,q,x_i,y_i]
 
 with ``T_i = Q2_i`` if ``i = k = k'``, ``L2_i`` (weight of ``j``) if ``i = k != k'``, its
-transpose (weight of ``q``) if ``i = k' != k``, else ``P2_i``; ``Gamma = 11^T / C^2`` for the
-ARSM family and ``I / C`` for the ARS family (one shared ``j``). Nothing is sampled: the only
-errors are float64 rounding and cells too thin for float64 (dropped; their probability
-``1 - sum P(cell)`` enters ``error_bound``).
+transpose (weight of ``q``) if ``i = k' != k``, else ``P2_i``; ``Gamma = I / C`` (ARS family,
+only ``q = j``) or ``11^T / C^2`` (ARSM family). Configurations where the two swaps agree
+contribute exactly 0, so the large, nearly equal terms that ``E[g g^T]`` built from
+``f(x) f(y)`` subtracts never appear (at logits ``+-20`` that form lost every digit of the
+small entries). What remains: the mean of a category of probability ``e^-40`` is a sum over
+``j, m`` of terms of order 1 that cancel (each reference ``j`` alone is unbiased), so entries
+far below the largest one carry an absolute error of a few ``1e-17`` (checked against
+``race_moments_mp``, an ``mpmath`` evaluation, in ``tests/test_swap_scale.py``).
 
-Rows of equal logits (any ``C``, e.g. the categorical toy with ``C = 10``): the law is
-invariant under every relabelling of the categories, so the cells are built in the ordered
-simplex ``{pi_0 <= ... <= pi_{C-1}}`` only and each per-dimension table ``T`` is replaced by
-``sum_sigma T[sigma(i_1), ..., sigma(i_n)]``, computed from the equality pattern of the
-indices (a tuple's orbit is every tuple with its pattern, each reached ``(C - b)!`` times,
-``b`` distinct labels).
+Rows of equal logits (any ``C``, e.g. the categorical toy with ``C = 10``), for the cell
+methods: the law is invariant under every relabelling of the categories, so the cells are
+built in the ordered simplex ``{pi_0 <= ... <= pi_{C-1}}`` only and each per-dimension table
+``T`` is replaced by ``sum_sigma T[sigma(i_1), ..., sigma(i_n)]``, computed from the equality
+pattern of the indices (a tuple's orbit is every tuple with its pattern, each reached
+``(C - b)!`` times, ``b`` distinct labels).
 
-Scope and cost: rows with distinct logits need ``C <= 5`` (``MAX_GENERIC_C``; the cells grow
-fast with ``C``), and ``C <= 4`` with the conditional expectation (``MAX_CE_C``: at ``C = 5``
-its arrangement needs more memory than a machine has, one call asked for 206 GiB, so it is
-refused up front); any ``K`` (the contraction costs ``C^{2K + 4}``). Measured: K = 3, C = 4 with
-the conditional expectation (about 12 000 cells per dimension) takes 10-20 s; without it,
-under a second. Exact up to float64 rounding; ``error_bound`` covers the probability of
-cells below float64 resolution and the rounding of the total probability.
+Scope and cost: ARS and ARSM any logits with ``C <= MAX_RACE_C`` (12); ARSM+ with distinct
+logits in a row ``C <= MAX_GENERIC_C`` (5); ARS+ and ARSM+CE ``C <= MAX_CE_C`` (4: at
+``C = 5`` the arrangement needs more memory than a machine has, one call asked for 206 GiB,
+so it is refused up front). The contraction costs ``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS
+family). Timings: ``scripts/swap_scale.py`` and the README. ``error_bound`` covers the
+probability of cells below float64 resolution and the rounding of the total probability
+(0 for the races).
 """
 
 from __future__ import annotations
 
-import string
-from collections.abc import Iterable
 from functools import lru_cache
 from math import factorial
 from typing import Any
@@ -76,6 +92,7 @@ import numpy as np
 from ..exact import Problem, make_problem
 from . import Moments
 from .polytope import cells_moments, ordered_cell, refine, sides, simplex_cell
+from .races import race_pair_tables
 
 __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
            "arsm_plus_moments", "arsm_plus_ce_moments", "dimension_tables"]
@@ -85,6 +102,8 @@ MAX_GENERIC_C = 5
 #: the same with the conditional-expectation weights (ARS+, ARSM+CE), whose cells also split
 #: along the interval bounds of every pair (j, l)
 MAX_CE_C = 4
+#: largest C for ARS and ARSM (any logits): exponential races, pair tables of C^6 entries
+MAX_RACE_C = 12
 
 #: weights of the per-dimension tables: plain ``1 - C pi_j``, with the symmetry factor, or
 #: with both reductions (conditional expectation)
@@ -157,7 +176,8 @@ class _Dimension:
     comparing position ``a``, the observed ``Z[m, j]``, with position ``i``; constraints that
     do not bound ``t`` are padded with the always-present bounds ``0`` and ``s``)."""
 
-    def __init__(self, alpha_row: np.ndarray, ce: bool) -> None:
+    def __init__(self, alpha_row: np.ndarray, ce: bool,
+                 only: tuple[int, int] | None = None) -> None:
         a = np.asarray(alpha_row, dtype=np.float64)
         self.C = C = a.size
         # w_i = exp(-alpha_i), scaled so the largest is 1 (only ratios matter)
@@ -171,8 +191,8 @@ class _Dimension:
             for j in range(C):
                 for l in range(C):
                     up[j, l] = e[j] + e[l]
-                    if l == j:
-                        continue
+                    if l == j or (only is not None and (j, l) != only):
+                        continue  # ``only``: the one pair a caller refines along
                     for m in range(C):
                         for out in range(C):
                             lo_rows, hi_rows = _bound_rows(self.w, j, l, m, out)
@@ -376,31 +396,178 @@ def _symmetrize(T: np.ndarray) -> np.ndarray:
 
 
 def _tensors(tab: dict[str, Any], C: int) -> dict[str, np.ndarray]:
+    """Pair tables ``P2``, ``L2``, ``Q2`` ``(C,) * 6`` from :func:`dimension_tables`."""
     Z = tab["Z"]
     O = (Z[..., None] == np.arange(C)).astype(np.float64)  # (n, m, j, x)
     P, L, Q = tab["P"], tab["L"], tab["Q"]
-    P1 = np.einsum("n,nmjx->mjx", P, O)
-    L1 = np.einsum("nj,nmjx->mjx", L, O)
     P2 = np.einsum("n,nmjx,npqy->mjpqxy", P, O, O)
     L2 = np.einsum("nj,nmjx,npqy->mjpqxy", L, O, O)
     Q2 = np.einsum("njq,nmjx,npqy->mjpqxy", Q, O, O)
-    out = {"P1": P1, "L1": L1, "P2": P2, "L2": L2, "Q2": Q2}
+    out = {"P2": P2, "L2": L2, "Q2": Q2}
     if tab["symmetric"]:  # cells cover the ordered simplex only: add every relabelling
         out = {k: _symmetrize(v) for k, v in out.items()}
     return out
 
 
-def _contract(f: np.ndarray, factors: Iterable[np.ndarray], second: bool) -> np.ndarray:
-    """``sum_x f(x) prod_i T_i[..., x_i]`` (or with ``f(x) f(y)`` and ``T_i[..., x_i, y_i]``)."""
-    factors = list(factors)
+class _Column(_Dimension):
+    """The geometry of one reference ``j`` and one partner ``l`` (ARS+): only the swaps
+    ``(m, j)`` and the interval of the pair ``(j, l)`` split the simplex. ARS+ draws one ``j``
+    and one ``l`` per dimension, so its tables need nothing else, and the ``C (C - 1)``
+    arrangements together have far fewer cells than the common refinement of all of them
+    (K = 3, C = 4: about 2 000 cells per dimension instead of 12 000)."""
+
+    def __init__(self, alpha_row: np.ndarray, j: int, l: int | None) -> None:
+        super().__init__(alpha_row, ce=True, only=(j, -1 if l is None else l))
+        C = self.C
+        pairs = _pairs(C)
+        self.groups = [(0, 0)] + [(min(m, j), max(m, j)) for m in range(C) if m != j]
+        self.F = self.F[[pairs.index(g) for g in self.groups]]
+        self._pairs = np.zeros((C, C), bool)
+        if l is not None:  # None: the swaps' cells only, shared by every l
+            self._pairs[j, l] = True
+
+    def outcomes(self, point: np.ndarray) -> np.ndarray:
+        """``Z`` with column (and row) ``j`` filled; every other entry holds ``z``."""
+        args = np.argmin(self.F @ point, axis=1)
+        Z = np.full((self.C, self.C), args[0])
+        for g, (m, j) in enumerate(self.groups[1:], start=1):
+            Z[m, j] = Z[j, m] = args[g]
+        return Z
+
+
+@lru_cache(maxsize=16)
+def _column_cells(alpha_key: tuple[float, ...], j: int) -> tuple[list, float]:
+    """The cells on which every swap ``(m, j)`` is constant (shared by every ``l``)."""
+    cells, unresolved = refine(simplex_cell(len(alpha_key)),
+                               _Column(np.array(alpha_key), j, None).splitter)
+    return [cell for cell, _ in cells], unresolved
+
+
+@lru_cache(maxsize=16)
+def _column_tables(alpha_key: tuple[float, ...], j: int, l: int) -> dict[str, Any]:
+    """``P2``, ``L2``, ``Q2`` ``(C, C, C, C)`` indexed ``[m, p, x, y]`` for the pair of swaps
+    ``(m, j)``, ``(p, j)`` with the ARS+ weight of ``(j, l)``, and ``unresolved``."""
+    col = _Column(np.array(alpha_key), j, l)
+    C = col.C
+    base, unresolved = _column_cells(alpha_key, j)
+    cells = []
+    for b in base:  # refine the swaps' cells along the pieces of this pair's interval
+        more, extra = refine(b, col.splitter)
+        cells += more
+        unresolved += extra
+    m0, m1, m2 = cells_moments([cell for cell, _ in cells])
+    ones = np.ones(C)
+    zs = np.empty((len(cells), C), dtype=np.int64)
+    lin = np.zeros(len(cells))
+    quad = np.zeros(len(cells))
+    for n, (cell, state) in enumerate(cells):
+        c = cell.centroid
+        if state is None:  # accepted below float64 resolution in phase 1
+            Z = col.outcomes(c)
+            state = (Z, *col._bound_rows_on(Z))
+        z = state[0][:, j]
+        zs[n] = z
+        if not np.all(z == z[0]):  # delta_j = 1: the symmetry factor removes the weight
+            u = ones - C * col.midpoints(state[:3], c)[j, l]  # W = u . pi on the cell
+            lin[n], quad[n] = u @ m1[n], u @ m2[n] @ u
+    O = (zs[..., None] == np.arange(C)).astype(np.float64)  # (n, m, x)
+    P2 = np.einsum("n,nmx,npy->mpxy", m0, O, O)
+    L2 = np.einsum("n,nmx,npy->mpxy", lin, O, O)
+    Q2 = np.einsum("n,nmx,npy->mpxy", quad, O, O)
+    total = float(m0.sum())
+    return {"P2": P2, "L2": L2, "Q2": Q2, "unresolved": unresolved + abs(1.0 - total)}
+
+
+def _ars_plus_tensors(alpha_row: np.ndarray) -> dict[str, Any]:
+    """ARS+ pair tables (entries ``q = j`` only; ``l`` averaged, the same ``l`` in ``Q2``)."""
+    a = np.asarray(alpha_row, dtype=np.float64)
+    C = a.size
+    key = tuple((a - a.max()).tolist())
+    out: dict[str, Any] = {k: np.zeros((C,) * 6) for k in ("P2", "L2", "Q2")}
+    unresolved = 0.0
+    for j in range(C):
+        for i, l in enumerate(x for x in range(C) if x != j):
+            t = _column_tables(key, j, l)
+            if i == 0:
+                out["P2"][:, j, :, j] = t["P2"]
+            out["L2"][:, j, :, j] += t["L2"] / (C - 1)
+            out["Q2"][:, j, :, j] += t["Q2"] / (C - 1)
+            unresolved = max(unresolved, t["unresolved"])
+    out["unresolved"] = unresolved
+    return out
+
+
+@lru_cache(maxsize=4)
+def _race_tensors(alpha_key: tuple[float, ...], shared_j: bool) -> dict[str, Any]:
+    out: dict[str, Any] = race_pair_tables(np.array(alpha_key), shared_j)
+    out["unresolved"] = 0.0
+    return out
+
+
+def _pair_tensors(alpha_row: np.ndarray, weight: str, shared_j: bool) -> dict[str, Any]:
+    """Per-dimension pair tables ``P2``, ``L2``, ``Q2`` (``[m, j, p, q, x, y]``) and
+    ``unresolved``, by the cheapest exact method for the weight (module docstring)."""
+    a = np.asarray(alpha_row, dtype=np.float64)
+    key = tuple((a - a.max()).tolist())
+    if weight == "plain":
+        return _race_tensors(key, shared_j)
+    if weight == "ce" and shared_j and not np.all(a == a[0]) and a.size > 2:
+        return _ars_plus_tensors(a)
+    tab = dimension_tables(a, weight)
+    out: dict[str, Any] = _tensors(tab, a.size)
+    out["unresolved"] = tab["unresolved"]
+    return out
+
+
+def _pair_contract(d: np.ndarray, factors: list[np.ndarray], chunk: int = 2**24) -> np.ndarray:
+    """``sum_{x, y} d[x, y] prod_i T_i[n, x_i, y_i]`` for ``d`` ``(C,) * 2K`` (``x`` then ``y``)
+    and factors ``T_i`` ``(n, C, C)``: one matrix product for the last dimension, then an
+    elementwise product and sum per dimension, in chunks of ``n``. Returns ``(n,)``."""
     K = len(factors)
-    xs, ys = string.ascii_lowercase[:K], string.ascii_uppercase[:K]
-    if second:
-        terms = [xs, ys] + [f"mjpq{xs[i]}{ys[i]}" for i in range(K)]
-        spec = ",".join(terms) + "->mjpq"
-        return np.einsum(spec, f, f, *factors, optimize=True)
-    terms = [xs] + [f"mj{xs[i]}" for i in range(K)]
-    return np.einsum(",".join(terms) + "->mj", f, *factors, optimize=True)
+    C = factors[0].shape[1]
+    n = factors[0].shape[0]
+    # pair axes (x_i, y_i) next to each other, flattened: e_i = x_i C + y_i
+    order = [a for i in range(K) for a in (i, K + i)]
+    E = np.ascontiguousarray(d.transpose(order)).reshape(-1, C * C)  # (C^(2K-2), C^2)
+    flat = [t.reshape(n, C * C) for t in factors]
+    out = np.empty(n)
+    step = max(1, chunk // max(1, E.shape[0]))
+    for s in range(0, n, step):
+        sl = slice(s, min(n, s + step))
+        acc = E @ flat[K - 1][sl].T  # (C^(2K-2), b)
+        for i in range(K - 2, -1, -1):
+            acc = (acc.reshape(-1, C * C, acc.shape[-1]) * flat[i][sl].T[None]).sum(axis=1)
+        out[sl] = acc.reshape(-1)
+    return out
+
+
+def _check_scope(pr: Problem, weight: str) -> None:
+    K, C = pr.K, pr.C
+    if weight == "plain" and C > MAX_RACE_C:
+        raise NotImplementedError(
+            f"exact moments of ARS/ARSM need C <= {MAX_RACE_C} (their per-dimension pair tables "
+            f"hold C^6 entries); alpha has C={C}")
+    for k in range(K):
+        row = pr.params[k]
+        distinct = bool(np.any(row != row[0]))
+        if weight == "sym" and C > MAX_GENERIC_C and distinct:
+            raise NotImplementedError(
+                f"exact moments with the symmetry factor (ARSM+) need C <= {MAX_GENERIC_C} unless "
+                f"every logit of a row is the same (the cells of the simplex grow like C^(2C)); "
+                f"row {k} of alpha has C={C}")
+        if weight == "ce" and C > MAX_CE_C and distinct:
+            raise NotImplementedError(
+                f"exact moments with the conditional expectation (ARS+, ARSM+CE) need C <= "
+                f"{MAX_CE_C} unless every logit of a row is the same (at C = 5 the cells of the "
+                f"arrangement need hundreds of GiB); row {k} of alpha has C={C}")
+
+
+def _swapped_second(L2: np.ndarray, shared_j: bool, C: int) -> np.ndarray:
+    """The weight of the second swap's reference: ``L2[b, q, a, j, y, x]`` at ``[a, j, b, q, x,
+    y]`` (``[b, j, a, y, x]`` at ``[a, j, b, x, y]`` when ``q = j``), flattened ``(n, C, C)``."""
+    if shared_j:
+        return L2.reshape(C, C, C, C, C).transpose(2, 1, 0, 4, 3).reshape(-1, C, C)
+    return L2.reshape((C,) * 6).transpose(2, 3, 0, 1, 5, 4).reshape(-1, C, C)
 
 
 def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shared_j: bool
@@ -413,30 +580,31 @@ def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shar
     pr: Problem = make_problem(dist, params, objective)
     if pr.dist.name != "categorical":
         raise ValueError("the swap estimators take categorical logits")
+    if weight not in WEIGHTS:
+        raise ValueError(f"weight must be one of {WEIGHTS}, got {weight!r}")
+    _check_scope(pr, weight)
     K, C = pr.K, pr.C
-    for k in range(K):
-        row = pr.params[k]
-        if C > MAX_GENERIC_C and np.any(row != row[0]):
-            raise NotImplementedError(
-                f"exact swap moments need C <= {MAX_GENERIC_C} (the cells of the simplex grow like "
-                f"C^(2C)) unless every logit of a row is the same; row {k} of alpha has C={C}")
-        if weight == "ce" and C > MAX_CE_C and np.any(row != row[0]):
-            raise NotImplementedError(
-                f"exact moments with the conditional expectation (ARS+, ARSM+CE) need C <= "
-                f"{MAX_CE_C} unless every logit of a row is the same (at C = 5 the cells of the "
-                f"arrangement need hundreds of GiB); row {k} of alpha has C={C}")
     f = pr.f_table()
     f = f - f.mean()  # the estimators are invariant to a constant shift of f
-    tabs = [dimension_tables(pr.params[k], weight) for k in range(K)]
-    T = [_tensors(t, C) for t in tabs]
-    D = np.eye(C) - 1.0 / C
-    gamma = np.full(C, 1.0 / C)
-    Gamma = np.eye(C) / C if shared_j else np.full((C, C), 1.0 / C**2)
+    tabs = [_pair_tensors(pr.params[k], weight, shared_j) for k in range(K)]
+    names = ("P2", "L2", "Q2")
+    # the diagonal q = j: every pair the mean needs, and every pair of the ARS family
+    diag = [{n: np.einsum("ajbjxy->ajbxy", t[n]).reshape(-1, C, C) for n in names} for t in tabs]
+    T = diag if shared_j else [{n: t[n].reshape(-1, C, C) for n in names} for t in tabs]
+    fx = f.reshape(f.shape + (1,) * K)
+    fy = f.reshape((1,) * K + f.shape)
+    d1 = fx - fy  # f(x) - f(y): zero wherever the two configurations agree
+    d2 = d1 * d1
 
+    # mean: E[g_kc] = (1/C^2) sum_{j, m} E[W_kj (f(Z[c, j]) - f(Z[m, j]))] (gamma_j = 1/C for
+    # both families): pair tables give it without subtracting large, nearly equal terms
     mean = np.zeros((K, C))
     for k in range(K):
-        M = _contract(f, [T[i]["L1"] if i == k else T[i]["P1"] for i in range(K)], False)
-        mean[k] = D @ (M @ gamma)
+        U = _pair_contract(d1, [diag[i]["L2" if i == k else "P2"] for i in range(K)])
+        mean[k] = U.reshape(C, C, C).sum(axis=(1, 2)) / C**2  # [c, j, m]
+    # second moment: with A^j_c = (1/C) sum_m (f_cj - f_mj) and the polarization
+    # (a - b)(c - d) = ((a - d)^2 + (b - c)^2 - (a - c)^2 - (b - d)^2) / 2, every term is a
+    # weighted mean of (f(Z[a, j]) - f(Z[b, q]))^2: zero wherever the two swaps agree
     second = np.zeros((K, C, K, C))
     for k in range(K):
         for k2 in range(K):
@@ -447,15 +615,27 @@ def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shar
                 elif i == k:
                     facs.append(T[i]["L2"])
                 elif i == k2:
-                    facs.append(T[i]["L2"].transpose(2, 3, 0, 1, 5, 4))
+                    facs.append(_swapped_second(T[i]["L2"], shared_j, C))
                 else:
                     facs.append(T[i]["P2"])
-            X = _contract(f, facs, True)  # (m, j, p, q)
-            second[k, :, k2, :] = np.einsum("jq,cm,dp,mjpq->cd", Gamma, D, D, X)
+            S = _pair_contract(d2, facs)
+            if shared_j:  # S[a, j, b] (q = j), Gamma = I / C
+                S = S.reshape(C, C, C)
+                t1 = S.mean(axis=2).sum(axis=1)  # [c]: mean_b S[c, j, b], summed over j
+                t2 = S.mean(axis=0).sum(axis=0)  # [c']
+                t3 = S.sum(axis=1)  # [c, c']
+                t4 = S.mean(axis=(0, 2)).sum()
+                second[k, :, k2, :] = (t1[:, None] + t2[None, :] - t3 - t4) / (2 * C)
+            else:  # S[a, j, b, q], Gamma = 1 / C^2
+                S = S.reshape(C, C, C, C)
+                t1 = S.mean(axis=2).sum(axis=(1, 2))
+                t2 = S.mean(axis=0).sum(axis=(0, 2))
+                t3 = S.sum(axis=(1, 3))
+                t4 = S.mean(axis=(0, 2)).sum()
+                second[k, :, k2, :] = (t1[:, None] + t2[None, :] - t3 - t4) / (2 * C**2)
     P = K * C
-    S = second.reshape(P, P)
     mu = mean.ravel()
-    cov = S - np.outer(mu, mu)
+    cov = second.reshape(P, P) - np.outer(mu, mu)
     cov = 0.5 * (cov + cov.T)
     spread = float(f.max() - f.min())
     rng = spread * (C - 1) + np.abs(mean)
@@ -463,10 +643,14 @@ def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shar
     # a dropped cell moves the first moment by at most its probability times |g|, and the
     # second by its probability times g^2 (|g| <= spread (C - 1))
     err = K * dropped * (spread * (C - 1)) ** 2 * 2 + K * dropped * spread * (C - 1)
-    name = {"plain": "", "sym": " with the symmetry factor",
-            "ce": " with the symmetry factor and the interval conditional expectation"}[weight]
-    method = (f"exact: per-dimension polytope cells of the simplex (swap argmins{name}), "
-              f"degree-2 simplex integrals, tensor contraction across dimensions")
+    if weight == "plain":
+        method = ("exact: closed-form exponential races for every pair of swaps (Dirichlet(1) "
+                  "as normalized exponentials), contraction across dimensions in difference form")
+    else:
+        name = {"sym": " with the symmetry factor",
+                "ce": " with the symmetry factor and the interval conditional expectation"}[weight]
+        method = (f"exact: per-dimension polytope cells of the simplex (swap argmins{name}), "
+                  f"degree-2 simplex integrals, contraction across dimensions in difference form")
     return Moments(mean, cov, method, float(err), rng)
 
 
