@@ -107,6 +107,7 @@ def test_float32_reference_passes_with_default_tolerances():
     assert not off.passed and "differs from the reference" in off.message
 
 
+@pytest.mark.slow  # compiling the float32 kernels takes several seconds each
 @pytest.mark.parametrize("name,opts", [("reinforce_loo", {"n": 3}), ("gumbel_softmax",
                                                                      {"tau": 0.5})])
 def test_float32_cpu_kernels_pass_with_default_tolerances(name, opts):
