@@ -186,6 +186,25 @@ def test_stateful_aimle_state_in_and_out():
         verify.check_port(_aimle_port(), "imle", _problem(), state=state)
 
 
+def test_stateful_nvil_state_in_and_out():
+    from reference.estimators.control_variates import NVILState, nvil_update
+
+    est = get_estimator("nvil")
+
+    def port(params, noise, objective, *, dist, state, **options):
+        assert (options["c"], options["v"]) == (state.c, state.v)  # the state sets them
+        q = est.queries(dist, params, noise, **options)
+        a = evaluate(objective, q)
+        nxt = nvil_update(state, a.f_z - options["baseline"])
+        return est.combine(dist, params, q, a, **options), nxt
+
+    state = NVILState(c=0.2, v=2.5)
+    rep = verify.check_port(port, "nvil", _problem(), state=state, n=3, baseline=0.1, R=1000)
+    assert rep.passed and rep.state_agrees, rep.message
+    with pytest.raises(TypeError, match="NVILState"):
+        verify.check_port(port, "nvil", _problem(), state=AIMLEState(), n=3)
+
+
 # --------------------------------------------------------------------------- power stats
 def test_replicates_for_bias_is_the_smallest_sufficient_R():
     from verify.stats import _detectable, _whiten, replicates_for_bias  # noqa: PLC2701
