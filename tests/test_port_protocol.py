@@ -85,6 +85,21 @@ def test_level_is_checked():
         verify.check_port(_own_noise_loo(), "reinforce_loo", _problem(), level="all", n=3)
 
 
+def test_distribution_level_never_feeds_our_noise():
+    calls = []
+
+    def kwargs_port(params, noise, objective, **kw):  # the protocol through a bare **kwargs
+        calls.append((noise, kw["dist"], kw["R"], kw["seed"]))
+        return _own_noise_loo()(params, noise, objective, **kw)
+
+    rep = verify.check_port(kwargs_port, "reinforce_loo", _problem(), level="distribution", n=3)
+    assert rep.passed and rep.own_noise, rep.message
+    assert calls == [(None, "categorical", 2000, 1)]
+    with pytest.raises(TypeError, match="R and seed"):
+        verify.check_port(lambda params, noise, objective, n: None, "reinforce_loo", _problem(),
+                          level="distribution", n=3)
+
+
 # ------------------------------------------------------------------ dtype tolerances
 def _reference_port(dtype, rel=0.0):
     def port(params, noise, objective, *, dist, **options):
@@ -144,8 +159,10 @@ def test_zero_port_on_all_zero_reference_is_not_a_pass():
 
 def test_null_direction_is_named_and_its_tolerance_is_a_parameter():
     # categorical scores sum to zero over each row: (1, 1, 1) / sqrt(3) has zero variance
-    def shifted(params, noise, objective, *, dist, **options):
-        return LOO.estimate(dist, params, objective, noise, **options) + 1e-6
+    def shifted(params, noise, objective, *, dist, R, seed, **options):
+        assert noise is None
+        own = LOO.draw_noise(np.random.default_rng([seed, 5]), dist, params.shape, R, **options)
+        return LOO.estimate(dist, params, objective, own, **options) + 1e-6
 
     rep = verify.check_port(shifted, "reinforce_loo", _problem(), level="distribution", n=3)
     assert not rep.passed

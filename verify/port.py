@@ -23,9 +23,12 @@ PyTorch, JAX or TensorFlow implementation so it takes and returns NumPy arrays):
 * Returns estimates of shape ``(B, R, *event)`` in the port's own float dtype.
 
 The keywords ``dist``, ``R``, ``seed`` and ``state`` are passed only to a port whose signature
-names them (a bare ``**kwargs`` receives only the estimator's options). A port that does not
-name ``R`` and ``seed`` is a *legacy* port: at the distribution level it is fed fresh noise of
-ours, from ``default_rng(seed + 1)`` (the protocol before ``level`` existed).
+names them (a bare ``**kwargs`` receives only the estimator's options), except that
+``level="distribution"`` passes ``dist``, ``R`` and ``seed`` to a bare ``**kwargs`` too and never
+feeds our noise (a port that can take neither is refused). Under ``level="both"`` a port that
+does not name ``R`` and ``seed`` is a *legacy* port: its distribution level is fed fresh noise
+of ours, from ``default_rng(seed + 1)`` (the protocol before ``level`` existed), and the report
+says ``own_noise=False``.
 
 Stateful estimators (``STATEFUL``: AIMLE's adaptive ``beta``, NVIL's running moments ``c,
 v``): with ``check_port(..., state=S)`` the port is also passed ``state=S`` (and the options
@@ -120,6 +123,13 @@ def _accepts(port: Port, name: str) -> bool:
         return True
     p = sig.parameters.get(name)
     return p is not None and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+
+
+def _var_keyword(port: Port) -> bool:
+    try:
+        return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(port).parameters.values())
+    except (TypeError, ValueError):
+        return True
 
 
 def backend_port(estimator: str | Estimator, backend: str, dist: str) -> Port:
@@ -446,8 +456,18 @@ def check_port(port: Port, estimator: str | Estimator, problem: Problem, *, leve
         R_used = _auto_R(est, problem, moments, detect_bias, alpha, seed + 2, options) \
             if R == "auto" else int(R)
         own = _accepts(port, "R") and _accepts(port, "seed")
+        dist_extra = dict(extra)
+        if level == "distribution" and not own:
+            # asked for explicitly, this level never feeds our noise: a port with a bare
+            # **kwargs gets the new protocol's keywords there, one without them is refused
+            if not _var_keyword(port):
+                raise TypeError(f"level='distribution' calls {name}(params, None, objective, "
+                                "dist=..., R=..., seed=..., **options): the port must take "
+                                "the keywords R and seed")
+            own = True
+            dist_extra["dist"] = d.name
         if own:
-            res = port(params, None, problem.objective, R=R_used, seed=seed + 1, **extra,
+            res = port(params, None, problem.objective, R=R_used, seed=seed + 1, **dist_extra,
                        **options)
         else:  # a legacy port: fed fresh noise of ours
             noise = est.draw_noise(np.random.default_rng(seed + 1), d, params.shape, R_used,
