@@ -85,6 +85,16 @@ def test_level_is_checked():
         verify.check_port(_own_noise_loo(), "reinforce_loo", _problem(), level="all", n=3)
 
 
+def test_distribution_level_checks_every_batch_element():
+    # a port that computes every batch element from the first one's parameters
+    def first_only(params, noise, objective, *, dist, R, seed, n):
+        return _own_noise_loo()(np.broadcast_to(params[:1], params.shape).copy(), noise,
+                                objective, dist=dist, R=R, seed=seed, n=n)
+
+    rep = verify.check_port(first_only, "reinforce_loo", _problem(), level="distribution", n=3)
+    assert not rep.passed and "batch element 1" in rep.message
+
+
 def test_distribution_level_never_feeds_our_noise():
     calls = []
 

@@ -40,8 +40,9 @@ sample level ``next_state`` must equal the reference's update on the same noise 
 
 (a) sample level: the same numbers as the NumPy reference on shared noise, within a tolerance
     set by the port's dtype and scaled by the magnitudes of ``f`` and of the estimates;
-(b) distribution level: the port's replicates of element 0 pass
-    :func:`verify.stats.check_samples` against the oracle's exact moments. The report states
+(b) distribution level: the port's replicates of element 0 (of every element at
+    ``level="distribution"``) pass :func:`verify.stats.check_samples` against the oracle's
+    exact moments. The report states
     the smallest relative bias its sample size detects; ``R="auto"`` picks ``R`` for a
     requested one.
 
@@ -359,7 +360,10 @@ def check_port(port: Port, estimator: str | Estimator, problem: Problem, *, leve
     :data:`STATEFUL`) the port's next state must match the reference's within the same rtol.
 
     (b) Distribution level: the port's ``R`` replicates of element 0 (its own noise, seed
-    ``seed + 1``) must pass :func:`verify.stats.check_samples` at false-alarm rate ``alpha``;
+    ``seed + 1``) must pass :func:`verify.stats.check_samples` at false-alarm rate ``alpha``
+    (at ``level="distribution"``, where no shared-noise check catches mixed-up batch
+    elements, every element is checked against its own exact moments at ``alpha / batch``;
+    the stated detectable biases and ``R="auto"`` are element 0's);
     ``null_rtol`` is the deviation allowed in zero-variance directions (``None``: 1e-9 for
     float64 output, :func:`default_rtol` otherwise). ``R="auto"`` picks the smallest ``R`` at
     which a relative bias ``detect_bias`` of the whole mean is detected with probability
@@ -452,8 +456,12 @@ def check_port(port: Port, estimator: str | Estimator, problem: Problem, *, leve
                              f"{want!r}")
     dist_res, R_used, own = None, None, None
     if level in ("both", "distribution") and not shape_bad:
+        # at level "distribution" no shared-noise check can catch mixed-up batch elements:
+        # every element is checked against its own exact moments (alpha split between them)
+        elements = range(batch) if level == "distribution" else range(1)
+        a_each = alpha / len(elements)
         moments = est.exact_moments(d, problem.params, problem.objective, **options)
-        R_used = _auto_R(est, problem, moments, detect_bias, alpha, seed + 2, options) \
+        R_used = _auto_R(est, problem, moments, detect_bias, a_each, seed + 2, options) \
             if R == "auto" else int(R)
         own = _accepts(port, "R") and _accepts(port, "seed")
         dist_extra = dict(extra)
@@ -483,12 +491,20 @@ def check_port(port: Port, estimator: str | Estimator, problem: Problem, *, leve
         else:
             nr = _null_rtol(samples.dtype) if null_rtol is None else null_rtol
             # vacuity is judged below, over both levels
-            dist_res = check_samples(samples[0], moments, alpha, None, null_rtol=nr,
+            dist_res = check_samples(samples[0], moments, a_each, None, null_rtol=nr,
                                      require_informative=False)
             if not dist_res.passed:
                 lines.append(dist_res.message)
+            for b in elements[1:]:
+                mb = est.exact_moments(d, params[b], problem.objective, **options)
+                rb = check_samples(samples[b], mb, a_each, None, null_rtol=nr,
+                                   require_informative=False)
+                if not rb.passed:
+                    lines.append(f"batch element {b}: " + rb.message)
+                    if dist_res.passed:
+                        dist_res = rb  # the report's verdict is that of the failing element
             # the check is only worth something if it would reject a port returning zeros
-            zeros = check_samples(np.zeros(samples[0].shape), moments, alpha, None,
+            zeros = check_samples(np.zeros(samples[0].shape), moments, a_each, None,
                                   null_rtol=nr, require_informative=False)
             if zeros.passed or not dist_res.informative:
                 vacuous["distribution"] = (f"a sample of zeros passes the distribution check "
