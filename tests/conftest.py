@@ -47,3 +47,15 @@ def small_cuda_grid():
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261122)
+
+
+def assert_port_ok(rep) -> None:
+    """A port check of our own backends passed, or was vacuous on this problem (no level that
+    ran could tell the reference from a port returning zeros: ``informative=False``) while
+    every check that ran still agreed."""
+    if rep.passed:
+        return
+    vacuous_but_agreeing = (not rep.informative and rep.samples_agree is not False
+                            and rep.state_agrees is not False
+                            and (rep.distribution is None or rep.distribution.passed))
+    assert vacuous_but_agreeing, rep.message

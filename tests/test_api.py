@@ -20,8 +20,9 @@ def test_reference_public_names():
 
 def test_verify_public_names():
     assert sorted(verify.__all__) == sorted([
-        "CheckResult", "Moments", "PortReport", "Problem", "assert_mc", "assert_samples",
-        "backend_port", "check_port", "check_samples", "config_probabilities", "exact_expectation",
+        "CheckResult", "Moments", "PortReport", "Problem", "SamplerReport", "assert_mc",
+        "assert_samples", "backend_port", "check_port", "check_sampler", "check_samples",
+        "config_probabilities", "exact_expectation",
         "exact_gradient", "finite_difference_gradient", "make_problem", "mc_check", "score_matrix"])
     for name in verify.__all__:
         assert hasattr(verify, name)
@@ -150,10 +151,21 @@ PUBLIC_MODULES = {
         "probability_bound", "refine", "sides", "simplex_cell", "split"
     ],
     "verify.port": [
-        "PortReport", "assert_mc", "backend_port", "check_port", "mc_check", "repro_source"
+        "LEVELS", "PortReport", "STATEFUL", "StateRule", "assert_mc", "backend_port",
+        "check_port", "default_rtol", "mc_check", "repro_source"
     ],
     "verify.stats": [
-        "CheckResult", "assert_samples", "check_samples"
+        "CheckResult", "assert_samples", "check_samples", "direction_label", "replicates_for_bias"
+    ],
+    "verify.sampler": [
+        "SamplerReport", "check_sampler", "exact_law"
+    ],
+    "verify.noise": [
+        "FEEDS", "TINY", "bernoulli_samples", "categorical_samples", "dirichlet", "exponential",
+        "feed", "ksubset_samples", "logistic", "logistic_pair", "standard_gumbel", "sum_of_gamma"
+    ],
+    "verify.golden": [
+        "golden_entries", "main", "write_golden"
     ],
     "verify.strategies": [
         "logit_values", "logits", "objective_tables", "problems", "quadratic_objectives",

@@ -14,7 +14,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import HAS_GPU
+from conftest import HAS_GPU, assert_port_ok
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -216,8 +216,8 @@ def test_reference_passes_mc_check_with_n(pr, n):
 @given(binary_problems(), st.integers(1, 3), st.integers(0, 1000))
 def test_cpu_port(pr, n, seed):
     for kind in KINDS:
-        verify.check_port(verify.backend_port(kind, "cpu", "bernoulli"), kind, pr, R=1000,
-                          seed=seed, raise_on_failure=True, n=n)
+        assert_port_ok(verify.check_port(verify.backend_port(kind, "cpu", "bernoulli"), kind, pr,
+                                         R=1000, seed=seed, n=n))
 
 
 @settings(max_examples=4)
@@ -230,8 +230,8 @@ def test_cuda_port(pr, n):
     config.CUDA_THREADS_PER_BLOCK, config.CUDA_MAX_BLOCKS = 2, 3  # several blocks, grid-stride
     try:
         for kind in KINDS:
-            verify.check_port(verify.backend_port(kind, "cuda", "bernoulli"), kind, pr,
-                              R_shared=3, R=1000, distribution=HAS_GPU, raise_on_failure=True, n=n)
+            assert_port_ok(verify.check_port(verify.backend_port(kind, "cuda", "bernoulli"), kind,
+                                             pr, R_shared=3, R=1000, distribution=HAS_GPU, n=n))
     finally:
         config.reset()
 

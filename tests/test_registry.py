@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import assert_port_ok
 
 import verify
 from reference import REGISTRY
@@ -50,8 +51,8 @@ def test_reference_passes_mc_check(est, dist, opts):
 @pytest.mark.parametrize("est,dist,opts", CASES)
 def test_cpu_port(est, dist, opts):
     for i, (_, pr) in enumerate(_problems(dist)):
-        verify.check_port(verify.backend_port(est, "cpu", dist), est, pr, R=2000, seed=i,
-                          raise_on_failure=True, **opts)
+        assert_port_ok(verify.check_port(verify.backend_port(est, "cpu", dist), est, pr, R=2000,
+                                         seed=i, **opts))
 
 
 @pytest.mark.parametrize("est,dist,opts", CASES)
@@ -61,8 +62,8 @@ def test_cuda_port(est, dist, opts, small_cuda_grid):
     from conftest import HAS_GPU
 
     for i, (_, pr) in enumerate(_problems(dist)[:2]):
-        verify.check_port(verify.backend_port(est, "cuda", dist), est, pr, R_shared=5, seed=i,
-                          distribution=HAS_GPU, raise_on_failure=True, **opts)
+        assert_port_ok(verify.check_port(verify.backend_port(est, "cuda", dist), est, pr,
+                                         R_shared=5, seed=i, distribution=HAS_GPU, **opts))
 
 
 @pytest.mark.parametrize("est", list(REGISTRY.values()), ids=lambda e: e.name)

@@ -1,5 +1,7 @@
 """The oracle: exact gradients and exact estimator moments by enumeration, statistical checks
-with a set false-alarm rate, a port checker and Hypothesis strategies. Pure NumPy/SciPy, float64.
+with a set false-alarm rate, a port checker (``verify.port``), a sampler checker
+(``verify.sampler``), noise conversions for framework code (``verify.noise``), golden vectors
+(``verify.golden``) and Hypothesis strategies. Pure NumPy/SciPy, float64.
 """
 
 from .exact import (
@@ -13,6 +15,7 @@ from .exact import (
 )
 from .moments import Moments
 from .port import PortReport, assert_mc, backend_port, check_port, mc_check
+from .sampler import SamplerReport, check_sampler
 from .stats import CheckResult, assert_samples, check_samples
 
 __all__ = [
@@ -20,10 +23,12 @@ __all__ = [
     "Moments",
     "PortReport",
     "Problem",
+    "SamplerReport",
     "assert_mc",
     "assert_samples",
     "backend_port",
     "check_port",
+    "check_sampler",
     "check_samples",
     "config_probabilities",
     "exact_expectation",

@@ -12,7 +12,14 @@ largest deviations seen in the sample are plugged in.
   ``y_j = v_j . (g - mu) / sqrt(lambda_j)`` have mean 0 and variance 1. Each sample mean is
   tested with Bernstein's inequality,
   ``P(|ybar_j| >= t) <= 2 exp(-R t^2 / (2 + 2 M_j t / 3))``, Bonferroni over the rank.
-  Directions with zero exact variance must show no deviation beyond rounding.
+  Directions with zero exact variance must show no deviation beyond rounding
+  (``null_rtol`` times the samples' magnitude; a failure names the direction).
+* **Power.** A mean shift of ``2 t_j`` along whitened component ``j`` (``t_j`` its threshold)
+  is detected with probability at least ``1 - alpha`` by the same inequality. Translated back,
+  every result states ``detectable_bias``: per parameter entry ``p``, the smallest relative
+  error ``|b|`` such that a mean ``mu_p (1 + b)`` in that entry alone is detected, and
+  ``detectable_scale_bias``: the smallest ``|b|`` such that the whole mean scaled by
+  ``1 + b`` is detected. :func:`replicates_for_bias` inverts the latter to pick ``R``.
 * **Variance.** ``v_r = (g_rp - mu_p)^2`` has mean ``Sigma_pp``; each coordinate and the trace
   is tested with the empirical Bernstein bound of Maurer & Pontil (2009),
   ``|vbar - E v| <= sqrt(2 V ln(2/d) / R) + 7 M ln(2/d) / (3 (R - 1))``.
@@ -33,7 +40,8 @@ import numpy as np
 
 from .moments import Moments
 
-__all__ = ["CheckResult", "check_samples", "assert_samples"]
+__all__ = ["CheckResult", "check_samples", "assert_samples", "replicates_for_bias",
+           "direction_label"]
 
 #: eigenvalues below this fraction of the largest count as exact zeros
 _RANK_RTOL = 1e-10
@@ -56,6 +64,13 @@ class CheckResult:
     rank: int
     failures: list[str] = field(default_factory=list)
     message: str = ""
+    #: per entry (shaped like the mean): smallest relative bias of that entry alone that the
+    #: mean test detects with probability >= 1 - alpha (inf where the entry's mean is 0)
+    detectable_bias: np.ndarray | None = None
+    #: smallest relative bias ``b`` of the whole mean (``(1 + b) mu``) detected likewise
+    detectable_scale_bias: float = float("inf")
+    #: False when the exact mean and covariance are both zero: a port returning zeros would pass
+    informative: bool = True
 
     def __bool__(self) -> bool:
         return self.passed
@@ -83,15 +98,104 @@ def _check_finite_moments(moments: Moments) -> None:
         raise ValueError(f"moments.error_bound must be >= 0, got {moments.error_bound}")
 
 
+def direction_label(v: np.ndarray, shape: tuple[int, ...], top: int = 4) -> str:
+    """A readable name for direction ``v`` (a unit vector over the C-order flattening of
+    parameters of ``shape``): its largest entries as ``+0.707*(0, 1) -0.707*(0, 2)``."""
+    v = np.asarray(v, dtype=np.float64).ravel()
+    order = np.argsort(-np.abs(v), kind="stable")[:top]
+    terms = [f"{v[i]:+.3g}*{tuple(int(x) for x in np.unravel_index(int(i), shape))}"
+             for i in order if abs(v[i]) > 1e-12]
+    more = " ..." if np.count_nonzero(np.abs(v) > 1e-12) > top else ""
+    return " ".join(terms) + more
+
+
+def _whiten(moments: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cov = np.asarray(moments.cov, dtype=np.float64)
+    lam, V = np.linalg.eigh(0.5 * (cov + cov.T))
+    lam_max = max(float(lam.max()), 0.0) if lam.size else 0.0
+    keep = lam > _RANK_RTOL * lam_max if lam_max > 0 else np.zeros(lam.size, bool)
+    return lam, V, keep
+
+
+def _detectable(moments: Moments, lam: np.ndarray, V: np.ndarray, keep: np.ndarray,
+                thr: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-entry and whole-mean relative biases that a mean shift of ``2 thr_j`` along each
+    kept whitened component detects (the smallest over components)."""
+    mu = np.asarray(moments.mean, dtype=np.float64).ravel()
+    need = 2.0 * thr * np.sqrt(lam[keep])  # shift along v_j, in parameter units
+    Vk = V[:, keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = need[None, :] / np.abs(mu[:, None] * Vk)  # (P, rank)
+        per_entry = per.min(axis=1) if per.size else np.full(mu.size, np.inf)
+        whole = need / np.abs(Vk.T @ mu) if need.size else np.zeros(0)
+    per_entry = np.where(np.isfinite(per_entry), per_entry, np.inf)
+    scale_bias = float(np.nanmin(whole)) if whole.size and np.isfinite(whole).any() else np.inf
+    return per_entry.reshape(np.shape(moments.mean)), scale_bias
+
+
+def replicates_for_bias(moments: Moments, bias: float, alpha: float = 1e-6, *,
+                        M: np.ndarray | None = None, R_max: int = 1_000_000) -> int:
+    """The smallest ``R`` at which :func:`check_samples` detects a whole-mean relative bias
+    ``bias`` (a mean ``(1 + bias) mu``) with probability at least ``1 - alpha``.
+
+    ``M``: bound on each whitened component's magnitude (``(rank,)``, as ``check_samples``
+    uses; from ``moments.range_bound`` when omitted, else the caller must give one, e.g. the
+    largest seen in a pilot sample). Raises ``ValueError`` when no ``R <= R_max`` suffices
+    (a zero mean, or an error bound of the moments larger than the bias).
+    """
+    if not (np.isfinite(bias) and bias > 0):
+        raise ValueError(f"bias must be a finite number > 0, got {bias!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    _check_finite_moments(moments)
+    lam, V, keep = _whiten(moments)
+    rank = int(keep.sum())
+    if not rank:
+        raise ValueError("the exact covariance is zero: no sample size is needed or helps")
+    if M is None:
+        if moments.range_bound is None:
+            raise ValueError("give M (no range_bound in the moments)")
+        rng_b = np.abs(np.asarray(moments.range_bound, dtype=np.float64)).ravel() + \
+            moments.error_bound
+        M = (np.abs(V[:, keep]).T @ rng_b) / np.sqrt(lam[keep])
+    M = np.broadcast_to(np.asarray(M, dtype=np.float64), (rank,))
+    log_term = np.log(2 * 3 * rank / alpha)
+    slack = moments.error_bound / np.sqrt(lam[keep])
+
+    def scale_bias(R: int) -> float:
+        thr = np.array([_bernstein_threshold(R, m, 1.0, log_term) for m in M]) + slack
+        return _detectable(moments, lam, V, keep, thr)[1]
+
+    if scale_bias(R_max) > bias:
+        raise ValueError(f"no R <= {R_max} detects a relative bias of {bias:g} (at R_max the "
+                         f"smallest detectable is {scale_bias(R_max):.3g})")
+    lo, hi = 1, 2
+    while scale_bias(hi) > bias:
+        lo, hi = hi, min(2 * hi, R_max)
+    while hi - lo > 1:  # scale_bias decreases with R
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if scale_bias(mid) > bias else (lo, mid)
+    return max(hi, 2)
+
+
 def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
-                  repro: str | None = None) -> CheckResult:
+                  repro: str | None = None, *, null_rtol: float = _NULL_RTOL,
+                  require_informative: bool = True) -> CheckResult:
     """Test replicates ``samples`` (``(R, *param_shape)``) against exact ``moments``.
 
     Returns a :class:`CheckResult` (truthy when passed). ``repro``, if given, is appended to
-    the failure message (a copy-pasteable reproduction).
+    the failure message (a copy-pasteable reproduction). ``null_rtol``: the deviation allowed
+    along a direction of zero exact variance, relative to the samples' magnitude (default
+    ``1e-9``, for float64; a float32 computation needs about ``1e-4``).
+
+    A reference whose exact mean and covariance are both zero is *uninformative* (any port
+    returning zeros would pass): the result then has ``informative=False`` and fails, unless
+    ``require_informative=False`` (the caller judges vacuity itself, as ``check_port`` does).
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    if not (np.isfinite(null_rtol) and null_rtol >= 0):
+        raise ValueError(f"null_rtol must be a finite number >= 0, got {null_rtol!r}")
     g = np.asarray(samples, dtype=np.float64)
     mu = np.asarray(moments.mean, dtype=np.float64).ravel()
     P = mu.size
@@ -112,16 +216,25 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     failures: list[str] = []
 
     # ---------------------------------------------------------------- mean, whitened
-    lam, V = np.linalg.eigh(0.5 * (cov + cov.T))
-    lam_max = max(float(lam.max()), 0.0) if P else 0.0
-    keep = lam > _RANK_RTOL * lam_max if lam_max > 0 else np.zeros(P, bool)
+    lam, V, keep = _whiten(moments)
     rank = int(keep.sum())
+    informative = bool(np.any(mu != 0) or np.any(cov != 0))
+    if not informative and require_informative:
+        failures.append("uninformative: the exact mean and covariance are both zero, so a port "
+                        "returning zeros would pass; choose a problem where the estimates are "
+                        "not all zero")
     scale = float(np.abs(g).max() + np.abs(mu).max()) + moments.error_bound + 1e-300
     null_dev = np.abs(dbar @ V[:, ~keep]) if (~keep).any() else np.zeros(0)
-    if null_dev.size and null_dev.max() > _NULL_RTOL * scale + _NULL_ATOL + moments.error_bound:
-        failures.append(f"mean deviates by {null_dev.max():.3e} along a direction in which the "
-                        "exact variance is zero")
+    null_tol = null_rtol * scale + _NULL_ATOL + moments.error_bound
+    if null_dev.size and null_dev.max() > null_tol:
+        jn = int(np.argmax(null_dev))
+        failures.append(f"mean deviates by {null_dev.max():.3e} (tolerance {null_tol:.3e}, "
+                        f"null_rtol={null_rtol:g}) along the direction "
+                        f"[{direction_label(V[:, ~keep][:, jn], moments.mean.shape)}], in which "
+                        "the exact variance is zero")
     mean_ratio, hotelling = 0.0, 0.0
+    detectable = np.full(np.shape(moments.mean), np.inf)
+    scale_bias = float("inf")
     if rank:
         Y = (d @ V[:, keep]) / np.sqrt(lam[keep])
         ybar = Y.mean(axis=0)
@@ -133,6 +246,7 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
         # moments carry an error bound: widen by it, in whitened units
         slack = moments.error_bound / np.sqrt(lam[keep])
         thr = np.array([_bernstein_threshold(R, m, 1.0, log_term) for m in M]) + slack
+        detectable, scale_bias = _detectable(moments, lam, V, keep, thr)
         ratios = np.abs(ybar) / thr
         mean_ratio = float(ratios.max())
         j = int(np.argmax(ratios))
@@ -140,7 +254,8 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
             failures.append(
                 f"sample mean differs from the exact mean: whitened component {j} has mean "
                 f"{ybar[j]:.4g} against a threshold of {thr[j]:.4g} (ratio {mean_ratio:.3g}; "
-                f"Hotelling statistic {hotelling:.4g} on {rank} degrees of freedom)")
+                f"Hotelling statistic {hotelling:.4g} on {rank} degrees of freedom), "
+                f"direction [{direction_label(V[:, keep][:, j], moments.mean.shape)}]")
 
     # -------------------------------------------------------------------- variances
     v = np.concatenate([d**2, (d**2).sum(axis=1, keepdims=True)], axis=1)  # (R, P + 1)
@@ -194,13 +309,13 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
         if repro:
             message += "\nReproduce with:\n\n" + repro + "\n"
     return CheckResult(passed, alpha, R, mean_ratio, max(var_ratio, cov_ratio), hotelling, rank,
-                       failures, message)
+                       failures, message, detectable, scale_bias, informative)
 
 
 def assert_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
-                   repro: str | None = None) -> CheckResult:
+                   repro: str | None = None, *, null_rtol: float = _NULL_RTOL) -> CheckResult:
     """:func:`check_samples`, raising ``AssertionError`` with the message on failure."""
-    res = check_samples(samples, moments, alpha, repro)
+    res = check_samples(samples, moments, alpha, repro, null_rtol=null_rtol)
     if not res.passed:
         raise AssertionError(res.message)
     return res
