@@ -28,7 +28,10 @@ import torch
 
 from ._common import check_call, check_estimates
 
-__all__ = ["TorchObjective", "make_port", "to_tensor"]
+__all__ = ["TABLE_LIMIT", "TorchObjective", "make_port", "to_tensor"]
+
+#: objectives with at most this many configurations are evaluated by table look-up in torch
+TABLE_LIMIT = 2**20
 
 
 def to_tensor(x: object, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -55,7 +58,11 @@ class TorchObjective:
     """One of our objectives, callable on tensors.
 
     * ``self(z)``: ``z`` an integer tensor ``(..., K)`` -> values ``(...)`` of ``dtype``;
-      carries no gradient.
+      carries no gradient. Objectives with a value table (``objective.table()``, at most
+      ``TABLE_LIMIT`` entries) are evaluated by indexing that table with torch ops, so the call
+      stays inside torch: libraries that track which values depend on which samples through
+      ``__torch_function__`` (pyro's provenance tracking in ``TraceGraph_ELBO``) see ``f(z)``
+      as a function of ``z``. Others go through NumPy.
     * ``self.relaxed(y)``: ``y`` a float tensor ``(..., K)`` (binary) or ``(..., K, C)``
       (categorical) -> values ``(...)``, differentiable with respect to ``y`` (the gradient is
       the objective's own ``grad_y f``, not a finite difference).
@@ -66,10 +73,19 @@ class TorchObjective:
             raise TypeError(f"objective must be callable, got {type(objective).__name__}")
         self.objective, self.dtype = objective, dtype
         self.K, self.C = getattr(objective, "K", None), getattr(objective, "C", None)
+        self._table = None
+        if hasattr(objective, "table") and self.K is not None and self.C is not None \
+                and self.C ** self.K <= TABLE_LIMIT:
+            self._table = torch.as_tensor(np.asarray(objective.table(), dtype=np.float64),
+                                          dtype=dtype)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         if not isinstance(z, torch.Tensor):
             raise TypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
+        if self._table is not None and not z.is_floating_point() and z.shape[-1:] == (self.K,):
+            if z.numel() and (int(z.min()) < 0 or int(z.max()) >= self.C):
+                raise ValueError(f"z must have entries in [0, {self.C})")
+            return self._table.to(z.device)[tuple(z.unbind(-1))]
         zz = z.detach().cpu().numpy()
         if np.issubdtype(zz.dtype, np.floating):
             if not np.all(zz == np.round(zz)):
