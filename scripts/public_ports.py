@@ -42,7 +42,8 @@ import numpy as np
 
 from reference import get_estimator
 from reference.distributions import sigmoid
-from verify import CheckResult, Moments, Problem, check_samples, exact_gradient
+from verify import CheckResult, Moments, Problem, check_samples, config_probabilities, exact_gradient
+from verify.exact import configurations
 from verify.problems import builtin_problems
 
 #: problems (labels of verify.problems.builtin_problems) on which every estimator is checked
@@ -359,35 +360,35 @@ def _cells(phi: np.ndarray) -> list[list[tuple[float, int, int, float]]]:
     return out
 
 
+def pair_cell_moments(problem: Problem, n: int, value: Callable[..., np.ndarray],
+                      label: str) -> Moments:
+    """Exact mean and covariance of the mean over ``n`` iid antithetic pairs of
+    ``value(f(b), f(b~), w)``, with ``b = 1[u > sigmoid(-phi)]``, ``b~ = 1[u < sigmoid(phi)]``
+    and ``w_k = (-1)^{b~_k} 1[b_k != b~_k] sigmoid(|phi_k|)``: the value is constant on the
+    cells of ``u`` (``_cells``), so the moments are exact sums over the product of cells.
+    (With ``value = 0.5 (f(b) - f(b~)) w`` this is DisARM; the tests check it against our
+    oracle.) ``range_bound`` is the largest ``|g - mean|`` over the cells: the check's variance
+    test needs it where the outcomes that carry the variance are too rare to be sampled."""
+    phi, f = problem.params, problem.objective
+    combos = list(itertools.product(*_cells(phi)))
+    probs = np.array([np.prod([c[0] for c in combo]) for combo in combos])
+    b = np.array([[c[1] for c in combo] for combo in combos])
+    bt = np.array([[c[2] for c in combo] for combo in combos])
+    w = (-1.0) ** bt * (b != bt) * sigmoid(np.abs(phi))
+    g = value(f(b)[:, None], f(bt)[:, None], w)
+    mean = probs @ g
+    centred = g - mean
+    cov = (centred.T * probs) @ centred / n
+    return Moments(mean, cov, label, range_bound=np.abs(centred).max(axis=0))
+
+
 def storch_disarm_moments(problem: Problem, n: int) -> Moments:
-    """Exact mean and covariance of storchastic 0.3.7's ``DisARM`` as it computes: per pair
-    ``(1/4) (f(b) + f(b~)) w`` with ``w_k = (-1)^{b~_k} 1[b_k != b~_k] sigmoid(|phi_k|)`` (its
-    control variate ``f(b~)`` enters the surrogate with a plus sign, and its plate weights are
-    ``1/(2n)`` over the ``2n`` samples), averaged over ``n`` iid pairs. The per-pair value is
-    constant on the cells of ``u`` (``_cells``), so the moments are exact sums over cells."""
-    phi = problem.params
-    f = problem.objective
-    mean = np.zeros(phi.shape)
-    second = np.zeros((phi.size, phi.size))
-    for combo in itertools.product(*_cells(phi)):
-        w = np.prod([c[0] for c in combo])
-        b = np.array([c[1] for c in combo])
-        bt = np.array([c[2] for c in combo])
-        weight = (-1.0) ** bt * (b != bt) * sigmoid(np.abs(phi))
-        g = 0.25 * (f(b) + f(bt)) * weight
-        mean += w * g
-        second += w * np.outer(g, g)
-    cov = (second - np.outer(mean, mean)) / n
-    # |g - mean| over the support: the check's variance test needs it where the outcomes
-    # that carry the variance are too rare to be seen in the sample (logits of 12 or 30)
-    dev = np.zeros(phi.shape)
-    for combo in itertools.product(*_cells(phi)):
-        b = np.array([c[1] for c in combo])
-        bt = np.array([c[2] for c in combo])
-        weight = (-1.0) ** bt * (b != bt) * sigmoid(np.abs(phi))
-        dev = np.maximum(dev, np.abs(0.25 * (f(b) + f(bt)) * weight - mean))
-    return Moments(mean, cov, "storchastic DisARM as computed, exact over u-cells",
-                   range_bound=dev)
+    """Exact moments of storchastic 0.3.7's ``DisARM`` as it computes: per pair
+    ``(1/4) (f(b) + f(b~)) w`` (its control variate ``f(b~)`` enters the surrogate with a plus
+    sign, and its plate weights are ``1/(2n)`` over the ``2n`` samples), mean over ``n``
+    pairs."""
+    return pair_cell_moments(problem, n, lambda fb, fbt, w: 0.25 * (fb + fbt) * w,
+                             "storchastic DisARM as computed, exact over u-cells")
 
 
 def storch_disarm_values(problem: Problem, noise: dict[str, np.ndarray]) -> np.ndarray:
@@ -398,6 +399,24 @@ def storch_disarm_values(problem: Problem, noise: dict[str, np.ndarray]) -> np.n
     bt = (u < sigmoid(phi)).astype(np.int64)
     w = (-1.0) ** bt * (b != bt) * sigmoid(np.abs(phi))
     return (0.25 * (problem.objective(b) + problem.objective(bt))[..., None] * w).mean(axis=-2)
+
+
+def numpyro_bernoulli_moments(problem: Problem) -> Moments:
+    """Exact moments of numpyro 0.22.0's one-site ``TraceGraph_ELBO`` gradient on Bernoulli
+    logits as it computes: ``f(z) s(z)`` with ``s_k = z_k - sigmoid(phi_k)``, except at
+    ``phi_k = 0`` exactly, where its ``Bernoulli(logits).log_prob`` differentiates to ``z_k``
+    (``binary_cross_entropy_with_logits`` is ``clip(x, 0) + log1p(exp(-|x|)) - x y``, and
+    JAX's derivatives at the kink, 1/2 for ``clip`` and 1 for ``|x|``, do not add up to the
+    softplus's 1/2). By enumeration of the ``2^K`` configurations."""
+    phi, f = problem.params, problem.objective
+    z = configurations(problem)
+    q = config_probabilities(problem).ravel()
+    s = z - sigmoid(phi) + 0.5 * (phi == 0.0)
+    g = f(z)[:, None] * s
+    mean = q @ g
+    centred = g - mean
+    return Moments(mean, (centred.T * q) @ centred, "numpyro TraceGraph_ELBO as computed, exact",
+                   range_bound=np.abs(centred).max(axis=0))
 
 
 def scaled_moments(m: Moments, scale: float, label: str) -> Moments:
@@ -465,7 +484,10 @@ def cases() -> list[Case]:
             Case("pyro", "TraceGraph_ELBO, one site", "reinforce", dist, {"n": 1}, pyro_port,
                  sample_level=False),
             Case("numpyro", "TraceGraph_ELBO, one site", "reinforce", dist, {"n": 1},
-                 numpyro_port, sample_level=False),
+                 numpyro_port, sample_level=False,
+                 explain=numpyro_bernoulli_moments if dist == "bernoulli" else None,
+                 why="d/dphi log Bernoulli(logits=phi).log_prob(z) is z, not z - 1/2, at phi = 0 "
+                     "exactly: mean gradient + E[f]/2 on those coordinates"),
         ]
     out += [
         Case("storchastic", "ARM(n_samples=1)", "arm", "bernoulli", {"n": 1},
