@@ -32,12 +32,14 @@ import contextlib
 import importlib.metadata
 import itertools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import _cli  # the scripts folder is first on sys.path when a script runs
 import numpy as np
 
 from reference import get_estimator
@@ -180,7 +182,7 @@ def storch_port(method_name: str, *, batched: bool = True, **method_kwargs: Any)
     from torch.distributions import Bernoulli, Categorical, OneHotCategorical
 
     from reference.distributions import get_distribution
-    from verify.adapters.torch import make_port
+    from verify.adapters import torch as vtorch  # the submodule: torch is optional
 
     relaxed = method_name == "GumbelSoftmax"
     patched = method_kwargs.pop("patched", False)
@@ -253,7 +255,7 @@ def storch_port(method_name: str, *, batched: bool = True, **method_kwargs: Any)
                                    for i in range(B * reps)])
         return out.reshape(batch + (reps,) + flat.shape[1:])
 
-    return make_port(fn, name=f"storchastic_{method_name}")
+    return vtorch.make_port(fn, name=f"storchastic_{method_name}")
 
 
 # ---------------------------------------------------------------------------- pyro, numpyro
@@ -272,7 +274,7 @@ def pyro_port() -> Callable:
     import torch
     from pyro.infer import TraceGraph_ELBO
 
-    from verify.adapters.torch import make_port
+    from verify.adapters import torch as vtorch  # the submodule: torch is optional
 
     def fn(params: torch.Tensor, noise: dict | None, objective: Any, *, dist: str, R: int,
            seed: int, n: int = 1, baseline: float = 0.0) -> torch.Tensor:
@@ -300,7 +302,7 @@ def pyro_port() -> Callable:
             TraceGraph_ELBO().loss_and_grads(model, guide)
         return -P.grad  # pyro differentiates the loss, -ELBO
 
-    return make_port(fn, name="pyro_TraceGraph_ELBO")
+    return vtorch.make_port(fn, name="pyro_TraceGraph_ELBO")
 
 
 def numpyro_port() -> Callable:
@@ -312,7 +314,7 @@ def numpyro_port() -> Callable:
     import numpyro.distributions as ndist
     from numpyro.infer import TraceGraph_ELBO
 
-    from verify.adapters.jax import make_port
+    from verify.adapters import jax as vjax  # the submodule: jax is optional
 
     def fn(params: Any, noise: dict | None, objective: Any, *, dist: str, R: int, seed: int,
            n: int = 1, baseline: float = 0.0) -> Any:
@@ -340,7 +342,7 @@ def numpyro_port() -> Callable:
         g = jax.grad(lambda pm: elbo.loss(jax.random.key(seed), pm, model, guide))({"P": P0})
         return -g["P"]
 
-    return make_port(fn, name="numpyro_TraceGraph_ELBO")
+    return vjax.make_port(fn, name="numpyro_TraceGraph_ELBO")
 
 
 # ---------------------------------------------------------------------------- what the
@@ -503,7 +505,7 @@ def cases() -> list[Case]:
              lambda: storch_port("DisARM"),
              explain=lambda p: storch_disarm_moments(p, 2), explain_sample=storch_disarm_values,
              why="as for n_samples=1"),
-        Case("storchastic (patched)", "DisARM with the README's two-line fix", "disarm",
+        Case("storchastic (patched)", "DisARM with the README's fix", "disarm",
              "bernoulli", {"n": 2}, lambda: storch_port("DisARM", patched=True)),
     ]
     return out
@@ -571,8 +573,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated libraries to check")
     args = ap.parse_args(argv)
     only = set(args.only.split(","))
-    if not only <= {"storchastic", "pyro", "numpyro"} or args.R < 2:
-        ap.error("--only takes storchastic, pyro, numpyro; --R must be >= 2")
+    if not only <= {"storchastic", "pyro", "numpyro"}:
+        ap.error(f"--only takes storchastic, pyro, numpyro; got {args.only!r}")
+    _cli.at_least(ap, "--R", args.R, 2)
+    if args.json:  # checked before any work, so a bad path costs nothing
+        _cli.writable_dir(ap, "--json's folder", os.path.dirname(os.path.abspath(args.json)))
     print("| library | version | estimator | ours | level | problem | verdict | detail |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = run(args.R, only)

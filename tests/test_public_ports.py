@@ -13,8 +13,10 @@ import pytest
 from reference import get_estimator
 from verify.problems import builtin_problems
 
-_spec = importlib.util.spec_from_file_location(
-    "public_ports", Path(__file__).resolve().parents[1] / "scripts" / "public_ports.py")
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+if str(SCRIPTS) not in sys.path:  # the script imports its neighbour _cli, as when it runs
+    sys.path.append(str(SCRIPTS))
+_spec = importlib.util.spec_from_file_location("public_ports", SCRIPTS / "public_ports.py")
 pp = importlib.util.module_from_spec(_spec)
 sys.modules["public_ports"] = pp  # its dataclasses look their module up there
 _spec.loader.exec_module(pp)
