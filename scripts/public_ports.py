@@ -11,10 +11,10 @@ and checked on built-in problems:
 
 Libraries: storchastic (score function with each baseline, ARM, DisARM, Gumbel-Softmax,
 straight-through Gumbel-Softmax, ``Expect``), pyro's and numpyro's ``TraceGraph_ELBO`` on a
-one-site model (gradient of ``E_q[f]``). Where a check fails, ``--explain`` (on by default)
-checks the same samples against the exact moments of what the library computes (derived in
-the README section "Public implementations, checked"), so that a defect is named only when
-the checker and an exact computation agree.
+one-site model (gradient of ``E_q[f]``). For the estimators the README section "Public
+implementations, checked" finds defective, the same outputs are also checked against what the
+library computes (its formula on the same noise; the exact moments of that formula), so that
+a defect is named only when the checker and an exact computation agree.
 
 Usage::
 
