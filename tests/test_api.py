@@ -109,6 +109,7 @@ PUBLIC_MODULES = {
     "verify.moments": [
         "Moments"
     ],
+    "verify.adapters": [],
     "verify.moments.score_function": [
         "reinforce_loo_moments", "reinforce_loo_moments_mp", "reinforce_moments",
         "reinforce_moments_mp"
