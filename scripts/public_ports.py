@@ -69,9 +69,8 @@ def _rel(out: np.ndarray, ref: np.ndarray) -> float:
 def sample_level(port: Callable, name: str, problem: Problem, *, R: int = 32, seed: int = 0,
                  **options: Any) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
     """Largest |port - reference| on shared noise, relative to the reference's largest entry;
-    also the noise and the port's output (to test an explanation of a difference on them).
-    (At the merge of the new port protocol this is ``verify.check_port(port, name, problem,
-    level="sample", ...)``.)"""
+    also the noise and the port's output (to test an explanation of a difference on them,
+    which ``verify.check_port(port, name, problem, level="sample")`` does not hand back)."""
     est, d = get_estimator(name), problem.dist.name
     noise = est.draw_noise(np.random.default_rng(seed), d, problem.params.shape, R, **options)
     ref = est.estimate(d, problem.params, problem.objective, noise, backend="numpy", **options)
@@ -87,8 +86,9 @@ def distribution_samples(port: Callable, problem: Problem, *, R: int, seed: int,
 
 def distribution_level(samples: np.ndarray, name: str | None, problem: Problem,
                        moments: Moments | None = None, **options: Any) -> CheckResult:
-    """``samples`` against the exact moments of registry estimator ``name`` (or ``moments``).
-    (At the merge: ``verify.check_port(port, name, problem, level="distribution", ...)``.)"""
+    """``samples`` against the exact moments of registry estimator ``name`` (or ``moments``:
+    the exact moments of what a library computes, to test an explanation of a failure), the
+    check that ``verify.check_port(..., level="distribution")`` applies."""
     if moments is None:
         moments = get_estimator(name).exact_moments(problem.dist.name, problem.params,
                                                     problem.objective, **options)

@@ -50,8 +50,10 @@ def check_call(params: object, noise: object, objective: object, dist: object,
 
 
 def check_estimates(out: np.ndarray, name: str) -> np.ndarray:
-    """The framework's result as float64; refuse non-numeric results early and clearly."""
+    """The framework's result as a NumPy array: float32 stays float32 (``verify.check_port``
+    chooses its tolerance from the port's output dtype), anything else floating becomes
+    float64; refuse non-numeric results early and clearly."""
     arr = np.asarray(out)
     if not np.issubdtype(arr.dtype, np.floating):
         raise TypeError(f"{name} returned {arr.dtype} estimates, expected floating point")
-    return arr.astype(np.float64)
+    return arr if arr.dtype == np.float32 else arr.astype(np.float64)

@@ -6,10 +6,10 @@ custom VJP.
     fn(params: jax.Array, noise: dict[str, jax.Array] | None, objective: JaxObjective, *,
        dist: str, **options) -> jax.Array of shape (*batch, R, *param_shape)
 
-into a port (see :mod:`verify.adapters`): NumPy in, float64 NumPy out. With ``dtype``
-float64 (the default) the call runs inside ``jax.enable_x64(True)``, so the global JAX
-setting is left alone; with float32 the framework computes in float32 and the estimates are
-widened to float64 on the way out (compare them with a float32 tolerance).
+into a port (see :mod:`verify.adapters`): NumPy in, NumPy out in the port's ``dtype``. With
+``dtype`` float64 (the default) the call runs inside ``jax.enable_x64(True)``, so the global
+JAX setting is left alone; with float32 the framework computes in float32 and the estimates
+come back float32, from which :func:`verify.check_port` takes a float32 tolerance.
 
 :class:`JaxObjective` exposes ``objective(z)`` on integer arrays and ``relaxed(y)``, the
 differentiable extension as a ``jax.custom_vjp`` function whose backward pass multiplies the
@@ -93,7 +93,7 @@ class JaxObjective:
 def make_port(fn: Callable[..., jax.Array], *, dtype: Any = np.float64,
               name: str | None = None) -> Callable[..., np.ndarray]:
     """Wrap ``fn`` (JAX arrays in, an array out) as a port ``port(params, noise, objective,
-    dist=..., **options) -> np.ndarray`` (float64; see the module docstring)."""
+    dist=..., **options) -> np.ndarray`` (in ``dtype``; see the module docstring)."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     dt = np.dtype(dtype)

@@ -6,9 +6,9 @@ an autograd-aware function.
     fn(params: Tensor, noise: dict[str, Tensor] | None, objective: TorchObjective, *,
        dist: str, **options) -> Tensor of shape (*batch, R, *param_shape)
 
-into a port (see :mod:`verify.adapters`): NumPy in, float64 NumPy out. Arrays go to
-``dtype`` (``torch.float64`` by default; with ``torch.float32`` the framework computes in
-float32 and the estimates are widened to float64 on the way out, so compare them with a
+into a port (see :mod:`verify.adapters`): NumPy in, NumPy out in the port's dtype. Arrays go
+to ``dtype`` (``torch.float64`` by default; with ``torch.float32`` the framework computes in
+float32 and the estimates come back float32, from which :func:`verify.check_port` takes a
 float32 tolerance). ``params`` arrives with ``requires_grad=True`` so that ``fn`` may use
 ``torch.autograd.grad`` on it; the result is detached.
 
