@@ -93,6 +93,13 @@ PUBLIC_MODULES = {
     "reference.estimators.rebar.numpy_reference": [
         "QuadraticSurrogate", "REBAR", "RELAX", "TINY", "rebar_points", "surrogate_answers"
     ],
+    "reference.estimators.multi_sample": [
+        "UNORD", "VIMCO"
+    ],
+    "reference.estimators.multi_sample.numpy_reference": [
+        "MAX_JOINT", "MAX_N", "UNORD", "VIMCO", "gumbel_top", "joint_log_probs", "logit_table",
+        "subset_log_probs", "unord_weights", "vimco_signals"
+    ],
     "reference.models": [
         "BatchStream", "CpuOps", "DATA_ENV", "NumpyOps", "VAE", "VAESpec", "binarize",
         "binary_spec", "categorical_spec", "get_ops", "init_params", "load_binarized_mnist",
@@ -101,7 +108,8 @@ PUBLIC_MODULES = {
     "verify.exact": [
         "MAX_CONFIGURATIONS", "Problem", "check_enumeration_size", "conditional_means",
         "config_probabilities", "configurations", "exact_expectation", "exact_expectation_mp",
-        "exact_gradient", "exact_gradient_mp", "finite_difference_gradient", "ksubset_expectation",
+        "exact_gradient", "exact_gradient_mp", "expectation_gradient", "finite_difference_gradient",
+        "ksubset_expectation",
         "ksubset_gradient", "ksubset_probabilities", "make_problem", "mp_configurations",
         "mp_mean_cov", "score_matrix"
     ],
@@ -137,6 +145,10 @@ PUBLIC_MODULES = {
     "verify.moments.rebar": [
         "mixture_fraction", "rebar_moments", "rebar_values", "rebar_values_z", "relax_moments"
     ],
+    "verify.moments.multi_sample": [
+        "MAX_TERMS", "multisets", "subsets", "unord_moments", "vimco_moments",
+        "vimco_target_gradient", "vimco_target_value"
+    ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",
         "rqmc_mean_cov"
@@ -170,7 +182,7 @@ REGISTRY_NAMES = [
     "reinforce", "reinforce_loo", "ar", "arm", "disarm", "ars", "arsm", "ars_plus", "arsm_plus",
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
     "imle_ksubset", "aimle_ksubset", "simple", "gumbel_rao", "gst", "reinmax",
-    "nvil", "muprop", "double_cv", "rebar", "relax"
+    "nvil", "muprop", "double_cv", "rebar", "relax", "vimco", "unord"
 ]
 
 
