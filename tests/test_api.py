@@ -94,10 +94,11 @@ PUBLIC_MODULES = {
         "QuadraticSurrogate", "REBAR", "RELAX", "TINY", "rebar_points", "surrogate_answers"
     ],
     "reference.estimators.multi_sample": [
-        "UNORD", "VIMCO"
+        "REINFORCE_WOR", "UNORD", "VIMCO"
     ],
     "reference.estimators.multi_sample.numpy_reference": [
-        "MAX_JOINT", "MAX_N", "UNORD", "VIMCO", "gumbel_top", "joint_log_probs", "logit_table",
+        "MAX_JOINT", "MAX_N", "MAX_SETS", "REINFORCE_WOR", "UNORD", "VIMCO", "all_subsets",
+        "gumbel_top", "inclusion_log_probs", "joint_log_probs", "logit_table",
         "subset_log_probs", "unord_weights", "vimco_signals"
     ],
     "reference.models": [
@@ -146,7 +147,7 @@ PUBLIC_MODULES = {
         "mixture_fraction", "rebar_moments", "rebar_values", "rebar_values_z", "relax_moments"
     ],
     "verify.moments.multi_sample": [
-        "MAX_TERMS", "multisets", "subsets", "unord_moments", "vimco_moments",
+        "MAX_TERMS", "multisets", "reinforce_wor_moments", "subsets", "unord_moments", "vimco_moments",
         "vimco_target_gradient", "vimco_target_value"
     ],
     "verify.moments.quadrature": [
@@ -182,7 +183,8 @@ REGISTRY_NAMES = [
     "reinforce", "reinforce_loo", "ar", "arm", "disarm", "ars", "arsm", "ars_plus", "arsm_plus",
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
     "imle_ksubset", "aimle_ksubset", "simple", "gumbel_rao", "gst", "reinmax",
-    "nvil", "muprop", "double_cv", "rebar", "relax", "vimco", "unord"
+    "nvil", "muprop", "double_cv", "rebar", "relax", "vimco", "unord",
+    "reinforce_wor"
 ]
 
 

@@ -12,7 +12,7 @@ import pytest
 from scipy.special import logsumexp
 
 import verify
-from reference import get_estimator, random_table
+from reference import evaluate, get_estimator, random_table
 from reference.estimators.multi_sample.numpy_reference import (
     MAX_JOINT,
     MAX_N,
@@ -269,3 +269,78 @@ def test_unord_has_lower_variance_than_loo_on_a_peaked_distribution():
     un = UNORD.exact_moments("categorical", alpha, f, n=3).variance_trace
     loo = get_estimator("reinforce_loo").exact_moments("categorical", alpha, f, n=3).variance_trace
     assert un < loo
+
+
+# ------------------------------------------------------------- REINFORCE without replacement
+WOR = get_estimator("reinforce_wor")
+
+
+def test_inclusion_probabilities_equal_sums_over_orderings():
+    from reference.estimators.multi_sample.numpy_reference import inclusion_log_probs
+
+    alpha = np.array([[1.0, -0.5, 0.0, 2.0, -2.0]])
+    p = np.exp(joint_log_probs("categorical", alpha[None])[0])
+    for n in (1, 2, 3, 4):
+        pi = np.exp(inclusion_log_probs("categorical", alpha[None], n)[0])
+        want = [sum(_p_set_orderings(p, list(S)) for S in ms.subsets(5, n) if x in S)
+                for x in range(5)]
+        assert np.allclose(pi, want, rtol=1e-13, atol=0)
+        assert abs(pi.sum() - n) < 1e-13  # n members per sample
+        assert np.all(pi >= p * (1 - 1e-15))  # hence weights p / pi <= 1
+
+
+@pytest.mark.parametrize("pr", PROBLEMS, ids=lambda p: p.dist.name + str(p.params.shape))
+def test_reinforce_wor_with_one_sample_is_reinforce(pr):
+    a = WOR.exact_moments(pr.dist, pr.params, pr.objective, n=1, baseline=0.3)
+    b = get_estimator("reinforce").exact_moments(pr.dist, pr.params, pr.objective, n=1,
+                                                 baseline=0.3)
+    assert np.allclose(a.mean, b.mean, rtol=0, atol=1e-14)
+    assert np.allclose(a.cov, b.cov, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("pr", PROBLEMS, ids=lambda p: p.dist.name + str(p.params.shape))
+@pytest.mark.parametrize("n", [2, 3])
+def test_reinforce_wor_oracle_equals_horvitz_thompson_over_sets(pr, n):
+    f = pr.f_table().ravel()
+    p = config_probabilities(pr).ravel()
+    S_mat = score_matrix(pr)
+    sets = ms.subsets(p.size, n)
+    pS = np.array([_p_set_orderings(p, list(S)) for S in sets])
+    pi = np.array([pS[[x in S for S in sets]].sum() for x in range(p.size)])
+    items = [(ps, (p[S] / pi[S] * (f[S] - 0.5)) @ S_mat[S]) for ps, S in zip(pS, sets, strict=True)]
+    mean, cov = _mean_cov(items)
+    m = WOR.exact_moments(pr.dist, pr.params, pr.objective, n=n, baseline=0.5)
+    assert np.allclose(m.mean.ravel(), mean, rtol=0, atol=1e-14)
+    assert np.allclose(m.cov, cov, rtol=0, atol=1e-14)
+    assert np.allclose(m.mean, verify.exact_gradient(pr), rtol=0, atol=1e-14)
+
+
+def test_reinforce_wor_refuses_too_many_sets():
+    from reference.estimators.multi_sample.numpy_reference import MAX_SETS
+
+    # C**K = 4096 configurations, binom(4096, 3) > MAX_SETS subsets to sum over
+    alpha = np.zeros((6, 4))
+    noise = WOR.draw_noise(np.random.default_rng(0), "categorical", alpha.shape, 1, n=3)
+    q = WOR.queries("categorical", alpha, noise, n=3)
+    answers = evaluate(random_table(6, 4, 0), q)
+    with pytest.raises(ValueError, match="MAX_SETS"):
+        WOR.combine("categorical", alpha, q, answers, n=3)
+    assert MAX_SETS < 4096 * 4095 * 4094 // 6
+
+
+@pytest.mark.parametrize("name", ["unord", "reinforce_wor"])
+@pytest.mark.parametrize("dist,shape", [("categorical", (2, 3)), ("bernoulli", (3,))])
+def test_without_replacement_backends_agree_for_n3(name, dist, shape, small_cuda_grid):
+    # the registry's examples keep reinforce_wor at n = 2 (simulator time); n = 3 here
+    from conftest import HAS_GPU
+
+    est = get_estimator(name)
+    rng = np.random.default_rng(4)
+    params = rng.normal(size=shape)
+    K, C = (shape[0], 2) if dist == "bernoulli" else shape
+    pr = make_problem(dist, params, random_table(K, C, 6))
+    opts = {"n": 3, "baseline": 0.5} if name == "reinforce_wor" else {"n": 3}
+    verify.check_port(verify.backend_port(est, "cpu", dist), est, pr, R=2000, seed=3,
+                      raise_on_failure=True, **opts)
+    verify.check_port(verify.backend_port(est, "cuda", dist), est, pr, R_shared=4, seed=3,
+                      distribution=HAS_GPU, raise_on_failure=True, **opts)

@@ -45,7 +45,7 @@ from ..exact import config_probabilities, configurations, make_problem, score_ma
 from . import Moments
 
 __all__ = ["MAX_TERMS", "multisets", "vimco_target_value", "vimco_target_gradient",
-           "vimco_moments", "unord_moments", "subsets"]
+           "vimco_moments", "unord_moments", "reinforce_wor_moments", "subsets"]
 
 #: the largest number of multisets / subsets the enumerations accept
 MAX_TERMS = 2_000_000
@@ -150,22 +150,21 @@ def vimco_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Mome
                          "exact: sum over multisets of samples (multinomial weights)")
 
 
-def unord_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
-    """Exact mean and covariance of the unordered set estimator: a sum over the
-    ``binom(N, n)`` subsets ``S`` of ``p(S) g(S)``, ``p(S)`` by the subset recursion."""
-    pr = make_problem(dist, params, objective)
-    f = pr.f_table().ravel()
+def _sets(pr, n: int):
+    """Every ``n``-subset ``(M, n)``, its log-probabilities ``lp`` ``(M, n)``, the log mass
+    outside it ``(M,)``, ``log p(S)`` ``(M,)``, the subset recursion ``(M, 2**n)`` and the
+    ``log q`` of every configuration."""
     lq = pr.dist.category_log_probs(pr.params)  # (K, C)
     Z = configurations(pr)
     log_q = np.zeros(Z.shape[0])
     for k in range(pr.K):
         log_q = log_q + lq[k, Z[:, k]]
-    N = f.size
+    N = log_q.size
     if n > N:
         raise ValueError(f"n = {n} exceeds the C**K = {N} configurations")
     _check_terms(comb(N, n), "subsets")
     rows = subsets(N, n)
-    lp = log_q[rows]  # (M, n)
+    lp = log_q[rows]
     outside = np.broadcast_to(log_q, (rows.shape[0], N)).copy()
     np.put_along_axis(outside, rows, -np.inf, axis=1)
     mx = outside.max(axis=1)
@@ -174,9 +173,34 @@ def unord_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Mome
     with np.errstate(divide="ignore"):
         log_rest = np.where(fin, safe + np.log(np.exp(outside - safe[:, None]).sum(axis=1)), mx)
     logG = subset_log_probs(lp, log_rest)
-    pS = np.exp(logG[:, -1])
+    return rows, lp, log_rest, logG, log_q
+
+
+def unord_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
+    """Exact mean and covariance of the unordered set estimator: a sum over the
+    ``binom(N, n)`` subsets ``S`` of ``p(S) g(S)``, ``p(S)`` by the subset recursion."""
+    pr = make_problem(dist, params, objective)
+    f = pr.f_table().ravel()
+    rows, lp, log_rest, logG, _ = _sets(pr, n)
     wts = unord_weights(lp, log_rest, f[rows])  # (M, n)
-    S = score_matrix(pr)
-    G = np.einsum("mi,mip->mp", wts, S[rows])
-    return _moments_from(pS, G, pr.params.shape,
+    G = np.einsum("mi,mip->mp", wts, score_matrix(pr)[rows])
+    return _moments_from(np.exp(logG[:, -1]), G, pr.params.shape,
                          "exact: sum over subsets with their without-replacement probabilities")
+
+
+def reinforce_wor_moments(dist: Any, params: object, objective: Any, n: int = 2,
+                          baseline: float = 0.0) -> Moments:
+    """Exact mean and covariance of REINFORCE without replacement (Horvitz-Thompson weights):
+    a sum over the ``binom(N, n)`` subsets; the inclusion probabilities are the sums of
+    ``p(S)`` over the subsets containing each configuration (linear, not log, domain here)."""
+    pr = make_problem(dist, params, objective)
+    f = pr.f_table().ravel()
+    rows, lp, _, logG, log_q = _sets(pr, n)
+    pS = np.exp(logG[:, -1])
+    incl = np.zeros(log_q.size)
+    np.add.at(incl, rows.ravel(), np.repeat(pS, n))
+    wts = np.exp(lp) / incl[rows] * (f[rows] - baseline)
+    G = np.einsum("mi,mip->mp", wts, score_matrix(pr)[rows])
+    return _moments_from(pS, G, pr.params.shape,
+                         "exact: sum over subsets, Horvitz-Thompson weights with exact inclusion "
+                         "probabilities")

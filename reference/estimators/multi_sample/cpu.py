@@ -13,7 +13,7 @@ from reference import _cpu
 from reference.contract import Backend, Queries
 
 from .device import build
-from .numpy_reference import logit_table
+from .numpy_reference import all_subsets, logit_table
 
 MS = build(njit, _cpu.CORE)
 vimco_signals = MS.vimco_signals
@@ -22,6 +22,9 @@ weighted_scores_categorical = MS.weighted_scores_categorical
 gumbel_top = MS.gumbel_top
 indices_to_configs = MS.indices_to_configs
 unord_row = MS.unord_row
+joint_table = MS.joint_table
+inclusion = MS.inclusion
+wor_weights = MS.wor_weights
 
 
 @njit(parallel=True)
@@ -80,6 +83,35 @@ def _scores_categorical(alpha, z, w, out):
         weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
 
 
+@njit(parallel=True)
+def _wor_tables(table, sets, lq, logps, logpi, acc, lp, logG):
+    # per batch element: log q (B, N) and log pi (B, N); scratch logps (B, M), acc (B, N),
+    # lp (B, n), logG (B, 2**n)
+    for b in prange(table.shape[0]):
+        joint_table(table[b], lq[b])
+        inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b])
+
+
+@njit(parallel=True)
+def _wor_weights(lq, logpi, z, f, baseline, C, w):
+    B, R = z.shape[0], z.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        wor_weights(lq[b], logpi[b], z[b, r], f[b, r], baseline, C, w[b, r])
+
+
+def wor_tables(dist: str, params: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``log q`` and ``log pi`` of every configuration, each ``(B, C**K)`` (CPU kernels)."""
+    table = np.ascontiguousarray(logit_table(dist, params), dtype=np.float64)
+    B, K, C = table.shape
+    N = C**K
+    sets = all_subsets(N, n)
+    lq, logpi, acc = (np.empty((B, N)) for _ in range(3))
+    _wor_tables(table, sets, lq, np.empty((B, sets.shape[0])), logpi, acc, np.empty((B, n)),
+                np.empty((B, 2**n)))
+    return lq, logpi
+
+
 def _vimco_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
     return Queries(_cpu.sample(dist, params, noise["u"]))
 
@@ -118,5 +150,18 @@ def _unord_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dic
     return out
 
 
+def _wor_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
+    z, f = queries.z, answers.f_z
+    lq, logpi = wor_tables(dist, params, z.shape[2])
+    C = 2 if dist == "bernoulli" else params.shape[-1]
+    w = np.empty(f.shape, dtype=np.float64)
+    _wor_weights(lq, logpi, z, f, float(opts["baseline"]), C, w)
+    out = np.empty(z.shape[:2] + params.shape[1:], dtype=params.dtype)
+    kernel = _scores_bernoulli if dist == "bernoulli" else _scores_categorical
+    kernel(params, z, w, out)
+    return out
+
+
 CPU_VIMCO = Backend(_vimco_q, _vimco_c)
+CPU_WOR = Backend(_unord_q, _wor_c)
 CPU_UNORD = Backend(_unord_q, _unord_c)

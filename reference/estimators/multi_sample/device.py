@@ -201,6 +201,68 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         log_rest = lse_rest(alpha, z)
         unord_weights(lp, log_rest, f, logG, w)
 
+    @jit
+    def joint_table(alpha, lq):
+        # lq[x] = log q(x) for every configuration index x
+        for x in range(lq.shape[0]):
+            lq[x] = log_prob_index(alpha, x)
+
+    @jit
+    def set_log_prob(lq, members, lp, logG):
+        # log p(S) of the set of configuration indices members (n,); scratch lp (n,), logG
+        n = members.shape[0]
+        for i in range(n):
+            lp[i] = lq[members[i]]
+        mx = -math.inf
+        for x in range(lq.shape[0]):
+            inside = False
+            for i in range(n):
+                if members[i] == x:
+                    inside = True
+            if not inside:
+                mx = max(mx, lq[x])
+        log_rest = mx
+        if mx > -math.inf:
+            s = 0.0
+            for x in range(lq.shape[0]):
+                inside = False
+                for i in range(n):
+                    if members[i] == x:
+                        inside = True
+                if not inside:
+                    s += math.exp(lq[x] - mx)
+            log_rest = mx + math.log(s)
+        subset_log_probs(lp, log_rest, logG)
+        return logG[(1 << n) - 1]
+
+    @jit
+    def inclusion(lq, sets, logps, logpi, acc, lp, logG):
+        # logpi[x] = log sum_{S ni x} p(S) over the sets (M, n), two passes (max, then sum) in
+        # the order sets-then-members; scratch logps (M,), acc (N,), lp (n,), logG (2**n,)
+        M, n = sets.shape[0], sets.shape[1]
+        for m in range(M):
+            logps[m] = set_log_prob(lq, sets[m], lp, logG)
+        for x in range(lq.shape[0]):
+            logpi[x] = -math.inf
+            acc[x] = 0.0
+        for m in range(M):
+            for i in range(n):
+                x = sets[m, i]
+                logpi[x] = max(logpi[x], logps[m])
+        for m in range(M):
+            for i in range(n):
+                x = sets[m, i]
+                acc[x] += math.exp(logps[m] - logpi[x])
+        for x in range(lq.shape[0]):
+            logpi[x] = logpi[x] + math.log(acc[x])
+
+    @jit
+    def wor_weights(lq, logpi, z, f, baseline, C, w):
+        # w_i = p(s_i) / pi(s_i) (f_i - b)
+        for i in range(z.shape[0]):
+            x = config_index(z[i], C)
+            w[i] = math.exp(lq[x] - logpi[x]) * (f[i] - baseline)
+
     names = dict(locals())
     return SimpleNamespace(**{k: v for k, v in names.items()
                               if k not in ("jit", "base", "names") and callable(v)})

@@ -63,6 +63,27 @@ log-sum-exp of ``log q`` over the configurations outside ``S``. Cost per replica
 ``O(N K)`` for ``log r`` and ``O(2**n n)`` for the recursion (the ratios' cost grows
 exponentially with ``n``, hence ``n <= MAX_N``; the authors' code enumerates the ``n!``
 orderings instead). Weights: ``p(s) R(S, s) <= 1`` since ``p(S) >= p(s) p^{D\\{s}}(S\\{s})``.
+
+REINFORCE without replacement (``reinforce_wor``): the same samples, importance weights
+----------------------------------------------------------------------------------------
+``g = sum_{s in S} (p(s) / pi(s)) (f(s) - b) grad log q(s)``, ``b`` a constant baseline (0 by
+default), with ``pi(s) = P(s in S) = sum_{S' ni s} p(S')`` the exact inclusion probability of
+``s`` in a sample of ``n`` without replacement: the Horvitz-Thompson estimator, unbiased
+because ``E[sum_{s in S} h(s) / pi(s)] = sum_x h(x)`` and ``sum_x grad q(x) = 0``. Its weights
+``p(s) / pi(s) <= 1`` (``pi(s) >= p(s)``, the chance of being drawn first). Kool et al. 2020
+(section 2.3) write the importance-weighted estimator with ``pi(s)`` replaced by
+``P(s in S | kappa) = 1 - exp(-exp(log p(s) - kappa))``, ``kappa`` the ``(n+1)``-th largest
+perturbed log-probability (priority sampling): it needs no enumeration, but its weights are
+unbounded (``kappa`` can be arbitrarily large) and its fourth moment is infinite for
+``n <= 3``; the exact inclusion probabilities make the estimate a function of the set alone, with
+bounded weights and exact moments, at the cost of enumerating sets: ``pi`` is the sum of
+``p(S)`` over all ``binom(N, n)`` subsets, ``O(binom(N, n) (N + 2**n n))`` operations per
+problem (once per batch element, not per replicate), refused past ``MAX_SETS``. The unordered
+set estimator is the better use of the same samples (it conditions on the set without
+weighting each sample by itself); this record is there to measure by how much.
+Noise and queries: those of ``unord`` (the same samples for the same noise); ``n >= 1``
+(``n = 1`` is REINFORCE). Log-space throughout: ``log pi(x)`` is a two-pass log-sum-exp of
+``log p(S)`` over the sets containing ``x`` (sets in lexicographic order).
 """
 
 from __future__ import annotations
@@ -71,17 +92,21 @@ from typing import Any
 
 import numpy as np
 
-from reference._validate import positive_int
+from reference._validate import float_array, positive_int
 from reference.contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from reference.distributions import get_distribution, log_softmax
 
-__all__ = ["VIMCO", "UNORD", "MAX_N", "MAX_JOINT", "vimco_signals", "joint_log_probs",
+__all__ = ["VIMCO", "UNORD", "REINFORCE_WOR", "MAX_N", "MAX_JOINT", "MAX_SETS", "all_subsets",
+           "inclusion_log_probs", "vimco_signals", "joint_log_probs",
            "gumbel_top", "logit_table", "subset_log_probs", "unord_weights"]
 
 #: the largest ``n`` of the unordered set estimator (its recursion has ``2**n`` subsets)
 MAX_N = 8
 #: the largest joint space ``C**K`` that Gumbel-top-k enumerates (one uniform per configuration)
 MAX_JOINT = 2**16
+#: the largest number of ``n``-subsets ``binom(C**K, n)`` whose probabilities ``reinforce_wor``
+#: sums for the exact inclusion probabilities
+MAX_SETS = 10**6
 
 
 # --------------------------------------------------------------------------- the formulas
@@ -197,6 +222,46 @@ def unord_weights(lp: np.ndarray, log_rest: np.ndarray, f: np.ndarray) -> np.nda
     return w
 
 
+def all_subsets(N: int, n: int) -> np.ndarray:
+    """Every ``n``-subset of ``range(N)`` as increasing rows in lexicographic order,
+    int64 ``(binom(N, n), n)``; refused (``ValueError``) past :data:`MAX_SETS`."""
+    from itertools import combinations
+    from math import comb
+
+    if comb(N, n) > MAX_SETS:
+        raise ValueError(f"the exact inclusion probabilities sum over binom({N}, {n}) = "
+                         f"{comb(N, n):.3g} subsets, more than MAX_SETS = {MAX_SETS}: use a "
+                         "smaller joint space C**K or a smaller n")
+    return np.array(list(combinations(range(N), n)), dtype=np.int64).reshape(-1, n)
+
+
+def _log_rest_of_sets(lq: np.ndarray, sets: np.ndarray) -> np.ndarray:
+    """``log`` of the mass outside each set: lq ``(N,)``, sets ``(M, n)`` -> ``(M,)``."""
+    outside = np.broadcast_to(lq, (sets.shape[0], lq.size)).copy()
+    np.put_along_axis(outside, sets, -np.inf, axis=1)
+    mx = outside.max(axis=1)
+    fin = np.isfinite(mx)
+    safe = np.where(fin, mx, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.where(fin, safe + np.log(np.exp(outside - safe[:, None]).sum(axis=1)), mx)
+
+
+def inclusion_log_probs(dist: str, params: np.ndarray, n: int) -> np.ndarray:
+    """``log pi(x)``, ``pi(x) = P(x in S)`` for a sample ``S`` of ``n`` without replacement,
+    for every configuration: params ``(B, *event)`` -> ``(B, C**K)``."""
+    lq_all = joint_log_probs(dist, params)
+    sets = all_subsets(lq_all.shape[1], n)
+    out = np.empty(lq_all.shape)
+    for b, lq in enumerate(lq_all):
+        log_ps = subset_log_probs(lq[sets], _log_rest_of_sets(lq, sets))[:, -1]  # (M,)
+        mx = np.full(lq.size, -np.inf)
+        np.maximum.at(mx, sets.ravel(), np.repeat(log_ps, n))
+        acc = np.zeros(lq.size)
+        np.add.at(acc, sets.ravel(), np.exp(np.repeat(log_ps, n) - mx[sets.ravel()]))
+        out[b] = mx + np.log(acc)
+    return out
+
+
 def _config_index(z: np.ndarray, C: int) -> np.ndarray:
     K = z.shape[-1]
     return z @ (C ** np.arange(K - 1, -1, -1, dtype=np.int64))
@@ -246,8 +311,18 @@ def _unord_combine(dist: str, params: np.ndarray, queries: Queries, answers, opt
     return _score_sum(dist, params, queries.z, unord_weights(lp, log_rest, answers.f_z))
 
 
+def _wor_combine(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict):
+    C = 2 if dist == "bernoulli" else params.shape[-1]
+    idx = _config_index(queries.z, C)  # (B, R, n)
+    lq = joint_log_probs(dist, params)[:, None, :]
+    lpi = inclusion_log_probs(dist, params, queries.z.shape[2])[:, None, :]
+    ratio = np.exp(np.take_along_axis(lq, idx, axis=-1) - np.take_along_axis(lpi, idx, axis=-1))
+    return _score_sum(dist, params, queries.z, ratio * (answers.f_z - opts["baseline"]))
+
+
 NUMPY_VIMCO = Backend(_vimco_queries, _vimco_combine)
 NUMPY_UNORD = Backend(_unord_queries, _unord_combine)
+NUMPY_WOR = Backend(_unord_queries, _wor_combine)
 
 
 # ---------------------------------------------------------------------------- the records
@@ -277,6 +352,15 @@ def _check_unord(opts: dict[str, Any]) -> dict[str, Any]:
     if opts["n"] > MAX_N:
         raise ValueError(f"n = {opts['n']} exceeds MAX_N = {MAX_N}: the leave-one-out ratios "
                          f"cost 2**n terms per replicate (the exact oracle binom(C**K, n) 2**n n)")
+    return opts
+
+
+def _check_wor(opts: dict[str, Any]) -> dict[str, Any]:
+    opts["n"] = positive_int(opts["n"], "n", 1)
+    if opts["n"] > MAX_N:
+        raise ValueError(f"n = {opts['n']} exceeds MAX_N = {MAX_N}: every set probability costs "
+                         "2**n terms, for each of the binom(C**K, n) sets")
+    opts["baseline"] = float(float_array(opts["baseline"], "baseline"))
     return opts
 
 
@@ -314,4 +398,23 @@ UNORD = Estimator(
     exact_moments_path="verify.moments.multi_sample:unord_moments",
     references="Kool, van Hoof & Welling 2020 (arXiv 2002.06043), eq. 10",
     examples=({"n": 2}, {"n": 3}),
+)
+
+REINFORCE_WOR = Estimator(
+    name="reinforce_wor",
+    title="REINFORCE without replacement: unord's samples, weights p(s)/pi(s) (exact inclusion "
+          "probabilities), constant baseline",
+    distributions=("bernoulli", "categorical"),
+    unbiased=True,
+    noise=UNORD.noise,
+    option_defaults={"n": 2, "baseline": 0.0},
+    check_options=_check_wor,
+    cost_fn=lambda K, C, o: Cost(o["n"]),
+    backends=backend_paths("multi_sample", "WOR"),
+    exact_moments_path="verify.moments.multi_sample:reinforce_wor_moments",
+    references="Kool, van Hoof & Welling 2020 (arXiv 2002.06043), section 2.3; Horvitz & "
+               "Thompson 1952",
+    # n = 2 only: under the CUDA simulator the 41,664 sets of n = 3 on the K=3, C=4 problem
+    # take minutes (tests/test_multi_sample.py runs n = 3 on every backend on smaller spaces)
+    examples=({"n": 2}, {"n": 2, "baseline": 0.5}),
 )
