@@ -344,3 +344,15 @@ def test_without_replacement_backends_agree_for_n3(name, dist, shape, small_cuda
                       raise_on_failure=True, **opts)
     verify.check_port(verify.backend_port(est, "cuda", dist), est, pr, R_shared=4, seed=3,
                       distribution=HAS_GPU, raise_on_failure=True, **opts)
+
+
+def test_report_row_measures_bias_against_the_records_target():
+    from verify.report import _row, row_ok
+
+    row = _row(0, "vimco", "categorical", 0, 0, R=300, seed=0, R_shared=4, cuda_mode="off",
+               cuda_agrees=None)
+    assert "log (1/n)" in row["target"]
+    assert row["bias_max_abs"] < 1e-12 and row_ok(row)
+    pr = verify.problems.builtin_problems("categorical")[0][1]
+    m = VIMCO.exact_moments("categorical", pr.params, pr.objective, n=2)
+    assert np.abs(m.bias(verify.exact_gradient(pr))).max() > 1e-3  # E_q[f] is not its target
