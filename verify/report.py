@@ -2,11 +2,11 @@
 
 ``python -m verify`` prints one row per (estimator, distribution, option set, problem):
 exact bias (max abs over entries, against the exact gradient of the record's own target,
-``Estimator.target_gradient``: ``E_q[f]`` for most, VIMCO's multi-sample bound for ``vimco``),
-exact variance (trace of
-the covariance), objective evaluations per replicate, the Monte Carlo check of the NumPy
-reference against the exact moments, and whether the NumPy, CPU and CUDA backends agree on
-shared noise. ``--json PATH`` writes the same rows as a JSON list of objects.
+``Estimator.target_gradient``: ``E_q[f]`` for most, VIMCO's multi-sample bound for ``vimco``;
+the row's ``target`` field names it), exact variance (trace of the covariance), objective
+evaluations per replicate, the Monte Carlo check of the NumPy reference against the exact
+moments, and whether the NumPy, CPU and CUDA backends agree on shared noise.
+``--json PATH`` writes the same rows as a JSON list of objects.
 ``--workers N`` computes the rows on a local Dask cluster of N processes, ``--scheduler
 ADDRESS`` on an existing one (``verify.parallel``; the rows, their order and their numbers are
 those of the in-process run, since row ``i`` seeds its checks with ``seed + i``).
