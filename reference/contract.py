@@ -146,6 +146,13 @@ class Estimator:
     whose batch axes are flattened into one leading axis ``B``. ``exact_moments`` is the
     ``"module:function"`` of the oracle's method in ``verify/``, called as
     ``fn(dist, params, objective, **options) -> verify.Moments``.
+
+    ``target`` says what the estimator's mean should be the gradient of, and
+    ``target_gradient_path`` is the ``"module:function"`` of the oracle's exact gradient of
+    that target, called as ``fn(dist, params, objective, **options) -> ndarray`` (parameter
+    shape). Almost every estimator targets ``E_q[f(z)]`` (the defaults); a multi-sample
+    objective such as VIMCO's ``E[log (1/n) sum_i exp f(z_i)]`` declares its own, and the
+    registry-wide tests and the report measure bias against it (:meth:`target_gradient`).
     """
 
     name: str
@@ -161,6 +168,9 @@ class Estimator:
     references: str = ""
     #: option sets that the registry-wide tests and the verification report run
     examples: tuple[Mapping[str, Any], ...] = ({},)
+    #: what the mean estimates the gradient of, and the oracle's exact gradient of it
+    target: str = "E_q[f(z)]"
+    target_gradient_path: str = "verify.exact:expectation_gradient"
     _query_shape_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ---------------------------------------------------------------------- plumbing
@@ -193,6 +203,17 @@ class Estimator:
                 raise ValueError(f"{self.name}: the exact {part} is not finite (is the objective or "
                                  "its gradient finite everywhere?); no exact answer exists")
         return m
+
+    def target_gradient(self, dist: str | Distribution, params: object, objective: Any,
+                        **options: Any) -> np.ndarray:
+        """The oracle's exact gradient of this record's :attr:`target` (parameter shape): the
+        reference an unbiased estimator's exact mean must equal."""
+        d = self.distribution(dist)
+        g = np.asarray(_resolve(self.target_gradient_path)(d, params, objective,
+                                                           **self.options(**options)))
+        if not np.all(np.isfinite(g)):
+            raise ValueError(f"{self.name}: the exact target gradient is not finite")
+        return g
 
     def cost(self, K: int, C: int, **options: Any) -> Cost:
         return self.cost_fn(K, C, self.options(**options))

@@ -94,6 +94,14 @@ PUBLIC_MODULES = {
     "reference.estimators.rebar.numpy_reference": [
         "QuadraticSurrogate", "REBAR", "RELAX", "TINY", "rebar_points", "surrogate_answers"
     ],
+    "reference.estimators.multi_sample": [
+        "REINFORCE_WOR", "UNORD", "VIMCO"
+    ],
+    "reference.estimators.multi_sample.numpy_reference": [
+        "MAX_JOINT", "MAX_N", "MAX_SETS", "REINFORCE_WOR", "UNORD", "VIMCO", "all_subsets",
+        "gumbel_top", "inclusion_log_probs", "joint_log_probs", "logit_table",
+        "subset_log_probs", "unord_weights", "vimco_signals"
+    ],
     "reference.models": [
         "BatchStream", "CpuOps", "DATA_ENV", "NumpyOps", "VAE", "VAESpec", "binarize",
         "binary_spec", "categorical_spec", "get_ops", "init_params", "load_binarized_mnist",
@@ -102,7 +110,8 @@ PUBLIC_MODULES = {
     "verify.exact": [
         "MAX_CONFIGURATIONS", "Problem", "check_enumeration_size", "conditional_means",
         "config_probabilities", "configurations", "exact_expectation", "exact_expectation_mp",
-        "exact_gradient", "exact_gradient_mp", "finite_difference_gradient", "ksubset_expectation",
+        "exact_gradient", "exact_gradient_mp", "expectation_gradient", "finite_difference_gradient",
+        "ksubset_expectation",
         "ksubset_gradient", "ksubset_probabilities", "make_problem", "mp_configurations",
         "mp_mean_cov", "score_matrix"
     ],
@@ -142,6 +151,10 @@ PUBLIC_MODULES = {
     "verify.moments.races": [
         "BATCH_ENTRIES", "race_moments_mp", "race_pair_moments", "race_pair_tables",
         "swap_coefficients"
+    ],
+    "verify.moments.multi_sample": [
+        "MAX_TERMS", "multisets", "reinforce_wor_moments", "subsets", "unord_moments", "vimco_moments",
+        "vimco_target_gradient", "vimco_target_value"
     ],
     "verify.moments.quadrature": [
         "LAW_ERROR", "argmax_joint_law", "argmax_joint_law_quad", "argmax_joint_prob",
@@ -187,7 +200,8 @@ REGISTRY_NAMES = [
     "reinforce", "reinforce_loo", "ar", "arm", "disarm", "ars", "arsm", "ars_plus", "arsm_plus",
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
     "imle_ksubset", "aimle_ksubset", "simple", "gumbel_rao", "gst", "reinmax",
-    "nvil", "muprop", "double_cv", "rebar", "relax"
+    "nvil", "muprop", "double_cv", "rebar", "relax", "vimco", "unord",
+    "reinforce_wor"
 ]
 
 

@@ -117,7 +117,7 @@ def test_at_most_twelve_modules_at_the_top_of_reference():
 def test_family_folders_hold_the_same_four_files():
     assert set(FAMILIES) == {"score_function", "augment_reinforce", "swap", "relaxation",
                              "ksubset_perturbation", "st_variants", "control_variates",
-                             "rebar"}
+                             "rebar", "multi_sample"}
     for fam in FAMILIES:
         folder = ROOT / "reference" / "estimators" / fam
         assert sorted(p.name for p in folder.glob("*.py")) == sorted(FAMILY_FILES), fam

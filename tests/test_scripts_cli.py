@@ -20,6 +20,7 @@ CASES = [
     ("bench_vae.py", ["--estimators", "nope"], "unknown --estimators"),
     ("swap_variance.py", ["--K", "0"], "--K must be >= 1"),
     ("swap_scale.py", ["--R", "10"], "--R must be >= 40"),
+    ("multi_sample_variance.py", ["--C", "1"], "--C must be >= 2"),
     ("binary_variance.py", ["--phi", "inf"], "--phi must be finite"),
     ("bench_oracle.py", ["--repeat", "0"], "--repeat must be >= 1"),
     ("train_vae.py", ["--out", "{tmp}/t", "--K", "0"], "--K must be >= 1"),

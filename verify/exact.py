@@ -37,6 +37,7 @@ __all__ = [
     "exact_expectation",
     "exact_gradient",
     "exact_gradient_mp",
+    "expectation_gradient",
     "exact_expectation_mp",
     "conditional_means",
     "check_enumeration_size",
@@ -170,6 +171,14 @@ def exact_gradient(problem: Problem | str | Distribution, params: object = None,
         return p[:, 1] * p[:, 0] * (m[:, 1] - m[:, 0])
     diff = m[:, :, None] - m[:, None, :]  # [k, c, c'] = m_kc - m_kc'
     return p * np.einsum("kd,kcd->kc", p, diff)
+
+
+def expectation_gradient(dist: str | Distribution, params: object, objective: Any,
+                         **options: Any) -> np.ndarray:
+    """``grad_params E_q[f]`` (:func:`exact_gradient`) called as a record's target gradient
+    (``Estimator.target_gradient_path``, the default target): options other than the subset
+    size ``k`` of k-subset problems do not change the target and are ignored."""
+    return exact_gradient(make_problem(dist, params, objective), k=options.get("k"))
 
 
 def conditional_means(problem: Problem) -> np.ndarray:

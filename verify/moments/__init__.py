@@ -24,6 +24,9 @@ module                        estimators and method
                               configurations)
 ``rebar``                     REBAR, RELAX (certified: exact sum over the sample ``b``, RQMC
                               with defensive importance sampling over the relaxations)
+``multi_sample``              VIMCO and its target's gradient (exact: sums over multisets of
+                              i.i.d. samples), the unordered set estimator (exact: sum over
+                              subsets with their without-replacement probabilities)
 ============================  =================================================================
 
 This module defines only :class:`Moments` and imports none of the family modules, so each of

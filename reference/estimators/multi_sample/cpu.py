@@ -1,0 +1,167 @@
+"""Numba CPU kernels for VIMCO and the unordered set estimator (formulas in
+:mod:`reference.estimators.multi_sample.numpy_reference`).
+
+No on-disk cache: the kernels call device functions of another file (see :mod:`reference._cpu`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from reference import _cpu
+from reference.contract import Backend, Queries
+
+from .device import build
+from .numpy_reference import all_subsets, logit_table
+
+MS = build(njit, _cpu.CORE)
+vimco_signals = MS.vimco_signals
+weighted_scores_bernoulli = MS.weighted_scores_bernoulli
+weighted_scores_categorical = MS.weighted_scores_categorical
+gumbel_top = MS.gumbel_top
+indices_to_configs = MS.indices_to_configs
+unord_row = MS.unord_row
+joint_table = MS.joint_table
+inclusion = MS.inclusion
+wor_weights = MS.wor_weights
+
+
+@njit(parallel=True)
+def _vimco_bernoulli(phi, z, f, w, out):
+    # phi (B, K), z (B, R, n, K), f (B, R, n), scratch w (B, R, n) -> out (B, R, K)
+    B, R = z.shape[0], z.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        vimco_signals(f[b, r], w[b, r])
+        weighted_scores_bernoulli(phi[b], z[b, r], w[b, r], out[b, r])
+
+
+@njit(parallel=True)
+def _vimco_categorical(alpha, z, f, w, out):
+    # alpha (B, K, C), z (B, R, n, K), f (B, R, n), scratch w (B, R, n) -> out (B, R, K, C)
+    B, R = z.shape[0], z.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        vimco_signals(f[b, r], w[b, r])
+        weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
+
+
+@njit(parallel=True)
+def _unord_queries(table, u, idx, val, z):
+    # table (B, K, C) logits, u (B, R, N) -> idx, val (B, R, n), z (B, R, n, K)
+    B, R = u.shape[0], u.shape[1]
+    C = table.shape[2]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        gumbel_top(table[b], u[b, r], idx[b, r], val[b, r])
+        indices_to_configs(idx[b, r], C, z[b, r])
+
+
+@njit(parallel=True)
+def _unord_weights(table, z, f, lp, logG, w):
+    # table (B, K, C), z (B, R, n, K), f (B, R, n); scratch lp, w (B, R, n), logG (B, R, 2**n)
+    B, R = z.shape[0], z.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        unord_row(table[b], z[b, r], f[b, r], lp[b, r], logG[b, r], w[b, r])
+
+
+@njit(parallel=True)
+def _scores_bernoulli(phi, z, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        weighted_scores_bernoulli(phi[b], z[b, r], w[b, r], out[b, r])
+
+
+@njit(parallel=True)
+def _scores_categorical(alpha, z, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
+
+
+@njit(parallel=True)
+def _wor_tables(table, sets, lq, logps, logpi, acc, lp, logG):
+    # per batch element: log q (B, N) and log pi (B, N); scratch logps (B, M), acc (B, N),
+    # lp (B, n), logG (B, 2**n)
+    for b in prange(table.shape[0]):
+        joint_table(table[b], lq[b])
+        inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b])
+
+
+@njit(parallel=True)
+def _wor_weights(lq, logpi, z, f, baseline, C, w):
+    B, R = z.shape[0], z.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        wor_weights(lq[b], logpi[b], z[b, r], f[b, r], baseline, C, w[b, r])
+
+
+def wor_tables(dist: str, params: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``log q`` and ``log pi`` of every configuration, each ``(B, C**K)`` (CPU kernels)."""
+    table = np.ascontiguousarray(logit_table(dist, params), dtype=np.float64)
+    B, K, C = table.shape
+    N = C**K
+    sets = all_subsets(N, n)
+    lq, logpi, acc = (np.empty((B, N)) for _ in range(3))
+    _wor_tables(table, sets, lq, np.empty((B, sets.shape[0])), logpi, acc, np.empty((B, n)),
+                np.empty((B, 2**n)))
+    return lq, logpi
+
+
+def _vimco_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
+    return Queries(_cpu.sample(dist, params, noise["u"]))
+
+
+def _vimco_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
+    z, f = queries.z, answers.f_z
+    out = np.empty(z.shape[:2] + params.shape[1:], dtype=params.dtype)
+    w = np.empty(f.shape, dtype=np.float64)
+    kernel = _vimco_bernoulli if dist == "bernoulli" else _vimco_categorical
+    kernel(params, z, f, w, out)
+    return out
+
+
+def _unord_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
+    u = noise["u"]
+    n = opts["n"]
+    table = np.ascontiguousarray(logit_table(dist, params))
+    idx = np.empty(u.shape[:2] + (n,), dtype=np.int64)
+    val = np.empty(u.shape[:2] + (n,), dtype=np.float64)
+    z = np.empty(u.shape[:2] + (n, params.shape[1]), dtype=np.int64)
+    _unord_queries(table, u, idx, val, z)
+    return Queries(z)
+
+
+def _unord_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
+    z, f = queries.z, answers.f_z
+    n = z.shape[2]
+    table = np.ascontiguousarray(logit_table(dist, params))
+    lp = np.empty(f.shape, dtype=np.float64)
+    w = np.empty(f.shape, dtype=np.float64)
+    logG = np.empty(f.shape[:2] + (2**n,), dtype=np.float64)
+    _unord_weights(table, z, f, lp, logG, w)
+    out = np.empty(z.shape[:2] + params.shape[1:], dtype=params.dtype)
+    kernel = _scores_bernoulli if dist == "bernoulli" else _scores_categorical
+    kernel(params, z, w, out)
+    return out
+
+
+def _wor_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
+    z, f = queries.z, answers.f_z
+    lq, logpi = wor_tables(dist, params, z.shape[2])
+    C = 2 if dist == "bernoulli" else params.shape[-1]
+    w = np.empty(f.shape, dtype=np.float64)
+    _wor_weights(lq, logpi, z, f, float(opts["baseline"]), C, w)
+    out = np.empty(z.shape[:2] + params.shape[1:], dtype=params.dtype)
+    kernel = _scores_bernoulli if dist == "bernoulli" else _scores_categorical
+    kernel(params, z, w, out)
+    return out
+
+
+CPU_VIMCO = Backend(_vimco_q, _vimco_c)
+CPU_WOR = Backend(_unord_q, _wor_c)
+CPU_UNORD = Backend(_unord_q, _unord_c)

@@ -1,0 +1,192 @@
+"""Numba CUDA kernels for VIMCO and the unordered set estimator (formulas in
+:mod:`reference.estimators.multi_sample.numpy_reference`; device functions in
+:mod:`reference.estimators.multi_sample.device`). One thread per replicate; scratch arrays
+are allocated on the device by the host wrappers (no local arrays of a fixed size)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda, float64, int64
+
+from reference import _cuda
+from reference._cuda import FLOATS, arr, kernel, launch
+from reference.contract import Backend, Queries
+
+from .device import build
+from .numpy_reference import all_subsets, logit_table
+
+MS = build(cuda.jit(device=True), _cuda.CORE)
+vimco_signals = MS.vimco_signals
+weighted_scores_bernoulli = MS.weighted_scores_bernoulli
+weighted_scores_categorical = MS.weighted_scores_categorical
+gumbel_top = MS.gumbel_top
+indices_to_configs = MS.indices_to_configs
+unord_row = MS.unord_row
+joint_table = MS.joint_table
+inclusion = MS.inclusion
+wor_weights = MS.wor_weights
+
+
+def _vimco_bernoulli(phi, z, f, w, out):
+    # phi (B, K), z (B, R, n, K), f (B, R, n), scratch w (B, R, n) -> out (B, R, K)
+    B, R = z.shape[0], z.shape[1]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        vimco_signals(f[b, r], w[b, r])
+        weighted_scores_bernoulli(phi[b], z[b, r], w[b, r], out[b, r])
+
+
+def _vimco_categorical(alpha, z, f, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        vimco_signals(f[b, r], w[b, r])
+        weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
+
+
+def _unord_queries(table, u, idx, val, z):
+    # table (B, K, C) logits, u (B, R, N) -> idx, val (B, R, n), z (B, R, n, K)
+    B, R = u.shape[0], u.shape[1]
+    C = table.shape[2]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        gumbel_top(table[b], u[b, r], idx[b, r], val[b, r])
+        indices_to_configs(idx[b, r], C, z[b, r])
+
+
+def _unord_bernoulli(phi, table, z, f, lp, logG, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        unord_row(table[b], z[b, r], f[b, r], lp[b, r], logG[b, r], w[b, r])
+        weighted_scores_bernoulli(phi[b], z[b, r], w[b, r], out[b, r])
+
+
+def _unord_categorical(alpha, table, z, f, lp, logG, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        unord_row(table[b], z[b, r], f[b, r], lp[b, r], logG[b, r], w[b, r])
+        weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
+
+
+def _wor_tables(table, sets, lq, logps, logpi, acc, lp, logG):
+    # one thread per batch element: log q and log pi of every configuration
+    for b in range(cuda.grid(1), table.shape[0], cuda.gridsize(1)):
+        joint_table(table[b], lq[b])
+        inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b])
+
+
+def _wor_bernoulli(phi, lq, logpi, z, f, baseline, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        wor_weights(lq[b], logpi[b], z[b, r], f[b, r], baseline, 2, w[b, r])
+        weighted_scores_bernoulli(phi[b], z[b, r], w[b, r], out[b, r])
+
+
+def _wor_categorical(alpha, lq, logpi, z, f, baseline, w, out):
+    B, R = z.shape[0], z.shape[1]
+    C = alpha.shape[2]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        wor_weights(lq[b], logpi[b], z[b, r], f[b, r], baseline, C, w[b, r])
+        weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
+
+
+vimco_bernoulli_kernel = kernel("vimco_bernoulli", [
+    (arr(f, 2), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(f, 3)) for f in FLOATS
+])(_vimco_bernoulli)
+vimco_categorical_kernel = kernel("vimco_categorical", [
+    (arr(f, 3), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(f, 4)) for f in FLOATS
+])(_vimco_categorical)
+unord_queries_kernel = kernel("unord_queries", [
+    (arr(f, 3), arr(f, 3), arr(int64, 3), arr(float64, 3), arr(int64, 4)) for f in FLOATS
+])(_unord_queries)
+unord_bernoulli_kernel = kernel("unord_bernoulli", [
+    (arr(f, 2), arr(f, 3), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(float64, 3),
+     arr(float64, 3), arr(f, 3)) for f in FLOATS
+])(_unord_bernoulli)
+unord_categorical_kernel = kernel("unord_categorical", [
+    (arr(f, 3), arr(f, 3), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(float64, 3),
+     arr(float64, 3), arr(f, 4)) for f in FLOATS
+])(_unord_categorical)
+
+
+wor_tables_kernel = kernel("wor_tables", [
+    (arr(float64, 3), arr(int64, 2), arr(float64, 2), arr(float64, 2), arr(float64, 2),
+     arr(float64, 2), arr(float64, 2), arr(float64, 2))
+])(_wor_tables)
+wor_bernoulli_kernel = kernel("wor_bernoulli", [
+    (arr(f, 2), arr(float64, 2), arr(float64, 2), arr(int64, 4), arr(f, 3), float64,
+     arr(float64, 3), arr(f, 3)) for f in FLOATS
+])(_wor_bernoulli)
+wor_categorical_kernel = kernel("wor_categorical", [
+    (arr(f, 3), arr(float64, 2), arr(float64, 2), arr(int64, 4), arr(f, 3), float64,
+     arr(float64, 3), arr(f, 4)) for f in FLOATS
+])(_wor_categorical)
+
+
+def _vimco_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
+    return Queries(_cuda.sample(dist, params, noise["u"]))
+
+
+def _vimco_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
+    z, f = queries.z, answers.f_z
+    d_out = cuda.device_array(z.shape[:2] + params.shape[1:], dtype=params.dtype)
+    d_w = cuda.device_array(f.shape, dtype=np.float64)
+    kern = vimco_bernoulli_kernel if dist == "bernoulli" else vimco_categorical_kernel
+    launch(kern, z.shape[0] * z.shape[1], cuda.to_device(params), cuda.to_device(z),
+           cuda.to_device(f), d_w, d_out)
+    return d_out.copy_to_host()
+
+
+def _unord_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
+    u = noise["u"]
+    n = opts["n"]
+    table = np.ascontiguousarray(logit_table(dist, params))
+    d_idx = cuda.device_array(u.shape[:2] + (n,), dtype=np.int64)
+    d_val = cuda.device_array(u.shape[:2] + (n,), dtype=np.float64)
+    d_z = cuda.device_array(u.shape[:2] + (n, params.shape[1]), dtype=np.int64)
+    launch(unord_queries_kernel, u.shape[0] * u.shape[1], cuda.to_device(table),
+           cuda.to_device(u), d_idx, d_val, d_z)
+    return Queries(d_z.copy_to_host())
+
+
+def _unord_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
+    z, f = queries.z, answers.f_z
+    n = z.shape[2]
+    table = np.ascontiguousarray(logit_table(dist, params))
+    d_lp = cuda.device_array(f.shape, dtype=np.float64)
+    d_w = cuda.device_array(f.shape, dtype=np.float64)
+    d_logG = cuda.device_array(f.shape[:2] + (2**n,), dtype=np.float64)
+    d_out = cuda.device_array(z.shape[:2] + params.shape[1:], dtype=params.dtype)
+    kern = unord_bernoulli_kernel if dist == "bernoulli" else unord_categorical_kernel
+    launch(kern, z.shape[0] * z.shape[1], cuda.to_device(params), cuda.to_device(table),
+           cuda.to_device(z), cuda.to_device(f), d_lp, d_logG, d_w, d_out)
+    return d_out.copy_to_host()
+
+
+def _wor_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
+    z, f = queries.z, answers.f_z
+    n = z.shape[2]
+    table = np.ascontiguousarray(logit_table(dist, params), dtype=np.float64)
+    B, K, C = table.shape
+    N = C**K
+    sets = all_subsets(N, n)
+    d_lq, d_logpi, d_acc = (cuda.device_array((B, N), dtype=np.float64) for _ in range(3))
+    launch(wor_tables_kernel, B, cuda.to_device(table), cuda.to_device(sets), d_lq,
+           cuda.device_array((B, sets.shape[0]), dtype=np.float64), d_logpi, d_acc,
+           cuda.device_array((B, n), dtype=np.float64),
+           cuda.device_array((B, 2**n), dtype=np.float64))
+    d_w = cuda.device_array(f.shape, dtype=np.float64)
+    d_out = cuda.device_array(z.shape[:2] + params.shape[1:], dtype=params.dtype)
+    kern = wor_bernoulli_kernel if dist == "bernoulli" else wor_categorical_kernel
+    launch(kern, z.shape[0] * z.shape[1], cuda.to_device(params), d_lq, d_logpi,
+           cuda.to_device(z), cuda.to_device(f), float(opts["baseline"]), d_w, d_out)
+    return d_out.copy_to_host()
+
+
+CUDA_VIMCO = Backend(_vimco_q, _vimco_c)
+CUDA_WOR = Backend(_unord_q, _wor_c)
+CUDA_UNORD = Backend(_unord_q, _unord_c)

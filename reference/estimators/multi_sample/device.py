@@ -1,0 +1,268 @@
+"""Device functions of the multi-sample family (VIMCO, the unordered set estimator), for Numba
+CPU and CUDA.
+
+``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
+``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
+``reference._cuda.CORE``). The arithmetic mirrors
+:mod:`reference.estimators.multi_sample.numpy_reference` step for step (same sums in the same
+order); nothing here validates or allocates: scratch arrays come from the kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+
+def build(jit, base: SimpleNamespace) -> SimpleNamespace:
+    """Compile the multi-sample family's device functions with ``jit``."""
+    sigmoid = base.sigmoid
+    softmax_stats = base.softmax_stats
+
+    @jit
+    def vimco_signals(f, w):
+        # f (n,) -> w (n,): Lhat - Lhat_{-i}, the module docstring's arithmetic
+        n = f.shape[0]
+        m = f[0]
+        for j in range(1, n):
+            m = max(m, f[j])
+        S = 0.0
+        for j in range(n):
+            S += math.exp(f[j] - m)
+        for i in range(n):
+            first = 1 if i == 0 else 0
+            mi = f[first]
+            tot = 0.0
+            for j in range(n):
+                if j != i:
+                    mi = max(mi, f[j])
+                    tot += f[j]
+            fbar = tot / (n - 1)
+            Si = 0.0
+            for j in range(n):
+                if j != i:
+                    Si += math.exp(f[j] - mi)
+            Si += math.exp(fbar - mi)
+            w[i] = (m + math.log(S)) - (mi + math.log(Si))
+
+    @jit
+    def weighted_scores_bernoulli(phi, z, w, out):
+        # out_k = sum_i w_i (z_ik - sigmoid(phi_k))
+        for k in range(phi.shape[0]):
+            p = sigmoid(phi[k])
+            acc = 0.0
+            for i in range(z.shape[0]):
+                acc += w[i] * (z[i, k] - p)
+            out[k] = acc
+
+    @jit
+    def weighted_scores_categorical(alpha, z, w, out):
+        # out_kc = sum_i w_i (1[z_ik = c] - p_kc)
+        for k in range(alpha.shape[0]):
+            m, total = softmax_stats(alpha, k)
+            for c in range(alpha.shape[1]):
+                p = math.exp(alpha[k, c] - m) / total
+                acc = 0.0
+                for i in range(z.shape[0]):
+                    onehot = 1.0 if z[i, k] == c else 0.0
+                    acc += w[i] * (onehot - p)
+                out[k, c] = acc
+
+    @jit
+    def log_prob_index(alpha, x):
+        # log q of configuration index x (z_0 most significant) under logits alpha (K, C)
+        # (Bernoulli: the host passes (0, phi_k) rows), summed over k in order
+        K, C = alpha.shape[0], alpha.shape[1]
+        lq = 0.0
+        for k in range(K):
+            div = 1
+            for _ in range(K - 1 - k):
+                div *= C
+            c = (x // div) % C
+            m, total = softmax_stats(alpha, k)
+            lq += (alpha[k, c] - m) - math.log(total)
+        return lq
+
+    @jit
+    def config_index(z_row, C):
+        x = 0
+        for k in range(z_row.shape[0]):
+            x = x * C + z_row[k]
+        return x
+
+    @jit
+    def gumbel_top(alpha, u, idx, val):
+        # the idx.shape[0] largest G_x = log q(x) - log(-log u_x) in decreasing order, ties to
+        # the lower index (an insertion that only passes strictly smaller values)
+        m = idx.shape[0]
+        count = 0
+        for x in range(u.shape[0]):
+            if u[x] > 0.0:
+                g = log_prob_index(alpha, x) - math.log(-math.log(u[x]))
+            else:
+                g = -math.inf
+            if count == m and not g > val[m - 1]:
+                continue
+            pos = count if count < m else m - 1
+            while pos > 0 and val[pos - 1] < g:
+                if pos < m:
+                    idx[pos] = idx[pos - 1]
+                    val[pos] = val[pos - 1]
+                pos -= 1
+            idx[pos] = x
+            val[pos] = g
+            if count < m:
+                count += 1
+
+    @jit
+    def indices_to_configs(idx, C, z):
+        # z[i] = the configuration of index idx[i]
+        K = z.shape[1]
+        for i in range(z.shape[0]):
+            x = idx[i]
+            for k in range(K - 1, -1, -1):
+                z[i, k] = x % C
+                x = x // C
+
+    @jit
+    def lse_rest(alpha, z):
+        # log of the mass of the configurations outside the sample (two passes: max, then sum)
+        C = alpha.shape[1]
+        N = 1
+        for _ in range(z.shape[1]):
+            N *= C
+        mx = -math.inf
+        for x in range(N):
+            inside = False
+            for i in range(z.shape[0]):
+                if config_index(z[i], C) == x:
+                    inside = True
+            if not inside:
+                mx = max(mx, log_prob_index(alpha, x))
+        if mx == -math.inf:
+            return mx
+        s = 0.0
+        for x in range(N):
+            inside = False
+            for i in range(z.shape[0]):
+                if config_index(z[i], C) == x:
+                    inside = True
+            if not inside:
+                s += math.exp(log_prob_index(alpha, x) - mx)
+        return mx + math.log(s)
+
+    @jit
+    def subset_log_probs(lp, log_rest, logG):
+        # logG[mask] = log G(U) for the subset U of the samples in mask (module docstring)
+        n = lp.shape[0]
+        logG[0] = 0.0
+        for mask in range(1, 1 << n):
+            mx = -math.inf
+            for v in range(n):
+                if mask >> v & 1:
+                    mx = max(mx, lp[v] + logG[mask ^ (1 << v)])
+            s = 0.0
+            for v in range(n):
+                if mask >> v & 1:
+                    s += math.exp(lp[v] + logG[mask ^ (1 << v)] - mx)
+            num = mx + math.log(s)
+            dmx = log_rest
+            for v in range(n):
+                if mask >> v & 1:
+                    dmx = max(dmx, lp[v])
+            ds = math.exp(log_rest - dmx)
+            for v in range(n):
+                if mask >> v & 1:
+                    ds += math.exp(lp[v] - dmx)
+            logG[mask] = num - (dmx + math.log(ds))
+
+    @jit
+    def unord_weights(lp, log_rest, f, logG, w):
+        # w_i = p(s_i) R(S, s_i) (f_i - B(S, s_i)), eq. 10
+        n = lp.shape[0]
+        subset_log_probs(lp, log_rest, logG)
+        full = (1 << n) - 1
+        for i in range(n):
+            wo_i = full ^ (1 << i)
+            base = 0.0
+            for j in range(n):
+                if j == i:
+                    base += math.exp(lp[j]) * f[j]
+                else:
+                    base += math.exp(lp[j] + logG[wo_i ^ (1 << j)] - logG[wo_i]) * f[j]
+            w[i] = math.exp(lp[i] + logG[wo_i] - logG[full]) * (f[i] - base)
+
+    @jit
+    def unord_row(alpha, z, f, lp, logG, w):
+        # the weights of one replicate: z (n, K), f (n,); scratch lp (n,), logG (2**n,), w (n,)
+        C = alpha.shape[1]
+        for i in range(z.shape[0]):
+            lp[i] = log_prob_index(alpha, config_index(z[i], C))
+        log_rest = lse_rest(alpha, z)
+        unord_weights(lp, log_rest, f, logG, w)
+
+    @jit
+    def joint_table(alpha, lq):
+        # lq[x] = log q(x) for every configuration index x
+        for x in range(lq.shape[0]):
+            lq[x] = log_prob_index(alpha, x)
+
+    @jit
+    def set_log_prob(lq, members, lp, logG):
+        # log p(S) of the set of configuration indices members (n,); scratch lp (n,), logG
+        n = members.shape[0]
+        for i in range(n):
+            lp[i] = lq[members[i]]
+        mx = -math.inf
+        for x in range(lq.shape[0]):
+            inside = False
+            for i in range(n):
+                if members[i] == x:
+                    inside = True
+            if not inside:
+                mx = max(mx, lq[x])
+        log_rest = mx
+        if mx > -math.inf:
+            s = 0.0
+            for x in range(lq.shape[0]):
+                inside = False
+                for i in range(n):
+                    if members[i] == x:
+                        inside = True
+                if not inside:
+                    s += math.exp(lq[x] - mx)
+            log_rest = mx + math.log(s)
+        subset_log_probs(lp, log_rest, logG)
+        return logG[(1 << n) - 1]
+
+    @jit
+    def inclusion(lq, sets, logps, logpi, acc, lp, logG):
+        # logpi[x] = log sum_{S ni x} p(S) over the sets (M, n), two passes (max, then sum) in
+        # the order sets-then-members; scratch logps (M,), acc (N,), lp (n,), logG (2**n,)
+        M, n = sets.shape[0], sets.shape[1]
+        for m in range(M):
+            logps[m] = set_log_prob(lq, sets[m], lp, logG)
+        for x in range(lq.shape[0]):
+            logpi[x] = -math.inf
+            acc[x] = 0.0
+        for m in range(M):
+            for i in range(n):
+                x = sets[m, i]
+                logpi[x] = max(logpi[x], logps[m])
+        for m in range(M):
+            for i in range(n):
+                x = sets[m, i]
+                acc[x] += math.exp(logps[m] - logpi[x])
+        for x in range(lq.shape[0]):
+            logpi[x] = logpi[x] + math.log(acc[x])
+
+    @jit
+    def wor_weights(lq, logpi, z, f, baseline, C, w):
+        # w_i = p(s_i) / pi(s_i) (f_i - b)
+        for i in range(z.shape[0]):
+            x = config_index(z[i], C)
+            w[i] = math.exp(lq[x] - logpi[x]) * (f[i] - baseline)
+
+    names = dict(locals())
+    return SimpleNamespace(**{k: v for k, v in names.items()
+                              if k not in ("jit", "base", "names") and callable(v)})

@@ -1,0 +1,420 @@
+"""Multi-sample estimators: VIMCO and the unordered set estimator (sampling without replacement).
+
+Both use ``n`` configurations per replicate and only values of ``f`` at them. They differ from
+the other families in what they assume of the samples: VIMCO's target is not ``E_q[f]``, and
+the unordered set estimator's samples are not independent.
+
+VIMCO (Mnih & Rezende 2016, arXiv 1602.06725, eq. 4-9, the geometric-mean variant)
+----------------------------------------------------------------------------------
+Target: the multi-sample bound ``L(theta) = E_{z_1..n iid q}[log (1/n) sum_i exp f(z_i)]``
+(for a VAE, ``f`` is the log importance weight); the record declares it
+(``Estimator.target``) and the oracle differentiates it exactly
+(:func:`verify.moments.multi_sample.vimco_target_gradient`). With ``Lhat = log (1/n) sum_j
+exp f_j`` and ``Lhat_{-i}`` the same with ``f_i`` replaced by the geometric mean of the
+others, ``fbar_{-i} = 1/(n-1) sum_{j != i} f_j`` (the paper's eq. 9), the estimate is
+``g = sum_i (Lhat - Lhat_{-i}) grad log q(z_i)``, ``n >= 2``. ``Lhat_{-i}`` does not depend on
+``z_i``, so ``g`` is unbiased for ``grad L``. (The paper's second term,
+``sum_i wtilde_i grad f(z_i)``, is zero here: our ``f`` does not depend on the parameters; a
+model whose ``f`` does adds that term itself.)
+Arithmetic, shared by every backend: ``m = max_j f_j``, ``S = sum_j exp(f_j - m)`` (j in
+order), ``m_i = max_{j != i} f_j``, ``fbar_{-i}`` summed in order skipping ``i``,
+``S_i = sum_{j != i} exp(f_j - m_i) + exp(fbar_{-i} - m_i)``,
+``Lhat - Lhat_{-i} = (m + log S) - (m_i + log S_i)`` (the ``- log n`` cancels; shifting by
+``m_i`` keeps ``S_i >= 1`` when ``f_i`` dominates, so nothing underflows to ``log 0``).
+Noise ``u`` ``(*batch, R, n, K)`` Uniform[0, 1), the samples ``z_i = sample(params, u_i)``
+(inverse CDF, :mod:`reference.distributions`). Queries ``z`` ``(*batch, R, n, K)``. Cost ``n``.
+
+Unordered set estimator (Kool, van Hoof & Welling 2020, arXiv 2002.06043, eq. 7-10)
+-----------------------------------------------------------------------------------
+Samples: ``n`` distinct configurations ``S`` drawn without replacement from ``q`` on the
+joint space of ``N = C**K`` configurations, by Gumbel-top-k: configuration ``x`` (index
+``x = sum_k z_k C**(K-1-k)``, :meth:`Distribution.enumerate_configs`) gets
+``G_x = log q(x) - log(-log u_x)`` (``u_x = 0`` gives ``-inf``) with
+``log q(x) = sum_k log p_k(z_k)`` added over ``k`` in order and
+``log p_k(c) = (alpha_kc - m_k) - log sum_c' exp(alpha_kc' - m_k)``, ``m_k = max_c alpha_kc``
+(Bernoulli: ``alpha_k = (0, phi_k)``), and ``S`` is the ``n`` largest
+``G_x`` (ties to the lower index), in decreasing order of ``G``. Noise ``u``
+``(*batch, R, N)`` Uniform[0, 1): ``N`` uniforms per replicate, so the joint space must be small
+(``N <= MAX_JOINT``). Queries ``z`` ``(*batch, R, n, K)``. Cost ``n`` evaluations.
+
+With ``p(S)`` the probability of the unordered sample and ``p^{D\\A}(U)`` that of drawing the
+set ``U`` first when sampling without replacement from the domain without ``A``:
+
+* ``R(S, s) = p^{D\\{s}}(S \\ {s}) / p(S)`` (leave-one-out ratio),
+* ``R2(S, s, s') = p^{D\\{s,s'}}(S \\ {s,s'}) / p^{D\\{s}}(S \\ {s})`` for ``s' != s``, 1 for
+  ``s' = s``,
+* ``unord`` (eq. 10, the unordered set estimator with its built-in baseline), ``n >= 2``:
+  ``g = sum_{s in S} p(s) R(S, s) (f(s) - B(S, s)) grad log q(s)``,
+  ``B(S, s) = sum_{s' in S} p(s') R2(S, s, s') f(s')``. Given ``s in S``, ``S \\ {s}`` is a
+  sample of ``n - 1`` from the domain without ``s``, on which ``B - p(s) f(s)`` is the
+  unordered set estimate of ``sum_{s' != s} p(s') f(s')``; so ``E[B | s] = E_q[f]`` for every
+  ``s``, and the baseline adds no bias (it needs ``n >= 2``: with one sample there is no
+  ``S \\ {s}`` to estimate from).
+
+Every probability above is a sum over orderings, computed without the ``n!`` orderings by a
+recursion over subsets: for a set ``U`` still to be drawn and outside mass ``r`` (the
+probability of everything that is neither drawn nor removed),
+``G(U) = sum_{v in U} p(v) / (r + p(U)) G(U \\ {v})``, ``G({}) = 1``, and
+``p^{D\\A}(U) = G(U)`` with ``r = q(D \\ S)`` for every ``U = S \\ A``: the denominators are
+sums of positive probabilities (never ``1 - p``, which cancels at saturated logits). All in
+log space: ``log G`` over the ``2**n`` subsets of ``S`` (bit ``i`` of a mask is sample ``i``),
+each term a two-pass log-sum-exp (max, then ``exp`` summed in bit order), ``log r`` the
+log-sum-exp of ``log q`` over the configurations outside ``S``. Cost per replicate:
+``O(N K)`` for ``log r`` and ``O(2**n n)`` for the recursion (the ratios' cost grows
+exponentially with ``n``, hence ``n <= MAX_N``; the authors' code enumerates the ``n!``
+orderings instead). Weights: ``p(s) R(S, s) <= 1`` since ``p(S) >= p(s) p^{D\\{s}}(S\\{s})``.
+
+REINFORCE without replacement (``reinforce_wor``): the same samples, importance weights
+----------------------------------------------------------------------------------------
+``g = sum_{s in S} (p(s) / pi(s)) (f(s) - b) grad log q(s)``, ``b`` a constant baseline (0 by
+default), with ``pi(s) = P(s in S) = sum_{S' ni s} p(S')`` the exact inclusion probability of
+``s`` in a sample of ``n`` without replacement: the Horvitz-Thompson estimator, unbiased
+because ``E[sum_{s in S} h(s) / pi(s)] = sum_x h(x)`` and ``sum_x grad q(x) = 0``. Its weights
+``p(s) / pi(s) <= 1`` (``pi(s) >= p(s)``, the chance of being drawn first). Kool et al. 2020
+(section 2.3) write the importance-weighted estimator with ``pi(s)`` replaced by
+``P(s in S | kappa) = 1 - exp(-exp(log p(s) - kappa))``, ``kappa`` the ``(n+1)``-th largest
+perturbed log-probability (priority sampling): it needs no enumeration, but its weights are
+unbounded (``kappa`` can be arbitrarily large) and its fourth moment is infinite for
+``n <= 3``; the exact inclusion probabilities make the estimate a function of the set alone, with
+bounded weights and exact moments, at the cost of enumerating sets: ``pi`` is the sum of
+``p(S)`` over all ``binom(N, n)`` subsets, ``O(binom(N, n) (N + 2**n n))`` operations per
+problem (once per batch element, not per replicate), refused past ``MAX_SETS``. The unordered
+set estimator is the better use of the same samples (it conditions on the set without
+weighting each sample by itself); this record is there to measure by how much.
+Noise and queries: those of ``unord`` (the same samples for the same noise); ``n >= 1``
+(``n = 1`` is REINFORCE). Log-space throughout: ``log pi(x)`` is a two-pass log-sum-exp of
+``log p(S)`` over the sets containing ``x`` (sets in lexicographic order).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from reference._validate import float_array, positive_int
+from reference.contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
+from reference.distributions import get_distribution, log_softmax
+
+__all__ = ["VIMCO", "UNORD", "REINFORCE_WOR", "MAX_N", "MAX_JOINT", "MAX_SETS", "all_subsets",
+           "inclusion_log_probs", "vimco_signals", "joint_log_probs",
+           "gumbel_top", "logit_table", "subset_log_probs", "unord_weights"]
+
+#: the largest ``n`` of the unordered set estimator (its recursion has ``2**n`` subsets)
+MAX_N = 8
+#: the largest joint space ``C**K`` that Gumbel-top-k enumerates (one uniform per configuration)
+MAX_JOINT = 2**16
+#: the largest number of ``n``-subsets ``binom(C**K, n)`` whose probabilities ``reinforce_wor``
+#: sums for the exact inclusion probabilities
+MAX_SETS = 10**6
+
+
+# --------------------------------------------------------------------------- the formulas
+def vimco_signals(f_z: np.ndarray) -> np.ndarray:
+    """VIMCO's learning signals ``Lhat - Lhat_{-i}`` over the last axis (the ``n >= 2``
+    samples), in the arithmetic of the module docstring; shape of ``f_z``."""
+    n = f_z.shape[-1]
+    m = f_z.max(axis=-1)
+    S = np.zeros(f_z.shape[:-1])
+    for j in range(n):
+        S = S + np.exp(f_z[..., j] - m)
+    out = np.empty_like(f_z, dtype=np.float64)
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        mi = f_z[..., others[0]]
+        tot = np.zeros(f_z.shape[:-1])
+        for j in others:
+            mi = np.maximum(mi, f_z[..., j])
+            tot = tot + f_z[..., j]
+        fbar = tot / (n - 1)
+        Si = np.zeros(f_z.shape[:-1])
+        for j in others:
+            Si = Si + np.exp(f_z[..., j] - mi)
+        Si = Si + np.exp(fbar - mi)
+        out[..., i] = (m + np.log(S)) - (mi + np.log(Si))
+    return out
+
+
+def logit_table(dist: str, params: np.ndarray) -> np.ndarray:
+    """Categorical logits ``(B, K, C)``: ``alpha`` itself, or ``(0, phi_k)`` rows for
+    Bernoulli (``softmax(0, phi) = (1 - sigmoid(phi), sigmoid(phi))``), so that one
+    arithmetic serves both."""
+    if dist == "bernoulli":
+        return np.stack([np.zeros_like(params), params], axis=-1)
+    return params
+
+
+def _category_log_probs(dist: str, params: np.ndarray) -> np.ndarray:
+    """``log p_k(c) = (alpha_kc - max_c alpha_kc) - log sum_c exp(alpha_kc - max)``,
+    ``(B, K, C)``, on :func:`logit_table` (the fast backends' arithmetic)."""
+    return log_softmax(logit_table(dist, params))
+
+
+def joint_log_probs(dist: str, params: np.ndarray) -> np.ndarray:
+    """``log q(x)`` of every configuration, ``(B, C**K)`` in the order of
+    :meth:`Distribution.enumerate_configs`, summed over ``k`` in order."""
+    lp = _category_log_probs(dist, params)  # (B, K, C)
+    K, C = lp.shape[1], lp.shape[2]
+    Z = get_distribution(dist).enumerate_configs(K, C)  # (N, K)
+    out = np.zeros((lp.shape[0], Z.shape[0]))
+    for k in range(K):
+        out = out + lp[:, k, :][:, Z[:, k]]
+    return out
+
+
+def gumbel_top(log_q: np.ndarray, u: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(..., m)`` and values of the ``m`` largest ``G = log q - log(-log u)``
+    (``u = 0`` gives ``-inf``), in decreasing order, ties to the lower index.
+    ``log_q`` ``(B, N)``, ``u`` ``(B, R, N)``."""
+    with np.errstate(divide="ignore"):
+        g = np.where(u > 0, log_q[:, None, :] - np.log(-np.log(np.where(u > 0, u, 0.5))), -np.inf)
+    order = np.argsort(-g, axis=-1, kind="stable")[..., :m]
+    return order, np.take_along_axis(g, order, axis=-1)
+
+
+def _lse_terms(terms: list[np.ndarray]) -> np.ndarray:
+    """Two-pass log-sum-exp of a list of arrays: max, then ``exp`` summed in list order."""
+    mx = terms[0]
+    for t in terms[1:]:
+        mx = np.maximum(mx, t)
+    fin = np.isfinite(mx)
+    safe = np.where(fin, mx, 0.0)
+    s = np.zeros(mx.shape)
+    for t in terms:
+        s = s + np.exp(t - safe)
+    with np.errstate(divide="ignore"):
+        return np.where(fin, safe + np.log(s), mx)
+
+
+def subset_log_probs(lp: np.ndarray, log_rest: np.ndarray) -> np.ndarray:
+    """``log G(U)`` for every subset ``U`` of the ``n`` samples (bit ``i`` of the mask is
+    sample ``i``): the probability of drawing ``U`` first, in any order, from ``U`` plus an
+    outside mass ``exp(log_rest)``. ``lp`` ``(..., n)`` log-probabilities of the samples,
+    ``log_rest`` ``(...)``; returns ``(..., 2**n)``."""
+    n = lp.shape[-1]
+    out = np.empty(lp.shape[:-1] + (2**n,))
+    out[..., 0] = 0.0
+    for mask in range(1, 2**n):
+        bits = [v for v in range(n) if mask >> v & 1]
+        num = _lse_terms([lp[..., v] + out[..., mask ^ (1 << v)] for v in bits])
+        den = _lse_terms([log_rest] + [lp[..., v] for v in bits])
+        out[..., mask] = num - den
+    return out
+
+
+def unord_weights(lp: np.ndarray, log_rest: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """The unordered set estimator's per-sample weights
+    ``w_s = p(s) R(S, s) (f(s) - B(S, s))`` (eq. 10), shape of ``f`` ``(..., n)``."""
+    n = lp.shape[-1]
+    logG = subset_log_probs(lp, log_rest)
+    full = 2**n - 1
+    w = np.empty(f.shape)
+    for i in range(n):
+        wo_i = full ^ (1 << i)
+        base = np.zeros(f.shape[:-1])
+        for j in range(n):
+            if j == i:
+                base = base + np.exp(lp[..., j]) * f[..., j]
+            else:
+                base = base + np.exp(lp[..., j] + logG[..., wo_i ^ (1 << j)] - logG[..., wo_i]) \
+                    * f[..., j]
+        w[..., i] = np.exp(lp[..., i] + logG[..., wo_i] - logG[..., full]) * (f[..., i] - base)
+    return w
+
+
+def all_subsets(N: int, n: int) -> np.ndarray:
+    """Every ``n``-subset of ``range(N)`` as increasing rows in lexicographic order,
+    int64 ``(binom(N, n), n)``; refused (``ValueError``) past :data:`MAX_SETS`."""
+    from itertools import combinations
+    from math import comb
+
+    if comb(N, n) > MAX_SETS:
+        raise ValueError(f"the exact inclusion probabilities sum over binom({N}, {n}) = "
+                         f"{comb(N, n):.3g} subsets, more than MAX_SETS = {MAX_SETS}: use a "
+                         "smaller joint space C**K or a smaller n")
+    return np.array(list(combinations(range(N), n)), dtype=np.int64).reshape(-1, n)
+
+
+def _log_rest_of_sets(lq: np.ndarray, sets: np.ndarray) -> np.ndarray:
+    """``log`` of the mass outside each set: lq ``(N,)``, sets ``(M, n)`` -> ``(M,)``."""
+    outside = np.broadcast_to(lq, (sets.shape[0], lq.size)).copy()
+    np.put_along_axis(outside, sets, -np.inf, axis=1)
+    mx = outside.max(axis=1)
+    fin = np.isfinite(mx)
+    safe = np.where(fin, mx, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.where(fin, safe + np.log(np.exp(outside - safe[:, None]).sum(axis=1)), mx)
+
+
+def inclusion_log_probs(dist: str, params: np.ndarray, n: int) -> np.ndarray:
+    """``log pi(x)``, ``pi(x) = P(x in S)`` for a sample ``S`` of ``n`` without replacement,
+    for every configuration: params ``(B, *event)`` -> ``(B, C**K)``."""
+    lq_all = joint_log_probs(dist, params)
+    sets = all_subsets(lq_all.shape[1], n)
+    out = np.empty(lq_all.shape)
+    for b, lq in enumerate(lq_all):
+        log_ps = subset_log_probs(lq[sets], _log_rest_of_sets(lq, sets))[:, -1]  # (M,)
+        mx = np.full(lq.size, -np.inf)
+        np.maximum.at(mx, sets.ravel(), np.repeat(log_ps, n))
+        acc = np.zeros(lq.size)
+        np.add.at(acc, sets.ravel(), np.exp(np.repeat(log_ps, n) - mx[sets.ravel()]))
+        out[b] = mx + np.log(acc)
+    return out
+
+
+def _config_index(z: np.ndarray, C: int) -> np.ndarray:
+    K = z.shape[-1]
+    return z @ (C ** np.arange(K - 1, -1, -1, dtype=np.int64))
+
+
+def _unord_parts(dist: str, params: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-probabilities of the samples ``(B, R, n)`` and the log outside mass ``(B, R)``."""
+    lq = joint_log_probs(dist, params)  # (B, N)
+    C = 2 if dist == "bernoulli" else params.shape[-1]
+    idx = _config_index(z, C)  # (B, R, n)
+    lp = np.take_along_axis(lq[:, None, :], idx, axis=-1)
+    outside = np.broadcast_to(lq[:, None, :], idx.shape[:2] + lq.shape[-1:]).copy()
+    np.put_along_axis(outside, idx, -np.inf, axis=-1)
+    mx = outside.max(axis=-1)
+    fin = np.isfinite(mx)
+    safe = np.where(fin, mx, 0.0)
+    with np.errstate(divide="ignore"):
+        log_rest = np.where(fin, safe + np.log(np.exp(outside - safe[..., None]).sum(axis=-1)), mx)
+    return lp, log_rest
+
+
+def _score_sum(dist: str, params: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndarray:
+    s = get_distribution(dist).score(params, z)  # (B, R, n, K[, C])
+    w = w.reshape(w.shape + (1,) * (s.ndim - w.ndim))
+    return (w * s).sum(axis=2)
+
+
+def _vimco_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
+    return Queries(get_distribution(dist).sample(params, noise["u"]))
+
+
+def _vimco_combine(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict):
+    return _score_sum(dist, params, queries.z, vimco_signals(answers.f_z))
+
+
+def _unord_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
+    lq = joint_log_probs(dist, params)
+    idx, _ = gumbel_top(lq, noise["u"], opts["n"])
+    K = params.shape[1]
+    C = 2 if dist == "bernoulli" else params.shape[-1]
+    Z = get_distribution(dist).enumerate_configs(K, C)
+    return Queries(Z[idx])
+
+
+def _unord_combine(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict):
+    lp, log_rest = _unord_parts(dist, params, queries.z)
+    return _score_sum(dist, params, queries.z, unord_weights(lp, log_rest, answers.f_z))
+
+
+def _wor_combine(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict):
+    C = 2 if dist == "bernoulli" else params.shape[-1]
+    idx = _config_index(queries.z, C)  # (B, R, n)
+    lq = joint_log_probs(dist, params)[:, None, :]
+    lpi = inclusion_log_probs(dist, params, queries.z.shape[2])[:, None, :]
+    ratio = np.exp(np.take_along_axis(lq, idx, axis=-1) - np.take_along_axis(lpi, idx, axis=-1))
+    return _score_sum(dist, params, queries.z, ratio * (answers.f_z - opts["baseline"]))
+
+
+NUMPY_VIMCO = Backend(_vimco_queries, _vimco_combine)
+NUMPY_UNORD = Backend(_unord_queries, _unord_combine)
+NUMPY_WOR = Backend(_unord_queries, _wor_combine)
+
+
+# ---------------------------------------------------------------------------- the records
+def _vimco_u_shape(K: int, C: int, opts: dict[str, Any]) -> tuple[int, ...]:
+    return (opts["n"], K)
+
+
+def _joint_u_shape(K: int, C: int, opts: dict[str, Any]) -> tuple[int, ...]:
+    N = int(C) ** int(K)
+    if N > MAX_JOINT:
+        raise ValueError(f"sampling without replacement by Gumbel-top-k on the joint space needs "
+                         f"one uniform per configuration: C**K = {C}**{K} = {N} exceeds "
+                         f"MAX_JOINT = {MAX_JOINT}")
+    if opts["n"] > N:
+        raise ValueError(f"n = {opts['n']} distinct configurations cannot be drawn from "
+                         f"C**K = {N}")
+    return (N,)
+
+
+def _check_vimco(opts: dict[str, Any]) -> dict[str, Any]:
+    opts["n"] = positive_int(opts["n"], "n (VIMCO needs n >= 2)", 2)
+    return opts
+
+
+def _check_unord(opts: dict[str, Any]) -> dict[str, Any]:
+    opts["n"] = positive_int(opts["n"], "n (the built-in baseline needs n >= 2)", 2)
+    if opts["n"] > MAX_N:
+        raise ValueError(f"n = {opts['n']} exceeds MAX_N = {MAX_N}: the leave-one-out ratios "
+                         f"cost 2**n terms per replicate (the exact oracle binom(C**K, n) 2**n n)")
+    return opts
+
+
+def _check_wor(opts: dict[str, Any]) -> dict[str, Any]:
+    opts["n"] = positive_int(opts["n"], "n", 1)
+    if opts["n"] > MAX_N:
+        raise ValueError(f"n = {opts['n']} exceeds MAX_N = {MAX_N}: every set probability costs "
+                         "2**n terms, for each of the binom(C**K, n) sets")
+    opts["baseline"] = float(float_array(opts["baseline"], "baseline"))
+    return opts
+
+
+VIMCO = Estimator(
+    name="vimco",
+    title="VIMCO: n samples, leave-one-out signals against the geometric mean of the others",
+    distributions=("bernoulli", "categorical"),
+    unbiased=True,
+    noise=(NoiseSpec("u", "uniform", _vimco_u_shape,
+                     "u[..., r, i, k]: the uniform that draws z_k of sample i of replicate r "
+                     "(inverse CDF; see reference.distributions)"),),
+    option_defaults={"n": 2},
+    check_options=_check_vimco,
+    cost_fn=lambda K, C, o: Cost(o["n"]),
+    backends=backend_paths("multi_sample", "VIMCO"),
+    exact_moments_path="verify.moments.multi_sample:vimco_moments",
+    references="Mnih & Rezende 2016 (arXiv 1602.06725), eq. 9 (geometric-mean variant)",
+    examples=({"n": 2}, {"n": 3}),
+    target="E[log (1/n) sum_i exp f(z_i)], z_i iid q (the multi-sample bound)",
+    target_gradient_path="verify.moments.multi_sample:vimco_target_gradient",
+)
+
+UNORD = Estimator(
+    name="unord",
+    title="unordered set estimator with its built-in baseline, n samples without replacement",
+    distributions=("bernoulli", "categorical"),
+    unbiased=True,
+    noise=(NoiseSpec("u", "uniform", _joint_u_shape,
+                     "u[..., r, x]: the uniform of configuration x (index sum_k z_k C**(K-1-k)); "
+                     "the sample is the n largest log q(x) - log(-log u[x]) (Gumbel-top-k)"),),
+    option_defaults={"n": 2},
+    check_options=_check_unord,
+    cost_fn=lambda K, C, o: Cost(o["n"]),
+    backends=backend_paths("multi_sample", "UNORD"),
+    exact_moments_path="verify.moments.multi_sample:unord_moments",
+    references="Kool, van Hoof & Welling 2020 (arXiv 2002.06043), eq. 10",
+    examples=({"n": 2}, {"n": 3}),
+)
+
+REINFORCE_WOR = Estimator(
+    name="reinforce_wor",
+    title="REINFORCE without replacement: unord's samples, weights p(s)/pi(s) (exact inclusion "
+          "probabilities), constant baseline",
+    distributions=("bernoulli", "categorical"),
+    unbiased=True,
+    noise=UNORD.noise,
+    option_defaults={"n": 2, "baseline": 0.0},
+    check_options=_check_wor,
+    cost_fn=lambda K, C, o: Cost(o["n"]),
+    backends=backend_paths("multi_sample", "WOR"),
+    exact_moments_path="verify.moments.multi_sample:reinforce_wor_moments",
+    references="Kool, van Hoof & Welling 2020 (arXiv 2002.06043), section 2.3; Horvitz & "
+               "Thompson 1952",
+    # n = 2 only: under the CUDA simulator the 41,664 sets of n = 3 on the K=3, C=4 problem
+    # take minutes (tests/test_multi_sample.py runs n = 3 on every backend on smaller spaces)
+    examples=({"n": 2}, {"n": 2, "baseline": 0.5}),
+)

@@ -1,0 +1,71 @@
+"""Exact variances of multi-sample estimators at equal objective evaluations.
+
+For ``C`` in {2, 3, 5}: the categorical toy (``f(z) = sum_k 0.5 + (z_k + 1)/(30 C)``, logits 0,
+the ARSM paper's toy per dimension) with ``K = 1`` and ``K = 2``, and a random table with
+``K = 2`` (seeded, logits ``1.5 N(0, 1)``). The budget is ARSM+'s,
+``M = C(C-1)/2 + 1`` evaluations of ``f``: REINFORCE-LOO with ``n = M`` i.i.d. samples, ARSM+
+(at most ``M`` distinct evaluations), and the two without-replacement estimators with
+``n_wor = min(M, C**K, 8)`` distinct samples (``unord``'s ``MAX_N`` is 8, and a joint space of
+``C**K < M`` configurations is exhausted with fewer evaluations, which makes the estimate
+exact), next to REINFORCE-LOO with the same ``n_wor``. Every number is the trace of the exact
+covariance of one replicate (no sampling). CARMS is not registered yet, so it has no column.
+
+Run: ``python scripts/multi_sample_variance.py`` (about half a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import _cli  # the scripts folder is first on sys.path when a script runs
+import numpy as np
+
+from reference import REGISTRY, TableObjective, categorical_toy, random_table
+from reference.estimators.multi_sample.numpy_reference import MAX_N
+
+
+def toy_table(K: int, C: int, R: float = 30.0) -> TableObjective:
+    """The categorical toy summed over ``K`` dimensions, as a table."""
+    per = categorical_toy(C, R).table()  # (C,)
+    grids = np.meshgrid(*([per] * K), indexing="ij")
+    return TableObjective(np.sum(grids, axis=0), "categorical")
+
+
+def problems(C: int) -> list[tuple[str, int, np.ndarray, TableObjective]]:
+    rng = np.random.default_rng(2000 + C)
+    return [("toy", 1, np.zeros((1, C)), toy_table(1, C)),
+            ("toy", 2, np.zeros((2, C)), toy_table(2, C)),
+            ("random", 2, 1.5 * rng.standard_normal((2, C)),
+             random_table(2, C, seed=20 + C, domain="categorical"))]
+
+
+def trace(name: str, alpha: np.ndarray, obj: TableObjective, **opts) -> float:
+    return REGISTRY[name].exact_moments("categorical", alpha, obj, **opts).variance_trace
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--C", type=int, nargs="+", default=[2, 3, 5])
+    args = parser.parse_args(argv)
+    _cli.at_least(parser, "--C", args.C, 2)
+    cols = ["LOO(n=M)", "ARSM+", "UNORD", "WOR", "LOO(n=nw)"]
+    print(f"{'problem':8s} {'K':>2s} {'C':>2s} {'M':>3s} {'nw':>3s} "
+          + " ".join(f"{c:>10s}" for c in cols))
+    t0 = time.perf_counter()
+    for C in args.C:
+        M = C * (C - 1) // 2 + 1
+        for label, K, alpha, obj in problems(C):
+            nw = min(M, C**K, MAX_N)
+            v = [trace("reinforce_loo", alpha, obj, n=M), trace("arsm_plus", alpha, obj),
+                 trace("unord", alpha, obj, n=max(nw, 2)),
+                 trace("reinforce_wor", alpha, obj, n=nw),
+                 trace("reinforce_loo", alpha, obj, n=max(nw, 2))]
+            print(f"{label:8s} {K:2d} {C:2d} {M:3d} {nw:3d} "
+                  + " ".join(f"{x:10.3e}" for x in v), flush=True)
+    print(f"({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,385 @@
+"""The multi-sample family (VIMCO, the unordered set estimator): the oracle against brute force
+over ordered tuples with independent transcriptions of the papers' formulas, VIMCO's target
+gradient against finite differences of the exact target, the without-replacement law of the
+Gumbel-top-k sampler, and the refusals past the stated limits."""
+
+from __future__ import annotations
+
+from itertools import permutations, product
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import logsumexp
+
+import verify
+import verify.strategies as vst
+from reference import evaluate, get_estimator, random_table
+from reference.estimators.multi_sample.numpy_reference import (
+    MAX_JOINT,
+    MAX_N,
+    gumbel_top,
+    joint_log_probs,
+    subset_log_probs,
+    unord_weights,
+    vimco_signals,
+)
+from verify.exact import config_probabilities, make_problem, score_matrix
+from verify.moments import multi_sample as ms
+
+VIMCO = get_estimator("vimco")
+UNORD = get_estimator("unord")
+
+
+def _problems():
+    rng = np.random.default_rng(11)
+    return [
+        make_problem("bernoulli", rng.normal(size=2), random_table(2, 2, 3)),
+        make_problem("categorical", 1.5 * rng.normal(size=(1, 3)), random_table(1, 3, 4)),
+        make_problem("categorical", 1.5 * rng.normal(size=(2, 2)), random_table(2, 2, 5, "categorical")),
+    ]
+
+
+PROBLEMS = _problems()
+
+
+def _tuples(pr, n):
+    """Every ordered n-tuple of configuration indices with its i.i.d. probability."""
+    q = config_probabilities(pr).ravel()
+    for t in product(range(q.size), repeat=n):
+        yield np.array(t), float(np.prod(q[list(t)]))
+
+
+def _mean_cov(items):
+    w = np.array([p for p, _ in items])
+    G = np.array([g for _, g in items])
+    mean = w @ G
+    dev = G - mean
+    return mean, (dev * w[:, None]).T @ dev
+
+
+# -------------------------------------------------------------------------------- VIMCO
+def _vimco_direct(f):
+    """The paper's eq. 9 written directly: Lhat - Lhat_{-i} with log-mean-exp."""
+    n = f.size
+    lhat = logsumexp(f) - np.log(n)
+    out = np.empty(n)
+    for i in range(n):
+        g = f.copy()
+        g[i] = np.delete(f, i).mean()
+        out[i] = lhat - (logsumexp(g) - np.log(n))
+    return out
+
+
+@pytest.mark.parametrize("pr", PROBLEMS, ids=lambda p: p.dist.name + str(p.params.shape))
+@pytest.mark.parametrize("n", [2, 3])
+def test_vimco_oracle_equals_brute_force_over_tuples(pr, n):
+    f = pr.f_table().ravel()
+    S = score_matrix(pr)
+    grad_items, est_items = [], []
+    for t, p in _tuples(pr, n):
+        lhat = logsumexp(f[t]) - np.log(n)
+        grad_items.append((p, lhat * S[t].sum(axis=0)))
+        est_items.append((p, _vimco_direct(f[t]) @ S[t]))
+    target, _ = _mean_cov(grad_items)  # grad L = E[Lhat sum_i s(z_i)]
+    mean, cov = _mean_cov(est_items)
+    g = ms.vimco_target_gradient(pr.dist, pr.params, pr.objective, n=n)
+    m = VIMCO.exact_moments(pr.dist, pr.params, pr.objective, n=n)
+    assert np.allclose(g.ravel(), target, rtol=0, atol=1e-14)
+    assert np.allclose(m.mean.ravel(), mean, rtol=0, atol=1e-14)
+    assert np.allclose(m.cov, cov, rtol=0, atol=1e-14)
+    # the target is not E_q[f]: a bias against grad E_q[f] would be reported wrongly
+    assert np.abs(g - verify.exact_gradient(pr)).max() > 1e-4
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_vimco_target_gradient_matches_finite_differences(n):
+    pr = make_problem("categorical", np.array([[0.3, -0.8, 1.1], [0.0, 0.5, -0.4]]),
+                      random_table(2, 3, 9))
+    g = ms.vimco_target_gradient(pr.dist, pr.params, pr.objective, n=n)
+    h = 1e-3
+    fd = np.zeros_like(pr.params)
+    for idx in np.ndindex(pr.params.shape):
+        vals = []
+        for step in (-2, -1, 1, 2):
+            p = pr.params.copy()
+            p[idx] += step * h
+            vals.append(ms.vimco_target_value(pr.dist, p, pr.objective, n=n))
+        fd[idx] = (vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+    assert np.abs(g - fd).max() < 1e-10
+    assert np.abs(g).max() > 1e-2
+
+
+def test_vimco_signals_match_the_direct_formula_and_stay_finite():
+    rng = np.random.default_rng(3)
+    f = rng.normal(scale=5, size=(50, 4))
+    assert np.allclose(vimco_signals(f), np.array([_vimco_direct(r) for r in f]), atol=1e-12)
+    # one value dominating by 1000 nats: a global max shift would take log(0) for the others
+    f = np.array([[1000.0, -1000.0, 0.0], [-700.0, -700.0, 700.0]])
+    w = vimco_signals(f)
+    assert np.all(np.isfinite(w))
+    assert np.allclose(w, np.array([_vimco_direct(r) for r in f]), rtol=1e-12, atol=1e-12)
+
+
+def test_vimco_backends_agree_on_extreme_values():
+    est = VIMCO
+    alpha = np.array([[0.0, 1.0, -1.0]])
+
+    class Wild:
+        K, C = 1, 3
+
+        def __call__(self, z):
+            return np.array([800.0, -800.0, 3.0])[z[..., 0]]
+
+    noise = est.draw_noise(np.random.default_rng(0), "categorical", alpha.shape, 40, n=3)
+    ref = est.estimate("categorical", alpha, Wild(), noise, n=3)
+    assert np.all(np.isfinite(ref))
+    cpu = est.estimate("categorical", alpha, Wild(), noise, backend="cpu", n=3)
+    assert np.allclose(cpu, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
+# ---------------------------------------------------------------- the unordered set estimator
+def _p_set_orderings(p, members, removed=()):
+    """p^{D \\ removed}(members): the sum over orderings of the successive probabilities."""
+    total = 1.0 - sum(p[a] for a in removed)
+    out = 0.0
+    for order in permutations(members):
+        prob, left = 1.0, total
+        for x in order:
+            prob *= p[x] / left
+            left -= p[x]
+        out += prob
+    return out
+
+
+def _unord_paper(p, f, S):
+    """Eq. 10 of Kool et al. 2020 transcribed with orderings, independently of the recursion."""
+    pS = _p_set_orderings(p, S)
+    w = []
+    for s in S:
+        rest = [x for x in S if x != s]
+        R = _p_set_orderings(p, rest, (s,)) / pS
+        base = p[s] * f[s]
+        for s2 in rest:
+            rest2 = [x for x in S if x not in (s, s2)]
+            base += p[s2] * f[s2] * _p_set_orderings(p, rest2, (s, s2)) / \
+                _p_set_orderings(p, rest, (s,))
+        w.append(p[s] * R * (f[s] - base))
+    return pS, np.array(w)
+
+
+def test_subset_recursion_equals_the_sum_over_orderings():
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.ones(7))
+    for S in ([0, 3], [1, 2, 6], [0, 2, 4, 5]):
+        lp = np.log(p[S])
+        rest = np.log(p[[x for x in range(7) if x not in S]].sum())
+        logG = subset_log_probs(lp, np.array(rest))
+        for mask in range(1, 2 ** len(S)):
+            members = [S[i] for i in range(len(S)) if mask >> i & 1]
+            removed = [S[i] for i in range(len(S)) if not mask >> i & 1]
+            assert np.isclose(np.exp(logG[mask]), _p_set_orderings(p, members, removed),
+                              rtol=1e-13, atol=0)
+
+
+def test_set_probabilities_sum_to_one():
+    pr = make_problem("categorical", np.array([[2.0, -1.0, 0.0, 0.5, -3.0]]),
+                      random_table(1, 5, 1))
+    lq = joint_log_probs("categorical", pr.params[None])[0]
+    for n in (1, 2, 3, 5):
+        total = 0.0
+        for S in ms.subsets(5, n):
+            rest = [x for x in range(5) if x not in S]
+            lr = logsumexp(lq[rest]) if rest else -np.inf
+            total += np.exp(subset_log_probs(lq[S], np.array(lr))[-1])
+        assert abs(total - 1.0) < 1e-14
+
+
+@pytest.mark.parametrize("pr", PROBLEMS, ids=lambda p: p.dist.name + str(p.params.shape))
+@pytest.mark.parametrize("n", [2, 3])
+def test_unord_oracle_equals_paper_formula_over_sets(pr, n):
+    f = pr.f_table().ravel()
+    p = config_probabilities(pr).ravel()
+    S_mat = score_matrix(pr)
+    items = []
+    for S in ms.subsets(p.size, n):
+        pS, w = _unord_paper(p, f, list(S))
+        items.append((pS, w @ S_mat[S]))
+        rest = [x for x in range(p.size) if x not in S]
+        lr = np.log(p[rest].sum()) if rest else -np.inf
+        assert np.allclose(unord_weights(np.log(p[S]), np.array(lr), f[S]), w, rtol=1e-12,
+                           atol=1e-15)
+    mean, cov = _mean_cov(items)
+    m = UNORD.exact_moments(pr.dist, pr.params, pr.objective, n=n)
+    assert np.allclose(m.mean.ravel(), mean, rtol=0, atol=1e-14)
+    assert np.allclose(m.cov, cov, rtol=0, atol=1e-14)
+    assert np.allclose(m.mean, verify.exact_gradient(pr), rtol=0, atol=1e-14)
+
+
+def test_unord_with_the_whole_space_is_the_exact_gradient():
+    # n = C**K: the sample is every configuration, so the estimate is exact and constant
+    noise = UNORD.draw_noise(np.random.default_rng(1), "categorical", (1, 3), 5, n=3)
+    pr1 = make_problem("categorical", np.array([[0.2, -1.0, 1.4]]), random_table(1, 3, 2))
+    g = UNORD.estimate("categorical", pr1.params, pr1.objective, noise, n=3)
+    assert np.allclose(g, verify.exact_gradient(pr1)[None], rtol=0, atol=1e-15)
+    m = UNORD.exact_moments("categorical", pr1.params, pr1.objective, n=3)
+    assert np.abs(m.cov).max() < 1e-30
+
+
+def test_gumbel_top_k_draws_sets_with_their_without_replacement_probabilities():
+    """Frequencies of each 2-subset of 4 configurations against p(S) (Hoeffding, 1e-6)."""
+    alpha = np.array([[1.0, 0.0, -1.0, 0.5]])
+    lq = joint_log_probs("categorical", alpha[None])[0]
+    p = np.exp(lq)
+    R = 40000
+    u = np.random.default_rng(2).random((1, R, 4))
+    idx, _ = gumbel_top(lq[None], u, 2)
+    sets = np.sort(idx[0], axis=1)
+    pairs = ms.subsets(4, 2)
+    tol = np.sqrt(np.log(2 * len(pairs) / 1e-6) / (2 * R))
+    for S in pairs:
+        freq = np.mean((sets[:, 0] == S[0]) & (sets[:, 1] == S[1]))
+        assert abs(freq - _p_set_orderings(p, list(S))) < tol
+    # the first element is a draw from q itself
+    for x in range(4):
+        assert abs(np.mean(idx[0, :, 0] == x) - p[x]) < tol
+
+
+def test_unord_refuses_past_its_limits():
+    with pytest.raises(ValueError, match="MAX_N"):
+        UNORD.options(n=MAX_N + 1)
+    with pytest.raises(ValueError, match="n >= 2"):
+        UNORD.options(n=1)
+    with pytest.raises(ValueError, match="cannot be drawn"):
+        UNORD.draw_noise(np.random.default_rng(0), "categorical", (1, 3), 2, n=4)
+    K = int(np.log2(MAX_JOINT)) + 1
+    with pytest.raises(ValueError, match="MAX_JOINT"):
+        UNORD.draw_noise(np.random.default_rng(0), "bernoulli", (K,), 2, n=2)
+    with pytest.raises(ValueError, match="MAX_TERMS"):
+        UNORD.exact_moments("bernoulli", np.zeros(10), random_table(10, 2, 0), n=4)
+    with pytest.raises(ValueError, match="MAX_TERMS"):
+        VIMCO.exact_moments("bernoulli", np.zeros(8), random_table(8, 2, 0), n=4)
+    with pytest.raises(ValueError, match="n >= 2"):
+        VIMCO.options(n=1)
+
+
+def test_unord_has_lower_variance_than_loo_on_a_peaked_distribution():
+    """Without replacement the sample never repeats the mode; with a peaked q and the same
+    number of evaluations the unordered set estimator beats REINFORCE-LOO here (exact)."""
+    alpha = np.array([[3.0, 0.0, -0.5, -1.0]])
+    f = random_table(1, 4, 8)
+    un = UNORD.exact_moments("categorical", alpha, f, n=3).variance_trace
+    loo = get_estimator("reinforce_loo").exact_moments("categorical", alpha, f, n=3).variance_trace
+    assert un < loo
+
+
+# ------------------------------------------------------------- REINFORCE without replacement
+WOR = get_estimator("reinforce_wor")
+
+
+def test_inclusion_probabilities_equal_sums_over_orderings():
+    from reference.estimators.multi_sample.numpy_reference import inclusion_log_probs
+
+    alpha = np.array([[1.0, -0.5, 0.0, 2.0, -2.0]])
+    p = np.exp(joint_log_probs("categorical", alpha[None])[0])
+    for n in (1, 2, 3, 4):
+        pi = np.exp(inclusion_log_probs("categorical", alpha[None], n)[0])
+        want = [sum(_p_set_orderings(p, list(S)) for S in ms.subsets(5, n) if x in S)
+                for x in range(5)]
+        assert np.allclose(pi, want, rtol=1e-13, atol=0)
+        assert abs(pi.sum() - n) < 1e-13  # n members per sample
+        assert np.all(pi >= p * (1 - 1e-15))  # hence weights p / pi <= 1
+
+
+@pytest.mark.parametrize("pr", PROBLEMS, ids=lambda p: p.dist.name + str(p.params.shape))
+def test_reinforce_wor_with_one_sample_is_reinforce(pr):
+    a = WOR.exact_moments(pr.dist, pr.params, pr.objective, n=1, baseline=0.3)
+    b = get_estimator("reinforce").exact_moments(pr.dist, pr.params, pr.objective, n=1,
+                                                 baseline=0.3)
+    assert np.allclose(a.mean, b.mean, rtol=0, atol=1e-14)
+    assert np.allclose(a.cov, b.cov, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("pr", PROBLEMS, ids=lambda p: p.dist.name + str(p.params.shape))
+@pytest.mark.parametrize("n", [2, 3])
+def test_reinforce_wor_oracle_equals_horvitz_thompson_over_sets(pr, n):
+    f = pr.f_table().ravel()
+    p = config_probabilities(pr).ravel()
+    S_mat = score_matrix(pr)
+    sets = ms.subsets(p.size, n)
+    pS = np.array([_p_set_orderings(p, list(S)) for S in sets])
+    pi = np.array([pS[[x in S for S in sets]].sum() for x in range(p.size)])
+    items = [(ps, (p[S] / pi[S] * (f[S] - 0.5)) @ S_mat[S]) for ps, S in zip(pS, sets, strict=True)]
+    mean, cov = _mean_cov(items)
+    m = WOR.exact_moments(pr.dist, pr.params, pr.objective, n=n, baseline=0.5)
+    assert np.allclose(m.mean.ravel(), mean, rtol=0, atol=1e-14)
+    assert np.allclose(m.cov, cov, rtol=0, atol=1e-14)
+    assert np.allclose(m.mean, verify.exact_gradient(pr), rtol=0, atol=1e-14)
+
+
+def test_reinforce_wor_refuses_too_many_sets():
+    from reference.estimators.multi_sample.numpy_reference import MAX_SETS
+
+    # C**K = 4096 configurations, binom(4096, 3) > MAX_SETS subsets to sum over
+    alpha = np.zeros((6, 4))
+    noise = WOR.draw_noise(np.random.default_rng(0), "categorical", alpha.shape, 1, n=3)
+    q = WOR.queries("categorical", alpha, noise, n=3)
+    answers = evaluate(random_table(6, 4, 0), q)
+    with pytest.raises(ValueError, match="MAX_SETS"):
+        WOR.combine("categorical", alpha, q, answers, n=3)
+    assert MAX_SETS < 4096 * 4095 * 4094 // 6
+
+
+@pytest.mark.parametrize("name", ["unord", "reinforce_wor"])
+@pytest.mark.parametrize("dist,shape", [("categorical", (2, 3)), ("bernoulli", (3,))])
+def test_without_replacement_backends_agree_for_n3(name, dist, shape, small_cuda_grid):
+    # the registry's examples keep reinforce_wor at n = 2 (simulator time); n = 3 here
+    from conftest import HAS_GPU
+
+    est = get_estimator(name)
+    rng = np.random.default_rng(4)
+    params = rng.normal(size=shape)
+    K, C = (shape[0], 2) if dist == "bernoulli" else shape
+    pr = make_problem(dist, params, random_table(K, C, 6))
+    opts = {"n": 3, "baseline": 0.5} if name == "reinforce_wor" else {"n": 3}
+    verify.check_port(verify.backend_port(est, "cpu", dist), est, pr, R=2000, seed=3,
+                      raise_on_failure=True, **opts)
+    verify.check_port(verify.backend_port(est, "cuda", dist), est, pr, R_shared=4, seed=3,
+                      distribution=HAS_GPU, raise_on_failure=True, **opts)
+
+
+def test_report_row_measures_bias_against_the_records_target():
+    from verify.report import _row, row_ok
+
+    row = _row(0, "vimco", "categorical", 0, 0, R=300, seed=0, R_shared=4, cuda_mode="off",
+               cuda_agrees=None)
+    assert "log (1/n)" in row["target"]
+    assert row["bias_max_abs"] < 1e-12 and row_ok(row)
+    pr = verify.problems.builtin_problems("categorical")[0][1]
+    m = VIMCO.exact_moments("categorical", pr.params, pr.objective, n=2)
+    assert np.abs(m.bias(verify.exact_gradient(pr))).max() > 1e-3  # E_q[f] is not its target
+
+
+@given(vst.problems(K=st.integers(1, 3), C=st.integers(2, 3), max_abs=50.0), st.integers(2, 3))
+@settings(max_examples=25)
+def test_means_are_their_targets_gradients_at_extreme_logits(problem, n):
+    """Logits up to +-50: finite moments, unbiased for each record's target (the gradient is
+    computed independently of the estimators' set recursion and signals)."""
+    grad = verify.exact_gradient(problem)
+    tol = 1e-11 * max(1.0, np.abs(problem.f_table()).max())
+    d, p, f = problem.dist.name, problem.params, problem.objective
+    N = problem.C ** problem.K
+    for est in (UNORD, WOR):
+        if n <= N:
+            m = est.exact_moments(d, p, f, n=n)
+            assert np.all(np.isfinite(m.cov))
+            assert np.abs(m.mean - grad).max() <= tol
+    m = VIMCO.exact_moments(d, p, f, n=n)
+    assert np.abs(m.mean - VIMCO.target_gradient(d, p, f, n=n)).max() <= tol
+    # and the estimates themselves are finite on every backend but CUDA (simulator time)
+    for est in (UNORD, WOR, VIMCO):
+        if n <= N:
+            noise = est.draw_noise(np.random.default_rng(0), d, p.shape, 8, n=n)
+            for backend in ("numpy", "cpu"):
+                assert np.all(np.isfinite(est.estimate(d, p, f, noise, backend=backend, n=n)))
