@@ -170,11 +170,16 @@ def _rebar(dist, params, noise, opts):
             "v": _uniform(noise["v"], "v")}
 
 
+def _without_replacement(dist, params, noise, opts):
+    z = get_estimator("unord").queries(dist, params, noise, n=opts["n"]).z
+    return {"gumbel_joint": standard_gumbel(noise["u"]), "z": z}
+
+
 #: estimator name -> (function of (dist, params, noise, options), what each key holds)
 FEEDS: dict[str, tuple[Any, str]] = {}
 for _names, _fn, _doc in (
         (("reinforce", "reinforce_loo", "ar", "nvil", "muprop", "double_cv", "straight_through",
-          "gst", "reinmax", "simple"), _score_like,
+          "gst", "reinmax", "simple", "vimco"), _score_like,
          "z: the samples (categorical/Bernoulli/k-subset), int64 shaped like u"),
         (("arm", "disarm"), lambda d, p, nz, o: {"b2": BERNOULLI.sample(p, nz["u"]),
                                                  "b1": (nz["u"] > 1 - BERNOULLI.probs(p)[
@@ -193,7 +198,11 @@ for _names, _fn, _doc in (
          "z (n, K): samples; exponential (n, m, K, C): E of the conditional Gumbels"),
         (("rebar", "relax"), _rebar,
          "b (n, K): samples; logistic (n, K): L with z = phi - L; v: the conditional "
-         "relaxation's uniform (used as is)")):
+         "relaxation's uniform (used as is)"),
+        (("unord", "reinforce_wor"), _without_replacement,
+         "gumbel_joint (N,): one standard Gumbel per configuration of the joint space, in the "
+         "order of Distribution.enumerate_configs; the sample is the n largest log q(z) + G "
+         "(ties to the lower index), z (n, K) in decreasing order")):
     for _n in _names:
         FEEDS[_n] = (_fn, _doc)
 
