@@ -27,5 +27,9 @@ def test_all_kernels_compile_to_ptx_sm90():
     names = {ln.split()[4].split("(")[0] for ln in lines}
     assert {"sample_bernoulli", "sample_categorical", "score_combine_bernoulli",
             "score_combine_categorical"} <= names
-    assert len(lines) >= 2 * len(names)  # float64 and float32 signatures
+    # float64 and float32 signatures, except kernels whose inputs are float64 whatever the
+    # parameters' dtype (wor_tables: log q and inclusion probabilities of the joint space,
+    # built from a float64 table)
+    float64_only = {"wor_tables"}
+    assert len(lines) >= 2 * len(names - float64_only) + len(float64_only & names)
     assert len(REGISTRY) >= 2
