@@ -19,17 +19,18 @@ The helpers (caching, moments from enumerated values, RQMC) are the relaxation f
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from reference.ksubset import check_k, gumbel, sum_of_gamma_noise, top_k
 
-from ..exact import ksubset_probabilities, make_problem
+from ..exact import PYTHON_STEP, check_budget, ksubset_probabilities, make_problem, mp_mean_cov
 from . import Moments
-from .relaxation import cached_moments, grad_at, moments_from_values, rqmc_moments
+from .relaxation import _grad_ops, cached_moments, grad_at, moments_from_values, rqmc_moments
 
-__all__ = ["simple_moments", "ksubset_perturb_moments"]
+__all__ = ["simple_moments", "ksubset_perturb_moments", "simple_moments_mp"]
 
 
 # --------------------------------------------------------------------------- SIMPLE
@@ -38,10 +39,11 @@ def simple_moments(dist: Any, params: object, objective: Any, k: int | None = No
     """Exact moments of SIMPLE: ``g(z) = Cov_theta(z) dy(z)`` over all ``binom(n, k)`` subsets."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
-        check_k(k, pr.K)
+        N = math.comb(pr.K, check_k(k, pr.K))
+        check_budget("SIMPLE's exact moments", memory_bytes=8.0 * N * (4 * pr.K + 4),
+                     operations=6.0 * N * pr.K * pr.K)
         Z, p = ksubset_probabilities(pr, k)
-        mu = p @ Z
-        cov_z = (Z * p[:, None]).T @ Z - np.outer(mu, mu)
+        cov_z = _subset_covariance(Z, p)
         dy = grad_at(objective, Z.astype(np.float64))
         m = moments_from_values(p, dy @ cov_z, S, pr.params.shape,
                                 "exact: enumeration over all k-subsets")
@@ -49,6 +51,51 @@ def simple_moments(dist: Any, params: object, objective: Any, k: int | None = No
         return Moments(m.mean, m.cov, m.method, 1e-13 * max(1.0, float(np.abs(dy).max())),
                        m.range_bound)
     return cached_moments("simple", dist, params, objective, {"k": k, "S": S}, compute)
+
+
+def _subset_covariance(Z: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``Cov(z)`` under the probabilities ``p (N,)`` of the subsets ``Z (N, n)``, in centred
+    form with ``z_i - mu_i`` taken as ``P(z_i = 0)`` when ``z_i = 1`` (summed over the subsets
+    without ``i``) and ``-mu_i`` otherwise: every term is then accurate in relative terms, where
+    ``E[z z^T] - mu mu^T`` (the former form) and ``1 - mu_i`` cancel for a nearly sure subset
+    (scores ``+-50``: it returned 0 or rounding noise of 1e-17 for variances of 1e-44)."""
+    Zb = Z.astype(bool)
+    mu = p @ Zb
+    not_mu = p @ ~Zb  # 1 - mu without cancellation
+    D = np.where(Zb, not_mu[None, :], -mu[None, :])
+    cov = (D * p[:, None]).T @ D
+    return 0.5 * (cov + cov.T)
+
+
+def simple_moments_mp(dist: Any, params: object, objective: Any, k: int | None = None,
+                      S: int = 1, *, dps: int = 60) -> Moments:
+    """:func:`simple_moments` in arbitrary precision (``mpmath``, ``dps`` digits), from the
+    definitions ``p(z) = exp(theta . z) / sum_z' exp(theta . z')``, ``Cov_theta(z)`` as a
+    centred sum over the subsets and ``g(z) = Cov_theta(z) dy(z)``, the scores and the
+    objective's float64 gradients taken as exact; rounded to float64 at the end. Small ``n``
+    only (``binom(n, k) <= a few hundred``)."""
+    import mpmath
+
+    pr = make_problem(dist, params, objective)
+    kk = check_k(k, pr.K)
+    N, n = math.comb(pr.K, kk), pr.K
+    check_budget("simple_moments_mp", memory_bytes=8.0 * N * n * (dps / 8 + 1),
+                 operations=PYTHON_STEP * N * n * (n + 2 * N))
+    Z, _ = ksubset_probabilities(pr, kk)
+    ctx = mpmath.mp.clone()
+    ctx.dps = dps
+    theta = [ctx.mpf(float(t)) for t in pr.params]
+    e = [ctx.exp(ctx.fsum(theta[i] for i in range(n) if z[i])) for z in Z]
+    total = ctx.fsum(e)
+    p = [x / total for x in e]
+    _, cov_z = mp_mean_cov(ctx, p, [[ctx.mpf(int(v)) for v in z] for z in Z])
+    dy = grad_at(objective, Z.astype(np.float64))
+    gs = [[ctx.fsum(cov_z[i][j] * ctx.mpf(float(d[j])) for j in range(n)) for i in range(n)]
+          for d in dy]
+    mean, cov = mp_mean_cov(ctx, p, gs)
+    return Moments(np.array([float(x) for x in mean]),
+                   np.array([[float(x) / S for x in row] for row in cov]),
+                   f"mpmath ({dps} digits): definition over all k-subsets")
 
 
 # ------------------------------------------------------- I-MLE / AIMLE (RQMC)
@@ -95,5 +142,8 @@ def ksubset_perturb_moments(dist: Any, params: object, objective: Any, k: int | 
         # gammaincinv dominates the cost: fewer points for Sum-of-Gamma noise
         return rqmc_moments(values, dim, S, theta.shape,
                              f"top-k perturb-and-MAP with {perturbation} noise",
-                             log2_points=10 if sog else 11)
+                            log2_points=10 if sog else 11,
+                            # gammaincinv costs about a thousand operations per draw
+                            ops_per_point=(1e3 * dim if sog else 50.0 * n)
+                            + 3 * (20.0 * n + _grad_ops(pr)))
     return cached_moments("ksub", dist, params, objective, opts, compute)

@@ -36,14 +36,24 @@ import numpy as np
 
 from reference.distributions import log_sigmoid, sigmoid, softmax
 from reference.ksubset import gumbel
+from reference.objectives import TableObjective
 
-from ..exact import config_probabilities, configurations, make_problem, mp_configurations, mp_mean_cov
+from ..exact import (
+    PYTHON_STEP,
+    check_budget,
+    check_enumeration_budget,
+    config_probabilities,
+    configurations,
+    make_problem,
+    mp_configurations,
+    mp_mean_cov,
+)
 from . import Moments
 from .quadrature import LAW_ERROR, argmax_joint_law, rqmc_mean_cov
 
 __all__ = ["straight_through_moments", "imle_moments", "gumbel_softmax_moments",
            "st_gumbel_softmax_moments", "moments_from_values", "cached_moments", "grad_at",
-           "rqmc_moments", "straight_through_moments_mp"]
+           "rqmc_moments", "straight_through_moments_mp", "check_rqmc_budget"]
 
 _CACHE: dict[tuple, Moments] = {}
 _CACHE_MAX = 256
@@ -79,6 +89,15 @@ def moments_from_values(q: np.ndarray, g: np.ndarray, samples: int, shape: tuple
     return Moments(mean.reshape(shape), 0.5 * (cov + cov.T), method, 0.0, rb.reshape(shape))
 
 
+def _grad_ops(pr: Any) -> float:
+    """Operations of one ``grad_y f`` at one point: the multilinear extension of a table
+    contracts the ``C**K`` table once per variable; other objectives' ``relaxed`` is
+    elementwise work, a few operations per entry."""
+    if type(pr.objective).relaxed is TableObjective.relaxed:
+        return float(pr.K) * float(pr.C) ** pr.K
+    return 10.0 * pr.K * pr.C
+
+
 def grad_at(objective: Any, y: np.ndarray) -> np.ndarray:
     """``grad_y f`` at the points ``y``, broadcast to ``y.shape`` (``TableObjective.relaxed``
     drops the batch axes when ``K = 1``)."""
@@ -100,6 +119,13 @@ def straight_through_moments(dist: Any, params: object, objective: Any, n: int =
     """Exact moments of straight-through with ``n`` samples (enumeration of ``C**K`` configs)."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
+        P = pr.params.size
+        # dy and the pairwise differences (N, K, C, C), g and its deviations (N, P), and the
+        # (P, P) product of the deviations
+        check_enumeration_budget("straight-through's exact moments", pr.C, pr.K,
+                                 floats_per_config=3 * P + pr.K * pr.C * pr.C,
+                                 ops_per_config=2 * P * P + 4 * pr.K * pr.C * pr.C,
+                                 extra_bytes=16.0 * P * P)
         Z = configurations(pr)
         q = config_probabilities(pr).ravel()
         dy = grad_at(objective, _points(pr.dist.name, Z, pr.C))
@@ -136,6 +162,14 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
         alpha, K, C = pr.params, pr.K, pr.C
+        # per configuration: K joint argmax laws of C**(V-1) probabilities, each a Python-level
+        # piecewise integration (tens of steps), and two rank-one (P, P) updates
+        V = 3 if target == "two_sided" else 2
+        check_enumeration_budget("I-MLE/AIMLE's exact moments", C, K,
+                                 floats_per_config=2 * K * C,
+                                 ops_per_config=K * C ** (V - 1) * 30 * PYTHON_STEP
+                                 + 4 * (K * C) ** 2,
+                                 extra_bytes=24.0 * (K * C) ** 2)
         Z = configurations(pr)
         q = config_probabilities(pr).ravel()
         dys = grad_at(objective, _points("categorical", Z, C))
@@ -186,13 +220,32 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
 
 # ------------------------------------------------------------------ RQMC-certified ones
 def rqmc_moments(fn, dim: int, samples: int, shape: tuple[int, ...], what: str,
-                  log2_points: int = 11, randomizations: int = 32) -> Moments:
+                  log2_points: int = 11, randomizations: int = 32,
+                  ops_per_point: float = 0.0) -> Moments:
+    """Moments of ``samples``-sample averages of ``fn(U)`` by :func:`rqmc_mean_cov`, refused up
+    front (:func:`verify.exact.check_budget`) when the points, the ``(P, P)`` second moments of
+    every randomization or their products would not fit: ``ops_per_point`` is the caller's
+    estimate of one evaluation of ``fn`` at one point (objective, maps), on top of the
+    ``P**2`` of the second moment."""
+    check_rqmc_budget(what, dim, int(np.prod(shape)), log2_points, randomizations, ops_per_point)
     mean, cov, half = rqmc_mean_cov(fn, dim, log2_points=log2_points,
                                     randomizations=randomizations, confidence=1 - 1e-6)
     return Moments(mean.reshape(shape), cov / samples,
                    f"certified: randomized QMC ({randomizations} scrambled Sobol sets of "
                    f"2^{log2_points} points) over the noise of one sample, {what}; error bound = "
                    "Student-t half-width at confidence 1 - 1e-6", half)
+
+
+def check_rqmc_budget(what: str, dim: int, P: int, log2_points: int, randomizations: int,
+                      ops_per_point: float = 0.0) -> None:
+    """The up-front refusal of an RQMC computation over ``dim`` uniforms with ``P`` outputs:
+    the points and values of one randomization, ``2 * randomizations`` stored ``(P, P)``
+    second moments, and ``P**2 + dim + ops_per_point`` operations per point."""
+    points = 2.0 ** log2_points
+    check_budget(f"the RQMC moments of {what}",
+                 memory_bytes=8.0 * (points * (4.0 * dim + 4.0 * P)
+                                     + 2.0 * randomizations * float(P) ** 2),
+                 operations=randomizations * points * (float(P) ** 2 + 20.0 * dim + ops_per_point))
 
 
 def _gs_values(pr, objective: Any, U: np.ndarray, tau: float, straight: bool) -> np.ndarray:
@@ -217,7 +270,7 @@ def gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: float
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
         return rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, False), pr.K * pr.C, n,
-                             pr.params.shape, "Gumbel-Softmax")
+                            pr.params.shape, "Gumbel-Softmax", ops_per_point=_grad_ops(pr))
     return cached_moments("gs", dist, params, objective, {"tau": tau, "n": n}, compute)
 
 
@@ -227,7 +280,8 @@ def st_gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: fl
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
         return rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, True), pr.K * pr.C, n,
-                             pr.params.shape, "straight-through Gumbel-Softmax")
+                            pr.params.shape, "straight-through Gumbel-Softmax",
+                            ops_per_point=_grad_ops(pr))
     return cached_moments("stgs", dist, params, objective, {"tau": tau, "n": n}, compute)
 
 
