@@ -20,8 +20,15 @@ rounding). ``S`` (or ``n``) samples per replicate divide the single-sample covar
 * ``gumbel_softmax`` and ``st_gumbel_softmax``:
   **certified** by randomized quasi-Monte Carlo over the noise of one sample
   (:func:`verify.moments.quadrature.rqmc_mean_cov`; 32 scrambled Sobol sets of ``2**11``
-  points), with the Student-t half-width at confidence ``1 - 1e-6`` (over all entries) as the
-  error bound. (No closed form: the soft sample enters smoothly.)
+  points), with the Student-t half-width at confidence ``1 - 1e-6`` (over all entries,
+  propagated to the covariance) as the error bound. (No closed form: the soft sample enters
+  smoothly.) Each Gumbel of a category that rarely competes with the top one (``exp(-(max a -
+  a_c)) < eps``) is drawn from a defensive mixture with a copy shifted onto the top logit
+  (share ``eps = 2**-ceil(log2(2 K C))``), and the points are importance weighted
+  (:func:`_mixture_gumbels`): plain RQMC saw no point where ``y (1 - y)`` matters at saturated
+  logits and violated its own bound from ``|phi| = 20`` (at ``phi = 50`` it reported mean 0 and
+  bound 0 for a true mean of -4e-20); ``tests/test_certificates.py`` checks the bound against
+  mpmath quadrature at ``+-50``.
 
 Results are cached per (method, problem, options): the registry-wide tests ask for the same
 moments several times.
@@ -248,20 +255,87 @@ def check_rqmc_budget(what: str, dim: int, P: int, log2_points: int, randomizati
                  operations=randomizations * points * (float(P) ** 2 + 20.0 * dim + ops_per_point))
 
 
+def _gs_mixture(pr) -> tuple[np.ndarray, np.ndarray]:
+    """Per variable and category, the shift ``s_kc = max_c' a_kc' - a_kc >= 0`` of the logits
+    ``a`` (``(0, phi_k)`` for Bernoulli, as the two Gumbels enter ``x = phi + G_1 - G_0``) and
+    the defensive mixture weight ``eps_kc``: ``2**-ceil(log2(2 K C))`` where the category
+    competes with the top one with probability about ``exp(-s) < eps`` (else 0, no mixture)."""
+    a = pr.params if pr.dist.name == "categorical" else \
+        np.stack([np.zeros(pr.K), pr.params], axis=1)
+    shift = a.max(axis=1, keepdims=True) - a
+    eps = 2.0 ** -math.ceil(math.log2(2 * pr.K * pr.C))
+    return shift, np.where(np.exp(-shift) < eps, eps, 0.0)
+
+
+def _mixture_gumbels(U: np.ndarray, shift: np.ndarray, eps: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Gumbels ``G (N, K, C)`` drawn from the defensive mixture ``r = (1 - eps) p + eps
+    p(. - shift)`` (``p`` the standard Gumbel density; the first ``1 - eps`` of each uniform maps
+    to ``p`` by its inverse CDF, the rest to the shifted copy) and the importance weights
+    ``prod p / r <= (1 - eps)^-(K C)``, shape ``(N,)``. The shifted copy puts a share ``eps``
+    of the points where category ``c`` competes with the top one, a region of probability about
+    ``exp(-shift)`` under ``p`` that unweighted RQMC misses in every randomization (it then
+    reported a spread of 0 around a mean of 0 at ``phi = 50``, whose true mean is -4e-20, and
+    violated its bound from ``|phi| = 20``)."""
+    V = U.reshape((-1,) + shift.shape)
+    base = V < 1.0 - eps
+    safe = np.where(eps > 0, eps, 1.0)
+    v = np.where(base, V / (1.0 - eps), (V - (1.0 - eps)) / safe)
+    G = gumbel(np.minimum(v, np.nextafter(1.0, 0.0))) + np.where(base, 0.0, shift)
+    # p(g - s) / p(g) = exp(s - expm1(s) exp(-g)): 0 (not NaN) where the exponent overflows
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = shift - np.expm1(shift) * np.exp(-G)
+    ratio = np.exp(np.minimum(np.nan_to_num(t, nan=-np.inf), 700.0))
+    w = 1.0 / ((1.0 - eps) + eps * ratio)
+    return G, w.reshape(len(V), -1).prod(axis=1)
+
+
 def _gs_values(pr, objective: Any, U: np.ndarray, tau: float, straight: bool) -> np.ndarray:
-    K, C = pr.K, pr.C
-    G = gumbel(U.reshape(-1, K, C))
+    """One sample's Gumbel-Softmax estimate at the mixture's points, as ``[w g, sqrt(w) g]``
+    (``w`` the importance weight): RQMC means of the first block are ``E[g]`` and Gram
+    matrices of the second ``E[g g^T]``."""
+    C = pr.C
+    shift, eps = _gs_mixture(pr)
+    G, w = _mixture_gumbels(U, shift, eps)
     if pr.dist.name == "bernoulli":
         x = pr.params + (G[..., 1] - G[..., 0])
         y = sigmoid(x / tau)
         point = (x > 0).astype(np.float64) if straight else y
         dy = grad_at(objective, point)
-        return (y * (1 - y) * dy / tau).reshape(len(U), -1)
-    x = pr.params + G
-    y = softmax(x / tau)
-    point = (x.argmax(axis=-1)[..., None] == np.arange(C)).astype(np.float64) if straight else y
-    dy = grad_at(objective, point)
-    return (y * (dy - (y * dy).sum(axis=-1, keepdims=True)) / tau).reshape(len(U), -1)
+        # y (1 - y) from log-sigmoids: 1 - y rounds to 0 where x / tau > 37
+        g = (np.exp(log_sigmoid(x / tau) + log_sigmoid(-x / tau)) * dy / tau).reshape(len(U), -1)
+    else:
+        x = pr.params + G
+        y = softmax(x / tau)
+        point = (x.argmax(axis=-1)[..., None] == np.arange(C)).astype(np.float64) if straight \
+            else y
+        dy = grad_at(objective, point)
+        g = (y * np.einsum("...d,...cd->...c", y, dy[..., :, None] - dy[..., None, :])
+             / tau).reshape(len(U), -1)
+    return np.concatenate([w[:, None] * g, np.sqrt(w)[:, None] * g], axis=1)
+
+
+def _weighted_rqmc_moments(fn, dim: int, samples: int, shape: tuple[int, ...], what: str,
+                           ops_per_point: float) -> Moments:
+    """:func:`rqmc_moments` for an ``fn`` returning ``[w g, sqrt(w) g]`` (importance
+    sampling): mean from the first block, second moment from the Gram matrix of the second.
+    The half-width ``h`` covers every entry of both blocks' means and Gram matrices, so the
+    covariance ``E[w g g^T] - mean mean^T`` is within ``h + 2 (|m_1| + |m_2|) h + 2 h^2``."""
+    P = int(np.prod(shape))
+    log2_points, randomizations = 11, 32
+    check_rqmc_budget(what, dim, 2 * P, log2_points, randomizations, ops_per_point)
+    mean2, cov2, half = rqmc_mean_cov(fn, dim, log2_points=log2_points,
+                                      randomizations=randomizations, confidence=1 - 1e-6)
+    m1, m2 = mean2[:P], mean2[P:]
+    second = cov2[P:, P:] + np.outer(m2, m2)
+    cov = second - np.outer(m1, m1)
+    err = half + 2.0 * (float(np.abs(m1).max()) + float(np.abs(m2).max())) * half \
+        + 2.0 * half * half
+    return Moments(m1.reshape(shape), 0.5 * (cov + cov.T) / samples,
+                   f"certified: randomized QMC ({randomizations} scrambled Sobol sets of "
+                   f"2^{log2_points} points) over the noise of one sample, {what}, with defensive "
+                   "importance sampling of the Gumbels where a category rarely competes; error "
+                   "bound = Student-t half-width at confidence 1 - 1e-6, propagated", err)
 
 
 def gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: float = 1.0,
@@ -269,8 +343,9 @@ def gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: float
     """Certified (RQMC) moments of Gumbel-Softmax / binary Concrete."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
-        return rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, False), pr.K * pr.C, n,
-                            pr.params.shape, "Gumbel-Softmax", ops_per_point=_grad_ops(pr))
+        return _weighted_rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, False),
+                                      pr.K * pr.C, n, pr.params.shape, "Gumbel-Softmax",
+                                      _grad_ops(pr))
     return cached_moments("gs", dist, params, objective, {"tau": tau, "n": n}, compute)
 
 
@@ -279,9 +354,9 @@ def st_gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: fl
     """Certified (RQMC) moments of straight-through Gumbel-Softmax."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
-        return rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, True), pr.K * pr.C, n,
-                            pr.params.shape, "straight-through Gumbel-Softmax",
-                            ops_per_point=_grad_ops(pr))
+        return _weighted_rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, True),
+                                      pr.K * pr.C, n, pr.params.shape,
+                                      "straight-through Gumbel-Softmax", _grad_ops(pr))
     return cached_moments("stgs", dist, params, objective, {"tau": tau, "n": n}, compute)
 
 
