@@ -124,6 +124,7 @@ PUBLIC_MODULES = {
     ],
     "verify.moments.relaxation": [
         "cached_moments", "check_rqmc_budget", "grad_at", "gumbel_softmax_moments", "imle_moments",
+        "imle_moments_mp",
         "moments_from_values", "rqmc_moments", "st_gumbel_softmax_moments",
         "straight_through_moments", "straight_through_moments_mp"
     ],

@@ -60,7 +60,7 @@ from .quadrature import LAW_ERROR, argmax_joint_law, rqmc_mean_cov
 
 __all__ = ["straight_through_moments", "imle_moments", "gumbel_softmax_moments",
            "st_gumbel_softmax_moments", "moments_from_values", "cached_moments", "grad_at",
-           "rqmc_moments", "straight_through_moments_mp", "check_rqmc_budget"]
+           "rqmc_moments", "straight_through_moments_mp", "check_rqmc_budget", "imle_moments_mp"]
 
 _CACHE: dict[tuple, Moments] = {}
 _CACHE_MAX = 256
@@ -383,3 +383,82 @@ def straight_through_moments_mp(dist: Any, params: object, objective: Any, n: in
     mean, cov = mp_mean_cov(ctx, qs, gs)
     return Moments(np.array([float(x) for x in mean]).reshape(pr.params.shape),
                    np.array([[float(x) / n for x in row] for row in cov]), f"mpmath ({dps} digits)")
+
+
+def imle_moments_mp(dist: Any, params: object, objective: Any, lambda_: float = 1.0,
+                    divide_by_lambda: bool = True, S: int = 1, target: str = "one_sided",
+                    adaptive: bool = False, beta: float = 1.0, *, dps: int = 80) -> Moments:
+    """:func:`imle_moments` in arbitrary precision (``mpmath``, ``dps`` digits) for ``C = 2``,
+    where the joint law of the argmaxes under shared Gumbel noise has an independent closed
+    form: with ``L = G_1 - G_0`` standard logistic, vector ``w`` picks category 1 iff ``L > w_0 -
+    w_1``, so every joint outcome is an interval of ``L`` and its probability a difference of
+    sigmoids. Enumeration over ``z`` as in the float64 method; ``dy`` (the objective's float64
+    gradients) and ``lambda`` are computed from float64 inputs taken as exact."""
+    import mpmath
+
+    pr = make_problem(dist, params, objective)
+    if pr.dist.name != "categorical" or pr.C != 2:
+        raise ValueError("imle_moments_mp has a closed form for categorical C = 2 only")
+    K, P = pr.K, 2 * pr.K
+    check_enumeration_budget("imle_moments_mp", 2, K, floats_per_config=P * dps / 8,
+                             ops_per_config=PYTHON_STEP * (P * P + 16 * K))
+    ctx = mpmath.mp.clone()
+    ctx.dps = dps
+    _, rows, configs, qs = mp_configurations(pr, dps)
+    rows = [[ctx.mpf(x) for x in r] for r in rows]
+    qs = [ctx.mpf(x) for x in qs]
+    dys = grad_at(objective, _points("categorical", np.array(configs), 2))
+    alpha = pr.params
+
+    def cdf(t):  # P(L <= t), the logistic CDF
+        return 1 / (1 + ctx.exp(-t))
+
+    def interval(lo, hi):  # P(lo < L <= hi)
+        return cdf(hi) - cdf(lo) if hi > lo else ctx.mpf(0)
+
+    def side(lo, hi, c, t):  # narrow (lo, hi] to the side of t where category c wins
+        return (max(lo, t), hi) if c == 1 else (lo, min(hi, t))
+
+    mean = [ctx.mpf(0)] * P
+    second = [[ctx.mpf(0)] * P for _ in range(P)]
+    for z, qz, dy in zip(configs, qs, dys, strict=True):
+        lam = _lambda(alpha, dy, adaptive, lambda_, beta)
+        m = [ctx.mpf(0)] * P
+        block = [[ctx.mpf(0)] * P for _ in range(P)]
+        if lam > 0:
+            w = (2 * lam if target == "two_sided" else lam) if divide_by_lambda else 1.0
+            w = ctx.mpf(w)
+            for k in range(K):
+                i = int(z[k])
+                a = [ctx.mpf(float(x)) for x in alpha[k]]
+                step = [ctx.mpf(lam) * ctx.mpf(float(x)) for x in dy[k]]
+                lo, hi = side(-ctx.inf, ctx.inf, i, a[0] - a[1])
+                if target == "two_sided":
+                    plus = [a[c] + step[c] for c in range(2)]
+                    minus = [a[c] - step[c] for c in range(2)]
+                    outcomes = [((j, l), side(*side(lo, hi, j, plus[0] - plus[1]), l,
+                                              minus[0] - minus[1]))
+                                for j in range(2) for l in range(2)]
+                else:
+                    tgt = [a[c] - step[c] for c in range(2)]
+                    outcomes = [((i, j), side(lo, hi, j, tgt[0] - tgt[1])) for j in range(2)]
+                vals = [[ctx.mpf(0)] * 2 for _ in range(2)]
+                probs = []
+                for (j, l), (a_, b_) in outcomes:
+                    diff = [ctx.mpf(int(c == j) - int(c == l)) / w for c in range(2)]
+                    probs.append((interval(a_, b_) / rows[k][i], diff))
+                for c in range(2):
+                    m[2 * k + c] = ctx.fsum(p * d[c] for p, d in probs)
+                for c in range(2):
+                    for e in range(2):
+                        vals[c][e] = ctx.fsum(p * (d[c] - m[2 * k + c]) * (d[e] - m[2 * k + e])
+                                              for p, d in probs)
+                        block[2 * k + c][2 * k + e] = vals[c][e]
+        for a_ in range(P):
+            mean[a_] += qz * m[a_]
+            for b_ in range(P):
+                second[a_][b_] += qz * (block[a_][b_] + m[a_] * m[b_])
+    cov = [[(second[a_][b_] - mean[a_] * mean[b_]) / S for b_ in range(P)] for a_ in range(P)]
+    return Moments(np.array([float(x) for x in mean]).reshape(alpha.shape),
+                   np.array([[float(x) for x in row] for row in cov]),
+                   f"mpmath ({dps} digits): logistic closed form of the C = 2 argmax laws")
