@@ -323,3 +323,36 @@ def test_imle_moments_match_mpmath_for_two_categories(alpha, seed, opts):
     assert np.all(np.abs(m.mean - truth.mean) <= 1e-11 * np.abs(truth.mean) + 1e-300)
     sd = np.sqrt(np.clip(np.diag(truth.cov), 0, None))
     assert np.all(np.abs(m.cov - truth.cov) <= 1e-9 * np.outer(sd, sd) + 1e-300)
+
+
+@pytest.mark.parametrize("theta", [[3.0, 0.0], [20.0, 0.0], [0.0, 50.0], [50.0, -50.0]])
+def test_imle_ksubset_bound_holds_at_saturated_scores(theta):
+    """Top-1 of two items under Gumbel noise is the logistic closed form (the flip happens on an
+    interval of ``L = G_1 - G_0``). RQMC missed flips of probability 3e-10 (gap 20) and 5e-21
+    (gap 50) in every randomization and reported bound 0; the resolution floor covers them."""
+    import mpmath
+
+    ctx = mpmath.mp.clone()
+    ctx.dps = 40
+    theta = np.array(theta)
+    b = np.array([0.9, 0.2])
+    m = reference.get_estimator("imle_ksubset").exact_moments(
+        "ksubset", theta, reference.objectives.SubsetQuadratic(b), k=1, perturbation="gumbel")
+    cdf = lambda t: 1 / (1 + ctx.exp(-t))  # noqa: E731
+    mean, second = np.zeros(2, dtype=object), np.zeros((2, 2), dtype=object)
+    t0 = ctx.mpf(theta[0] - theta[1])  # item 1 wins iff L > t0 (tau = lambda = 1)
+    for i in (0, 1):
+        z = np.eye(2)[i]
+        w = theta - 2 * (z - b)  # the target scores theta - lambda dy, dy = 2 (z - b)
+        t1 = ctx.mpf(w[0] - w[1])
+        lo, hi = (t0, ctx.inf) if i == 1 else (-ctx.inf, t0)
+        for j in (0, 1):
+            a_, b_ = (max(lo, t1), hi) if j == 1 else (lo, min(hi, t1))
+            p = cdf(b_) - cdf(a_) if b_ > a_ else ctx.mpf(0)
+            g = np.array([ctx.mpf(z[c] - (c == j)) for c in range(2)], dtype=object)
+            mean = mean + p * g
+            second = second + p * np.outer(g, g)
+    cov = (second - np.outer(mean, mean)).astype(float)
+    assert np.all(np.abs(m.mean - mean.astype(float)) <= m.error_bound)
+    assert np.all(np.abs(m.cov - cov) <= m.error_bound)
+    assert m.error_bound <= 1e-2  # and says something (sup |g| = 1 here)

@@ -10,8 +10,11 @@ rounding). ``S`` samples per replicate divide the single-sample covariance by ``
 * ``imle_ksubset`` and ``aimle_ksubset``: **certified** by randomized quasi-Monte Carlo over
   the noise of one sample (:func:`verify.moments.quadrature.rqmc_mean_cov`; 32 scrambled Sobol
   sets of ``2**10`` points for Sum-of-Gamma noise, ``2**11`` for Gumbel), with the Student-t
-  half-width at confidence ``1 - 1e-6`` (over all entries) as the error bound. (No closed form:
-  top-k under Sum-of-Gamma noise has no known joint law.)
+  half-width at confidence ``1 - 1e-6`` (over all entries) as the error bound, plus a
+  resolution floor ``RESOLUTION / M * sup |g|`` (``M`` the number of points): a flip of the
+  top-k set rarer than about ``1 / M`` may fall on no point (at saturated scores the bound was
+  0 and missed the truth). (No closed form: top-k under Sum-of-Gamma noise has no known joint
+  law.)
 
 The helpers (caching, moments from enumerated values, RQMC) are the relaxation family's
 (:mod:`verify.moments.relaxation`), as the estimators build on that family's formulas.
@@ -99,6 +102,30 @@ def simple_moments_mp(dist: Any, params: object, objective: Any, k: int | None =
 
 
 # ------------------------------------------------------- I-MLE / AIMLE (RQMC)
+#: events rarer than RESOLUTION / (number of RQMC points) are taken as possibly unseen
+RESOLUTION = 10.0
+
+
+def _imle_sup(pr: Any, k: int, objective: Any, lambda_: float, divide: bool, target: str,
+              adaptive: bool, beta: float) -> float:
+    """``sup |g_i|`` over the noise: an entry of a difference of two subsets is at most 1, so
+    ``1 / w`` with ``w`` the smallest divisor (``lambda`` or ``2 lambda``; with an adaptive
+    ``lambda`` its smallest value over every subset ``z``, by enumeration), or 1 undivided."""
+    if not divide:
+        return 1.0
+    if adaptive:
+        Z, _ = ksubset_probabilities(pr, k)
+        dy = grad_at(objective, Z.astype(np.float64))
+        nd = np.sqrt((dy**2).sum(axis=-1))
+        lam = beta * math.sqrt(float(np.sum(pr.params**2))) / nd[nd > 0] if np.any(nd > 0) \
+            else np.array([np.inf])
+        lam_min = float(lam.min()) if lam.size else math.inf
+    else:
+        lam_min = float(lambda_)
+    w = 2 * lam_min if target == "two_sided" else lam_min
+    return 1.0 / w if w > 0 else 0.0
+
+
 def ksubset_perturb_moments(dist: Any, params: object, objective: Any, k: int | None = None,
                             perturbation: str = "sum_of_gamma", tau: float = 1.0, s: int = 10,
                             lambda_: float = 1.0, S: int = 1, divide_by_lambda: bool = True,
@@ -140,10 +167,22 @@ def ksubset_perturb_moments(dist: Any, params: object, objective: Any, k: int | 
             return np.where(lam[:, None] > 0, g, 0.0)
 
         # gammaincinv dominates the cost: fewer points for Sum-of-Gamma noise
-        return rqmc_moments(values, dim, S, theta.shape,
-                             f"top-k perturb-and-MAP with {perturbation} noise",
-                            log2_points=10 if sog else 11,
-                            # gammaincinv costs about a thousand operations per draw
-                            ops_per_point=(1e3 * dim if sog else 50.0 * n)
-                            + 3 * (20.0 * n + _grad_ops(pr)))
+        log2_points, randomizations = (10 if sog else 11), 32
+        m = rqmc_moments(values, dim, S, theta.shape,
+                         f"top-k perturb-and-MAP with {perturbation} noise",
+                         log2_points=log2_points, randomizations=randomizations,
+                         # gammaincinv costs about a thousand operations per draw
+                         ops_per_point=(1e3 * dim if sog else 50.0 * n)
+                         + 3 * (20.0 * n + _grad_ops(pr)))
+        # The resolution floor. A flip of the top-k set that the noise causes with probability
+        # below about 1 / (points * randomizations) may fall on no point at all; RQMC then
+        # reports a spread of 0 around a mean of 0 (scores +-50: bound 0 for a true mean of
+        # -5e-21, and at a gap of 20 the truth 3e-10 lay outside the bound). Such events move
+        # the mean by at most their probability times sup |g|, so the bound adds
+        # RESOLUTION / M times sup |g| (sup |g|^2 for the covariance), M the number of points.
+        g_sup = _imle_sup(pr, kk, objective, lambda_, divide_by_lambda, target, adaptive, beta)
+        floor = RESOLUTION / (2.0**log2_points * randomizations) * max(g_sup, g_sup**2)
+        return Moments(m.mean, m.cov, m.method + f"; plus a resolution floor of {RESOLUTION} / "
+                       "(points x randomizations) times sup |g| (events too rare to be sampled)",
+                       m.error_bound + floor, np.full(theta.shape, 2 * g_sup))
     return cached_moments("ksub", dist, params, objective, opts, compute)
