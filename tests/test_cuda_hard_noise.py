@@ -14,6 +14,8 @@ Phase 1 must agree exactly (discrete queries) and phase 2 to 1e-12 of the output
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,7 @@ _PARAMS = {
 }
 
 
-def _pool(dist: str, params: np.ndarray) -> np.ndarray:
+def _pool(dist: str, params: np.ndarray, near_ties: bool = True) -> np.ndarray:
     if dist == "bernoulli":
         steps = np.concatenate([sigmoid(params), sigmoid(-params)])
     elif dist == "categorical":
@@ -35,7 +37,8 @@ def _pool(dist: str, params: np.ndarray) -> np.ndarray:
     else:
         steps = np.array([0.5])
     steps = np.concatenate([steps, [0.25, 0.5, 0.75, 1 / 3, 2 / 3]])
-    near = np.concatenate([np.nextafter(steps, 0.0), np.nextafter(steps, 1.0)])
+    near = np.concatenate([np.nextafter(steps, 0.0), np.nextafter(steps, 1.0)]) if near_ties \
+        else np.zeros(0)
     ends = [0.0, 5e-324, 1e-300, 1e-17, np.nextafter(1.0, 0.0), 1.0 - 2**-40]
     pool = np.unique(np.concatenate([steps, near, ends]))
     return pool[(pool >= 0.0) & (pool < 1.0)]
@@ -64,8 +67,12 @@ def test_cuda_matches_numpy_on_hard_noise(name, dist, opts, small_cuda_grid):
     C = params.shape[1] if dist == "categorical" else 2
     f = reference.random_table(K, C, seed=5, domain="categorical" if dist == "categorical"
                                else "binary")
-    pool = _pool(dist, params)
-    rng = np.random.default_rng(abs(hash((name, dist))) % 2**32)
+    # the swap family compares Dirichlet entries built from these uniforms: two of them one ulp
+    # apart make its argmin a rounding decision, on which NumPy and the kernels differ (the
+    # finding pinned by test_swap_backends_disagree_on_dirichlet_entries_one_ulp_apart)
+    pool = _pool(dist, params, near_ties="u_pi" not in {n.name for n in est.noise})
+    # a fixed seed per case (str hashes change between processes)
+    rng = np.random.default_rng(zlib.crc32(f"{name}/{dist}/{sorted(opts.items())}".encode()))
     noise = _noise(est, dist, params, 2 * len(pool), pool, opts, rng)
     q_ref = est.queries(dist, params, noise, backend="numpy", **opts)
     q_gpu = est.queries(dist, params, noise, backend="cuda", **opts)
@@ -81,3 +88,22 @@ def test_cuda_matches_numpy_on_hard_noise(name, dist, opts, small_cuda_grid):
     assert np.all(np.isfinite(ref)), "the reference is not finite on this noise"
     scale = max(1.0, float(np.abs(ref).max()))
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12 * scale)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="finding (issue 16, not fixed here): ARS+ on uniforms "
+                   "1/3 and nextafter(1/3) in a row of tied logits: the NumPy reference and the "
+                   "CPU/CUDA kernels (which agree with each other) decide the near-tied argmin "
+                   "differently; the contract's arithmetic for such ties is not specified")
+def test_swap_backends_disagree_on_dirichlet_entries_one_ulp_apart():
+    est = reference.REGISTRY["ars_plus"]
+    params = _PARAMS["categorical"]
+    f = reference.random_table(2, 3, seed=5, domain="categorical")
+    third = 1 / 3
+    noise = {"u_pi": np.array([[[np.nextafter(1.0, 0.0), 1e-17, np.nextafter(0.5, 0.0)],
+                                [np.nextafter(third, 1.0), third, 0.75]]]),
+             "u_j": np.array([np.nextafter(third, 1.0)]),
+             "u_l": np.array([[np.nextafter(2 / 3, 1.0), np.nextafter(0.25, 0.0)]])}
+    ref = est.estimate("categorical", params, f, noise, backend="numpy")
+    np.testing.assert_allclose(est.estimate("categorical", params, f, noise, backend="cpu"), ref,
+                               rtol=1e-12, atol=1e-12)
