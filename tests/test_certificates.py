@@ -356,3 +356,17 @@ def test_imle_ksubset_bound_holds_at_saturated_scores(theta):
     assert np.all(np.abs(m.mean - mean.astype(float)) <= m.error_bound)
     assert np.all(np.abs(m.cov - cov) <= m.error_bound)
     assert m.error_bound <= 1e-2  # and says something (sup |g| = 1 here)
+
+
+@pytest.mark.parametrize("d", [20.0, 50.0, -50.0])
+def test_gumbel_rao_bound_holds_at_saturated_logits(d):
+    """With one variable, two categories and one conditional draw (``m = 1``), Gumbel-Rao has
+    the law of Gumbel-Softmax (the draw given ``z`` completes the joint law of ``(z, G)``), so
+    the same quadrature is its truth. Its stated bound holds at ``+-50``; it is absolute and
+    loose there (about 7e-3 for values of 1e-21): the values are not resolved, only bounded."""
+    f = reference.random_table(1, 2, 3, "categorical")
+    m = reference.get_estimator("gumbel_rao").exact_moments("categorical", np.array([[0.0, d]]),
+                                                            f, tau=0.5, m=1)
+    mean, var = _concrete_truth(d, 0.5, float(f.table()[1] - f.table()[0]))
+    assert abs(m.mean.ravel()[-1] - mean) <= m.error_bound
+    assert abs(m.cov[-1, -1] - var) <= m.error_bound
