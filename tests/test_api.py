@@ -108,7 +108,9 @@ PUBLIC_MODULES = {
         "load_dataset", "load_mnist_idx", "read_idx", "resolve_data_dir"
     ],
     "verify.exact": [
-        "MAX_CONFIGURATIONS", "Problem", "check_enumeration_size", "conditional_means",
+        "MAX_CONFIGURATIONS", "MAX_MEMORY_BYTES", "MAX_SECONDS", "OPERATIONS_PER_SECOND",
+        "PYTHON_STEP", "Problem", "check_budget", "check_enumeration_budget",
+        "check_enumeration_size", "conditional_means",
         "config_probabilities", "configurations", "exact_expectation", "exact_expectation_mp",
         "exact_gradient", "exact_gradient_mp", "expectation_gradient", "finite_difference_gradient",
         "ksubset_expectation",
@@ -132,18 +134,21 @@ PUBLIC_MODULES = {
         "arsm_plus_moments", "dimension_tables", "swap_moments"
     ],
     "verify.moments.relaxation": [
-        "cached_moments", "grad_at", "gumbel_softmax_moments", "imle_moments",
+        "cached_moments", "check_rqmc_budget", "grad_at", "gumbel_softmax_moments", "imle_moments",
+        "imle_moments_mp",
         "moments_from_values", "rqmc_moments", "st_gumbel_softmax_moments",
         "straight_through_moments", "straight_through_moments_mp"
     ],
     "verify.moments.ksubset_perturbation": [
-        "ksubset_perturb_moments", "simple_moments"
+        "ksubset_perturb_moments", "simple_moments", "simple_moments_mp"
     ],
     "verify.moments.st_variants": [
-        "gst_moments", "gumbel_rao_conditional", "gumbel_rao_moments", "reinmax_moments"
+        "gst_moments", "gst_moments_mp", "gumbel_rao_conditional", "gumbel_rao_moments",
+        "reinmax_moments", "reinmax_moments_mp"
     ],
     "verify.moments.control_variates": [
-        "double_cv_moments", "muprop_moments", "nvil_moments", "u_statistic_moments"
+        "double_cv_moments", "double_cv_moments_mp", "muprop_moments", "muprop_moments_mp",
+        "nvil_moments", "nvil_moments_mp", "u_statistic_moments"
     ],
     "verify.moments.rebar": [
         "mixture_fraction", "rebar_moments", "rebar_values", "rebar_values_z", "relax_moments"

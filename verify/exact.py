@@ -24,6 +24,7 @@ the float64 answers on small problems.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,10 +42,16 @@ __all__ = [
     "exact_expectation_mp",
     "conditional_means",
     "check_enumeration_size",
+    "check_enumeration_budget",
     "configurations",
     "mp_configurations",
     "mp_mean_cov",
     "MAX_CONFIGURATIONS",
+    "MAX_MEMORY_BYTES",
+    "MAX_SECONDS",
+    "OPERATIONS_PER_SECOND",
+    "PYTHON_STEP",
+    "check_budget",
     "finite_difference_gradient",
     "config_probabilities",
     "score_matrix",
@@ -90,13 +97,70 @@ class Problem:
 MAX_CONFIGURATIONS = 2**25
 
 
+#: the most memory one oracle call may plan to hold at once (bytes); every method estimates its
+#: largest arrays before any work and refuses past it. Raise it deliberately on a bigger
+#: machine, e.g. ``verify.exact.MAX_MEMORY_BYTES = 64 * 2**30``
+MAX_MEMORY_BYTES = 8 * 2**30
+#: the longest one oracle call may plan to run (seconds, estimated from an operation count at
+#: :data:`OPERATIONS_PER_SECOND`); raise it deliberately, e.g. ``verify.exact.MAX_SECONDS = 1e4``
+MAX_SECONDS = 1800.0
+#: the nominal rate the estimates assume: vectorised float64 work on one core, and about 1e3
+#: such operations for one Python-level step (an mpmath operation, a polygon clip); the
+#: estimates are orders of magnitude, meant to refuse the hopeless call, not to time the rest
+OPERATIONS_PER_SECOND = 1e8
+
+
+def check_budget(what: str, *, memory_bytes: float, operations: float) -> None:
+    """Refuse up front (``ValueError``) a computation whose estimated memory exceeds
+    :data:`MAX_MEMORY_BYTES` or whose estimated time (``operations`` at
+    :data:`OPERATIONS_PER_SECOND`) exceeds :data:`MAX_SECONDS`. ``what`` names the computation
+    in the message, which also says which limit to raise. Called by every oracle method before
+    its work, with estimates of its largest arrays and its operation count."""
+    mem, ops = float(memory_bytes), float(operations)
+    if not (mem >= 0 and ops >= 0):  # also catches NaN from an overflowing estimate
+        raise ValueError(f"{what}: invalid cost estimate (memory {mem}, operations {ops})")
+    if mem > MAX_MEMORY_BYTES:
+        raise ValueError(f"{what} would need about {mem / 2**30:.3g} GiB of memory, more than "
+                         f"verify.exact.MAX_MEMORY_BYTES = {MAX_MEMORY_BYTES / 2**30:.3g} GiB; use a "
+                         "smaller problem or raise the limit (e.g. verify.exact.MAX_MEMORY_BYTES "
+                         "= 64 * 2**30)")
+    seconds = ops / OPERATIONS_PER_SECOND
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{what} would take about {seconds:.3g} s ({ops:.3g} operations), more "
+                         f"than verify.exact.MAX_SECONDS = {MAX_SECONDS:.3g} s; use a smaller "
+                         "problem or raise the limit (e.g. verify.exact.MAX_SECONDS = 1e5)")
+
+
 def check_enumeration_size(C: int, K: int) -> None:
     """Refuse up front (``ValueError``) when ``C**K`` exceeds :data:`MAX_CONFIGURATIONS`."""
     n = int(C) ** int(K)
     if n > MAX_CONFIGURATIONS:
-        raise ValueError(f"enumerating C**K = {C}**{K} = {n:.3g} configurations exceeds "
+        raise ValueError(f"enumerating C**K = {C}**{K} = {_count(n)} configurations exceeds "
                          f"verify.exact.MAX_CONFIGURATIONS = {MAX_CONFIGURATIONS} (the table alone "
-                         f"would take {8 * n / 2**30:.3g} GiB); use a smaller problem or raise the limit")
+                         f"would take {_count(8 * n // 2**30)} GiB); use a smaller problem or raise "
+                         "the limit")
+
+
+def _count(n: int) -> str:
+    """``n`` for a message: ``1.72e+10``, or ``10^15051.5`` past the float range (formatting
+    such an ``int`` as a float raised ``OverflowError`` instead of the refusal)."""
+    return f"{n:.3g}" if n < 10**300 else f"10^{math.log10(n):.1f}"
+
+
+#: nominal operations of one Python-level step (an mpmath operation, one polygon clip)
+PYTHON_STEP = 1e3
+
+
+def check_enumeration_budget(what: str, C: int, K: int, *, floats_per_config: float,
+                             ops_per_config: float, extra_bytes: float = 0.0) -> int:
+    """:func:`check_enumeration_size`, then :func:`check_budget` for a method that holds
+    ``floats_per_config`` float64 and does ``ops_per_config`` operations per configuration
+    (plus ``extra_bytes``); returns ``C**K``. Estimates in Python integers: no overflow."""
+    check_enumeration_size(C, K)
+    n = int(C) ** int(K)
+    check_budget(what, memory_bytes=8.0 * n * floats_per_config + extra_bytes,
+                 operations=float(n) * ops_per_config)
+    return n
 
 
 def _finite_values(values: np.ndarray, objective: Any) -> np.ndarray:
@@ -141,7 +205,8 @@ def _category_probs(problem: Problem) -> np.ndarray:
 
 def config_probabilities(problem: Problem) -> np.ndarray:
     """``q(z)`` for every configuration, shape ``(C,) * K`` (outer product of the rows)."""
-    check_enumeration_size(problem.C, problem.K)
+    check_enumeration_budget("the enumeration of q(z)", problem.C, problem.K,
+                             floats_per_config=2, ops_per_config=2)
     rows = np.exp(problem.dist.category_log_probs(problem.params))
     q = np.ones(())
     for k in range(problem.K):
@@ -184,6 +249,8 @@ def expectation_gradient(dist: str | Distribution, params: object, objective: An
 def conditional_means(problem: Problem) -> np.ndarray:
     """``m_kc = E[f | z_k = c]``, shape ``(K, C)``: the table contracted with the category
     probabilities of every variable but ``k`` (``K`` passes over the ``C**K`` table)."""
+    check_enumeration_budget("the exact gradient by enumeration", problem.C, problem.K,
+                             floats_per_config=3, ops_per_config=2 * problem.K + 4)
     f = problem.f_table()
     rows = _category_probs(problem)
     K = problem.K
@@ -211,7 +278,10 @@ def mp_configurations(problem: Problem, dps: int = 60):
     and ``q[i] = q(configs[i])``, all ``mpf``."""
     import mpmath
 
-    check_enumeration_size(problem.C, problem.K)
+    # every q(z) is K mpmath products; callers check their own (larger) loops as well
+    check_enumeration_budget("the mpmath enumeration", problem.C, problem.K,
+                             floats_per_config=problem.K + 1 + dps / 8,
+                             ops_per_config=PYTHON_STEP * (problem.K + 1))
     ctx = mpmath.mp.clone()
     ctx.dps = dps
     rows = []
@@ -260,6 +330,8 @@ def exact_gradient_mp(problem: Problem | str | Distribution, params: object = No
     pr = _as_problem(problem, params, objective)
     if pr.dist.name == "ksubset":
         raise ValueError("exact_gradient_mp supports Bernoulli and categorical problems")
+    check_enumeration_budget("exact_gradient_mp", pr.C, pr.K, floats_per_config=0,
+                             ops_per_config=PYTHON_STEP * pr.K * pr.C)
     f = pr.f_table()
     ctx, rows, configs, qs = mp_configurations(pr, dps)
     K, C = pr.K, pr.C
@@ -297,6 +369,11 @@ def score_matrix(problem: Problem) -> np.ndarray:
     the other categories' probabilities when ``z_k = c`` (``1 - p`` would cancel when
     ``p_kc`` is near 1) and as ``-p_kc`` otherwise; Bernoulli scores are the ``c = 1`` column.
     """
+    P = problem.params.size
+    # Z, the boolean one-hot (N, K, C) and two float (N, P) arrays
+    check_enumeration_budget("the score matrix", problem.C, problem.K,
+                             floats_per_config=2 * P + problem.K * (1 + problem.C) / 8,
+                             ops_per_config=4 * problem.K * problem.C)
     Z = configurations(problem)
     p = _category_probs(problem)  # (K, C)
     C = problem.C
@@ -318,10 +395,14 @@ def ksubset_probabilities(problem: Problem, k: int | None) -> tuple[np.ndarray, 
         raise ValueError(f"not a k-subset problem: {problem.dist.name!r}")
     from math import comb
 
-    if isinstance(k, (int, np.integer)) and 0 <= k <= problem.K and \
-            comb(problem.K, int(k)) > MAX_CONFIGURATIONS:
-        raise ValueError(f"enumerating binom({problem.K}, {k}) subsets exceeds "
-                         f"verify.exact.MAX_CONFIGURATIONS = {MAX_CONFIGURATIONS}")
+    if isinstance(k, (int, np.integer)) and 0 <= k <= problem.K:
+        N = comb(problem.K, int(k))
+        if N > MAX_CONFIGURATIONS:
+            raise ValueError(f"enumerating binom({problem.K}, {k}) subsets exceeds "
+                             f"verify.exact.MAX_CONFIGURATIONS = {MAX_CONFIGURATIONS}")
+        # Z as int64 (N, n), its scores and probabilities
+        check_budget(f"enumerating binom({problem.K}, {k}) subsets",
+                     memory_bytes=8.0 * N * (problem.K + 3), operations=4.0 * N * problem.K)
     Z = enumerate_subsets(problem.K, k)
     w = Z @ problem.params
     p = np.exp(w - w.max())

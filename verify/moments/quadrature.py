@@ -42,6 +42,8 @@ import numpy as np
 from scipy import integrate, stats
 from scipy.stats import qmc
 
+from ..exact import PYTHON_STEP, check_budget
+
 __all__ = ["argmax_joint_law", "argmax_joint_prob", "argmax_joint_law_quad", "rqmc_mean_cov",
            "LAW_ERROR"]
 
@@ -188,6 +190,10 @@ def argmax_joint_law(vectors: object, first: int | None = None) -> np.ndarray:
     if w.ndim != 2 or not 1 <= w.shape[0] <= 3 or w.shape[1] < 2 or not np.isfinite(w).all():
         raise ValueError(f"vectors must be finite of shape (V, C) with V <= 3, C >= 2, got {w.shape}")
     V, C = w.shape
+    # C**V (or C**(V-1)) probabilities, each tens of Python-level steps over O(C V) terms
+    count = float(C) ** (V if first is None else V - 1)
+    check_budget("argmax_joint_law", memory_bytes=8.0 * count + 64.0 * C * V,
+                 operations=count * (30 * PYTHON_STEP + 50.0 * C * V))
     if first is None:
         out = np.zeros((C,) * V)
         for tup in product(range(C), repeat=V):

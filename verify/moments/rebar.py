@@ -46,9 +46,9 @@ from scipy.stats import qmc
 
 from reference.distributions import Distribution, log_sigmoid, sigmoid
 
-from ..exact import config_probabilities, make_problem
+from ..exact import check_budget, check_enumeration_size, config_probabilities, make_problem
 from . import Moments
-from .relaxation import cached_moments
+from .relaxation import _grad_ops, cached_moments
 
 __all__ = ["rebar_moments", "relax_moments", "rebar_values", "rebar_values_z", "mixture_fraction"]
 
@@ -161,6 +161,14 @@ def _moments(name: str, dist: Any, params: object, objective: Any, n: int, eta: 
         if pr.dist.name != "bernoulli":
             raise ValueError(f"{name} is defined for Bernoulli variables only")
         phi, K = pr.params, pr.K
+        # one RQMC integral over 2K uniforms per sample b: about six objective evaluations
+        # (values and gradients at z, z~ and b) per point, and a (K, K) second moment
+        check_enumeration_size(2, K)
+        per_b = RANDOMIZATIONS * 2.0**LOG2_POINTS * (K * K + 6 * _grad_ops(pr) + 60.0 * K)
+        check_budget(f"{name.upper()}'s certified moments (2**{K} samples b, RQMC for each)",
+                     memory_bytes=8.0 * (2.0**LOG2_POINTS * 12 * K
+                                         + 2 * RANDOMIZATIONS * K * K + 3 * 2.0**K * K),
+                     operations=2.0**K * per_b)
         configs = Distribution.enumerate_configs(K, 2)
         q = config_probabilities(pr).ravel()
         live = np.flatnonzero(q > 0)

@@ -20,8 +20,15 @@ rounding). ``S`` (or ``n``) samples per replicate divide the single-sample covar
 * ``gumbel_softmax`` and ``st_gumbel_softmax``:
   **certified** by randomized quasi-Monte Carlo over the noise of one sample
   (:func:`verify.moments.quadrature.rqmc_mean_cov`; 32 scrambled Sobol sets of ``2**11``
-  points), with the Student-t half-width at confidence ``1 - 1e-6`` (over all entries) as the
-  error bound. (No closed form: the soft sample enters smoothly.)
+  points), with the Student-t half-width at confidence ``1 - 1e-6`` (over all entries,
+  propagated to the covariance) as the error bound. (No closed form: the soft sample enters
+  smoothly.) Each Gumbel of a category that rarely competes with the top one (``exp(-(max a -
+  a_c)) < eps``) is drawn from a defensive mixture with a copy shifted onto the top logit
+  (share ``eps = 2**-ceil(log2(2 K C))``), and the points are importance weighted
+  (:func:`_mixture_gumbels`): plain RQMC saw no point where ``y (1 - y)`` matters at saturated
+  logits and violated its own bound from ``|phi| = 20`` (at ``phi = 50`` it reported mean 0 and
+  bound 0 for a true mean of -4e-20); ``tests/test_certificates.py`` checks the bound against
+  mpmath quadrature at ``+-50``.
 
 Results are cached per (method, problem, options): the registry-wide tests ask for the same
 moments several times.
@@ -36,14 +43,24 @@ import numpy as np
 
 from reference.distributions import log_sigmoid, sigmoid, softmax
 from reference.ksubset import gumbel
+from reference.objectives import TableObjective
 
-from ..exact import config_probabilities, configurations, make_problem, mp_configurations, mp_mean_cov
+from ..exact import (
+    PYTHON_STEP,
+    check_budget,
+    check_enumeration_budget,
+    config_probabilities,
+    configurations,
+    make_problem,
+    mp_configurations,
+    mp_mean_cov,
+)
 from . import Moments
 from .quadrature import LAW_ERROR, argmax_joint_law, rqmc_mean_cov
 
 __all__ = ["straight_through_moments", "imle_moments", "gumbel_softmax_moments",
            "st_gumbel_softmax_moments", "moments_from_values", "cached_moments", "grad_at",
-           "rqmc_moments", "straight_through_moments_mp"]
+           "rqmc_moments", "straight_through_moments_mp", "check_rqmc_budget", "imle_moments_mp"]
 
 _CACHE: dict[tuple, Moments] = {}
 _CACHE_MAX = 256
@@ -79,6 +96,15 @@ def moments_from_values(q: np.ndarray, g: np.ndarray, samples: int, shape: tuple
     return Moments(mean.reshape(shape), 0.5 * (cov + cov.T), method, 0.0, rb.reshape(shape))
 
 
+def _grad_ops(pr: Any) -> float:
+    """Operations of one ``grad_y f`` at one point: the multilinear extension of a table
+    contracts the ``C**K`` table once per variable; other objectives' ``relaxed`` is
+    elementwise work, a few operations per entry."""
+    if type(pr.objective).relaxed is TableObjective.relaxed:
+        return float(pr.K) * float(pr.C) ** pr.K
+    return 10.0 * pr.K * pr.C
+
+
 def grad_at(objective: Any, y: np.ndarray) -> np.ndarray:
     """``grad_y f`` at the points ``y``, broadcast to ``y.shape`` (``TableObjective.relaxed``
     drops the batch axes when ``K = 1``)."""
@@ -100,6 +126,13 @@ def straight_through_moments(dist: Any, params: object, objective: Any, n: int =
     """Exact moments of straight-through with ``n`` samples (enumeration of ``C**K`` configs)."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
+        P = pr.params.size
+        # dy and the pairwise differences (N, K, C, C), g and its deviations (N, P), and the
+        # (P, P) product of the deviations
+        check_enumeration_budget("straight-through's exact moments", pr.C, pr.K,
+                                 floats_per_config=3 * P + pr.K * pr.C * pr.C,
+                                 ops_per_config=2 * P * P + 4 * pr.K * pr.C * pr.C,
+                                 extra_bytes=16.0 * P * P)
         Z = configurations(pr)
         q = config_probabilities(pr).ravel()
         dy = grad_at(objective, _points(pr.dist.name, Z, pr.C))
@@ -136,11 +169,24 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
         alpha, K, C = pr.params, pr.K, pr.C
+        # per configuration: K joint argmax laws of C**(V-1) probabilities, each a Python-level
+        # piecewise integration (tens of steps), and two rank-one (P, P) updates
+        V = 3 if target == "two_sided" else 2
+        check_enumeration_budget("I-MLE/AIMLE's exact moments", C, K,
+                                 floats_per_config=2 * K * C,
+                                 ops_per_config=K * C ** (V - 1) * 30 * PYTHON_STEP
+                                 + 4 * (K * C) ** 2,
+                                 extra_bytes=24.0 * (K * C) ** 2)
         Z = configurations(pr)
         q = config_probabilities(pr).ravel()
         dys = grad_at(objective, _points("categorical", Z, C))
         P = K * C
-        mean, second = np.zeros(P), np.zeros((P, P))
+        # covariance in centred form (law of total covariance): within-z blocks centred on
+        # their own mean, plus the spread of the conditional means around the mean;
+        # E[g g^T] - mean mean^T, the former form, gave a variance of -1.7e-21 for a true
+        # 2.6e-27 (adaptive two-sided AIMLE at tied logits -50)
+        within = np.zeros((P, P))
+        ms, qs = [], []
         max_w, n_probs = 0.0, 0
         eye = np.eye(C)
         for z, qz, dy in zip(Z, q, dys, strict=True):
@@ -168,12 +214,16 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
                         diffs = eye[i][None, :] - eye  # e_i - e_j
                         wts = T
                     mk = wts @ diffs / w
-                    Mk = (diffs * wts[:, None]).T @ diffs / w**2
+                    dev = diffs / w - mk
                     m[sl] = mk
-                    blocks[sl, sl] = Mk - np.outer(mk, mk)
-            mean += qz * m
-            second += qz * (blocks + np.outer(m, m))
-        cov = (second - np.outer(mean, mean)) / S
+                    blocks[sl, sl] = (dev * wts[:, None]).T @ dev
+            within += qz * blocks
+            ms.append(m)
+            qs.append(qz)
+        M, Q = np.array(ms).reshape(-1, P), np.array(qs)
+        mean = Q @ M
+        D = M - mean
+        cov = (within + (D * Q[:, None]).T @ D) / S
         # every probability carries at most LAW_ERROR (relative to its normalisation)
         err = LAW_ERROR * max_w * max(n_probs, 1) * 4
         rb = np.full(P, 2 * max_w) if max_w > 0 else np.zeros(P)
@@ -186,7 +236,14 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
 
 # ------------------------------------------------------------------ RQMC-certified ones
 def rqmc_moments(fn, dim: int, samples: int, shape: tuple[int, ...], what: str,
-                  log2_points: int = 11, randomizations: int = 32) -> Moments:
+                  log2_points: int = 11, randomizations: int = 32,
+                  ops_per_point: float = 0.0) -> Moments:
+    """Moments of ``samples``-sample averages of ``fn(U)`` by :func:`rqmc_mean_cov`, refused up
+    front (:func:`verify.exact.check_budget`) when the points, the ``(P, P)`` second moments of
+    every randomization or their products would not fit: ``ops_per_point`` is the caller's
+    estimate of one evaluation of ``fn`` at one point (objective, maps), on top of the
+    ``P**2`` of the second moment."""
+    check_rqmc_budget(what, dim, int(np.prod(shape)), log2_points, randomizations, ops_per_point)
     mean, cov, half = rqmc_mean_cov(fn, dim, log2_points=log2_points,
                                     randomizations=randomizations, confidence=1 - 1e-6)
     return Moments(mean.reshape(shape), cov / samples,
@@ -195,20 +252,99 @@ def rqmc_moments(fn, dim: int, samples: int, shape: tuple[int, ...], what: str,
                    "Student-t half-width at confidence 1 - 1e-6", half)
 
 
+def check_rqmc_budget(what: str, dim: int, P: int, log2_points: int, randomizations: int,
+                      ops_per_point: float = 0.0) -> None:
+    """The up-front refusal of an RQMC computation over ``dim`` uniforms with ``P`` outputs:
+    the points and values of one randomization, ``2 * randomizations`` stored ``(P, P)``
+    second moments, and ``P**2 + dim + ops_per_point`` operations per point."""
+    points = 2.0 ** log2_points
+    check_budget(f"the RQMC moments of {what}",
+                 memory_bytes=8.0 * (points * (4.0 * dim + 4.0 * P)
+                                     + 2.0 * randomizations * float(P) ** 2),
+                 operations=randomizations * points * (float(P) ** 2 + 20.0 * dim + ops_per_point))
+
+
+def _gs_mixture(pr) -> tuple[np.ndarray, np.ndarray]:
+    """Per variable and category, the shift ``s_kc = max_c' a_kc' - a_kc >= 0`` of the logits
+    ``a`` (``(0, phi_k)`` for Bernoulli, as the two Gumbels enter ``x = phi + G_1 - G_0``) and
+    the defensive mixture weight ``eps_kc``: ``2**-ceil(log2(2 K C))`` where the category
+    competes with the top one with probability about ``exp(-s) < eps`` (else 0, no mixture)."""
+    a = pr.params if pr.dist.name == "categorical" else \
+        np.stack([np.zeros(pr.K), pr.params], axis=1)
+    shift = a.max(axis=1, keepdims=True) - a
+    eps = 2.0 ** -math.ceil(math.log2(2 * pr.K * pr.C))
+    return shift, np.where(np.exp(-shift) < eps, eps, 0.0)
+
+
+def _mixture_gumbels(U: np.ndarray, shift: np.ndarray, eps: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Gumbels ``G (N, K, C)`` drawn from the defensive mixture ``r = (1 - eps) p + eps
+    p(. - shift)`` (``p`` the standard Gumbel density; the first ``1 - eps`` of each uniform maps
+    to ``p`` by its inverse CDF, the rest to the shifted copy) and the importance weights
+    ``prod p / r <= (1 - eps)^-(K C)``, shape ``(N,)``. The shifted copy puts a share ``eps``
+    of the points where category ``c`` competes with the top one, a region of probability about
+    ``exp(-shift)`` under ``p`` that unweighted RQMC misses in every randomization (it then
+    reported a spread of 0 around a mean of 0 at ``phi = 50``, whose true mean is -4e-20, and
+    violated its bound from ``|phi| = 20``)."""
+    V = U.reshape((-1,) + shift.shape)
+    base = V < 1.0 - eps
+    safe = np.where(eps > 0, eps, 1.0)
+    v = np.where(base, V / (1.0 - eps), (V - (1.0 - eps)) / safe)
+    G = gumbel(np.minimum(v, np.nextafter(1.0, 0.0))) + np.where(base, 0.0, shift)
+    # p(g - s) / p(g) = exp(s - expm1(s) exp(-g)): 0 (not NaN) where the exponent overflows
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = shift - np.expm1(shift) * np.exp(-G)
+    ratio = np.exp(np.minimum(np.nan_to_num(t, nan=-np.inf), 700.0))
+    w = 1.0 / ((1.0 - eps) + eps * ratio)
+    return G, w.reshape(len(V), -1).prod(axis=1)
+
+
 def _gs_values(pr, objective: Any, U: np.ndarray, tau: float, straight: bool) -> np.ndarray:
-    K, C = pr.K, pr.C
-    G = gumbel(U.reshape(-1, K, C))
+    """One sample's Gumbel-Softmax estimate at the mixture's points, as ``[w g, sqrt(w) g]``
+    (``w`` the importance weight): RQMC means of the first block are ``E[g]`` and Gram
+    matrices of the second ``E[g g^T]``."""
+    C = pr.C
+    shift, eps = _gs_mixture(pr)
+    G, w = _mixture_gumbels(U, shift, eps)
     if pr.dist.name == "bernoulli":
         x = pr.params + (G[..., 1] - G[..., 0])
         y = sigmoid(x / tau)
         point = (x > 0).astype(np.float64) if straight else y
         dy = grad_at(objective, point)
-        return (y * (1 - y) * dy / tau).reshape(len(U), -1)
-    x = pr.params + G
-    y = softmax(x / tau)
-    point = (x.argmax(axis=-1)[..., None] == np.arange(C)).astype(np.float64) if straight else y
-    dy = grad_at(objective, point)
-    return (y * (dy - (y * dy).sum(axis=-1, keepdims=True)) / tau).reshape(len(U), -1)
+        # y (1 - y) from log-sigmoids: 1 - y rounds to 0 where x / tau > 37
+        g = (np.exp(log_sigmoid(x / tau) + log_sigmoid(-x / tau)) * dy / tau).reshape(len(U), -1)
+    else:
+        x = pr.params + G
+        y = softmax(x / tau)
+        point = (x.argmax(axis=-1)[..., None] == np.arange(C)).astype(np.float64) if straight \
+            else y
+        dy = grad_at(objective, point)
+        g = (y * np.einsum("...d,...cd->...c", y, dy[..., :, None] - dy[..., None, :])
+             / tau).reshape(len(U), -1)
+    return np.concatenate([w[:, None] * g, np.sqrt(w)[:, None] * g], axis=1)
+
+
+def _weighted_rqmc_moments(fn, dim: int, samples: int, shape: tuple[int, ...], what: str,
+                           ops_per_point: float) -> Moments:
+    """:func:`rqmc_moments` for an ``fn`` returning ``[w g, sqrt(w) g]`` (importance
+    sampling): mean from the first block, second moment from the Gram matrix of the second.
+    The half-width ``h`` covers every entry of both blocks' means and Gram matrices, so the
+    covariance ``E[w g g^T] - mean mean^T`` is within ``h + 2 (|m_1| + |m_2|) h + 2 h^2``."""
+    P = int(np.prod(shape))
+    log2_points, randomizations = 11, 32
+    check_rqmc_budget(what, dim, 2 * P, log2_points, randomizations, ops_per_point)
+    mean2, cov2, half = rqmc_mean_cov(fn, dim, log2_points=log2_points,
+                                      randomizations=randomizations, confidence=1 - 1e-6)
+    m1, m2 = mean2[:P], mean2[P:]
+    second = cov2[P:, P:] + np.outer(m2, m2)
+    cov = second - np.outer(m1, m1)
+    err = half + 2.0 * (float(np.abs(m1).max()) + float(np.abs(m2).max())) * half \
+        + 2.0 * half * half
+    return Moments(m1.reshape(shape), 0.5 * (cov + cov.T) / samples,
+                   f"certified: randomized QMC ({randomizations} scrambled Sobol sets of "
+                   f"2^{log2_points} points) over the noise of one sample, {what}, with defensive "
+                   "importance sampling of the Gumbels where a category rarely competes; error "
+                   "bound = Student-t half-width at confidence 1 - 1e-6, propagated", err)
 
 
 def gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: float = 1.0,
@@ -216,8 +352,9 @@ def gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: float
     """Certified (RQMC) moments of Gumbel-Softmax / binary Concrete."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
-        return rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, False), pr.K * pr.C, n,
-                             pr.params.shape, "Gumbel-Softmax")
+        return _weighted_rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, False),
+                                      pr.K * pr.C, n, pr.params.shape, "Gumbel-Softmax",
+                                      _grad_ops(pr))
     return cached_moments("gs", dist, params, objective, {"tau": tau, "n": n}, compute)
 
 
@@ -226,8 +363,9 @@ def st_gumbel_softmax_moments(dist: Any, params: object, objective: Any, tau: fl
     """Certified (RQMC) moments of straight-through Gumbel-Softmax."""
     def compute() -> Moments:
         pr = make_problem(dist, params, objective)
-        return rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, True), pr.K * pr.C, n,
-                             pr.params.shape, "straight-through Gumbel-Softmax")
+        return _weighted_rqmc_moments(lambda U: _gs_values(pr, objective, U, tau, True),
+                                      pr.K * pr.C, n, pr.params.shape,
+                                      "straight-through Gumbel-Softmax", _grad_ops(pr))
     return cached_moments("stgs", dist, params, objective, {"tau": tau, "n": n}, compute)
 
 
@@ -254,3 +392,82 @@ def straight_through_moments_mp(dist: Any, params: object, objective: Any, n: in
     mean, cov = mp_mean_cov(ctx, qs, gs)
     return Moments(np.array([float(x) for x in mean]).reshape(pr.params.shape),
                    np.array([[float(x) / n for x in row] for row in cov]), f"mpmath ({dps} digits)")
+
+
+def imle_moments_mp(dist: Any, params: object, objective: Any, lambda_: float = 1.0,
+                    divide_by_lambda: bool = True, S: int = 1, target: str = "one_sided",
+                    adaptive: bool = False, beta: float = 1.0, *, dps: int = 80) -> Moments:
+    """:func:`imle_moments` in arbitrary precision (``mpmath``, ``dps`` digits) for ``C = 2``,
+    where the joint law of the argmaxes under shared Gumbel noise has an independent closed
+    form: with ``L = G_1 - G_0`` standard logistic, vector ``w`` picks category 1 iff ``L > w_0 -
+    w_1``, so every joint outcome is an interval of ``L`` and its probability a difference of
+    sigmoids. Enumeration over ``z`` as in the float64 method; ``dy`` (the objective's float64
+    gradients) and ``lambda`` are computed from float64 inputs taken as exact."""
+    import mpmath
+
+    pr = make_problem(dist, params, objective)
+    if pr.dist.name != "categorical" or pr.C != 2:
+        raise ValueError("imle_moments_mp has a closed form for categorical C = 2 only")
+    K, P = pr.K, 2 * pr.K
+    check_enumeration_budget("imle_moments_mp", 2, K, floats_per_config=P * dps / 8,
+                             ops_per_config=PYTHON_STEP * (P * P + 16 * K))
+    ctx = mpmath.mp.clone()
+    ctx.dps = dps
+    _, rows, configs, qs = mp_configurations(pr, dps)
+    rows = [[ctx.mpf(x) for x in r] for r in rows]
+    qs = [ctx.mpf(x) for x in qs]
+    dys = grad_at(objective, _points("categorical", np.array(configs), 2))
+    alpha = pr.params
+
+    def cdf(t):  # P(L <= t), the logistic CDF
+        return 1 / (1 + ctx.exp(-t))
+
+    def interval(lo, hi):  # P(lo < L <= hi)
+        return cdf(hi) - cdf(lo) if hi > lo else ctx.mpf(0)
+
+    def side(lo, hi, c, t):  # narrow (lo, hi] to the side of t where category c wins
+        return (max(lo, t), hi) if c == 1 else (lo, min(hi, t))
+
+    mean = [ctx.mpf(0)] * P
+    second = [[ctx.mpf(0)] * P for _ in range(P)]
+    for z, qz, dy in zip(configs, qs, dys, strict=True):
+        lam = _lambda(alpha, dy, adaptive, lambda_, beta)
+        m = [ctx.mpf(0)] * P
+        block = [[ctx.mpf(0)] * P for _ in range(P)]
+        if lam > 0:
+            w = (2 * lam if target == "two_sided" else lam) if divide_by_lambda else 1.0
+            w = ctx.mpf(w)
+            for k in range(K):
+                i = int(z[k])
+                a = [ctx.mpf(float(x)) for x in alpha[k]]
+                step = [ctx.mpf(lam) * ctx.mpf(float(x)) for x in dy[k]]
+                lo, hi = side(-ctx.inf, ctx.inf, i, a[0] - a[1])
+                if target == "two_sided":
+                    plus = [a[c] + step[c] for c in range(2)]
+                    minus = [a[c] - step[c] for c in range(2)]
+                    outcomes = [((j, l), side(*side(lo, hi, j, plus[0] - plus[1]), l,
+                                              minus[0] - minus[1]))
+                                for j in range(2) for l in range(2)]
+                else:
+                    tgt = [a[c] - step[c] for c in range(2)]
+                    outcomes = [((i, j), side(lo, hi, j, tgt[0] - tgt[1])) for j in range(2)]
+                vals = [[ctx.mpf(0)] * 2 for _ in range(2)]
+                probs = []
+                for (j, l), (a_, b_) in outcomes:
+                    diff = [ctx.mpf(int(c == j) - int(c == l)) / w for c in range(2)]
+                    probs.append((interval(a_, b_) / rows[k][i], diff))
+                for c in range(2):
+                    m[2 * k + c] = ctx.fsum(p * d[c] for p, d in probs)
+                for c in range(2):
+                    for e in range(2):
+                        vals[c][e] = ctx.fsum(p * (d[c] - m[2 * k + c]) * (d[e] - m[2 * k + e])
+                                              for p, d in probs)
+                        block[2 * k + c][2 * k + e] = vals[c][e]
+        for a_ in range(P):
+            mean[a_] += qz * m[a_]
+            for b_ in range(P):
+                second[a_][b_] += qz * (block[a_][b_] + m[a_] * m[b_])
+    cov = [[(second[a_][b_] - mean[a_] * mean[b_]) / S for b_ in range(P)] for a_ in range(P)]
+    return Moments(np.array([float(x) for x in mean]).reshape(alpha.shape),
+                   np.array([[float(x) for x in row] for row in cov]),
+                   f"mpmath ({dps} digits): logistic closed form of the C = 2 argmax laws")

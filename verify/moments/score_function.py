@@ -26,7 +26,11 @@ from typing import Any
 import numpy as np
 
 from ..exact import (
+    PYTHON_STEP,
     Problem,
+    check_budget,
+    check_enumeration_budget,
+    check_enumeration_size,
     config_probabilities,
     exact_gradient,
     make_problem,
@@ -41,7 +45,13 @@ __all__ = ["reinforce_moments", "reinforce_loo_moments", "reinforce_moments_mp",
 
 
 def _single(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``q`` ``(N,)``, ``f`` ``(N,)`` and scores ``S`` ``(N, P)`` over all configurations."""
+    """``q`` ``(N,)``, ``f`` ``(N,)`` and scores ``S`` ``(N, P)`` over all configurations,
+    refused up front past the oracle's limits (the methods hold about four ``(N, P)`` arrays
+    and form ``(P, P)`` Gram matrices from them)."""
+    P = problem.params.size
+    check_enumeration_budget("the score-function family's exact moments", problem.C, problem.K,
+                             floats_per_config=4 * P + 4, ops_per_config=6 * P * P + 10 * P,
+                             extra_bytes=32.0 * P * P)
     return (config_probabilities(problem).ravel(), problem.f_table().ravel(),
             score_matrix(problem))
 
@@ -123,6 +133,8 @@ def reinforce_moments_mp(dist: Any, params: object, objective: Any, n: int = 1,
     ``h = (f - b) s``, rounded to float64 at the end; certifies the float64 method on small
     problems (``C**K`` up to a few hundred)."""
     pr = make_problem(dist, params, objective)
+    check_enumeration_budget("reinforce_moments_mp", pr.C, pr.K, floats_per_config=0,
+                             ops_per_config=PYTHON_STEP * pr.params.size ** 2)
     ctx, qs, fs, ss = _mp_single(pr, dps)
     b = ctx.mpf(float(baseline))
     hs = [[(f - b) * x for x in s] for f, s in zip(fs, ss, strict=True)]
@@ -140,8 +152,11 @@ def reinforce_loo_moments_mp(dist: Any, params: object, objective: Any, n: int =
     if n < 2:
         raise ValueError(f"REINFORCE-LOO needs n >= 2, got {n}")
     pr = make_problem(dist, params, objective)
+    check_enumeration_size(pr.C, pr.K)  # before the estimate: C**K may not fit a float
+    N, P = pr.C ** pr.K, pr.params.size
+    check_budget("reinforce_loo_moments_mp", memory_bytes=8.0 * N * N * P * (dps / 8 + 1),
+                 operations=PYTHON_STEP * N * N * P * (P + 4))
     ctx, qs, fs, ss = _mp_single(pr, dps)
-    N, P = len(qs), len(ss[0])
     H = [[[(fs[x] - fs[y]) * (ss[x][a] - ss[y][a]) / 2 for a in range(P)] for y in range(N)]
          for x in range(N)]
     pair_q = [qs[x] * qs[y] for x in range(N) for y in range(N)]

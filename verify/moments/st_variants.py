@@ -44,12 +44,21 @@ import numpy as np
 
 from reference.distributions import softmax
 
-from ..exact import config_probabilities, configurations, make_problem
+from ..exact import (
+    PYTHON_STEP,
+    check_enumeration_budget,
+    config_probabilities,
+    configurations,
+    make_problem,
+    mp_configurations,
+    mp_mean_cov,
+)
 from . import Moments
 from .quadrature import rqmc_mean_cov
-from .relaxation import cached_moments, grad_at, moments_from_values
+from .relaxation import cached_moments, check_rqmc_budget, grad_at, moments_from_values
 
-__all__ = ["gumbel_rao_moments", "gst_moments", "reinmax_moments", "gumbel_rao_conditional"]
+__all__ = ["gumbel_rao_moments", "gst_moments", "reinmax_moments", "gumbel_rao_conditional",
+           "gst_moments_mp", "reinmax_moments_mp"]
 
 _TINY = np.finfo(np.float64).tiny
 _LOG2_POINTS = 11
@@ -61,14 +70,23 @@ def _onehot(Z: np.ndarray, C: int) -> np.ndarray:
 
 
 def _jdy(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """``(diag(y) - y y^T) dy`` per row."""
-    return y * dy - y * (y * dy).sum(axis=-1, keepdims=True)
+    """``(diag(y) - y y^T) dy`` per row, as ``y_c sum_c' y_c' (dy_c - dy_c')``: accurate in
+    relative terms when ``y_c`` is near 1, where ``y_c (dy_c - <y, dy>)`` cancels (at logits
+    ``+-50`` it kept no correct digit of a gradient of 1e-22)."""
+    return y * np.einsum("...d,...cd->...c", y, dy[..., :, None] - dy[..., None, :])
 
 
-def _enumerate(dist: Any, params: object, objective: Any):
+def _enumerate(dist: Any, params: object, objective: Any, what: str, python_loop: bool = False):
     pr = make_problem(dist, params, objective)
     if pr.dist.name != "categorical":
         raise ValueError("the straight-through variants are defined for categorical logits")
+    P = pr.params.size
+    # dy, the Jacobian products' pairwise differences (N, K, C, C), g (N, P) and the (P, P)
+    # product of the deviations
+    check_enumeration_budget(what, pr.C, pr.K, floats_per_config=4 * P + 2 * P * pr.C,
+                             ops_per_config=2 * P * P + 8 * P * pr.C
+                             + (PYTHON_STEP * pr.K if python_loop else 0.0),
+                             extra_bytes=16.0 * P * P)
     Z = configurations(pr)
     q = config_probabilities(pr).ravel()
     dy = grad_at(objective, _onehot(Z, pr.C))  # (N, K, C)
@@ -80,7 +98,7 @@ def reinmax_moments(dist: Any, params: object, objective: Any, tau: float = 1.0,
                     n: int = 1) -> Moments:
     """Exact moments of ReinMax (enumeration of ``z``; module docstring)."""
     def compute() -> Moments:
-        pr, Z, q, dy = _enumerate(dist, params, objective)
+        pr, Z, q, dy = _enumerate(dist, params, objective, "ReinMax's exact moments")
         alpha = pr.params
         pi0 = softmax(alpha)[None]  # (1, K, C)
         pi1 = 0.5 * (softmax(alpha / tau)[None] + _onehot(Z, pr.C))  # (N, K, C)
@@ -91,11 +109,24 @@ def reinmax_moments(dist: Any, params: object, objective: Any, tau: float = 1.0,
 
 
 # ---------------------------------------------------------------------------- GST
+def _p_gap(a: np.ndarray, i: int) -> float:
+    """``-log(1 - p_i) / p_i`` for ``p = softmax(a)``: ``log1p(-p_i)`` when ``p_i`` is small
+    (``log`` of a number near 1 would cancel) and the log of the other categories' summed
+    probability when ``p_i`` is near 1 (``1 - p_i`` would round to 0)."""
+    w = np.exp(a - a.max())
+    total = w.sum()
+    p = w[i] / total
+    if p < 0.5:
+        return float(-np.log1p(-p) / p)
+    return float(-np.log(np.delete(w, i).sum() / total) / p)
+
+
 def gst_moments(dist: Any, params: object, objective: Any, tau: float = 1.0,
                 gap: float | str = 1.0, n: int = 1) -> Moments:
     """Exact moments of gapped straight-through (enumeration of ``z``; module docstring)."""
     def compute() -> Moments:
-        pr, Z, q, dy = _enumerate(dist, params, objective)
+        pr, Z, q, dy = _enumerate(dist, params, objective, "GST's exact moments",
+                                  python_loop=True)
         alpha, C = pr.params, pr.C
         moved = np.empty(Z.shape + (C,))
         for idx in np.ndindex(*Z.shape):
@@ -103,8 +134,7 @@ def gst_moments(dist: Any, params: object, objective: Any, tau: float = 1.0,
             a = alpha[k]
             amax = a.max()
             if gap == "p":
-                w = np.exp(a - amax)
-                width = -np.log(np.delete(w, i).sum() / w.sum()) / (w[i] / w.sum())
+                width = _p_gap(a, i)
             else:
                 width = float(gap)
             row = np.minimum(a, amax - width)
@@ -149,8 +179,14 @@ def gumbel_rao_conditional(a: np.ndarray, i: int, dys: np.ndarray, tau: float, d
 
 def _gr_parts(dist: Any, params: object, objective: Any, tau: float, detach: bool):
     def compute():
-        pr, Z, q, dy = _enumerate(dist, params, objective)
+        pr, Z, q, dy = _enumerate(dist, params, objective, "Gumbel-Rao's moments")
         alpha, K, C = pr.params, pr.K, pr.C
+        # K * C integrals, each over C uniforms with D * C outputs (D = C**(K-1)
+        # configurations share z_k = i): the budget of all of them together
+        D_max = len(Z) // C
+        check_rqmc_budget("Gumbel-Rao (one conditional draw per variable and category)", C,
+                          D_max * C, _LOG2_POINTS, _RANDOMIZATIONS,
+                          ops_per_point=(K * C - 1) * (float(D_max * C) ** 2 + 20.0 * C))
         keep = q > 0
         Z, q, dy = Z[keep], q[keep], dy[keep]
         N, P = len(Z), K * C
@@ -206,3 +242,87 @@ def gumbel_rao_moments(dist: Any, params: object, objective: Any, tau: float = 1
                    f"({version}) by randomized QMC ({_RANDOMIZATIONS} scrambled Sobol sets of "
                    f"2^{_LOG2_POINTS} points); error bound = Student-t half-width at confidence "
                    "1 - 1e-6, propagated", err, rb.reshape(shape))
+
+
+# ------------------------------------------------------------- arbitrary precision
+def _mp_softmax(ctx, row: list) -> list:
+    m = max(row)
+    e = [ctx.exp(x - m) for x in row]
+    s = ctx.fsum(e)
+    return [x / s for x in e]
+
+
+def _mp_jdy(ctx, y: list, dy: list) -> list:
+    """``(diag(y) - y y^T) dy`` from its definition, in ``ctx``'s precision."""
+    s = ctx.fsum(a * b for a, b in zip(y, dy, strict=True))
+    return [a * (b - s) for a, b in zip(y, dy, strict=True)]
+
+
+def _mp_function_of_z(dist: Any, params: object, objective: Any, n: int, dps: int, g_of,
+                      what: str) -> Moments:
+    """Moments of ``n``-sample averages of ``g(z)`` in arbitrary precision: ``g_of(ctx, alpha,
+    z, dy)`` returns the ``K * C`` entries of ``g(z)`` as ``mpf`` (``alpha`` as ``mpf`` rows,
+    ``dy`` the objective's float64 gradient at ``onehot(z)`` taken as exact)."""
+    pr = make_problem(dist, params, objective)
+    if pr.dist.name != "categorical":
+        raise ValueError("the straight-through variants are defined for categorical logits")
+    P = pr.params.size
+    check_enumeration_budget(f"{what} in mpmath", pr.C, pr.K, floats_per_config=P * dps / 8,
+                             ops_per_config=PYTHON_STEP * P * (P + 4 * pr.C))
+    ctx, _, configs, qs = mp_configurations(pr, dps)
+    alpha = [[ctx.mpf(float(a)) for a in row] for row in pr.params]
+    dys = grad_at(objective, _onehot(np.array(configs), pr.C))
+    gs = [g_of(ctx, alpha, z, [[ctx.mpf(float(x)) for x in row] for row in dy])
+          for z, dy in zip(configs, dys, strict=True)]
+    mean, cov = mp_mean_cov(ctx, qs, gs)
+    return Moments(np.array([float(x) for x in mean]).reshape(pr.params.shape),
+                   np.array([[float(x) / n for x in row] for row in cov]),
+                   f"mpmath ({dps} digits): {what} from its definition, enumeration over z")
+
+
+def reinmax_moments_mp(dist: Any, params: object, objective: Any, tau: float = 1.0, n: int = 1,
+                       *, dps: int = 60) -> Moments:
+    """:func:`reinmax_moments` in arbitrary precision (``mpmath``, ``dps`` digits):
+    ``g(z) = 2 J(pi_1) dy - J(pi_0) dy / 2`` with ``pi_0 = softmax(alpha)`` and ``pi_1 =
+    (softmax(alpha / tau) + onehot(z)) / 2`` from their definitions; certifies the float64
+    method at extreme logits on small problems."""
+    t = float(tau)
+
+    def g_of(ctx, alpha, z, dy):
+        out = []
+        for k, row in enumerate(alpha):
+            pi0 = _mp_softmax(ctx, row)
+            soft = _mp_softmax(ctx, [a / t for a in row])
+            pi1 = [(s + (1 if c == z[k] else 0)) / 2 for c, s in enumerate(soft)]
+            out.extend(2 * a - b / 2 for a, b in zip(_mp_jdy(ctx, pi1, dy[k]),
+                                                     _mp_jdy(ctx, pi0, dy[k]), strict=True))
+        return out
+
+    return _mp_function_of_z(dist, params, objective, n, dps, g_of, "ReinMax")
+
+
+def gst_moments_mp(dist: Any, params: object, objective: Any, tau: float = 1.0,
+                   gap: float | str = 1.0, n: int = 1, *, dps: int = 60) -> Moments:
+    """:func:`gst_moments` in arbitrary precision (``mpmath``, ``dps`` digits): the moved
+    logits ``min(alpha_c, max(alpha) - width)`` with the sample's own set to ``max(alpha)``,
+    ``width`` the constant gap or ``-log(1 - p_z) / p_z``, and ``g = J(softmax(moved / tau))
+    dy / tau``, from their definitions."""
+    t = float(tau)
+
+    def g_of(ctx, alpha, z, dy):
+        out = []
+        for k, row in enumerate(alpha):
+            i = int(z[k])
+            amax = max(row)
+            if gap == "p":
+                p = _mp_softmax(ctx, row)[i]
+                width = -ctx.log1p(-p) / p  # 1 - p would round to 1 for a tiny p
+            else:
+                width = ctx.mpf(float(gap))
+            moved = [min(a, amax - width) for a in row]
+            moved[i] = amax
+            y = _mp_softmax(ctx, [m / t for m in moved])
+            out.extend(v / t for v in _mp_jdy(ctx, y, dy[k]))
+        return out
+
+    return _mp_function_of_z(dist, params, objective, n, dps, g_of, "GST")
