@@ -4,8 +4,12 @@ units' identities, retries, a worker killed mid-unit, resuming from a results st
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +59,26 @@ def _interrupt_at(log: str, stop: int, x: int) -> int:
     if x == stop:
         raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a sweep
     return _counted_square(log, x)
+
+
+def _die_first(marker: str, x: int) -> int:
+    """The first attempt kills its own worker process (SIGKILL: no exception, no cleanup), as a
+    machine lost or an out-of-memory kill would; the next attempt returns ``x * x``."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
+def _square_or_hang(started: str, x: int) -> int:
+    """``x * x``, leaving ``started/x.PID``; unit 5's first attempt hangs (up to a minute)
+    until the test kills its worker, so the kill falls in the middle of that unit."""
+    first = not list(Path(started).glob(f"{x}.*"))
+    Path(started, f"{x}.{os.getpid()}").write_text("")
+    if x == 5 and first:
+        time.sleep(60)
+    return x * x
 
 
 def _ran(log) -> list[int]:
@@ -253,3 +277,42 @@ def test_report_results_flag_checked_before_work(tmp_path, capsys):
     assert main(["--estimators", "reinforce", "--no-cuda", "--results",
                  str(tmp_path / "file" / "sub")]) == 2
     assert "--results" in capsys.readouterr().err
+
+
+def test_a_unit_whose_worker_dies_runs_again_elsewhere(tmp_path, cluster):
+    marker = tmp_path / "died"
+    units = [Unit(f"u{x}", _square_plus_draw, (x,)) for x in range(6)]
+    units[2] = Unit("dies", _die_first, (str(marker), 2))
+    out = run_units(units, scheduler=cluster.scheduler_address)
+    assert out[2] == 4 and out == [4 if i == 2 else run_units([u])[0] for i, u in enumerate(units)]
+    assert int(marker.read_text()) != os.getpid()  # a worker died, not this process
+
+
+def test_killing_a_worker_mid_sweep_loses_no_unit(tmp_path, cluster):
+    """SIGKILL one worker process from outside while it runs a unit: every unit still completes
+    with its result (the killed unit is run again by the other worker or the restarted one)."""
+    started = tmp_path / "started"
+    started.mkdir()
+    killed: list[int] = []
+
+    def kill_the_worker_of_unit_5() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            files = list(started.glob("5.*"))
+            if files:
+                pid = int(files[0].name.split(".")[1])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_worker_of_unit_5)
+    killer.start()
+    units = [Unit(f"unit {x}", _square_or_hang, (str(started), x)) for x in range(12)]
+    try:
+        out = run_units(units, scheduler=cluster.scheduler_address)
+    finally:
+        killer.join()
+    assert killed and killed[0] != os.getpid()
+    assert out == [x * x for x in range(12)]
+    assert len(list(started.glob("5.*"))) == 2  # killed mid-unit, then run again by another
+    # process (the pids differ: the file names would otherwise be the same one)
