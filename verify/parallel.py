@@ -166,17 +166,15 @@ def _import_distributed() -> Any:
     except ImportError as exc:
         raise ImportError(
             "running on Dask (workers= or scheduler=) needs dask[distributed]: "
-            'pip install "discrete-grad-verify[dask]" (or "dask[distributed]" tqdm)') from exc
+            'pip install "discrete-grad-verify[dask]" (or "dask[distributed]")') from exc
     return distributed
 
 
 def _progress(total: int, initial: int, show: bool) -> Any:
     if not show:
         return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None  # no bar without tqdm; the work itself does not need it
+    from tqdm import tqdm  # a dependency; imported here so that importing this module stays cheap
+
     return tqdm(total=total, initial=initial, unit="unit")
 
 
@@ -201,7 +199,12 @@ def _run(units: Sequence[Unit], workers: int | None, scheduler: str | None,
                 dask_key = f"unit-{hashlib.sha1(u.key.encode()).hexdigest()[:16]}-{sweep}"
                 futures[client.submit(_call, u, key=dask_key, pure=False, retries=retries)] = u
             for fut in distributed.as_completed(list(futures)):
-                yield futures[fut], fut.result()  # raises the unit's error after the last retry
+                u = futures.pop(fut)
+                result = fut.result()  # raises the unit's error after the last retry
+                # the client's last reference: the cluster forgets the fetched result, so a
+                # worker lost later does not take it along and make the scheduler recompute it
+                fut.release()
+                yield u, result
         finally:
             client.close()
     finally:
