@@ -118,10 +118,12 @@ def plot(rows: list[dict], Cs: list[int], path: Path) -> bool:
     return True
 
 
-def train_run(cfg: TrainConfig) -> tuple[list[dict], bool]:
-    """One run (a work unit): its log rows, and whether Ctrl-C stopped it."""
+def train_run(cfg: TrainConfig) -> tuple[list[dict], bool, float]:
+    """One run (a work unit): its log rows, whether Ctrl-C stopped it, and its wall-clock
+    seconds where it ran (data loading, kernel compilation and evaluations included)."""
+    t0 = time.perf_counter()
     done = train(cfg)
-    return list(done), bool(getattr(done, "interrupted", False))
+    return list(done), bool(getattr(done, "interrupted", False)), time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,14 +188,15 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     try:
         # in the units' order, so the seeds of a curve are averaged in the in-process order
-        for key, (log, interrupted) in _cli.iter_results(
+        for key, (log, interrupted, seconds) in _cli.iter_results(
                 units, args, progress=not args.no_progress and on_cluster):
             run_dir = out / "runs" / f"C{what[key][0]}"
             if interrupted:  # Ctrl-C in process: saved; the same command resumes
                 print(f"interrupted ({key}); run the same command again to continue")
                 return 130
             logs[what[key]].append(log)
-            print(f"[{time.time() - t0:7.0f}s] done {key} (under {run_dir})", flush=True)
+            print(f"[{time.time() - t0:7.0f}s] done {key} (under {run_dir}; {seconds:.1f} s, "
+                  f"{log[-1]['steps_per_s']:.2f} steps/s)", flush=True)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ CASES = [
     ("swap_variance.py", ["--K", "0"], "--K must be >= 1"),
     ("binary_variance.py", ["--phi", "inf"], "--phi must be finite"),
     ("bench_oracle.py", ["--repeat", "0"], "--repeat must be >= 1"),
+    ("bench_parallel.py", ["--R", "1"], "--R must be >= 2"),
     ("train_vae.py", ["--out", "{tmp}/t", "--K", "0"], "--K must be >= 1"),
 ]
 

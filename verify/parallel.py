@@ -27,6 +27,11 @@ a unit (killed, out of memory, its machine lost) loses only that unit: the sched
 to another worker (Dask's ``distributed.scheduler.allowed-failures``, 3 deaths by default, a
 separate count from ``retries``).
 
+Same results, one caveat: Dask starts its workers with one BLAS thread
+(``distributed.nanny.pre-spawn-environ``), so a unit whose numbers depend on how BLAS splits a
+sum (float32 matrix products: a VAE's training) matches an in-process run on one BLAS thread,
+not one on several.
+
 Dask is an optional extra: ``pip install "discrete-grad-verify[dask]"``.
 """
 
