@@ -75,6 +75,17 @@ def test_aimle_synthetic_on_dask(cluster):
         assert curves[m].shape == (2, 3)
 
 
+@pytest.mark.slow  # about 20 s: REBAR's certified moments in this process and on the workers
+def test_rebar_landscape_rows_on_dask(cluster):
+    from verify.parallel import run_units
+
+    rl = _load("rebar_landscape")
+    units = rl.units(quick=True)
+    here = run_units(units)
+    assert here == run_units(units, scheduler=cluster.scheduler_address)
+    assert [r["tau"] for r in here] == list(rl.TAUS)
+
+
 def test_script_cluster_flags_are_checked(capsys):
     bv = _load("binary_variance")
     with pytest.raises(SystemExit) as exc:
