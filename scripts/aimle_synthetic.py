@@ -27,24 +27,30 @@ momentum on ``theta`` (``S = 10`` samples a step), optimality gap ``E_p[L] - min
 several seeds, all starting from the ``theta`` of part 1. Prints tables; saves a plot
 (``--plot``, default ``aimle_synthetic.png``) when matplotlib is installed. Runs in about
 three minutes on two cores (``--quick``: under one): ``python scripts/aimle_synthetic.py
-[--quick]``.
+[--quick]``. Work units: part 1 one per method, part 2 one per (method, seed), each with its own
+generator seeded from its identity (``[seed, S]``, ``100 + s``); ``--workers N`` or
+``--scheduler ADDRESS`` runs them on a Dask cluster, with the same numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 import time
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for _cli when imported
+import _cli  # noqa: E402
+import numpy as np  # noqa: E402
 
-from reference import get_estimator
-from reference import ksubset as ks
-from reference.contract import evaluate
-from reference.estimators.ksubset_perturbation.numpy_reference import aimle_nonzeros
-from reference.estimators.relaxation.numpy_reference import AIMLEState, aimle_update
-from reference.objectives import SubsetQuadratic
-from verify.exact import ksubset_expectation, ksubset_gradient, make_problem
+from reference import get_estimator  # noqa: E402
+from reference import ksubset as ks  # noqa: E402
+from reference.contract import evaluate  # noqa: E402
+from reference.estimators.ksubset_perturbation.numpy_reference import aimle_nonzeros  # noqa: E402
+from reference.estimators.relaxation.numpy_reference import AIMLEState, aimle_update  # noqa: E402
+from reference.objectives import SubsetQuadratic  # noqa: E402
+from verify.exact import ksubset_expectation, ksubset_gradient, make_problem  # noqa: E402
 
 N, K = 10, 5
 SIZES = (1, 2, 5, 10, 20, 50, 100)
@@ -90,19 +96,22 @@ def estimate(method: str, theta: np.ndarray, obj, S: int, R: int, rng: np.random
 METHODS = ("imle", "aimle", "simple", "ste", "gumbel_softmax", "reinforce_loo")
 
 
-def cosine_table(theta: np.ndarray, obj, R: int, seed: int) -> dict[str, np.ndarray]:
+def cosine_row(m: str, theta: np.ndarray, obj, R: int, seed: int) -> np.ndarray:
+    """``(len(SIZES), 2)``: mean and std of the cosine for method ``m`` at every ``S`` (the
+    generator of ``S`` is ``default_rng([seed, S])``, whatever else runs)."""
     grad = ksubset_gradient(make_problem("ksubset", theta, obj), K)
-    out = {}
-    for m in METHODS:
-        rows = []
-        for S in SIZES:
-            g = estimate(m, theta, obj, S, R, np.random.default_rng([seed, S]))
-            norm = np.linalg.norm(g, axis=1) * np.linalg.norm(grad)
-            cos = np.where(norm > 0, g @ grad / np.where(norm > 0, norm, 1), 0.0)
-            cos[np.isnan(g).any(axis=1)] = np.nan  # REINFORCE-LOO needs S >= 2
-            rows.append((np.mean(cos), np.std(cos)))
-        out[m] = np.array(rows)
-    return out
+    rows = []
+    for S in SIZES:
+        g = estimate(m, theta, obj, S, R, np.random.default_rng([seed, S]))
+        norm = np.linalg.norm(g, axis=1) * np.linalg.norm(grad)
+        cos = np.where(norm > 0, g @ grad / np.where(norm > 0, norm, 1), 0.0)
+        cos[np.isnan(g).any(axis=1)] = np.nan  # REINFORCE-LOO needs S >= 2
+        rows.append((np.mean(cos), np.std(cos)))
+    return np.array(rows)
+
+
+def cosine_table(theta: np.ndarray, obj, R: int, seed: int) -> dict[str, np.ndarray]:
+    return {m: cosine_row(m, theta, obj, R, seed) for m in METHODS}
 
 
 def optimise(method: str, theta0: np.ndarray, obj, steps: int, S: int, lr: float, seed: int,
@@ -130,22 +139,50 @@ def optimise(method: str, theta0: np.ndarray, obj, steps: int, S: int, lr: float
     return gaps
 
 
+def _cosine_unit(m: str, b: np.ndarray, theta: np.ndarray, R: int, seed: int) -> np.ndarray:
+    return cosine_row(m, theta, SubsetQuadratic(b), R, seed)
+
+
+def _optimise_unit(m: str, b: np.ndarray, theta0: np.ndarray, steps: int, seed: int,
+                   best: float) -> np.ndarray:
+    return optimise(m, theta0, SubsetQuadratic(b), steps, 10, 0.05, seed, best)
+
+
+def experiment(R: int, steps: int, seeds: int, seed: int, args: argparse.Namespace):
+    """``(best, cos, curves)``: part 1's cosines per method and part 2's gap curves per method
+    (``(seeds, steps)``), every piece a work unit run where ``args`` says."""
+    from verify.parallel import Unit
+
+    rng = np.random.default_rng(seed)
+    b = rng.random(N)
+    theta = rng.standard_normal(N)
+    best = float(SubsetQuadratic(b)(ks.enumerate_subsets(N, K)).min())
+    # part 2 starts from part 1's theta, not 0: the adaptive rule lambda = beta ||theta|| /
+    # ||dy|| gives lambda = 0 there, and AIMLE (like the authors' code) then returns a zero
+    # gradient for ever
+    units = [Unit(f"cosine {m} R={R} seed={seed}", _cosine_unit, (m, b, theta, R, seed))
+             for m in METHODS]
+    units += [Unit(f"optimise {m} steps={steps} seed={100 + s} of {seed}", _optimise_unit,
+                   (m, b, theta, steps, 100 + s, best)) for m in METHODS for s in range(seeds)]
+    out = dict(_cli.iter_results(units, args, ordered=False))
+    cos = {m: out[f"cosine {m} R={R} seed={seed}"] for m in METHODS}
+    curves = {m: np.array([out[f"optimise {m} steps={steps} seed={100 + s} of {seed}"]
+                           for s in range(seeds)]) for m in METHODS}
+    return best, cos, curves
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer replicates, steps and seeds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default="aimle_synthetic.png", help="where to save the plot")
+    _cli.add_cluster_flags(parser)
     args = parser.parse_args(argv)
+    _cli.check_cluster(parser, args)
     R, steps, seeds = (50, 100, 2) if args.quick else (200, 300, 5)
-    rng = np.random.default_rng(args.seed)
-    b = rng.random(N)
-    theta = rng.standard_normal(N)
-    obj = SubsetQuadratic(b)
-    Z = ks.enumerate_subsets(N, K)
-    best = float(obj(Z).min())
     t0 = time.time()
+    best, cos, curves = experiment(R, steps, seeds, args.seed, args)
 
-    cos = cosine_table(theta, obj, R, args.seed)
     print(f"Part 1: cosine(estimate, exact gradient), n={N}, k={K}, {R} replicates "
           "(mean ± std)")
     print("S".rjust(6) + "".join(f"{m:>20s}" for m in METHODS))
@@ -156,13 +193,6 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nPart 2: SGD (momentum 0.9, lr 0.05, S=10), optimality gap E[L] - min L "
           f"(min L = {best:.4f}), {seeds} seeds")
-    curves = {}
-    # not theta = 0: the adaptive rule lambda = beta ||theta|| / ||dy|| gives lambda = 0 there, and
-    # AIMLE (like the authors' code) then returns a zero gradient for ever
-    theta0 = theta.copy()
-    for m in METHODS:
-        curves[m] = np.array([optimise(m, theta0, obj, steps, 10, 0.05, 100 + s, best)
-                              for s in range(seeds)])
     marks = [steps // 10, steps // 3, steps - 1]
     print("method".rjust(16) + "".join(f"{'step ' + str(t + 1):>20s}" for t in marks))
     for m in METHODS:

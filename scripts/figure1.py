@@ -18,6 +18,14 @@ cores; ``--full`` selects the paper's protocol (5 seeds, batch 100, bound on the
 set, ``--steps`` 100000 unless given). Data: dynamically binarized MNIST from the IDX files in
 ``--data``/``$DGV_DATA`` (without ``train-images-idx3-ubyte``, the t10k images are split into
 training and test points, see ``--n-test``), or ``--dataset static``.
+
+Every run (C, estimator, seed) is one work unit (:mod:`verify.parallel`): ``--workers N``
+trains them on a local Dask cluster of N processes, ``--scheduler ADDRESS`` on an existing one
+(whose workers must import this project and read ``--data`` and write ``--out`` at the same
+paths: a shared file system). A run's numbers depend on its seed only, so the CSV is the one
+of the in-process run. Interrupted (Ctrl-C, a lost worker or client), the same command
+continues: finished runs are read back from their logs, the others resume from their
+checkpoints.
 """
 
 from __future__ import annotations
@@ -42,8 +50,9 @@ early_env(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 
-from reference.models.train import TrainConfig, read_log, train  # noqa: E402
+from reference.models.train import TrainConfig, train  # noqa: E402
 from reference.registry import REGISTRY  # noqa: E402
+from verify.parallel import Unit  # noqa: E402
 
 METRICS = ("train_elbo", "test_elbo", "test_iwae100", "grad_var")
 
@@ -109,6 +118,14 @@ def plot(rows: list[dict], Cs: list[int], path: Path) -> bool:
     return True
 
 
+def train_run(cfg: TrainConfig) -> tuple[list[dict], bool, float]:
+    """One run (a work unit): its log rows, whether Ctrl-C stopped it, and its wall-clock
+    seconds where it ran (data loading, kernel compilation and evaluations included)."""
+    t0 = time.perf_counter()
+    done = train(cfg)
+    return list(done), bool(getattr(done, "interrupted", False)), time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True)
@@ -128,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for BLAS and Numba (default: all cores)")
+    _cli.add_cluster_flags(p)
     args = p.parse_args(argv)
     for name in ("seeds", "steps", "batch_size", "eval_every", "n_test", "threads"):
         _cli.at_least(p, "--" + name.replace("_", "-"), getattr(args, name), 1)
@@ -135,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     _cli.at_least(p, "--iwae-subset", args.iwae_subset, 0)
     _cli.at_least(p, "--var-replicates", args.var_replicates, 2)
     _cli.positive_finite(p, "--lr", args.lr)
+    _cli.check_cluster(p, args)
     _cli.writable_dir(p, "--out", args.out)
     seeds = args.seeds or (5 if args.full else 2)
     steps = args.steps or (100000 if args.full else 300)
@@ -146,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logs: dict[tuple[int, str], list[list[dict]]] = defaultdict(list)
     skipped: set[str] = set()
-    t0 = time.time()
+    units, what = [], {}
+    on_cluster = _cli.on_cluster(args)
     for C in args.C:
         for label, name, opts in runs_for(C):
             if name not in REGISTRY:
@@ -154,21 +174,32 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for seed in range(seeds):
                 run_dir = out / "runs" / f"C{C}" / label.replace(" ", "_").replace("=", "") / f"seed{seed}"
-                print(f"[{time.time() - t0:7.0f}s] C={C} {label} seed {seed} -> {run_dir}", flush=True)
                 cfg = TrainConfig(out=str(run_dir), data=args.data, model="categorical", estimator=name,
                                   options=opts, C=C, dataset=args.dataset, steps=steps, batch_size=batch,
                                   lr=args.lr, seed=seed, backend=args.backend, eval_every=eval_every,
                                   iwae_subset=iwae_subset, var_replicates=args.var_replicates,
-                                  n_test=args.n_test, progress=not args.no_progress)
-                try:
-                    done = train(cfg)
-                except (FileNotFoundError, ValueError) as exc:
-                    print(f"error: {exc}", file=sys.stderr)
-                    return 2
-                if getattr(done, "interrupted", False):  # Ctrl-C: saved; the same command resumes
-                    print(f"interrupted in {run_dir}; run the same command again to continue")
-                    return 130
-                logs[(C, label)].append(read_log(run_dir / "log.csv"))
+                                  n_test=args.n_test,
+                                  # on a cluster the bar counts runs; a worker's own would be lost
+                                  progress=not args.no_progress and not on_cluster)
+                units.append(Unit(f"C={C} {label} seed {seed}", train_run, (cfg,)))
+                what[units[-1].key] = (C, label)
+    t0 = time.time()
+    print(f"{len(units)} runs ({len(args.C)} values of C x estimators x {seeds} seeds) -> {out / 'runs'}",
+          flush=True)
+    try:
+        # in the units' order, so the seeds of a curve are averaged in the in-process order
+        for key, (log, interrupted, seconds) in _cli.iter_results(
+                units, args, progress=not args.no_progress and on_cluster):
+            run_dir = out / "runs" / f"C{what[key][0]}"
+            if interrupted:  # Ctrl-C in process: saved; the same command resumes
+                print(f"interrupted ({key}); run the same command again to continue")
+                return 130
+            logs[what[key]].append(log)
+            print(f"[{time.time() - t0:7.0f}s] done {key} (under {run_dir}; {seconds:.1f} s, "
+                  f"{log[-1]['steps_per_s']:.2f} steps/s)", flush=True)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if skipped:
         print("skipped (not registered): " + ", ".join(sorted(skipped)))
     rows = aggregate(logs)

@@ -197,7 +197,7 @@ PUBLIC_MODULES = {
         "main", "report_rows"
     ],
     "verify.parallel": [
-        "Unit", "iter_units", "run_units", "unit_seed"
+        "ResultStore", "Unit", "iter_units", "run_units", "unit_seed"
     ],
 }
 

@@ -1,16 +1,21 @@
 """``verify.parallel``: the same results in process and on a Dask cluster, seeds from the
-units' identities, retries; ``verify.report.report_rows`` gives the same rows on Dask."""
+units' identities, retries, a worker killed mid-unit, resuming from a results store;
+``verify.report.report_rows`` gives the same rows on Dask and resumes from its store."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from verify.parallel import Unit, iter_units, run_units, unit_seed
+from verify.parallel import ResultStore, Unit, iter_units, run_units, unit_seed
 from verify.report import _case_refs, _cases, _key, report_rows
 
 distributed = pytest.importorskip("distributed")
@@ -41,6 +46,43 @@ def _always_fail(log: str) -> int:
     with open(log, "a") as fh:
         fh.write("attempt\n")
     raise ValueError("always fails")
+
+
+def _counted_square(log: str, x: int) -> int:
+    """``x * x``, appending ``x`` to ``log`` so a test can see which units actually ran."""
+    with open(log, "a") as fh:
+        fh.write(f"{x}\n")
+    return x * x
+
+
+def _interrupt_at(log: str, stop: int, x: int) -> int:
+    if x == stop:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a sweep
+    return _counted_square(log, x)
+
+
+def _die_first(marker: str, x: int) -> int:
+    """The first attempt kills its own worker process (SIGKILL: no exception, no cleanup), as a
+    machine lost or an out-of-memory kill would; the next attempt returns ``x * x``."""
+    path = Path(marker)
+    if not path.exists():
+        path.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
+def _square_or_hang(started: str, x: int) -> int:
+    """``x * x``, leaving ``started/x.PID``; unit 5's first attempt hangs (up to a minute)
+    until the test kills its worker, so the kill falls in the middle of that unit."""
+    first = not list(Path(started).glob(f"{x}.*"))
+    Path(started, f"{x}.{os.getpid()}").write_text("")
+    if x == 5 and first:
+        time.sleep(60)
+    return x * x
+
+
+def _ran(log) -> list[int]:
+    return [int(x) for x in log.read_text().split()] if log.exists() else []
 
 
 def _units(n: int = 8) -> list[Unit]:
@@ -160,3 +202,117 @@ def test_each_row_seeds_its_checks_from_its_index(monkeypatch):
     n = len(rows)
     assert [s for k, s in seen if k == "mc"] == [7 + i for i in range(n)]
     assert [s for k, s in seen if k == "agree"] == [7 + i for i in range(n)]
+
+
+def test_ordered_streaming_follows_the_input_order(cluster):
+    units = _units(10)
+    streamed = list(iter_units(units, scheduler=cluster.scheduler_address, ordered=True))
+    assert [k for k, _ in streamed] == [u.key for u in units]
+    assert [r for _, r in streamed] == run_units(units)
+
+
+@pytest.mark.parametrize("mode", ["in process", "dask"])
+def test_an_interrupted_sweep_resumes_from_its_store(tmp_path, cluster, mode):
+    """The sweep stops after 3 results (as on Ctrl-C); started again with the same store it
+    runs only the units not stored, gives the uninterrupted results, rewrites no file."""
+    log, store = tmp_path / "ran", tmp_path / "store"
+    where = {} if mode == "in process" else {"scheduler": cluster.scheduler_address}
+    units = [Unit(f"sq {x}", _counted_square, (str(log), x)) for x in range(8)]
+    seen = []
+    for key, _ in iter_units(units, store=store, **where):
+        seen.append(key)
+        if len(seen) == 3:
+            break  # closes the generator: the client and the cluster's futures go away
+    stored = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
+    assert len(stored) == 3  # what was yielded was stored first
+    if mode == "in process":
+        assert sorted(_ran(log)) == [0, 1, 2]
+    log.unlink()
+    out = run_units(units, store=store, **where)
+    assert out == [x * x for x in range(8)]
+    done_before = {int(k.split()[1]) for k in seen}
+    assert sorted(_ran(log)) == sorted(set(range(8)) - done_before)
+    assert {n: t for n, t in ((p.name, p.stat().st_mtime_ns) for p in store.iterdir())
+            if n in stored} == stored
+    assert len(list(store.glob("*.pkl"))) == 8 and not list(store.glob(".*"))
+    log.unlink()
+    assert run_units(units, store=store, **where) == out and not log.exists()  # nothing ran
+
+
+def test_store_refuses_other_arguments_and_corrupt_files(tmp_path):
+    log = str(tmp_path / "ran")
+    store = ResultStore(tmp_path / "store")
+    assert run_units([Unit("a", _counted_square, (log, 3))], store=store) == [9]
+    with pytest.raises(ValueError, match="other arguments"):
+        run_units([Unit("a", _counted_square, (log, 4))], store=store)  # another --R, say
+    store.path("a").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match=r"corrupt.*remove it"):
+        run_units([Unit("a", _counted_square, (log, 3))], store=store)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match="cannot be created"):
+        ResultStore(blocker / "sub")
+
+
+def test_report_resumes_from_its_results_directory(tmp_path, monkeypatch):
+    import verify.report as report
+
+    first = report.report_rows(["reinforce"], R=50, cuda=False, results=tmp_path / "rows")
+    n = len(first)
+    assert n > 0 and len(list((tmp_path / "rows").glob("*.pkl"))) == n
+    calls = []
+    real = report.mc_check
+    monkeypatch.setattr(report, "mc_check", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = report.report_rows(["reinforce"], R=50, cuda=False, results=tmp_path / "rows")
+    assert again == first and calls == []  # every row read back, none computed
+    with pytest.raises(ValueError, match="other arguments"):
+        report.report_rows(["reinforce"], R=60, cuda=False, results=tmp_path / "rows")
+    assert calls == []  # refused before any row ran
+
+
+def test_report_results_flag_checked_before_work(tmp_path, capsys):
+    from verify.report import main
+
+    (tmp_path / "file").write_text("")
+    assert main(["--estimators", "reinforce", "--no-cuda", "--results",
+                 str(tmp_path / "file" / "sub")]) == 2
+    assert "--results" in capsys.readouterr().err
+
+
+def test_a_unit_whose_worker_dies_runs_again_elsewhere(tmp_path, cluster):
+    marker = tmp_path / "died"
+    units = [Unit(f"u{x}", _square_plus_draw, (x,)) for x in range(6)]
+    units[2] = Unit("dies", _die_first, (str(marker), 2))
+    out = run_units(units, scheduler=cluster.scheduler_address)
+    assert out[2] == 4 and out == [4 if i == 2 else run_units([u])[0] for i, u in enumerate(units)]
+    assert int(marker.read_text()) != os.getpid()  # a worker died, not this process
+
+
+def test_killing_a_worker_mid_sweep_loses_no_unit(tmp_path, cluster):
+    """SIGKILL one worker process from outside while it runs a unit: every unit still completes
+    with its result (the killed unit is run again by the other worker or the restarted one)."""
+    started = tmp_path / "started"
+    started.mkdir()
+    killed: list[int] = []
+
+    def kill_the_worker_of_unit_5() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            files = list(started.glob("5.*"))
+            if files:
+                pid = int(files[0].name.split(".")[1])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_worker_of_unit_5)
+    killer.start()
+    units = [Unit(f"unit {x}", _square_or_hang, (str(started), x)) for x in range(12)]
+    try:
+        out = run_units(units, scheduler=cluster.scheduler_address)
+    finally:
+        killer.join()
+    assert killed and killed[0] != os.getpid()
+    assert out == [x * x for x in range(12)]
+    assert len(list(started.glob("5.*"))) == 2  # killed mid-unit, then run again by another
+    # process (the pids differ: the file names would otherwise be the same one)

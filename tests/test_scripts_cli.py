@@ -23,6 +23,7 @@ CASES = [
     ("multi_sample_variance.py", ["--C", "1"], "--C must be >= 2"),
     ("binary_variance.py", ["--phi", "inf"], "--phi must be finite"),
     ("bench_oracle.py", ["--repeat", "0"], "--repeat must be >= 1"),
+    ("bench_parallel.py", ["--R", "1"], "--R must be >= 2"),
     ("train_vae.py", ["--out", "{tmp}/t", "--K", "0"], "--K must be >= 1"),
     ("bench_kernels.py", ["--replicates", "0"], "--replicates must be >= 1"),
     ("bench_kernels.py", ["--estimators", "nope"], "unknown --estimators"),

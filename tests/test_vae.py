@@ -547,17 +547,21 @@ def test_train_vae_unwritable_out_is_refused_first(tmp_path, capsys, monkeypatch
     assert exc.value.code == 2 and "not a writable directory" in capsys.readouterr().err
 
 
-def test_progress_bar_plain_stream():
-    import io
+def test_training_progress_bar_is_tqdm(tmp_path, capsys):
+    """The bar (tqdm on stderr) counts steps from 0, and from the checkpoint's step on resume;
+    ``progress=False`` prints none."""
+    from reference.models.train import train
 
-    from reference.models.train import Progress
-
-    s = io.StringIO()
-    bar = Progress(20, stream=s)
-    for i in range(1, 21):
-        bar.update(i, "x")
-    lines = s.getvalue().splitlines()
-    assert 5 <= len(lines) <= 11 and lines[-1].startswith("[" + "#" * 30 + "] 20/20")
+    _write_static(tmp_path, np.random.default_rng(0))
+    train(_cfg(tmp_path / "r", tmp_path, 2, progress=True))
+    err = capsys.readouterr().err
+    assert "reinforce_loo: 100%" in err and "2/2" in err and "elbo" in err
+    train(_cfg(tmp_path / "r", tmp_path, 4, progress=True))  # resumes at step 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    assert "2/4" in lines[0] and "4/4" in lines[-1]
+    train(_cfg(tmp_path / "q", tmp_path, 2, progress=False))
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.slow

@@ -10,6 +10,9 @@ moments, and whether the NumPy, CPU and CUDA backends agree on shared noise.
 ``--workers N`` computes the rows on a local Dask cluster of N processes, ``--scheduler
 ADDRESS`` on an existing one (``verify.parallel``; the rows, their order and their numbers are
 those of the in-process run, since row ``i`` seeds its checks with ``seed + i``).
+``--results DIR`` writes every row to its own file in DIR as it finishes; the same command
+run again with the same DIR computes only the rows not there yet (resuming an interrupted
+report; a DIR written with other ``--R``/``--seed``/``--R-shared`` is refused).
 
 Without a GPU, the CUDA backend runs under the Numba CUDA simulator in a subprocess (the
 simulator must be chosen before numba is imported, and this process keeps the real target).
@@ -157,7 +160,8 @@ def _row(i: int, name: str, dist: str, oi: int, j: int, R: int, seed: int, R_sha
 
 def report_rows(names: list[str] | None = None, R: int = 2000, seed: int = 0,
                 R_shared: int = 32, cuda: bool = True, workers: int | None = None,
-                scheduler: str | None = None, progress: bool = False) -> list[dict[str, Any]]:
+                scheduler: str | None = None, progress: bool = False,
+                results: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Compute every row of the report (see the module docstring), one dict per row in
     registry order.
 
@@ -165,7 +169,9 @@ def report_rows(names: list[str] | None = None, R: int = 2000, seed: int = 0,
     subprocess). The rows are then independent work units (:mod:`verify.parallel`): run here
     by default, on a local Dask cluster of ``workers`` processes, or on the cluster at
     ``scheduler``. Row ``i`` seeds its checks with ``seed + i`` wherever it runs, so every
-    mode gives the same rows (up to the ``seconds`` field), in the same order.
+    mode gives the same rows (up to the ``seconds`` field), in the same order. ``results``: a
+    directory where each row is stored as it finishes and from which the rows already there
+    are read back instead of being computed (:class:`verify.parallel.ResultStore`).
     """
     from .parallel import Unit, run_units
 
@@ -185,7 +191,7 @@ def report_rows(names: list[str] | None = None, R: int = 2000, seed: int = 0,
         key = _key(est, dist, dict(est.examples[oi]), labels[dist][j])
         units.append(Unit(f"{i}|{key}", _row, (i, name, dist, oi, j, R, seed, R_shared,
                                                  cuda_mode, cuda_ok.get(key))))
-    return run_units(units, workers=workers, scheduler=scheduler, progress=progress)
+    return run_units(units, workers=workers, scheduler=scheduler, progress=progress, store=results)
 
 
 def row_ok(row: dict[str, Any]) -> bool:
@@ -237,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="compute the rows on the Dask cluster at ADDRESS, e.g. "
                             "tcp://127.0.0.1:8786 (its workers must import this project)")
+    parser.add_argument("--results", metavar="DIR",
+                        help="store each row in DIR as it finishes; run again with the same DIR "
+                             "to compute only the rows not stored yet")
     parser.add_argument("--cuda-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = set(args.estimators or []) - set(REGISTRY)
@@ -255,6 +264,15 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"python -m verify: cannot write --json {args.json}: {exc}", file=sys.stderr)
             return 2
+    if args.results:
+        from .parallel import ResultStore
+        try:  # fail before the work, not after it
+            results: ResultStore | None = ResultStore(args.results)
+        except ValueError as exc:
+            print(f"python -m verify: --results: {exc}", file=sys.stderr)
+            return 2
+    else:
+        results = None
     if args.R < 2 or args.R_shared < 1:
         parser.error("--R must be >= 2 and --R-shared >= 1")
     if args.workers is not None and args.workers < 1:
@@ -270,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows = report_rows(args.estimators, args.R, args.seed, args.R_shared, not args.no_cuda,
                        workers=args.workers, scheduler=args.scheduler,
-                       progress=on_dask and sys.stderr.isatty())
+                       progress=on_dask and sys.stderr.isatty(), results=results)
     print(format_table(rows))
     failed = [r for r in rows if not row_ok(r)]
     for r in failed:

@@ -43,11 +43,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+from tqdm import tqdm
 
 from .data import BatchStream, load_dataset
 from .vae import VAE, binary_spec, categorical_spec, init_params
 
-__all__ = ["TrainConfig", "train", "LOG_COLUMNS", "Progress", "read_log"]
+__all__ = ["TrainConfig", "train", "LOG_COLUMNS", "read_log"]
 
 LOG_COLUMNS = ("step", "epoch", "train_elbo", "test_elbo", "test_iwae100", "grad_var", "wall_s",
                "steps_per_s")
@@ -95,36 +96,14 @@ class TrainConfig:
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
-class Progress:
-    """A plain-text progress bar on stderr: redrawn in place on a terminal, else a line every 10%."""
-
-    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None, enabled: bool = True,
-                 label: str = "") -> None:
-        self.total, self.start, self.enabled, self.label = total, start, enabled, label
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.t0, self.last_draw, self.last_decile = time.time(), 0.0, -1
-
-    def update(self, done: int, info: str = "") -> None:
-        if not self.enabled or self.total <= 0:
-            return
-        now = time.time()
-        frac = done / self.total
-        decile = int(10 * frac)
-        if self.tty and now - self.last_draw < 0.2 and done < self.total:
-            return
-        if not self.tty and (decile == self.last_decile and done < self.total):
-            return
-        self.last_draw, self.last_decile = now, decile
-        rate = (done - self.start) / max(now - self.t0, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-        eta_s = f"{eta:6.0f}s" if math.isfinite(eta) else "     ?s"
-        line = f"{self.label}[{bar}] {done}/{self.total} {rate:6.2f} it/s eta {eta_s} {info}"
-        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
-        if self.tty and done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+def _bar(cfg: TrainConfig, start: int, stream: TextIO | None = None) -> tqdm:
+    """The run's progress bar (``tqdm``, on stderr): steps done, rate, time left, the last
+    batch's ELBO. Not on a terminal (a log file), it is redrawn every 30 s instead of 5 times
+    a second, so a log is not flooded."""
+    stream = stream or sys.stderr
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    return tqdm(total=cfg.steps, initial=start, disable=not cfg.progress, desc=cfg.estimator,
+                unit="step", file=stream, mininterval=0.2 if tty else 30.0, dynamic_ncols=tty)
 
 
 class TrainRows(list):
@@ -249,7 +228,7 @@ def train(cfg: TrainConfig, log: TextIO | None = None) -> list[dict[str, float]]
     if start == 0 and not rows:
         evaluate(0, 0.0, 0.0)
         _save_checkpoint(ckpt, model, stream, 0, cfg, (0.0, 0), 0.0)
-    bar = Progress(cfg.steps, start, enabled=cfg.progress, label=f"{cfg.estimator} ")
+    bar = _bar(cfg, start)
     seg_start, seg_steps = time.time(), 0
     stop = threading.Event()
     previous = None
@@ -263,7 +242,8 @@ def train(cfg: TrainConfig, log: TextIO | None = None) -> list[dict[str, float]]
             if not math.isfinite(e):
                 raise FloatingPointError(f"the training ELBO became {e} at step {step}")
             train_sum, train_n, seg_steps = train_sum + e, train_n + 1, seg_steps + 1
-            bar.update(step, f"elbo {e:8.2f}")
+            bar.set_postfix_str(f"elbo {e:8.2f}", refresh=False)
+            bar.update(1)
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 now = time.time()
                 wall += now - seg_start  # training time only, evaluations excluded
@@ -279,6 +259,7 @@ def train(cfg: TrainConfig, log: TextIO | None = None) -> list[dict[str, float]]
                               "command again to continue\n")
                 break
     finally:
+        bar.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     rows.interrupted = stop.is_set()
