@@ -10,7 +10,10 @@ the ARSM paper's toy per dimension) with ``K = 1`` and ``K = 2``, and a random t
 exact), next to REINFORCE-LOO with the same ``n_wor``. Every number is the trace of the exact
 covariance of one replicate (no sampling). CARMS is not registered yet, so it has no column.
 
-Run: ``python scripts/multi_sample_variance.py`` (about half a minute).
+Run: ``python scripts/multi_sample_variance.py`` (about 12 minutes on two shared cores, almost
+all in the ``C = 5`` random-table row's 1.08 million 8-subsets); one work unit per ``(C,
+problem)`` row, on a Dask cluster with ``--workers N`` or ``--scheduler ADDRESS`` (the same
+table, each row printed as soon as it and every earlier one are in).
 """
 
 from __future__ import annotations
@@ -44,25 +47,40 @@ def trace(name: str, alpha: np.ndarray, obj: TableObjective, **opts) -> float:
     return REGISTRY[name].exact_moments("categorical", alpha, obj, **opts).variance_trace
 
 
+def row(C: int, index: int) -> tuple:
+    """Row ``index`` of ``problems(C)``: its label, sizes and the five exact variance traces.
+    No randomness beyond the problem's own seed: the row depends on its arguments only."""
+    M = C * (C - 1) // 2 + 1
+    label, K, alpha, obj = problems(C)[index]
+    nw = min(M, C**K, MAX_N)
+    v = [trace("reinforce_loo", alpha, obj, n=M), trace("arsm_plus", alpha, obj),
+         trace("unord", alpha, obj, n=max(nw, 2)),
+         trace("reinforce_wor", alpha, obj, n=nw),
+         trace("reinforce_loo", alpha, obj, n=max(nw, 2))]
+    return label, K, C, M, nw, v
+
+
+def units(Cs: list[int]) -> list:
+    """One ``verify.parallel.Unit`` per row, in the table's order."""
+    from verify.parallel import Unit
+
+    return [Unit(f"C={C} problem={i}", row, (C, i)) for C in Cs for i in range(3)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--C", type=int, nargs="+", default=[2, 3, 5])
+    _cli.add_cluster_flags(parser)
     args = parser.parse_args(argv)
     _cli.at_least(parser, "--C", args.C, 2)
+    _cli.check_cluster(parser, args)
     cols = ["LOO(n=M)", "ARSM+", "UNORD", "WOR", "LOO(n=nw)"]
     print(f"{'problem':8s} {'K':>2s} {'C':>2s} {'M':>3s} {'nw':>3s} "
           + " ".join(f"{c:>10s}" for c in cols))
     t0 = time.perf_counter()
-    for C in args.C:
-        M = C * (C - 1) // 2 + 1
-        for label, K, alpha, obj in problems(C):
-            nw = min(M, C**K, MAX_N)
-            v = [trace("reinforce_loo", alpha, obj, n=M), trace("arsm_plus", alpha, obj),
-                 trace("unord", alpha, obj, n=max(nw, 2)),
-                 trace("reinforce_wor", alpha, obj, n=nw),
-                 trace("reinforce_loo", alpha, obj, n=max(nw, 2))]
-            print(f"{label:8s} {K:2d} {C:2d} {M:3d} {nw:3d} "
-                  + " ".join(f"{x:10.3e}" for x in v), flush=True)
+    for _, (label, K, C, M, nw, v) in _cli.iter_results(units(args.C), args):
+        print(f"{label:8s} {K:2d} {C:2d} {M:3d} {nw:3d} "
+              + " ".join(f"{x:10.3e}" for x in v), flush=True)
     print(f"({time.perf_counter() - t0:.0f} s)")
     return 0
 

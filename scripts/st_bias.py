@@ -14,14 +14,17 @@ Printed per row: cosine between the exact mean and the exact gradient, ``||mean 
 ||grad||``, and the trace of the covariance of one replicate. Straight-through, GST and ReinMax
 are exact (enumeration, bound 0); ST-Gumbel-Softmax and Gumbel-Rao are certified (``bound``:
 the error bound on every entry of the mean and the covariance).
-Run: ``python scripts/st_bias.py`` (about 10 s).
+Run: ``python scripts/st_bias.py`` (about 10 s); one work unit per problem, on a Dask cluster
+with ``--workers N`` or ``--scheduler ADDRESS`` (the same table).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
+import _cli  # the scripts folder is first on sys.path when a script runs
 import numpy as np
 
 import verify
@@ -54,29 +57,52 @@ def problems() -> list[tuple[str, np.ndarray, object]]:
     ]
 
 
-def table() -> tuple[list[dict], float]:
+def problem_rows(index: int) -> tuple[list[dict], float]:
+    """The rows of problem ``index`` (every estimator and temperature) and the largest error
+    bound among them; a function of its argument only (one work unit)."""
     rows, worst = [], 0.0
-    for pname, alpha, f in problems():
-        grad = verify.exact_gradient("categorical", alpha, f).ravel()
-        for tau in TAUS:
-            for label, name, opts, takes_tau, tau_min in ESTIMATORS:
-                if tau < tau_min:
-                    continue
-                o = {**opts, "tau": tau} if takes_tau else opts
-                mo = get_estimator(name).exact_moments("categorical", alpha, f, **o)
-                mean = mo.mean.ravel()
-                cos = float(mean @ grad / (np.linalg.norm(mean) * np.linalg.norm(grad)))
-                rel = float(np.linalg.norm(mean - grad) / np.linalg.norm(grad))
-                worst = max(worst, mo.error_bound)
-                rows.append({"problem": pname, "tau": tau if takes_tau else None,
-                             "estimator": label, "cos": cos, "rel": rel,
-                             "var": mo.variance_trace, "bound": mo.error_bound})
+    pname, alpha, f = problems()[index]
+    grad = verify.exact_gradient("categorical", alpha, f).ravel()
+    for tau in TAUS:
+        for label, name, opts, takes_tau, tau_min in ESTIMATORS:
+            if tau < tau_min:
+                continue
+            o = {**opts, "tau": tau} if takes_tau else opts
+            mo = get_estimator(name).exact_moments("categorical", alpha, f, **o)
+            mean = mo.mean.ravel()
+            cos = float(mean @ grad / (np.linalg.norm(mean) * np.linalg.norm(grad)))
+            rel = float(np.linalg.norm(mean - grad) / np.linalg.norm(grad))
+            worst = max(worst, mo.error_bound)
+            rows.append({"problem": pname, "tau": tau if takes_tau else None,
+                         "estimator": label, "cos": cos, "rel": rel,
+                         "var": mo.variance_trace, "bound": mo.error_bound})
+    return rows, worst
+
+
+def units() -> list:
+    """One ``verify.parallel.Unit`` per problem, in the table's order."""
+    from verify.parallel import Unit
+
+    return [Unit(f"problem={i}", problem_rows, (i,)) for i in range(len(problems()))]
+
+
+def table(args: argparse.Namespace | None = None) -> tuple[list[dict], float]:
+    """Every row, in process or where ``args`` says (``--workers`` / ``--scheduler``)."""
+    args = args or argparse.Namespace(workers=None, scheduler=None)
+    rows, worst = [], 0.0
+    for _, (r, w) in _cli.iter_results(units(), args):
+        rows += r
+        worst = max(worst, w)
     return rows, worst
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    _cli.add_cluster_flags(parser)
+    args = parser.parse_args(argv)
+    _cli.check_cluster(parser, args)
     t0 = time.time()
-    rows, worst = table()
+    rows, worst = table(args)
     print("| problem | tau | estimator | cosine | rel. error | variance trace | bound |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     seen = set()

@@ -26,6 +26,8 @@ CASES = [
     ("bench_parallel.py", ["--R", "1"], "--R must be >= 2"),
     ("train_vae.py", ["--out", "{tmp}/t", "--K", "0"], "--K must be >= 1"),
     ("bench_kernels.py", ["--replicates", "0"], "--replicates must be >= 1"),
+    ("st_bias.py", ["--workers", "0"], "--workers must be >= 1"),
+    ("multi_sample_variance.py", ["--workers", "0"], "--workers must be >= 1"),
     ("bench_kernels.py", ["--estimators", "nope"], "unknown --estimators"),
     ("bench_kernels.py", ["--min-time", "nan"], "--min-time must be a positive finite"),
 ]

@@ -132,3 +132,22 @@ def test_figure1_csv_identical_on_a_local_cluster(tmp_path):
     run("there", "--workers", "2")
     assert [p.stat().st_mtime_ns for p in logs] == stamps  # finished runs were not trained again
     assert read("there") == read("here")
+
+
+def test_multi_sample_variance_prints_the_same_table_on_dask(cluster, capsys):
+    ms = _load("multi_sample_variance")
+    assert ms.main(["--C", "2"]) == 0
+    here = capsys.readouterr().out
+    assert ms.main(["--C", "2", "--scheduler", cluster.scheduler_address]) == 0
+    there = capsys.readouterr().out
+    assert len(_table_lines(here)) == 4  # the header and one row per problem
+    assert _table_lines(here) == _table_lines(there)
+
+
+@pytest.mark.slow
+def test_st_bias_table_on_dask(cluster):
+    sb = _load("st_bias")
+    here = sb.table()
+    there = sb.table(argparse.Namespace(workers=None, scheduler=cluster.scheduler_address))
+    assert here == there
+    assert {r["problem"] for r in here[0]} == {p[0] for p in sb.problems()}
