@@ -82,7 +82,7 @@ class _Opaque(Objective):
 #: records whose method enumerates (configurations, or samples b for REBAR/RELAX): at
 #: ``2**25`` binary or ``3**15`` categorical configurations, inside MAX_CONFIGURATIONS, their
 #: own memory or time estimates must refuse. (The RQMC-only methods legitimately run there in
-#: seconds; the swap family's oracle, ``verify/moments/swap.py``, has no estimate yet.)
+#: seconds.)
 _ENUMERATING = [
     ("reinforce", "bernoulli"), ("reinforce", "categorical"), ("reinforce_loo", "bernoulli"),
     ("ar", "bernoulli"), ("arm", "bernoulli"), ("disarm", "bernoulli"),
@@ -91,6 +91,8 @@ _ENUMERATING = [
     ("gumbel_rao", "categorical"), ("gst", "categorical"), ("reinmax", "categorical"),
     ("nvil", "bernoulli"), ("muprop", "bernoulli"), ("muprop", "categorical"),
     ("double_cv", "bernoulli"), ("rebar", "bernoulli"), ("relax", "bernoulli"),
+    ("ars", "categorical"), ("arsm", "categorical"), ("ars_plus", "categorical"),
+    ("arsm_plus", "categorical"), ("arsm_plus_ce", "categorical"),
 ]
 
 

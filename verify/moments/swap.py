@@ -89,7 +89,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exact import Problem, make_problem
+from ..exact import Problem, check_budget, check_enumeration_size, make_problem
 from . import Moments
 from .polytope import cells_moments, ordered_cell, refine, sides, simplex_cell
 from .races import race_pair_tables
@@ -562,6 +562,18 @@ def _check_scope(pr: Problem, weight: str) -> None:
                 f"arrangement need hundreds of GiB); row {k} of alpha has C={C}")
 
 
+def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool) -> None:
+    """Refuse up front what the contraction cannot do in the configured memory and time: it
+    holds the differences ``f(x) - f(y)`` over all pairs of configurations (``C^(2K)``
+    float64, twice, plus a transposed copy) and contracts them with ``K (K + 1)`` products of
+    pair tables of ``C^3`` (ARS family) or ``C^4`` (ARSM family) entries each."""
+    check_enumeration_size(C, K)  # C^K within MAX_CONFIGURATIONS: C^(2K) fits a float
+    pairs = float(C) ** (2 * K)
+    entries = float(C) ** (3 if shared_j else 4)
+    check_budget(f"exact moments of the swap estimator (weight {weight!r}) at K={K}, C={C}",
+                 memory_bytes=8.0 * 3 * pairs, operations=K * (K + 1) * pairs * entries)
+
+
 def _swapped_second(L2: np.ndarray, shared_j: bool, C: int) -> np.ndarray:
     """The weight of the second swap's reference: ``L2[b, q, a, j, y, x]`` at ``[a, j, b, q, x,
     y]`` (``[b, j, a, y, x]`` at ``[a, j, b, x, y]`` when ``q = j``), flattened ``(n, C, C)``."""
@@ -584,6 +596,7 @@ def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shar
         raise ValueError(f"weight must be one of {WEIGHTS}, got {weight!r}")
     _check_scope(pr, weight)
     K, C = pr.K, pr.C
+    _check_swap_budget(K, C, weight, shared_j)
     f = pr.f_table()
     f = f - f.mean()  # the estimators are invariant to a constant shift of f
     tabs = [_pair_tensors(pr.params[k], weight, shared_j) for k in range(K)]
