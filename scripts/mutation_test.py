@@ -204,9 +204,11 @@ def run(mutants: list[Mutant], timeout: float) -> list[dict]:
             target.write_text(original.replace(m.old, m.new))
             t0 = time.perf_counter()
             try:
+                # "slow or not slow": a mutant's killing tests run even where marked slow
+                # (the default run deselects those)
                 out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                                      *m.tests], cwd=tree, env=env, capture_output=True, text=True,
-                                     timeout=timeout, check=False)
+                                      "-m", "slow or not slow", *m.tests], cwd=tree, env=env,
+                                     capture_output=True, text=True, timeout=timeout, check=False)
                 status = "killed" if out.returncode == 1 else ("survived" if out.returncode == 0
                                                                else f"error (pytest exit {out.returncode})")
                 tail = out.stdout.strip().splitlines()[-1:] if out.stdout else []
