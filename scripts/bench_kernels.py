@@ -3,7 +3,7 @@
     python scripts/bench_kernels.py [--backends cpu numpy] [--replicates 65536] [--json OUT]
 
 For each registered estimator (its first example option set, the categorical distribution where
-it supports it, else its first one, ``K = 16``
+it supports it, else its first one, ``K = 16`` (2 for those that sample the joint space)
 variables, ``C = 8`` categories where categorical, ``k = 4`` for k-subsets) the two phases of a
 backend (``queries`` then ``combine``, with answers drawn at random in advance so that the
 objective is not timed) run on ``--replicates`` problems of one replicate each. Reported, from
@@ -58,6 +58,9 @@ from reference.contract import Answers, Estimator, Queries  # noqa: E402
 from reference.registry import REGISTRY  # noqa: E402
 
 K_VARS, C_CATS, K_SUBSET = 16, 8, 4
+#: estimators that sample the joint space of C**K configurations (Gumbel-top-k without
+#: replacement): K = 2, so 64 configurations
+K_JOINT = {"unord": 2, "reinforce_wor": 2}
 
 
 @njit(parallel=True)
@@ -90,8 +93,8 @@ def problem(est: Estimator, B: int, seed: int = 0):
     if dist == "ksubset":
         opts = est.options(**{**est.examples[0], "k": K_SUBSET})
     rng = np.random.default_rng(seed)
-    shape = {"bernoulli": (B, K_VARS), "categorical": (B, K_VARS, C_CATS),
-             "ksubset": (B, K_VARS)}[dist]
+    K = K_JOINT.get(est.name, K_VARS)
+    shape = {"bernoulli": (B, K), "categorical": (B, K, C_CATS), "ksubset": (B, K)}[dist]
     params = rng.standard_normal(shape)
     noise = est.draw_noise(rng, dist, shape, 1, **opts)
     return dist, params, {k: np.ascontiguousarray(v) for k, v in noise.items()}, opts
