@@ -167,6 +167,22 @@ def test_zero_port_on_all_zero_reference_is_not_a_pass():
     assert not ref.passed and not ref.informative
 
 
+def test_mc_check_of_our_reference_on_a_point_mass_at_zero():
+    # adaptive I-MLE with beta = 0.5 at logits 0 (||theta|| = 0, so lambda = 0): the exact law
+    # is the point mass at 0 and our reference returns exactly 0 on every replicate, which is
+    # the exact answer (a row of the report), not a vacuous pass
+    pr = verify.make_problem("categorical", np.zeros((1, 10)),
+                             reference.categorical_toy(10))
+    opts = {"adaptive": True, "beta": 0.5, "S": 2}
+    m = reference.get_estimator("aimle").exact_moments(pr.dist, pr.params, pr.objective, **opts)
+    assert not np.any(m.mean) and not np.any(m.cov)
+    assert verify.mc_check("aimle", pr, R=500, **opts).passed
+    # replicates that are not all zero are still judged, and fail against a point mass at 0
+    off = np.zeros((500,) + pr.params.shape)
+    off[7, 0, 1] = 1e-3
+    assert not verify.check_samples(off, m).passed
+
+
 def test_null_direction_is_named_and_its_tolerance_is_a_parameter():
     # categorical scores sum to zero over each row: (1, 1, 1) / sqrt(3) has zero variance
     def shifted(params, noise, objective, *, dist, R, seed, **options):
