@@ -43,10 +43,7 @@ def _categorical_cdf(alpha, cum):
     # right: the very sums that sample_categorical_row recomputes for every sample
     K, C = alpha.shape[0], alpha.shape[1]
     for k in range(K):
-        m = alpha[k, 0]
-        for c in range(1, C):
-            if alpha[k, c] > m:
-                m = alpha[k, c]
+        m, _ = softmax_stats(alpha, k)  # the sampler's own max (its total is recomputed below)
         running = 0.0
         for c in range(C):
             running += math.exp(alpha[k, c] - m)

@@ -124,38 +124,39 @@ def moved_bytes(params, noise, q: Queries, a: Answers, g) -> int:
             + _nbytes(params, *qs, a.f_z, a.f_y, a.grad_y, g))
 
 
-def time_phases(backend, dist, params, noise, opts, answers, repeat: int, min_time: float
-                ) -> float:
-    """Best seconds for one run of both phases (each timed run repeats until ``min_time``)."""
+def best_seconds(call, repeat: int, min_time: float) -> float:
+    """Best seconds per ``call()`` over ``repeat`` timed runs, each repeating ``call`` until
+    ``min_time`` has passed."""
     best = np.inf
     for _ in range(repeat):
         runs, t0 = 0, time.perf_counter()
         while True:
-            q = backend.queries(dist, params, noise, opts)
-            backend.combine(dist, params, q, answers, opts)
+            call()
             runs += 1
             dt = time.perf_counter() - t0
             if dt >= min_time:
                 break
         best = min(best, dt / runs)
     return best
+
+
+def time_phases(backend, dist, params, noise, opts, answers, repeat: int, min_time: float
+                ) -> float:
+    """Best seconds for one run of both phases of a backend object (the kernels)."""
+    def both() -> None:
+        backend.combine(dist, params, backend.queries(dist, params, noise, opts), answers, opts)
+
+    return best_seconds(both, repeat, min_time)
 
 
 def time_api(est: Estimator, dist, params, noise, opts, answers, backend: str, repeat: int,
              min_time: float) -> float:
-    # the public calls want (*batch, R, ...) noise: flat batch B, R = 1 is what we have
-    best = np.inf
-    for _ in range(repeat):
-        runs, t0 = 0, time.perf_counter()
-        while True:
-            q = est.queries(dist, params, noise, backend=backend, **opts)
-            est.combine(dist, params, q, answers, backend=backend, **opts)
-            runs += 1
-            dt = time.perf_counter() - t0
-            if dt >= min_time:
-                break
-        best = min(best, dt / runs)
-    return best
+    """The same through the public, validating calls (flat batch ``B`` with ``R = 1``)."""
+    def both() -> None:
+        q = est.queries(dist, params, noise, backend=backend, **opts)
+        est.combine(dist, params, q, answers, backend=backend, **opts)
+
+    return best_seconds(both, repeat, min_time)
 
 
 # ------------------------------------------------------------------------------ PyTorch
@@ -211,18 +212,8 @@ def time_torch(torch, fn, params, noise, answers, repeat: int, min_time: float) 
     tn = {k: torch.from_numpy(v) for k, v in noise.items()}
     ta = [None if a is None else torch.from_numpy(np.ascontiguousarray(a))
           for a in (answers.f_z, answers.f_y, answers.grad_y)]
-    best = np.inf
     with torch.no_grad():
-        for _ in range(repeat):
-            runs, t0 = 0, time.perf_counter()
-            while True:
-                fn(tp, tn, *ta)
-                runs += 1
-                dt = time.perf_counter() - t0
-                if dt >= min_time:
-                    break
-            best = min(best, dt / runs)
-    return best
+        return best_seconds(lambda: fn(tp, tn, *ta), repeat, min_time)
 
 
 def torch_agrees(torch, fn, est: Estimator, dist, params, noise, opts) -> bool:

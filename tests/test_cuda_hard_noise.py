@@ -90,6 +90,10 @@ def test_cuda_matches_numpy_on_hard_noise(name, dist, opts, small_cuda_grid):
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12 * scale)
 
 
+# A known disagreement, not yet fixed: strict, so the day the backends agree this fails and
+# the marker must go. NumPy's vectorized log1p and the kernels' scalar one can differ by an
+# ulp (our guess, not traced), which flips an argmin between pi entries one ulp apart; the
+# contract does not yet say whose rounding decides such a tie.
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="finding (issue 16, not fixed here): ARS+ on uniforms "
                    "1/3 and nextafter(1/3) in a row of tied logits: the NumPy reference and the "
