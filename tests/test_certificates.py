@@ -352,6 +352,52 @@ def test_imle_moments_match_mpmath_for_two_categories(alpha, seed, opts):
     assert np.all(np.abs(m.cov - truth.cov) <= 1e-9 * np.outer(sd, sd) + 1e-300)
 
 
+@given(st.integers(1, 2).flatmap(lambda K: st.lists(
+           st.sampled_from([-50.0, -20.0, -3.0, 0.0, 0.5, 2.0, 20.0, 50.0]),
+           min_size=3 * K, max_size=3 * K)),
+       st.integers(0, 99),
+       st.sampled_from([{}, {"lambda_": 0.5, "S": 2, "divide_by_lambda": False},
+                        {"adaptive": True, "beta": 0.5}, {"lambda_": 3.0}]))
+@example([-50.0, -50.0, 50.0], 0, {"adaptive": True, "beta": 0.5})
+def test_imle_moments_match_mpmath_for_three_categories(alpha, seed, opts):
+    """``C = 3``, one-sided target: the float64 polygon integration against the exponential
+    race evaluated exactly in 60 digits (``_race_pair_mp``), per entry at logits up to +-50,
+    with the C = 2 test's tolerances; the stated error bound must hold too."""
+    from verify.moments.relaxation import imle_moments, imle_moments_mp
+
+    alpha = np.array(alpha).reshape(-1, 3)
+    f = reference.random_table(alpha.shape[0], 3, seed, "categorical")
+    m = imle_moments("categorical", alpha, f, **opts)
+    truth = imle_moments_mp("categorical", alpha, f, **opts)
+    assert np.all(np.abs(m.mean - truth.mean) <= m.error_bound)
+    assert np.all(np.abs(m.cov - truth.cov) <= m.error_bound)
+    assert np.all(np.abs(m.mean - truth.mean) <= 1e-11 * np.abs(truth.mean) + 1e-300)
+    sd = np.sqrt(np.clip(np.diag(truth.cov), 0, None))
+    assert np.all(np.abs(m.cov - truth.cov) <= 1e-9 * np.outer(sd, sd) + 1e-300)
+
+
+def test_imle_race_law_mp_sums_to_the_marginals():
+    """The race probabilities of every target given a sample add up to the sample's
+    probability (60 digits), and match the float64 joint law."""
+    import mpmath
+
+    from verify.moments.quadrature import argmax_joint_law
+    from verify.moments.relaxation import _race_pair_mp
+
+    ctx = mpmath.mp.clone()
+    ctx.dps = 60
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        a, t = rng.normal(0, 3, 4), rng.normal(0, 3, 4)
+        am, tm = [ctx.mpf(float(x)) for x in a], [ctx.mpf(float(x)) for x in t]
+        law = np.array([[float(_race_pair_mp(ctx, am, tm, i, j)) for j in range(4)]
+                        for i in range(4)])
+        p = np.exp(a - a.max()) / np.exp(a - a.max()).sum()
+        np.testing.assert_allclose(law.sum(axis=1), p, rtol=1e-14)
+        np.testing.assert_allclose(law, argmax_joint_law(np.stack([a, t])), rtol=1e-10,
+                                   atol=1e-300)
+
+
 @pytest.mark.parametrize("theta", [[3.0, 0.0], [20.0, 0.0], [0.0, 50.0], [50.0, -50.0]])
 def test_imle_ksubset_bound_holds_at_saturated_scores(theta):
     """Top-1 of two items under Gumbel noise is the logistic closed form (the flip happens on an

@@ -394,29 +394,69 @@ def straight_through_moments_mp(dist: Any, params: object, objective: Any, n: in
                    np.array([[float(x) / n for x in row] for row in cov]), f"mpmath ({dps} digits)")
 
 
+def _race_pair_mp(ctx: Any, a: list, t: list, i: int, j: int) -> Any:
+    """``P(argmax(a + G) = i, argmax(t + G) = j)`` for one standard Gumbel vector ``G``, in
+    ``mpmath``. With ``G_c = -log E_c``, ``E_c`` i.i.d. exponential, ``i`` wins for ``a`` iff
+    ``E_c > E_i e^{a_c - a_i}`` for every ``c``. For ``i = j`` the probability is
+    ``1 / (1 + sum_{c != i} max(e^{a_c - a_i}, e^{t_c - t_i}))``. For ``i != j``, with
+    ``alpha_c = e^{a_c - a_i}``, ``beta_c = e^{t_c - t_j}`` and ``r = E_j / E_i``, integrating
+    ``E_i`` out leaves ``int dr / S(r)^2`` over ``alpha_j <= r <= 1 / beta_i``, ``S(r) = 1 + r +
+    sum_{c != i, j} max(alpha_c, r beta_c)``, piecewise linear between the breakpoints
+    ``alpha_c / beta_c``: each piece gives ``(r1 - r0) / (S(r0) S(r1))``."""
+    C = len(a)
+    if i == j:
+        return 1 / (1 + ctx.fsum(max(ctx.exp(a[c] - a[i]), ctx.exp(t[c] - t[i]))
+                                 for c in range(C) if c != i))
+    al = [ctx.exp(a[c] - a[i]) for c in range(C)]
+    be = [ctx.exp(t[c] - t[j]) for c in range(C)]
+    lo, hi = al[j], 1 / be[i]
+    if not lo < hi:
+        return ctx.mpf(0)
+    others = [c for c in range(C) if c not in (i, j)]
+    cuts = sorted({lo, hi, *[al[c] / be[c] for c in others if lo < al[c] / be[c] < hi]})
+
+    def S(r):
+        return 1 + r + ctx.fsum(max(al[c], r * be[c]) for c in others)
+
+    Sv = [S(r) for r in cuts]
+    return ctx.fsum((cuts[k + 1] - cuts[k]) / (Sv[k] * Sv[k + 1]) for k in range(len(cuts) - 1))
+
+
 def imle_moments_mp(dist: Any, params: object, objective: Any, lambda_: float = 1.0,
                     divide_by_lambda: bool = True, S: int = 1, target: str = "one_sided",
                     adaptive: bool = False, beta: float = 1.0, *, dps: int = 80) -> Moments:
-    """:func:`imle_moments` in arbitrary precision (``mpmath``, ``dps`` digits) for ``C = 2``,
-    where the joint law of the argmaxes under shared Gumbel noise has an independent closed
-    form: with ``L = G_1 - G_0`` standard logistic, vector ``w`` picks category 1 iff ``L > w_0 -
-    w_1``, so every joint outcome is an interval of ``L`` and its probability a difference of
-    sigmoids. Enumeration over ``z`` as in the float64 method; ``dy`` (the objective's float64
-    gradients) and ``lambda`` are computed from float64 inputs taken as exact."""
+    """:func:`imle_moments` in arbitrary precision (``mpmath``, ``dps`` digits), where the joint
+    law of the argmaxes under shared Gumbel noise has a closed form evaluated in ``mpmath``:
+
+    * ``C = 2`` (both targets): with ``L = G_1 - G_0`` standard logistic, vector ``w`` picks
+      category 1 iff ``L > w_0 - w_1``, so every joint outcome is an interval of ``L`` and its
+      probability a difference of sigmoids (a route independent of the float64 method's);
+    * ``C >= 3``, one-sided target: the exponential race of :func:`_race_pair_mp` (the
+      float64 method's reduction to one ratio variable, here with exact breakpoints and sums
+      in ``dps`` digits: it certifies the float64 arithmetic, not the reduction, which
+      ``tests/test_perturbation.py`` checks against adaptive quadrature of the Gumbel
+      integrals). The two-sided target with ``C >= 3`` (three argmaxes) is not covered.
+
+    Enumeration over ``z`` as in the float64 method; ``dy`` (the objective's float64 gradients)
+    and ``lambda`` are computed from float64 inputs taken as exact."""
     import mpmath
 
     pr = make_problem(dist, params, objective)
-    if pr.dist.name != "categorical" or pr.C != 2:
-        raise ValueError("imle_moments_mp has a closed form for categorical C = 2 only")
-    K, P = pr.K, 2 * pr.K
-    check_enumeration_budget("imle_moments_mp", 2, K, floats_per_config=P * dps / 8,
-                             ops_per_config=PYTHON_STEP * (P * P + 16 * K))
+    if pr.dist.name != "categorical":
+        raise ValueError("imle_moments_mp takes categorical logits")
+    if pr.C != 2 and target == "two_sided":
+        raise ValueError("imle_moments_mp covers the two-sided target for C = 2 only (three "
+                         "argmaxes under one Gumbel vector have no closed form here)")
+    C = pr.C
+    K, P = pr.K, C * pr.K
+    check_enumeration_budget("imle_moments_mp", C, K, floats_per_config=P * dps / 8,
+                             ops_per_config=PYTHON_STEP * (P * P + 16 * K * C**3))
     ctx = mpmath.mp.clone()
     ctx.dps = dps
     _, rows, configs, qs = mp_configurations(pr, dps)
     rows = [[ctx.mpf(x) for x in r] for r in rows]
     qs = [ctx.mpf(x) for x in qs]
-    dys = grad_at(objective, _points("categorical", np.array(configs), 2))
+    dys = grad_at(objective, _points("categorical", np.array(configs), C))
     alpha = pr.params
 
     def cdf(t):  # P(L <= t), the logistic CDF
@@ -441,6 +481,19 @@ def imle_moments_mp(dist: Any, params: object, objective: Any, lambda_: float = 
                 i = int(z[k])
                 a = [ctx.mpf(float(x)) for x in alpha[k]]
                 step = [ctx.mpf(lam) * ctx.mpf(float(x)) for x in dy[k]]
+                if C > 2:  # one-sided: P(target j | sample i) by the exponential race
+                    tgt = [a[c] - step[c] for c in range(C)]
+                    probs = [(_race_pair_mp(ctx, a, tgt, i, j) / rows[k][i],
+                              [ctx.mpf(int(c == i) - int(c == j)) / w for c in range(C)])
+                             for j in range(C)]
+                    for c in range(C):
+                        m[C * k + c] = ctx.fsum(p * d[c] for p, d in probs)
+                    for c in range(C):
+                        for e in range(C):
+                            block[C * k + c][C * k + e] = ctx.fsum(
+                                p * (d[c] - m[C * k + c]) * (d[e] - m[C * k + e])
+                                for p, d in probs)
+                    continue
                 lo, hi = side(-ctx.inf, ctx.inf, i, a[0] - a[1])
                 if target == "two_sided":
                     plus = [a[c] + step[c] for c in range(2)]
