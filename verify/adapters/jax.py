@@ -33,6 +33,29 @@ from ._common import check_call, check_estimates
 __all__ = ["JaxObjective", "make_port"]
 
 
+def _callback(host: Callable[..., tuple[np.ndarray, ...]], structs: tuple, *args: jax.Array
+              ) -> tuple[jax.Array, ...]:
+    """``jax.pure_callback(host, structs, *args)`` whose float64 results cross back as pairs of
+    uint32 words (``bitcast_convert_type`` on our side). JAX canonicalizes a callback's results
+    in the thread that runs it, where the caller's ``enable_x64`` context (thread-local) does
+    not reach: there a float64 result became float32 and the call failed ("Incorrect output
+    dtype ... Expected: float64, Actual: float32"), in about one of thirty calls at R = 4000.
+    Integer words are never canonicalized, and the bits are the host's exactly."""
+    wide = [np.dtype(st.dtype) == np.float64 for st in structs]
+    send = tuple(jax.ShapeDtypeStruct(tuple(st.shape) + (2,), np.uint32) if w else st
+                 for st, w in zip(structs, wide, strict=True))
+
+    def wrapped(*a: np.ndarray) -> tuple[np.ndarray, ...]:
+        outs = host(*a)
+        return tuple(np.ascontiguousarray(o, dtype=np.float64).reshape(-1).view(np.uint32)
+                     .reshape(np.shape(o) + (2,)) if w else o
+                     for o, w in zip(outs, wide, strict=True))
+
+    res = jax.pure_callback(wrapped, send, *args, vmap_method="broadcast_all")
+    return tuple(jax.lax.bitcast_convert_type(r, jnp.float64) if w else r
+                 for r, w in zip(res, wide, strict=True))
+
+
 class JaxObjective:
     """One of our objectives, callable on JAX arrays.
 
@@ -56,11 +79,10 @@ class JaxObjective:
             raise TypeError(f"z must be an integer array, got {z.dtype}")
         dtype = self.dtype
 
-        def host(zz: np.ndarray) -> np.ndarray:
-            return np.asarray(self.objective(np.asarray(zz, dtype=np.int64)), dtype=dtype)
+        def host(zz: np.ndarray) -> tuple[np.ndarray]:
+            return (np.asarray(self.objective(np.asarray(zz, dtype=np.int64)), dtype=dtype),)
 
-        out = jax.ShapeDtypeStruct(z.shape[:-1], dtype)
-        return jax.pure_callback(host, out, z, vmap_method="broadcast_all")
+        return _callback(host, (jax.ShapeDtypeStruct(z.shape[:-1], dtype),), z)[0]
 
     def _make_relaxed(self) -> Callable[[jax.Array], jax.Array]:
         objective, nd = self.objective, self._event_ndim
@@ -74,7 +96,7 @@ class JaxObjective:
         def both(y: jax.Array) -> tuple[jax.Array, jax.Array]:
             shapes = (jax.ShapeDtypeStruct(y.shape[: y.ndim - nd], y.dtype),
                       jax.ShapeDtypeStruct(y.shape, y.dtype))
-            return jax.pure_callback(host, shapes, y, vmap_method="broadcast_all")
+            return _callback(host, shapes, y)
 
         @jax.custom_vjp
         def relaxed(y: jax.Array) -> jax.Array:
