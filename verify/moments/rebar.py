@@ -192,8 +192,10 @@ def _relaxed_cat(fn: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _softmax_grad(y: np.ndarray, dc: np.ndarray, tau: float) -> np.ndarray:
-    """``d c(softmax(z / tau)) / dz`` from ``y = softmax(z / tau)`` and ``dc = dc/dy``."""
-    return (y * dc - y * (y * dc).sum(axis=-1, keepdims=True)) / tau
+    """``d c(softmax(z / tau)) / dz`` from ``y = softmax(z / tau)`` and ``dc = dc/dy``, as
+    ``y_c sum_j y_j (dc_c - dc_j) / tau`` (no cancellation when ``y_c`` is near 1, where
+    ``dc_c - <y, dc>`` would round)."""
+    return y * (y[..., None, :] * (dc[..., :, None] - dc[..., None, :])).sum(axis=-1) / tau
 
 
 def _categorical_parts(alpha: np.ndarray, objective: Any, b: np.ndarray, z: np.ndarray,
@@ -217,7 +219,10 @@ def _categorical_parts(alpha: np.ndarray, objective: Any, b: np.ndarray, z: np.n
     r = np.exp(zt - M)  # (N, K, C), 1 at b
     C = alpha.shape[-1]
     jac = np.eye(C) * -np.expm1(zt - M)[..., :, None] + r[..., :, None] * p[..., None, :]
-    score = (np.arange(C) == b[..., None]) - p
+    # onehot(b) - p with 1 - p_b as the sum of the other p_c (1 - p_b rounds to 0 when p_b
+    # is near 1)
+    isb = np.arange(C) == b[..., None]
+    score = np.where(isb, np.where(isb, 0.0, p).sum(axis=-1, keepdims=True), -p)
     A = eta * _softmax_grad(y, dc_y, tau)
     B = (np.broadcast_to(f_b, c_yt.shape) - eta * c_yt)[:, None, None] * score \
         - eta * np.einsum("nkij,nki->nkj", jac, _softmax_grad(yt, dc_yt, tau))

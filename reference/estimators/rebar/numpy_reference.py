@@ -135,7 +135,16 @@ Public code read, and where our formula differs:
   test rejects (the negative control of
   ``tests/test_rebar.py::test_categorical_conditional_relaxation_has_the_conditional_law``).
   The code also adds ``eps = 1e-8`` inside both logs of each Gumbel and learns ``log_temp``.
-  duvenaud/relax ``relax-autograd/relax.py`` was not read (DESIGN.md notes that it relaxes
+* Bonnevie/rebar ``relaxflow/reparam.py`` (``categorical_forward``, ``categorical_backward``,
+  ``CategoricalReparam``), a third-party TensorFlow REBAR/RELAX: the same ``z = alpha + G(u)``
+  and the same conditional law (``z~_b = lse(alpha) + G(v_b)``, truncated Gumbels below it),
+  with ``1e-16`` added inside both logs of each Gumbel and inside the truncated Gumbel's log.
+  Its ``CategoricalReparam.logpdf`` is ``sum(param * b)``, which is ``log q(b)`` only when
+  ``param`` holds normalized log-probabilities; with unnormalized logits, as its docstring
+  allows, the score would miss the ``- p`` of ``onehot(b) - p`` (read, not run). Its
+  ``coupling`` ties ``v`` to ``u`` like tensorflow/models' ``_u_to_v``; we draw ``v``
+  independently.
+* duvenaud/relax ``relax-autograd/relax.py`` was not read (DESIGN.md notes that it relaxes
   ``sigmoid((theta + logit u)/tau)`` with ``theta`` a probability).
 """
 
