@@ -39,12 +39,28 @@ class NoiseSpec:
     ``law`` is ``"uniform"`` (i.i.d. Uniform[0, 1)); ``shape`` maps
     ``(K, C, options)`` to the per-replicate shape, so that the full array has shape
     ``(*batch, R, *shape(K, C, options))``; ``doc`` states how the estimator uses it.
+
+    A record whose noise shape depends on the distribution (REBAR's ``u`` is ``(n, K)`` for
+    Bernoulli logits and ``(n, K, C)`` for categorical ones, and a Bernoulli ``C`` is 2, so
+    ``(K, C)`` cannot tell them apart) sets ``by_dist=True``: its ``shape`` is then called as
+    ``shape(K, C, options, dist)`` with ``dist`` the distribution's name. Every caller goes
+    through :meth:`shape_for`, which passes ``dist`` only then, so the three-argument specs
+    keep working unchanged.
     """
 
     name: str
     law: str
-    shape: Callable[..., tuple[int, ...]]  # (K, C, options) -> per-replicate shape
+    shape: Callable[..., tuple[int, ...]]  # (K, C, options[, dist]) -> per-replicate shape
     doc: str
+    by_dist: bool = False
+
+    def shape_for(self, dist: str, K: int, C: int, options: Mapping[str, Any]
+                  ) -> tuple[int, ...]:
+        """The per-replicate shape for ``K`` variables with ``C`` categories of the
+        distribution named ``dist`` (``"bernoulli"``, ``"categorical"``, ``"ksubset"``)."""
+        if self.by_dist:
+            return tuple(self.shape(K, C, options, dist))
+        return tuple(self.shape(K, C, options))
 
     def draw(self, rng: np.random.Generator, full_shape: tuple[int, ...]) -> np.ndarray:
         if self.law == "uniform":
@@ -233,7 +249,7 @@ class Estimator:
         d.validate(dummy)
         K, C = d.num_variables(dummy), d.num_categories(dummy)
         batch = d.batch_shape(dummy)
-        return {s.name: batch + (int(R),) + s.shape(K, C, opts) for s in self.noise}
+        return {s.name: batch + (int(R),) + s.shape_for(d.name, K, C, opts) for s in self.noise}
 
     def draw_noise(self, rng: np.random.Generator, dist: str | Distribution,
                    params_shape: tuple[int, ...], R: int, **options: Any) -> dict[str, np.ndarray]:
@@ -257,7 +273,7 @@ class Estimator:
         out, R = {}, None
         for s in self.noise:
             arr = float_array(noise[s.name], f"noise[{s.name!r}]")
-            per = s.shape(K, C, opts)
+            per = s.shape_for(d.name, K, C, opts)
             ok = arr.ndim == len(batch) + 1 + len(per) and arr.shape[: len(batch)] == batch \
                 and arr.shape[len(batch) + 1:] == per
             if not ok:
@@ -353,7 +369,7 @@ class Estimator:
             return self._query_shape_cache[key]
         K, C = d.num_variables(one), d.num_categories(one)
         rng = np.random.default_rng(0)
-        noise = {s.name: s.draw(rng, (1, 1) + s.shape(K, C, opts)) for s in self.noise}
+        noise = {s.name: s.draw(rng, (1, 1) + s.shape_for(d.name, K, C, opts)) for s in self.noise}
         q = self.backend("numpy").queries(d.name, one.astype(np.float64), noise, opts)
         if key is not None:
             if len(self._query_shape_cache) > 256:

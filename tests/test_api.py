@@ -92,7 +92,8 @@ PUBLIC_MODULES = {
         "QuadraticSurrogate", "REBAR", "RELAX"
     ],
     "reference.estimators.rebar.numpy_reference": [
-        "QuadraticSurrogate", "REBAR", "RELAX", "TINY", "rebar_points", "surrogate_answers"
+        "QuadraticSurrogate", "REBAR", "RELAX", "TINY", "loglog", "rebar_combine_categorical",
+        "rebar_points", "rebar_points_categorical", "surrogate_answers"
     ],
     "reference.estimators.multi_sample": [
         "REINFORCE_WOR", "UNORD", "VIMCO"
@@ -151,7 +152,8 @@ PUBLIC_MODULES = {
         "nvil_moments", "nvil_moments_mp", "u_statistic_moments"
     ],
     "verify.moments.rebar": [
-        "mixture_fraction", "rebar_moments", "rebar_values", "rebar_values_z", "relax_moments"
+        "gap_near_probability", "mixture_fraction", "rebar_moments", "rebar_values",
+        "rebar_values_categorical", "rebar_values_categorical_z", "rebar_values_z", "relax_moments"
     ],
     "verify.moments.races": [
         "BATCH_ENTRIES", "race_moments_mp", "race_pair_moments", "race_pair_tables",

@@ -91,6 +91,7 @@ _ENUMERATING = [
     ("gumbel_rao", "categorical"), ("gst", "categorical"), ("reinmax", "categorical"),
     ("nvil", "bernoulli"), ("muprop", "bernoulli"), ("muprop", "categorical"),
     ("double_cv", "bernoulli"), ("rebar", "bernoulli"), ("relax", "bernoulli"),
+    ("rebar", "categorical"), ("relax", "categorical"),
     ("ars", "categorical"), ("arsm", "categorical"), ("ars_plus", "categorical"),
     ("arsm_plus", "categorical"), ("arsm_plus_ce", "categorical"),
 ]

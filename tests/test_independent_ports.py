@@ -10,6 +10,9 @@ in JAX the way public code writes them — a surrogate loss differentiated by ``
   differentiated through ``theta``: a different route from the records' softplus forms in
   ``v``, compared only in distribution with the oracle's exact (NVIL, MuProp, double CV) or
   certified (REBAR, RELAX) moments;
+* categorical REBAR/RELAX follow the RELAX paper's appendix B in its normalized form
+  (``log theta = log_softmax(P)``, ``z~_b = -log(-log v_b)``, ``z~_i = -log(-log v_i / theta_i
+  - log v_b)``), where the records use the unnormalized logits and a softplus form;
 * at ``level="sample"`` the same code on our noise (our convention ``b = 1[u < theta]``, the
   mirror image ``u -> 1 - u``) must give our numbers to rounding.
 
@@ -163,10 +166,58 @@ def _conditional_z(P, b, v, paper: bool):
     return P + jnp.log1p(-up) - jnp.log(up)
 
 
+def _relaxed_c(objective, surrogate):
+    """The control variate's function of relaxed points: the objective's relaxation, or the
+    quadratic surrogate ``scale * sum (y - t)^2`` over the event axes."""
+    if surrogate is None:
+        return objective.relaxed
+    scale, t = surrogate.scale, surrogate.t
+    return lambda y, axes: scale * ((y - t) ** 2).sum(axes)
+
+
+def _rebar_port_categorical(params, noise, objective, *, n, eta, tau, surrogate, R, seed,
+                            wrong_max=False):
+    """Categorical REBAR/RELAX from the RELAX paper's appendix B (eq. (17) of its LaTeX source),
+    in the paper's normalized form: ``log theta = log_softmax(P)``, ``z = log theta - log(-log
+    u)``, ``b = argmax z``; given ``b``, ``z~_b = -log(-log v_b)`` and ``z~_i = -log(-log v_i /
+    theta_i - log v_b)``, differentiated through ``theta`` by ``jax.grad`` with ``b`` and ``v``
+    held fixed. ``wrong_max``: the maximum at ``log theta_b - log(-log v_b)``, as the RELAX
+    authors' RL code (``make_samples``) writes it."""
+    if noise is None:
+        shape = params.shape[:-2] + (R, n) + params.shape[-2:]
+        key = jax.random.key(seed)
+        u = jax.random.uniform(jax.random.fold_in(key, 0), shape, dtype=params.dtype)
+        v = jax.random.uniform(jax.random.fold_in(key, 1), shape, dtype=params.dtype)
+    else:
+        u, v = noise["u"], noise["v"]
+    tiny = jnp.finfo(jnp.float64).tiny
+    Eu, Ev = -jnp.log(jnp.maximum(u, tiny)), -jnp.log(jnp.maximum(v, tiny))
+    C = params.shape[-1]
+    b = jnp.argmax(jax.nn.log_softmax(sg(params), -1)[..., None, None, :, :] - jnp.log(Eu), -1)
+    top = jax.nn.one_hot(b, C, dtype=bool)
+    Eb = jnp.take_along_axis(Ev, b[..., None], -1)
+    fn = _relaxed_c(objective, surrogate)
+    c = (lambda y: fn(y)) if surrogate is None else (lambda y: fn(y, (-2, -1)))
+
+    def surrogate_loss(P):
+        logth = jax.nn.log_softmax(P, -1)[..., None, :, :]
+        z = logth - jnp.log(Eu)
+        zb = -jnp.log(Eb) + (jnp.take_along_axis(logth + 0 * Ev, b[..., None], -1)
+                             if wrong_max else 0.0)
+        zt = jnp.where(top, zb, -jnp.log(Ev / jnp.exp(logth) + jnp.exp(-zb)))
+        c_z = c(jax.nn.softmax(z / tau, -1))
+        c_zt = c(jax.nn.softmax(zt / tau, -1))
+        signal = objective(b) - eta * c_zt
+        return (sg(signal) * _log_q("categorical", P, b) + eta * c_z - eta * c_zt).mean(-1)
+
+    return _grad(surrogate_loss, params, "categorical", u.shape[params.ndim - 2])
+
+
 def _rebar_port(params, noise, objective, *, dist, n, eta, tau, surrogate, R, seed,
                 wrong_side=False):
-    if dist != "bernoulli":
-        raise ValueError("this port covers the Bernoulli REBAR/RELAX")
+    if dist == "categorical":
+        return _rebar_port_categorical(params, noise, objective, n=n, eta=eta, tau=tau,
+                                       surrogate=surrogate, R=R, seed=seed)
     paper = noise is None  # own noise: the paper's convention; ours on shared noise
     u = _own_u(params, noise, dist, n, R, seed, "u", 0)
     v = _own_u(params, noise, dist, n, R, seed, "v", 1)
@@ -226,6 +277,9 @@ CASES = [
     ("relax", jax_relax, _BERN, {"n": 1, "eta": 1.0, "tau": 0.3, "surrogate": None}),
     ("relax", jax_relax, _BERN, {"n": 2, "eta": 0.6, "tau": 1.0,
                                   "surrogate": QuadraticSurrogate(1.5, 0.3)}),
+    ("rebar", jax_rebar, _CAT, {"n": 1, "eta": 0.8, "tau": 0.5}),
+    ("relax", jax_relax, _CAT, {"n": 2, "eta": 0.6, "tau": 1.0,
+                                 "surrogate": QuadraticSurrogate(1.5, 0.3)}),
 ]
 IDS = [f"{c[0]}-{c[2].dist.name}-{i}" for i, c in enumerate(CASES)]
 
@@ -260,3 +314,24 @@ def test_a_port_with_the_conditional_relaxation_of_the_wrong_side_fails():
                                  **opts).passed
     assert not verify.check_port(port, "rebar", _BERN, level="distribution", R=4000, seed=11,
                                  **opts).passed
+
+
+def test_a_categorical_port_with_the_maximum_of_the_rl_code_fails_on_shared_noise():
+    # the RELAX authors' categorical RL code (wgrathwohl/BackpropThroughTheVoidRL,
+    # baselines/a2c/policies.py, make_samples) puts the conditional maximum at log theta_b +
+    # G(v_b), where its law is G(v_b) whatever b. On shared noise the port checker flags it.
+    # Its bias is a few percent of the per-sample spread (measured with 2e6 NumPy samples of
+    # both versions on this problem at eta = 2, tau = 0.3: about 0.07 against a spread of 1.5,
+    # 73 standard errors; the correct version within 1 standard error): a distribution-level
+    # check needs R ~ 40000, where the JAX adapter's callbacks failed with a float32/float64
+    # mismatch in our runs (verify.adapters.jax; not investigated), so it is not run here.
+    def wrong(params, noise, objective, *, dist, n, eta, tau, R=None, seed=None):
+        return _rebar_port_categorical(params, noise, objective, n=n, eta=eta, tau=tau,
+                                       surrogate=None, R=R, seed=seed, wrong_max=True)
+
+    opts = {"n": 1, "eta": 2.0, "tau": 0.3}
+    rep = verify.check_port(vjax.make_port(wrong), "rebar", _CAT, level="sample", R_shared=32,
+                            **opts)
+    assert not rep.passed
+    assert verify.check_port(vjax.make_port(jax_rebar), "rebar", _CAT, level="sample",
+                             R_shared=32, **opts).passed

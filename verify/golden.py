@@ -116,8 +116,10 @@ def write_golden(directory: str, *, R: int = 16, seed: int = 0,
             arrays.update(relaxed_y=q.y, relaxed_f=a.f_y, relaxed_grad=a.grad_y)
         fname = f"{i:04d}_{name}_{dist}_o{oi}_p{j}.npz"
         np.savez(os.path.join(directory, fname), **arrays)
-        spec = [{"name": s.name, "law": s.law, "shape": list(s.shape(K, C, est.options(**opts))),
-                 "doc": s.doc} for s in est.noise]
+        full = est.options(**opts)
+        spec = [{"name": s.name, "law": s.law,
+                 "shape": list(s.shape_for(problem.dist.name, K, C, full)), "doc": s.doc}
+                for s in est.noise]
         entries.append({"estimator": name, "dist": dist,
                         "options": {k: _json_option(v) for k, v in opts.items()},
                         "example": oi,

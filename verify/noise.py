@@ -166,6 +166,10 @@ def _gumbel_rao(dist, params, noise, opts):
 
 def _rebar(dist, params, noise, opts):
     u = _uniform(noise["u"])
+    if dist == "categorical":  # u, v (..., R, n, K, C); b = argmax(alpha + G), lowest index on ties
+        G = standard_gumbel(u)
+        b = np.argmax(params[..., None, None, :, :] + G, axis=-1).astype(np.int64)
+        return {"b": b, "gumbel": G, "v": _uniform(noise["v"], "v")}
     return {"b": BERNOULLI.sample(params, u), "logistic": logistic(u),
             "v": _uniform(noise["v"], "v")}
 
@@ -197,7 +201,8 @@ for _names, _fn, _doc in (
         (("gumbel_rao",), _gumbel_rao,
          "z (n, K): samples; exponential (n, m, K, C): E of the conditional Gumbels"),
         (("rebar", "relax"), _rebar,
-         "b (n, K): samples; logistic (n, K): L with z = phi - L; v: the conditional "
+         "Bernoulli: b (n, K): samples; logistic (n, K): L with z = phi - L; categorical: "
+         "gumbel (n, K, C): G with z = alpha + G, b (n, K) = argmax z; v: the conditional "
          "relaxation's uniform (used as is)"),
         (("unord", "reinforce_wor"), _without_replacement,
          "gumbel_joint (N,): one standard Gumbel per configuration of the joint space, in the "

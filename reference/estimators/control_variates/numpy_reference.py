@@ -46,10 +46,14 @@ grad log q(z)`` for its score, and ``J^T w`` for the Jacobian-transpose product 
   formula. We take any ``n >= 2`` and a fixed coefficient (the code learns it). The formula
   follows that code, and the oracle confirms unbiasedness.
 
-Equation numbers: none of the three papers' texts was available to us, so none are cited
-(NVIL's "Algorithm 1", its running mean and variance with decay ``0.8``, is cited from
-memory of the paper: the public code read has no such statistics); every formula here is
-checked by the exact oracle instead.
+Equation numbers: none of the three papers' texts could be read with the project's search
+tools, so none are cited. Tried (issue 10): the stored web pages of arXiv 1402.0030
+(arxiv-vanity, groundai), 1511.05176 (deepai, liner, research.google pub45442) and 2111.05300
+(ar5iv, scholarfeed, openreview) return only their abstracts and introductions, and the code
+index holds no LaTeX source of any of them (thjashin/double-cv has code and a notebook only).
+NVIL's "Algorithm 1", its running mean and variance with decay ``0.8``, is cited from memory
+of the paper: the public code read has no such statistics. Every formula here is checked by
+the exact oracle instead.
 
 Noise: ``u`` of shape ``(*batch, R, n, K)``, Uniform[0, 1); sample ``i`` is
 ``z_i = sample(params, u[..., i, :])`` by the inverse CDF of :mod:`reference.distributions`

@@ -1,5 +1,5 @@
-"""The REBAR family on factorial Bernoulli variables: REBAR and RELAX (control variates from a
-continuous relaxation, conditional relaxation given the sample; unbiased).
+"""The REBAR family on factorial Bernoulli and categorical variables: REBAR and RELAX (control
+variates from a continuous relaxation, conditional relaxation given the sample; unbiased).
 
 Estimators (registry names): ``rebar``, ``relax``. RELAX's surrogate protocol and an example
 surrogate (:class:`QuadraticSurrogate`) are documented in ``numpy_reference.py``.
@@ -17,7 +17,8 @@ Files, the same four in every family:
 
 Oracle: :mod:`verify.moments.rebar` (certified: exact sum over the sample ``b``,
 randomized QMC with defensive importance sampling over the relaxations given ``b``; no
-closed form in general).
+closed form in general; for categorical variables each relaxation is parameterized by its
+maximum and its gaps to the maximum).
 """
 
 from .numpy_reference import REBAR, RELAX, QuadraticSurrogate

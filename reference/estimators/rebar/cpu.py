@@ -21,6 +21,8 @@ from .numpy_reference import control_answers
 RB = build(njit, _cpu.CORE)
 rebar_row = RB.rebar_row
 rebar_combine = RB.rebar_combine
+rebar_row_categorical = RB.rebar_row_categorical
+rebar_combine_categorical = RB.rebar_combine_categorical
 
 
 @njit(parallel=True)
@@ -42,26 +44,51 @@ def _combine_kernel(phi, b, f, cvals, dc, points, dzt, eta, tau, out):
                       dzt[bb, r], eta, tau, out[bb, r])
 
 
-def _queries(dist: str, phi: np.ndarray, noise: dict, opts: dict) -> Queries:
+@njit(parallel=True)
+def _rows_categorical(alpha, u, v, tau, b, points, wt):
+    # alpha (B, K, C), u, v (B, R, n, K, C) -> b (B, R, n, K), wt (B, R, n, K, C),
+    # points (B, R, 2n, K, C)
+    B, R, n = u.shape[0], u.shape[1], u.shape[2]
+    for t in prange(B * R * n):
+        bb, r, i = t // (R * n), (t // n) % R, t % n
+        rebar_row_categorical(alpha[bb], u[bb, r, i], v[bb, r, i], tau, b[bb, r, i],
+                              points[bb, r, i], points[bb, r, n + i], wt[bb, r, i])
+
+
+@njit(parallel=True)
+def _combine_categorical(alpha, b, f, cvals, dc, points, wt, eta, tau, out):
+    B, R = b.shape[0], b.shape[1]
+    for t in prange(B * R):
+        bb, r = t // R, t % R
+        rebar_combine_categorical(alpha[bb], b[bb, r], f[bb, r], cvals[bb, r], dc[bb, r],
+                                  points[bb, r], wt[bb, r], eta, tau, out[bb, r])
+
+
+def _queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
     u, v = noise["u"], noise["v"]
-    B, R, n, K = u.shape
-    b = np.empty(u.shape, dtype=np.int64)
-    points = np.empty((B, R, 2 * n, K), dtype=phi.dtype)
-    dzt = np.empty(u.shape, dtype=phi.dtype)
-    _rows(phi, u, v, float(opts["tau"]), b, points, dzt)
+    B, R, n, K = u.shape[:4]
+    b = np.empty((B, R, n, K), dtype=np.int64)
+    points = np.empty((B, R, 2 * n) + u.shape[3:], dtype=params.dtype)
+    jac = np.empty(u.shape, dtype=params.dtype)
+    if dist == "categorical":
+        _rows_categorical(params, u, v, float(opts["tau"]), b, points, jac)
+        aux = {"wt": jac}
+    else:
+        _rows(params, u, v, float(opts["tau"]), b, points, jac)
+        aux = {"dzt": jac}
     if opts.get("surrogate") is None:
-        return Queries(b, {"dzt": dzt}, points)
-    return Queries(b, {"dzt": dzt, "points": points})
+        return Queries(b, aux, points)
+    return Queries(b, {**aux, "points": points})
 
 
-def _combine(dist: str, phi: np.ndarray, queries: Queries, answers: Answers,
+def _combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
              opts: dict) -> np.ndarray:
     cvals, dc, points = control_answers(queries, answers, opts)
-    out = np.empty(queries.z.shape[:2] + phi.shape[1:], dtype=phi.dtype)
-    _combine_kernel(phi, queries.z, answers.f_z, np.ascontiguousarray(cvals),
-                    np.ascontiguousarray(dc), np.ascontiguousarray(points),
-                    np.ascontiguousarray(queries.aux["dzt"]), float(opts["eta"]),
-                    float(opts["tau"]), out)
+    out = np.empty(queries.z.shape[:2] + params.shape[1:], dtype=params.dtype)
+    kern, key = (_combine_categorical, "wt") if dist == "categorical" else (_combine_kernel, "dzt")
+    kern(params, queries.z, answers.f_z, np.ascontiguousarray(cvals), np.ascontiguousarray(dc),
+         np.ascontiguousarray(points), np.ascontiguousarray(queries.aux[key]),
+         float(opts["eta"]), float(opts["tau"]), out)
     return out
 
 

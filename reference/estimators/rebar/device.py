@@ -2,7 +2,8 @@
 
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
-``reference._cuda.CORE``: ``sigmoid``), so both fast backends do the same arithmetic. The
+``reference._cuda.CORE``: ``sigmoid``, ``softmax_stats``), so both fast backends do the same
+arithmetic. The
 formulas mirror :mod:`reference.estimators.rebar.numpy_reference`; nothing here validates or
 allocates. Accumulations are float64 even for float32 inputs.
 """
@@ -19,6 +20,7 @@ TINY = 2.2250738585072014e-308
 def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the REBAR family's device functions with ``jit``."""
     sigmoid = base.sigmoid
+    softmax_stats = base.softmax_stats
 
     @jit
     def softplus(x):
@@ -68,6 +70,83 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                     - eta * dc[n + i, k] * yt * (1.0 - yt) / tau * dzt[i, k]
         for k in range(K):
             out[k] = out[k] / n
+
+    @jit
+    def loglog(v):
+        # log(-log(max(v, TINY))): minus the standard Gumbel of v
+        x = v if v > TINY else TINY
+        return math.log(-math.log(x))
+
+    @jit
+    def rebar_row_categorical(alpha, u, v, tau, b, y, yt, wt):
+        # alpha, u, v (K, C) -> b (K,) = argmax(alpha + G(u)), y = softmax((alpha + G(u))/tau),
+        # yt = softmax(z~/tau), wt = exp(z~ - z~_b); z~_b = lse(alpha) - loglog(v_b),
+        # z~_c = z~_b - softplus(loglog(v_c) + z~_b - alpha_c) for c != b
+        K, C = alpha.shape[0], alpha.shape[1]
+        for k in range(K):
+            best = 0
+            bx = alpha[k, 0] - loglog(u[k, 0])
+            y[k, 0] = bx
+            m = bx / tau
+            for c in range(1, C):
+                xc = alpha[k, c] - loglog(u[k, c])
+                y[k, c] = xc
+                if xc > bx:
+                    bx = xc
+                    best = c
+                if xc / tau > m:
+                    m = xc / tau
+            b[k] = best
+            total = 0.0
+            for c in range(C):
+                e = math.exp(y[k, c] / tau - m)
+                y[k, c] = e
+                total += e
+            for c in range(C):
+                y[k, c] = y[k, c] / total
+            am, at = softmax_stats(alpha, k)
+            zb = (am + math.log(at)) - loglog(v[k, best])
+            tt = 0.0
+            for c in range(C):
+                sp = 0.0 if c == best else softplus(loglog(v[k, c]) + zb - alpha[k, c])
+                wt[k, c] = math.exp(-sp)
+                e = math.exp(-sp / tau)
+                yt[k, c] = e
+                tt += e
+            for c in range(C):
+                yt[k, c] = yt[k, c] / tt
+
+    @jit
+    def rebar_combine_categorical(alpha, b, f, cvals, dc, points, wt, eta, tau, out):
+        # alpha (K, C), b (n, K), f (n,), cvals (2n,), dc, points (2n, K, C), wt (n, K, C)
+        # -> out (K, C) = mean_i [w_i (onehot(b_i) - p) + eta y (dc_y - <y, dc_y>) / tau
+        #                         - eta ((1 - wt) h + p <wt, h>)], h = y~ (dc_y~ - <y~, dc_y~>) / tau
+        n, K, C = b.shape[0], alpha.shape[0], alpha.shape[1]
+        for k in range(K):
+            for c in range(C):
+                out[k, c] = 0.0
+        for i in range(n):
+            w = f[i] - eta * cvals[n + i]
+            for k in range(K):
+                m, total = softmax_stats(alpha, k)
+                sy = 0.0
+                st = 0.0
+                for c in range(C):
+                    sy += points[i, k, c] * dc[i, k, c]
+                    st += points[n + i, k, c] * dc[n + i, k, c]
+                sw = 0.0
+                for c in range(C):
+                    sw += wt[i, k, c] * (points[n + i, k, c] * (dc[n + i, k, c] - st) / tau)
+                for c in range(C):
+                    p = math.exp(alpha[k, c] - m) / total
+                    y = points[i, k, c]
+                    h = points[n + i, k, c] * (dc[n + i, k, c] - st) / tau
+                    oh = 1.0 if b[i, k] == c else 0.0
+                    out[k, c] += w * (oh - p) + eta * (y * (dc[i, k, c] - sy) / tau) \
+                        - eta * ((1.0 - wt[i, k, c]) * h + p * sw)
+        for k in range(K):
+            for c in range(C):
+                out[k, c] = out[k, c] / n
 
     names = dict(locals())
     return SimpleNamespace(**{k: v for k, v in names.items()
