@@ -26,6 +26,27 @@ probabilities. Cost ``binom(N, n) 2**n n``; refused past :data:`MAX_TERMS`.
 
 Both refuse (``ValueError``, before any work) when the number of multisets or subsets exceeds
 :data:`MAX_TERMS`.
+
+CARMS
+-----
+The ``n`` samples are independent across variables, so their law is the product over ``k`` of
+the per-variable law of the ``n``-tuple ``(z_1k, ..., z_nk)``. That law is averaged over the
+``M = C(C-1)/2`` orders of the categories; for one order each tuple is a box
+``prod_i [L_i, R_i)`` for the copula's uniforms ``v``, whose probability is the
+inclusion-exclusion over the ``2**n`` corners of the joint survival function
+``P(v_i > t_i for all i) = (1 - sum_i g(t_i))_+**(n-1)``,
+``g(t) = 1 - (1 - t)**(1/(n-1))`` (``d ~ Dirichlet(1_n)`` has
+``P(d_i > s_i for all i) = (1 - sum_i s_i)_+**(n-1)``). The moments are then a finite sum over
+the ``C**(n K)`` joint tuples (:func:`carms_tuple_law` per variable, :func:`carms_moments`),
+with the estimate of each tuple computed by the reference's formula
+(:func:`reference.estimators.multi_sample.numpy_reference.carms_weights`, whose pair ratio
+comes from the two-dimensional formula, not from this ``n``-dimensional law: the tests check
+the two laws against each other and against Monte Carlo of the sampler).
+Rounding: each box probability is a signed sum of ``2**n`` terms at most 1, so its absolute
+error is at most about ``2**n n eps`` (and relative accuracy is lost for boxes far below that;
+an mpmath recomputation bounds the effect on small problems, ``tests/test_certificates.py``).
+Cost ``K M 2**n C**n n`` for the laws and ``C**(n K) (n**2 K + n P)`` for the moments;
+refused up front through :func:`verify.exact.check_budget`.
 """
 
 from __future__ import annotations
@@ -36,16 +57,28 @@ from typing import Any
 import numpy as np
 
 from reference.estimators.multi_sample.numpy_reference import (
+    _carms_g,
+    carms_order,
+    carms_ratio,
+    carms_weights,
+    logit_table,
     subset_log_probs,
     unord_weights,
     vimco_signals,
 )
 
-from ..exact import config_probabilities, configurations, make_problem, score_matrix
+from ..exact import (
+    check_budget,
+    config_probabilities,
+    configurations,
+    make_problem,
+    score_matrix,
+)
 from . import Moments
 
 __all__ = ["MAX_TERMS", "multisets", "vimco_target_value", "vimco_target_gradient",
-           "vimco_moments", "unord_moments", "reinforce_wor_moments", "subsets"]
+           "vimco_moments", "unord_moments", "reinforce_wor_moments", "subsets", "carms_tuple_law",
+           "carms_moments", "carms_table"]
 
 #: the largest number of multisets / subsets the enumerations accept
 MAX_TERMS = 2_000_000
@@ -204,3 +237,82 @@ def reinforce_wor_moments(dist: Any, params: object, objective: Any, n: int = 2,
     return _moments_from(pS, G, pr.params.shape,
                          "exact: sum over subsets, Horvitz-Thompson weights with exact inclusion "
                          "probabilities")
+
+
+def carms_table(pr) -> np.ndarray:
+    """The problem's logits as a ``(K, C)`` table (Bernoulli: rows ``(0, phi_k)``)."""
+    return logit_table(pr.dist.name, np.asarray(pr.params, dtype=np.float64)[None])[0]
+
+
+def carms_tuple_law(table_row: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The law of one variable's ``n``-tuple ``(z_1k, ..., z_nk)`` from its logits ``(C,)``:
+    the tuples ``(C**n, n)`` (lexicographic) and their probabilities ``(C**n,)``, averaged over
+    the ``C(C-1)/2`` orders (module docstring)."""
+    from itertools import product
+
+    row = np.asarray(table_row, dtype=np.float64)
+    e = np.exp(row - row.max())
+    total = 0.0
+    for c in range(row.size):
+        total += e[c]
+    p = e / total
+    C = p.size
+    M = C * (C - 1) // 2
+    tuples = np.array(list(product(range(C), repeat=n)), dtype=np.int64).reshape(-1, n)
+    law = np.zeros(tuples.shape[0])
+    for m in range(M):
+        o = carms_order(C, m)
+        L, R = np.zeros(C), np.zeros(C)
+        acc = 0.0
+        for j in range(C):
+            L[o[j]] = acc
+            acc += p[o[j]]
+            R[o[j]] = 1.0 if j == C - 1 else acc
+        gL, gR = _carms_g(L[tuples], n), _carms_g(R[tuples], n)
+        box = np.zeros(tuples.shape[0])
+        for mask in range(2**n):
+            bits = np.array([mask >> i & 1 for i in range(n)], dtype=bool)
+            base = 1.0 - np.where(bits, gR, gL).sum(axis=1)
+            term = np.where(base > 0, np.maximum(base, 0.0) ** (n - 1), 0.0)
+            box = box + (-term if bits.sum() % 2 else term)
+        law = law + box
+    return tuples, law / M
+
+
+def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
+    """Exact mean and covariance of CARMS: a sum over the ``C**(n K)`` joint tuples of samples
+    (the product of the per-variable laws of :func:`carms_tuple_law`), each with the
+    reference's estimate (module docstring)."""
+    pr = make_problem(dist, params, objective)
+    K, C = pr.K, pr.C
+    P = pr.params.size
+    T = float(C) ** (n * K)
+    check_budget(f"the exact CARMS moments (C**(n K) = {C}**{n * K} = {T:.3g} joint tuples)",
+                 memory_bytes=8.0 * T * (P + 3 * n * K + 4) + 8.0 * K * C**n * (n + 4),
+                 operations=K * (C * (C - 1) / 2) * 2.0**n * C**n * n + T * (n * n * K + n * P + K))
+    f = pr.f_table().ravel()
+    S = score_matrix(pr)  # (N, P)
+    table = carms_table(pr)
+    per_tuples, per_law = [], []
+    for k in range(K):
+        tu, law = carms_tuple_law(table[k], n)
+        keep = law > 0
+        per_tuples.append(tu[keep])
+        per_law.append(law[keep])
+    # joint tuples: the product over variables (variable 0 slowest)
+    prob = np.ones(1)
+    idx = np.zeros((1, 0), dtype=np.int64)
+    for k in range(K):
+        mk = per_law[k].size
+        prob = (prob[:, None] * per_law[k][None, :]).ravel()
+        idx = np.concatenate([np.repeat(idx, mk, axis=0),
+                              np.tile(np.arange(mk), idx.shape[0])[:, None]], axis=1)
+    z = np.stack([per_tuples[k][idx[:, k]] for k in range(K)], axis=-1)  # (T, n, K)
+    x = z @ (C ** np.arange(K - 1, -1, -1, dtype=np.int64))  # (T, n) configuration indices
+    ratio = carms_ratio(table[None], n)  # (1, K, C, C)
+    w = carms_weights(ratio, z[None], f[x][None])[0]  # (T, n, K)
+    kp = np.arange(P) // (P // K)  # the variable of each parameter entry
+    G = np.einsum("tip,tip->tp", w[:, :, kp], S[x])
+    return _moments_from(prob, G, pr.params.shape,
+                         "exact: sum over the joint tuples of samples (Dirichlet-copula box "
+                         "probabilities by inclusion-exclusion, averaged over the orders)")

@@ -1,4 +1,5 @@
-"""Multi-sample estimators: VIMCO and the unordered set estimator (sampling without replacement).
+"""Multi-sample estimators: VIMCO, the unordered set estimator (sampling without replacement)
+and CARMS (antithetic samples through a Dirichlet copula).
 
 Both use ``n`` configurations per replicate and only values of ``f`` at them. They differ from
 the other families in what they assume of the samples: VIMCO's target is not ``E_q[f]``, and
@@ -84,6 +85,49 @@ weighting each sample by itself); this record is there to measure by how much.
 Noise and queries: those of ``unord`` (the same samples for the same noise); ``n >= 1``
 (``n = 1`` is REINFORCE). Log-space throughout: ``log pi(x)`` is a two-pass log-sum-exp of
 ``log p(S)`` over the sets containing ``x`` (sets in lexicographic order).
+CARMS (Dimitriev & Zhou 2021, arXiv 2110.14002; ARMS, arXiv 2101.06520, for two categories)
+-------------------------------------------------------------------------------------------
+``n >= 2`` samples per replicate, coupled per variable ``k`` through a Dirichlet copula and a
+random order of the categories; every other variable is coupled independently. Per variable:
+
+* Copula (noise ``u`` ``(*batch, R, n, K)``): ``E_i = -log1p(-u_ik)``, ``D = E_1 + ... + E_n``
+  (summed in order), ``d_i = E_i / D`` (``d ~ Dirichlet(1_n)``; ``d_i = 1/n`` if ``D = 0``),
+  ``v_i = 1 - (1 - d_i)**(n-1) = -expm1((n-1) log1p(-d_i))`` (the Beta(1, n-1) CDF of
+  ``d_i``: each ``v_i`` is Uniform(0, 1); ``v_i = 1`` if ``d_i >= 1``). For ``n = 2``,
+  ``v_2 = 1 - v_1``: the antithetic pair of ARMS.
+* Order (noise ``u_perm`` ``(*batch, R, K)``): with ``M = C(C-1)/2``, the index
+  ``m = min(floor(u_perm M), M - 1)`` picks the ``m``-th pair ``a < b`` in lexicographic order;
+  the categories are laid out as ``b``, then the others in increasing index, then ``a`` (so
+  every pair of categories sits at the two ends of the order exactly once, the family of
+  orders of the authors' code, whose middle order differs). For ``C = 2`` (and Bernoulli,
+  on logits ``(0, phi)``) the order is ``(1, 0)``: ``z = 1[v < sigmoid(phi)]``, ARMS's form.
+* Inverse CDF in that order: ``e_c = exp(alpha_kc - max_c alpha_kc)``, running sums
+  ``s_j = e_{o_0} + ... + e_{o_j}`` left to right; ``z_ik = o_j`` for the first ``j`` with
+  ``v_i s_{C-1} < s_j`` (the last position if none).
+
+Estimate, for each ``k`` (the paper's CARMS estimator, section 3; its ARMS special case for
+``C = 2``; equation numbers not checked here, the paper's text was not at hand):
+``g_k = 1/(n(n-1)) sum_{i != j} r_k(z_ik, z_jk) (f(z_i) - f(z_j)) grad_k log q(z_i)``,
+``r_k(a, b) = p_ka p_kb / P_k(a, b)`` with ``P_k(a, b) = P(z_ik = a, z_jk = b)`` the pair law
+of the copula with the order summed out (the same for every ``i != j``), ``r = 0`` where
+``P_k(a, b) = 0`` (such a pair is never drawn). Unbiased: the other variables are independent
+of variable ``k``'s pair, so ``E[r (f(z_i) - f(z_j)) s(z_ik)] = sum_{a,b} p_a p_b
+(h(a) - h(b)) s(a) = grad_k E_q[f]`` with ``h(a) = E[f | z_k = a]``; diagonal pairs
+``a = b`` have mean zero whatever their weight, and every off-diagonal pair has
+``P_k(a, b) > 0`` because some order puts ``a`` and ``b`` at the two ends.
+Pair law: ``P_k(a, b) = (1/M) sum_m [S(La, Lb) - S(Ra, Lb) - S(La, Rb) + S(Ra, Rb)]`` with
+``[La, Ra)`` the interval of ``a`` in order ``m`` (``La`` the sum of the normalized ``p`` before
+``a`` in order, ``Ra = La + p_a``, the last ``R = 1``) and the copula's joint survival function
+``S(s, t) = P(v_i > s, v_j > t) = (1 - g(s) - g(t))_+**(n-1)``, ``g(t) = -expm1(log1p(-t)/(n-1))``
+(``g(1) = 1``), from ``P(d_i > x, d_j > y) = (1 - x - y)_+**(n-1)``. Arithmetic shared by all
+backends: ``p_c = e_c / sum_c e_c`` (sum in category order), rectangles summed over ``m`` in
+order, then divided by ``M``. Inclusion-exclusion cancels when ``p_a`` or ``p_b`` is tiny:
+the absolute error of ``P_k(a, b)`` is a few ``eps`` (``S <= 1``), so its relative error is
+about ``eps / P_k(a, b)`` (see :mod:`verify.moments.multi_sample` for the oracle's bound).
+Cost: ``n`` evaluations; ``O(n**2 K + n K C)`` per replicate, plus the ratio tables once per
+problem, ``O(K C**4)`` (``M`` orders times ``C**2`` pairs). ``2 <= n <= CARMS_MAX_N``.
+Queries ``z`` ``(*batch, R, n, K)``.
+
 """
 
 from __future__ import annotations
@@ -98,7 +142,9 @@ from reference.distributions import get_distribution, log_softmax
 
 __all__ = ["VIMCO", "UNORD", "REINFORCE_WOR", "MAX_N", "MAX_JOINT", "MAX_SETS", "all_subsets",
            "inclusion_log_probs", "vimco_signals", "joint_log_probs",
-           "gumbel_top", "logit_table", "subset_log_probs", "unord_weights"]
+           "gumbel_top", "logit_table", "subset_log_probs", "unord_weights", "CARMS",
+           "CARMS_MAX_N", "carms_order", "carms_order_index", "carms_copula_uniforms",
+           "carms_sample", "carms_survival", "carms_pair_law", "carms_ratio", "carms_weights"]
 
 #: the largest ``n`` of the unordered set estimator (its recursion has ``2**n`` subsets)
 MAX_N = 8
@@ -107,6 +153,9 @@ MAX_JOINT = 2**16
 #: the largest number of ``n``-subsets ``binom(C**K, n)`` whose probabilities ``reinforce_wor``
 #: sums for the exact inclusion probabilities
 MAX_SETS = 10**6
+#: the largest ``n`` of CARMS (the pair law's survival function is a power ``n - 1``, whose
+#: relative rounding error grows like ``n eps``; the exact oracle's ``2**n`` corners per tuple)
+CARMS_MAX_N = 64
 
 
 # --------------------------------------------------------------------------- the formulas
@@ -325,6 +374,144 @@ NUMPY_UNORD = Backend(_unord_queries, _unord_combine)
 NUMPY_WOR = Backend(_unord_queries, _wor_combine)
 
 
+# ------------------------------------------------------------------------------------ CARMS
+def carms_order_index(u_perm: np.ndarray, C: int) -> np.ndarray:
+    """The order's index ``m = min(floor(u_perm M), M - 1)``, ``M = C(C-1)/2``, int64."""
+    M = C * (C - 1) // 2
+    return np.minimum(np.floor(np.asarray(u_perm) * M), M - 1).astype(np.int64)
+
+
+def carms_order(C: int, m: int) -> np.ndarray:
+    """Order ``m`` of the ``C`` categories: the ``m``-th pair ``a < b`` (lexicographic) gives
+    ``b``, the other categories in increasing index, ``a``; int64 ``(C,)``."""
+    a = 0
+    while m >= C - 1 - a:
+        m -= C - 1 - a
+        a += 1
+    b = a + 1 + m
+    return np.array([b] + [c for c in range(C) if c not in (a, b)] + [a], dtype=np.int64)
+
+
+def carms_copula_uniforms(u: np.ndarray) -> np.ndarray:
+    """``v`` of the module docstring from the noise ``u`` ``(..., n, K)``: Dirichlet(1_n)
+    from normalized exponentials over the sample axis, mapped by the Beta(1, n-1) CDF."""
+    n = u.shape[-2]
+    E = -np.log1p(-u)
+    D = np.zeros(E.shape[:-2] + E.shape[-1:])
+    for i in range(n):
+        D = D + E[..., i, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.where(D[..., None, :] > 0, E / np.where(D > 0, D, 1.0)[..., None, :], 1.0 / n)
+        v = np.where(d >= 1.0, 1.0, -np.expm1((n - 1) * np.log1p(-np.where(d >= 1.0, 0.0, d))))
+    return v
+
+
+def carms_sample(table: np.ndarray, u: np.ndarray, u_perm: np.ndarray) -> np.ndarray:
+    """Samples ``z`` ``(B, R, n, K)`` from logits ``table`` ``(B, K, C)``, noise ``u``
+    ``(B, R, n, K)`` and ``u_perm`` ``(B, R, K)`` (module docstring)."""
+    B, R, n, K = u.shape
+    C = table.shape[-1]
+    v = carms_copula_uniforms(u)
+    e = np.exp(table - table.max(axis=-1, keepdims=True))  # (B, K, C)
+    midx = carms_order_index(u_perm, C)  # (B, R, K)
+    orders = np.stack([carms_order(C, m) for m in range(C * (C - 1) // 2)])  # (M, C)
+    o = orders[midx]  # (B, R, K, C)
+    eo = np.take_along_axis(np.broadcast_to(e[:, None], (B, R, K, C)), o, axis=-1)
+    running = np.zeros(eo.shape)
+    acc = np.zeros(eo.shape[:-1])
+    for j in range(C):
+        acc = acc + eo[..., j]
+        running[..., j] = acc
+    thr = v * running[:, :, None, :, -1]  # (B, R, n, K)
+    pos = np.sum(~(thr[..., None] < running[:, :, None]), axis=-1)
+    pos = np.minimum(pos, C - 1)
+    return np.take_along_axis(np.broadcast_to(o[:, :, None], (B, R, n, K, C)), pos[..., None],
+                              axis=-1)[..., 0].astype(np.int64)
+
+
+def _carms_g(t: np.ndarray, n: int) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.where(t >= 1.0, 1.0, -np.expm1(np.log1p(-np.where(t >= 1.0, 0.0, t)) / (n - 1)))
+
+
+def carms_survival(s: np.ndarray, t: np.ndarray, n: int) -> np.ndarray:
+    """``S(s, t) = P(v_i > s, v_j > t) = (1 - g(s) - g(t))_+**(n-1)`` (module docstring)."""
+    base = 1.0 - _carms_g(s, n) - _carms_g(t, n)
+    return np.where(base > 0, np.maximum(base, 0.0) ** (n - 1), 0.0)
+
+
+def _carms_probs(table: np.ndarray) -> np.ndarray:
+    e = np.exp(table - table.max(axis=-1, keepdims=True))
+    total = np.zeros(e.shape[:-1])
+    for c in range(e.shape[-1]):
+        total = total + e[..., c]
+    return e / total[..., None]
+
+
+def carms_pair_law(table: np.ndarray, n: int) -> np.ndarray:
+    """``P_k(a, b)`` of the module docstring, ``(..., K, C, C)``, from logits ``(..., K, C)``."""
+    p = _carms_probs(table)
+    C = p.shape[-1]
+    M = C * (C - 1) // 2
+    P = np.zeros(p.shape + (C,))
+    for m in range(M):
+        o = carms_order(C, m)
+        L = np.zeros(p.shape)
+        R = np.zeros(p.shape)
+        acc = np.zeros(p.shape[:-1])
+        for j in range(C):
+            c = o[j]
+            L[..., c] = acc
+            acc = acc + p[..., c]
+            R[..., c] = 1.0 if j == C - 1 else acc
+        La, Lb = L[..., :, None], L[..., None, :]
+        Ra, Rb = R[..., :, None], R[..., None, :]
+        P = P + (carms_survival(La, Lb, n) - carms_survival(Ra, Lb, n)
+                 - carms_survival(La, Rb, n) + carms_survival(Ra, Rb, n))
+    return P / M
+
+
+def carms_ratio(table: np.ndarray, n: int) -> np.ndarray:
+    """``r_k(a, b) = p_a p_b / P_k(a, b)`` (0 where ``P_k(a, b) <= 0``), ``(..., K, C, C)``."""
+    p = _carms_probs(table)
+    P = carms_pair_law(table, n)
+    num = p[..., :, None] * p[..., None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(P > 0, num / np.where(P > 0, P, 1.0), 0.0)
+
+
+def carms_weights(ratio: np.ndarray, z: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``w_ik = 1/(n(n-1)) sum_{j != i} r_k(z_ik, z_jk) (f_i - f_j)``: ``ratio`` ``(B, K, C, C)``,
+    ``z`` ``(B, R, n, K)``, ``f`` ``(B, R, n)`` -> ``(B, R, n, K)`` (sums over ``j`` in order)."""
+    B, R, n, K = z.shape
+    kk = np.arange(K)
+    w = np.zeros(z.shape)
+    for i in range(n):
+        acc = np.zeros((B, R, K))
+        for j in range(n):
+            if j != i:
+                r = ratio[np.arange(B)[:, None, None], kk[None, None, :], z[:, :, i, :], z[:, :, j, :]]
+                acc = acc + r * (f[:, :, i] - f[:, :, j])[..., None]
+        w[:, :, i, :] = acc / (n * (n - 1))
+    return w
+
+
+def _carms_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
+    return Queries(carms_sample(logit_table(dist, params), noise["u"], noise["u_perm"]))
+
+
+def _carms_combine(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict):
+    z = queries.z
+    w = carms_weights(carms_ratio(logit_table(dist, params), z.shape[2]), z, answers.f_z)
+    s = get_distribution(dist).score(params, z)  # (B, R, n, K[, C])
+    if dist == "categorical":
+        w = w[..., None]
+    return (w * s).sum(axis=2)
+
+
+NUMPY_CARMS = Backend(_carms_queries, _carms_combine)
+
+
 # ---------------------------------------------------------------------------- the records
 def _vimco_u_shape(K: int, C: int, opts: dict[str, Any]) -> tuple[int, ...]:
     return (opts["n"], K)
@@ -417,4 +604,46 @@ REINFORCE_WOR = Estimator(
     # n = 2 only: under the CUDA simulator the 41,664 sets of n = 3 on the K=3, C=4 problem
     # take minutes (tests/test_multi_sample.py runs n = 3 on every backend on smaller spaces)
     examples=({"n": 2}, {"n": 2, "baseline": 0.5}),
+)
+
+
+def _carms_u_shape(K: int, C: int, opts: dict[str, Any]) -> tuple[int, ...]:
+    return (opts["n"], K)
+
+
+def _carms_perm_shape(K: int, C: int, opts: dict[str, Any]) -> tuple[int, ...]:
+    return (K,)
+
+
+def _check_carms(opts: dict[str, Any]) -> dict[str, Any]:
+    opts["n"] = positive_int(opts["n"], "n (CARMS needs n >= 2 samples to pair)", 2)
+    if opts["n"] > CARMS_MAX_N:
+        raise ValueError(f"n = {opts['n']} exceeds CARMS_MAX_N = {CARMS_MAX_N}: the pair law's "
+                         "survival function (1 - g(s) - g(t))**(n-1) loses about n eps of relative "
+                         "accuracy")
+    return opts
+
+
+CARMS = Estimator(
+    name="carms",
+    title="CARMS: n antithetic samples (Dirichlet copula, random order of the categories), "
+          "leave-one-out pairs weighted by the exact independent/copula pair-law ratio",
+    distributions=("bernoulli", "categorical"),
+    unbiased=True,
+    noise=(NoiseSpec("u", "uniform", _carms_u_shape,
+                     "u[..., r, i, k]: E = -log1p(-u), d_k = E[:, k] / sum_i E[i, k] "
+                     "(Dirichlet(1_n) over the n samples), v = 1 - (1 - d)**(n-1) (Beta(1, n-1) "
+                     "CDF: uniform marginals), z_ik by inverse CDF of v_ik in the order of "
+                     "u_perm"),
+           NoiseSpec("u_perm", "uniform", _carms_perm_shape,
+                     "u_perm[..., r, k]: m = min(floor(u_perm C(C-1)/2), C(C-1)/2 - 1) picks "
+                     "the m-th pair a < b; the order is b, the others increasing, a")),
+    option_defaults={"n": 2},
+    check_options=_check_carms,
+    cost_fn=lambda K, C, o: Cost(o["n"]),
+    backends=backend_paths("multi_sample", "CARMS"),
+    exact_moments_path="verify.moments.multi_sample:carms_moments",
+    references="Dimitriev & Zhou 2021 (arXiv 2110.14002), CARMS, section 3 (exact pair ratio, "
+               "not the authors' code's clipped one); ARMS (arXiv 2101.06520) for C = 2",
+    examples=({"n": 2}, {"n": 3}),
 )
