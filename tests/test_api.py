@@ -95,10 +95,12 @@ PUBLIC_MODULES = {
         "QuadraticSurrogate", "REBAR", "RELAX", "TINY", "rebar_points", "surrogate_answers"
     ],
     "reference.estimators.multi_sample": [
-        "REINFORCE_WOR", "UNORD", "VIMCO"
+        "CARMS", "REINFORCE_WOR", "UNORD", "VIMCO"
     ],
     "reference.estimators.multi_sample.numpy_reference": [
-        "MAX_JOINT", "MAX_N", "MAX_SETS", "REINFORCE_WOR", "UNORD", "VIMCO", "all_subsets",
+        "CARMS", "CARMS_MAX_N", "MAX_JOINT", "MAX_N", "MAX_SETS", "REINFORCE_WOR", "UNORD",
+        "VIMCO", "all_subsets", "carms_copula_uniforms", "carms_order", "carms_order_index",
+        "carms_pair_law", "carms_ratio", "carms_sample", "carms_survival", "carms_weights",
         "gumbel_top", "inclusion_log_probs", "joint_log_probs", "logit_table",
         "subset_log_probs", "unord_weights", "vimco_signals"
     ],
@@ -158,7 +160,8 @@ PUBLIC_MODULES = {
         "swap_coefficients"
     ],
     "verify.moments.multi_sample": [
-        "MAX_TERMS", "multisets", "reinforce_wor_moments", "subsets", "unord_moments", "vimco_moments",
+        "MAX_TERMS", "carms_moments", "carms_table", "carms_tuple_law", "multisets",
+        "reinforce_wor_moments", "subsets", "unord_moments", "vimco_moments",
         "vimco_target_gradient", "vimco_target_value"
     ],
     "verify.moments.quadrature": [
@@ -206,7 +209,7 @@ REGISTRY_NAMES = [
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
     "imle_ksubset", "aimle_ksubset", "simple", "gumbel_rao", "gst", "reinmax",
     "nvil", "muprop", "double_cv", "rebar", "relax", "vimco", "unord",
-    "reinforce_wor"
+    "reinforce_wor", "carms"
 ]
 
 

@@ -286,10 +286,11 @@ def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Mome
     pr = make_problem(dist, params, objective)
     K, C = pr.K, pr.C
     P = pr.params.size
-    T = float(C) ** (n * K)
+    T = float(min(C ** (n * K), 10**300))  # exact integer power, capped before float
+    per = float(min(C**n, 10**300))
     check_budget(f"the exact CARMS moments (C**(n K) = {C}**{n * K} = {T:.3g} joint tuples)",
-                 memory_bytes=8.0 * T * (P + 3 * n * K + 4) + 8.0 * K * C**n * (n + 4),
-                 operations=K * (C * (C - 1) / 2) * 2.0**n * C**n * n + T * (n * n * K + n * P + K))
+                 memory_bytes=8.0 * T * (P + 3 * n * K + 4) + 8.0 * K * per * (n + 4),
+                 operations=K * (C * (C - 1) / 2) * 2.0**n * per * n + T * (n * n * K + n * P + K))
     f = pr.f_table().ravel()
     S = score_matrix(pr)  # (N, P)
     table = carms_table(pr)
