@@ -78,7 +78,11 @@ from . import Moments
 
 __all__ = ["MAX_TERMS", "multisets", "vimco_target_value", "vimco_target_gradient",
            "vimco_moments", "unord_moments", "reinforce_wor_moments", "subsets", "carms_tuple_law",
-           "carms_moments", "carms_table"]
+           "carms_moments", "carms_table", "carms_moments_mp", "carms_code_ratio",
+           "carms_code_moments", "CARMS_MP_MAX_TUPLES"]
+
+#: the largest number of joint tuples ``C**(n K)`` the mpmath certificate enumerates
+CARMS_MP_MAX_TUPLES = 5000
 
 #: the largest number of multisets / subsets the enumerations accept
 MAX_TERMS = 2_000_000
@@ -279,11 +283,7 @@ def carms_tuple_law(table_row: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     return tuples, law / M
 
 
-def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
-    """Exact mean and covariance of CARMS: a sum over the ``C**(n K)`` joint tuples of samples
-    (the product of the per-variable laws of :func:`carms_tuple_law`), each with the
-    reference's estimate (module docstring)."""
-    pr = make_problem(dist, params, objective)
+def _carms_budget(pr, n: int) -> None:
     K, C = pr.K, pr.C
     P = pr.params.size
     T = float(min(C ** (n * K), 10**300))  # exact integer power, capped before float
@@ -291,8 +291,23 @@ def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Mome
     check_budget(f"the exact CARMS moments (C**(n K) = {C}**{n * K} = {T:.3g} joint tuples)",
                  memory_bytes=8.0 * T * (P + 3 * n * K + 4) + 8.0 * K * per * (n + 4),
                  operations=K * (C * (C - 1) / 2) * 2.0**n * per * n + T * (n * n * K + n * P + K))
+
+
+def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
+    """Exact mean and covariance of CARMS: a sum over the ``C**(n K)`` joint tuples of samples
+    (the product of the per-variable laws of :func:`carms_tuple_law`), each with the
+    reference's estimate (module docstring)."""
+    pr = make_problem(dist, params, objective)
+    _carms_budget(pr, n)
+    return _carms_sum(pr, n, carms_ratio(carms_table(pr)[None], n)[0])
+
+
+def _carms_sum(pr, n: int, ratio: np.ndarray) -> Moments:
+    """:func:`carms_moments` with a given pair weight table ``ratio`` ``(K, C, C)``."""
+    K, C = pr.K, pr.C
+    P = pr.params.size
     f = pr.f_table().ravel()
-    S = score_matrix(pr)  # (N, P)
+    S = score_matrix(pr)
     table = carms_table(pr)
     per_tuples, per_law = [], []
     for k in range(K):
@@ -300,7 +315,6 @@ def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Mome
         keep = law > 0
         per_tuples.append(tu[keep])
         per_law.append(law[keep])
-    # joint tuples: the product over variables (variable 0 slowest)
     prob = np.ones(1)
     idx = np.zeros((1, 0), dtype=np.int64)
     for k in range(K):
@@ -309,11 +323,121 @@ def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Mome
         idx = np.concatenate([np.repeat(idx, mk, axis=0),
                               np.tile(np.arange(mk), idx.shape[0])[:, None]], axis=1)
     z = np.stack([per_tuples[k][idx[:, k]] for k in range(K)], axis=-1)  # (T, n, K)
-    x = z @ (C ** np.arange(K - 1, -1, -1, dtype=np.int64))  # (T, n) configuration indices
-    ratio = carms_ratio(table[None], n)  # (1, K, C, C)
-    w = carms_weights(ratio, z[None], f[x][None])[0]  # (T, n, K)
-    kp = np.arange(P) // (P // K)  # the variable of each parameter entry
+    x = z @ (C ** np.arange(K - 1, -1, -1, dtype=np.int64))
+    w = carms_weights(ratio[None], z[None], f[x][None])[0]  # (T, n, K)
+    kp = np.arange(P) // (P // K)
     G = np.einsum("tip,tip->tp", w[:, :, kp], S[x])
     return _moments_from(prob, G, pr.params.shape,
                          "exact: sum over the joint tuples of samples (Dirichlet-copula box "
                          "probabilities by inclusion-exclusion, averaged over the orders)")
+
+
+def carms_code_ratio(p: np.ndarray, joint: np.ndarray) -> np.ndarray:
+    """The pair weight of the authors' code (alekdimi/carms at commit c3f3c65, ``vae.py``,
+    ``CategoricalVAE.matrix_grad``, the ``tf.clip_by_value`` line, about line 72):
+    ``clip((p_a p_b + 1e-3) / (P(a, b) + 1e-3), 0.01, 10)`` with ``P`` the pair law, in place
+    of the exact ``p_a p_b / P(a, b)``. ``p`` ``(..., C)``, ``joint`` ``(..., C, C)``."""
+    return np.clip((p[..., :, None] * p[..., None, :] + 1e-3) / (joint + 1e-3), 0.01, 10.0)
+
+
+def carms_code_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
+    """Exact mean and covariance of our CARMS sampler with the authors' code's smoothed and
+    clipped pair weight (:func:`carms_code_ratio`, with our exact pair law) in place of the
+    exact ratio: the same enumeration as :func:`carms_moments`, to measure that weight's bias."""
+    from reference.estimators.multi_sample.numpy_reference import carms_pair_law
+
+    pr = make_problem(dist, params, objective)
+    _carms_budget(pr, n)
+    table = carms_table(pr)
+    e = np.exp(table - table.max(axis=-1, keepdims=True))
+    p = e / e.sum(axis=-1, keepdims=True)
+    return _carms_sum(pr, n, carms_code_ratio(p, carms_pair_law(table, n)))
+
+
+def carms_moments_mp(dist: Any, params: object, objective: Any, n: int = 2, *,
+                     dps: int = 60) -> Moments:
+    """:func:`carms_moments` in arbitrary precision (``mpmath``, ``dps`` digits) from the
+    definitions, for certificates on small problems: the probabilities from the float64
+    logits taken as exact, the boundaries ``L, R``, ``g``, every box by inclusion-exclusion,
+    the pair law by the two-dimensional formula, the ratio, the weights, the score and the
+    moments, all in ``mpf``. Refused past :data:`CARMS_MP_MAX_TUPLES` joint tuples."""
+    from itertools import product
+
+    from ..exact import mp_configurations, mp_mean_cov
+
+    pr = make_problem(dist, params, objective)
+    K, C = pr.K, pr.C
+    if C ** (n * K) > CARMS_MP_MAX_TUPLES:
+        raise ValueError(f"the mpmath CARMS certificate would enumerate C**(n K) = "
+                         f"{C ** (n * K)} joint tuples, more than CARMS_MP_MAX_TUPLES = "
+                         f"{CARMS_MP_MAX_TUPLES}")
+    ctx, rows, _, _ = mp_configurations(pr, dps)
+    f = [ctx.mpf(float(v)) for v in pr.f_table().ravel()]
+    one = ctx.mpf(1)
+
+    def g(t):
+        return one if t >= 1 else 1 - (1 - t) ** (one / (n - 1))
+
+    def surv(ts):
+        base = 1 - ctx.fsum(g(t) for t in ts)
+        return base ** (n - 1) if base > 0 else ctx.mpf(0)
+
+    M = C * (C - 1) // 2
+    bounds = []  # per variable, per order: (L, R) lists
+    for k in range(K):
+        per = []
+        for m in range(M):
+            o = carms_order(C, m)
+            L, R = [None] * C, [None] * C
+            acc = ctx.mpf(0)
+            for j in range(C):
+                L[o[j]] = acc
+                acc = acc + rows[k][o[j]]
+                R[o[j]] = one if j == C - 1 else acc
+            per.append((L, R))
+        bounds.append(per)
+
+    def box(k, cs):
+        tot = ctx.mpf(0)
+        for L, R in bounds[k]:
+            for mask in range(2**len(cs)):
+                ts = [R[c] if mask >> i & 1 else L[c] for i, c in enumerate(cs)]
+                sgn = -1 if bin(mask).count("1") % 2 else 1
+                tot += sgn * surv(ts)
+        return tot / M
+
+    ratio = []
+    for k in range(K):
+        rk = [[None] * C for _ in range(C)]
+        for a in range(C):
+            for b in range(C):
+                Pab = box(k, (a, b))  # the pair's box: the same survival function
+                rk[a][b] = rows[k][a] * rows[k][b] / Pab if Pab > 0 else ctx.mpf(0)
+        ratio.append(rk)
+    per_law = []
+    for k in range(K):
+        per_law.append([(cs, box(k, cs)) for cs in product(range(C), repeat=n)])
+    weights, values = [], []
+    for combo in product(*[range(len(per_law[k])) for k in range(K)]):
+        prob = ctx.fprod(per_law[k][combo[k]][1] for k in range(K))
+        if prob <= 0:
+            continue
+        z = [[per_law[k][combo[k]][0][i] for k in range(K)] for i in range(n)]
+        fz = [f[int(np.ravel_multi_index(tuple(zi), (C,) * K))] for zi in z]
+        g_out = []
+        for k in range(K):
+            w = [ctx.fsum(ratio[k][z[i][k]][z[j][k]] * (fz[i] - fz[j])
+                          for j in range(n) if j != i) / (n * (n - 1)) for i in range(n)]
+            if pr.dist.name == "bernoulli":
+                g_out.append(ctx.fsum(w[i] * (z[i][k] - rows[k][1]) for i in range(n)))
+            else:
+                for c in range(C):
+                    g_out.append(ctx.fsum(w[i] * ((1 if z[i][k] == c else 0) - rows[k][c])
+                                          for i in range(n)))
+        weights.append(prob)
+        values.append(g_out)
+    mean, cov = mp_mean_cov(ctx, weights, values)
+    return Moments(np.array([float(x) for x in mean]).reshape(pr.params.shape),
+                   np.array([[float(x) for x in row] for row in cov]),
+                   f"mpmath ({dps} digits): sum over the joint tuples of samples")
+
