@@ -372,3 +372,62 @@ def test_gumbel_rao_bound_holds_at_saturated_logits(d):
     mean, var = _concrete_truth(d, 0.5, float(f.table()[1] - f.table()[0]))
     assert abs(m.mean.ravel()[-1] - mean) <= m.error_bound
     assert abs(m.cov[-1, -1] - var) <= m.error_bound
+
+
+# ------------------------------------------------------------------ CARMS
+_MODERATE = st.sampled_from([-3.0, -1.5, -0.5, 0.0, 0.7, 1.2, 3.0])
+
+
+@st.composite
+def _carms_problem(draw):
+    dist = draw(st.sampled_from(["bernoulli", "categorical"]))
+    K = draw(st.integers(1, 2))
+    C = 2 if dist == "bernoulli" else draw(st.integers(2, 3))
+    shape = (K,) if dist == "bernoulli" else (K, C)
+    a = np.array(draw(st.lists(_MODERATE, min_size=int(np.prod(shape)),
+                               max_size=int(np.prod(shape))))).reshape(shape)
+    f = reference.random_table(K, C, draw(st.integers(0, 99)),
+                               "binary" if dist == "bernoulli" else "categorical")
+    return verify.make_problem(dist, a, f)
+
+
+@given(_carms_problem(), st.integers(2, 3))
+def test_carms_moments_match_mpmath_at_moderate_logits(pr, n):
+    """CARMS's float64 oracle (inclusion-exclusion of the Dirichlet copula's survival function)
+    against its definition in 60-digit mpmath, per entry, at logits in [-3, 3]. Not claimed at
+    saturated logits: there the boxes' inclusion-exclusion cancels (a box's absolute error is a
+    few ulps of 1, whatever its size), so mean entries below ~1e-12 lose their relative
+    accuracy and the covariance is right only to ~1e-3 of its largest entry at logits +-30 (the
+    oracle's docstring); see the test below for what is claimed there."""
+    from verify.moments.multi_sample import carms_moments_mp
+
+    if pr.C ** (n * pr.K) > 729:
+        n = 2
+    m = reference.get_estimator("carms").exact_moments(pr.dist, pr.params, pr.objective, n=n)
+    truth = carms_moments_mp(pr.dist, pr.params, pr.objective, n=n)
+    scale = np.abs(truth.mean).max()
+    assert np.all(np.abs(m.mean - truth.mean) <= 1e-12 * np.abs(truth.mean) + 1e-14 * scale)
+    sd = np.sqrt(np.clip(np.diag(truth.cov), 0.0, None))
+    assert np.all(np.abs(m.cov - truth.cov) <= 1e-11 * np.outer(sd, sd) + 1e-14 * sd.max()**2)
+
+
+@pytest.mark.parametrize("dist,params", [("categorical", [[30.0, 0.0, -20.0]]),
+                                         ("bernoulli", [30.0, -50.0])])
+def test_carms_at_saturated_logits_is_accurate_only_in_absolute_terms(dist, params):
+    """What the oracle claims at saturated logits: every entry within 1e-12 of the largest
+    true entry's size plus ``2**n n`` ulps (the boxes' absolute error) times the objective's
+    scale, not per-entry relative accuracy."""
+    from verify.moments.multi_sample import carms_moments_mp
+
+    params = np.array(params)
+    K = params.shape[0]
+    C = 2 if dist == "bernoulli" else params.shape[1]
+    f = reference.random_table(K, C, 2, "binary" if dist == "bernoulli" else "categorical")
+    for n in (2, 3):
+        m = reference.get_estimator("carms").exact_moments(dist, params, f, n=n)
+        truth = carms_moments_mp(dist, params, f, n=n)
+        fs = np.abs(f.values_table).max()
+        tol = 2**n * n * EPS * fs + 1e-12 * np.abs(truth.mean).max()
+        assert np.abs(m.mean - truth.mean).max() <= tol
+        ctol = 2**n * n * EPS * fs**2 + 1e-12 * np.abs(truth.cov).max()
+        assert np.abs(m.cov - truth.cov).max() <= ctol
