@@ -393,12 +393,9 @@ def _carms_problem(draw):
 
 @given(_carms_problem(), st.integers(2, 3))
 def test_carms_moments_match_mpmath_at_moderate_logits(pr, n):
-    """CARMS's float64 oracle (inclusion-exclusion of the Dirichlet copula's survival function)
-    against its definition in 60-digit mpmath, per entry, at logits in [-3, 3]. Not claimed at
-    saturated logits: there the boxes' inclusion-exclusion cancels (a box's absolute error is a
-    few ulps of 1, whatever its size), so mean entries below ~1e-12 lose their relative
-    accuracy and the covariance is right only to ~1e-3 of its largest entry at logits +-30 (the
-    oracle's docstring); see the test below for what is claimed there."""
+    """CARMS's float64 oracle (U-statistic over 2, 3, 4 samples; pair laws without
+    inclusion-exclusion) against its definition in 60-digit mpmath (enumeration of the joint
+    tuples, boxes by inclusion-exclusion), per entry, at logits in [-3, 3]."""
     from verify.moments.multi_sample import carms_moments_mp
 
     if pr.C ** (n * pr.K) > 729:
@@ -412,22 +409,30 @@ def test_carms_moments_match_mpmath_at_moderate_logits(pr, n):
 
 
 @pytest.mark.parametrize("dist,params", [("categorical", [[30.0, 0.0, -20.0]]),
-                                         ("bernoulli", [30.0, -50.0])])
-def test_carms_at_saturated_logits_is_accurate_only_in_absolute_terms(dist, params):
-    """What the oracle claims at saturated logits: every entry within 1e-12 of the largest
-    true entry's size plus ``2**n n`` ulps (the boxes' absolute error) times the objective's
-    scale, not per-entry relative accuracy."""
+                                         ("bernoulli", [30.0, -50.0]),
+                                         ("categorical", [[50.0, -50.0, 0.0], [3.0, 20.0, -5.0]])])
+def test_carms_at_saturated_logits(dist, params):
+    """At logits up to +-50: with two samples (the antithetic pair, whose law the oracle
+    computes from interval lengths) every entry of the mean and covariance to 1e-12 relative;
+    with three, the laws of three samples are inclusion-exclusion sums (absolute error of a
+    few ulps of 1), so the claim is per entry for the mean and absolute for the covariance
+    (``2**3`` corners: ``64 eps`` of the objective's scale squared, plus 1e-12 of its largest
+    entry)."""
     from verify.moments.multi_sample import carms_moments_mp
 
     params = np.array(params)
     K = params.shape[0]
     C = 2 if dist == "bernoulli" else params.shape[1]
     f = reference.random_table(K, C, 2, "binary" if dist == "bernoulli" else "categorical")
-    for n in (2, 3):
-        m = reference.get_estimator("carms").exact_moments(dist, params, f, n=n)
-        truth = carms_moments_mp(dist, params, f, n=n)
-        fs = np.abs(f.values_table).max()
-        tol = 2**n * n * EPS * fs + 1e-12 * np.abs(truth.mean).max()
-        assert np.abs(m.mean - truth.mean).max() <= tol
-        ctol = 2**n * n * EPS * fs**2 + 1e-12 * np.abs(truth.cov).max()
-        assert np.abs(m.cov - truth.cov).max() <= ctol
+    fs = np.abs(f.values_table).max()
+    rec = reference.get_estimator("carms")
+    m = rec.exact_moments(dist, params, f, n=2)
+    truth = carms_moments_mp(dist, params, f, n=2)
+    assert np.all(np.abs(m.mean - truth.mean) <= 1e-12 * np.abs(truth.mean) + 1e-300)
+    sd = np.sqrt(np.clip(np.diag(truth.cov), 0.0, None))
+    assert np.all(np.abs(m.cov - truth.cov) <= 1e-12 * np.outer(sd, sd) + 1e-300)
+    m = rec.exact_moments(dist, params, f, n=3)
+    truth = carms_moments_mp(dist, params, f, n=3)
+    assert np.all(np.abs(m.mean - truth.mean) <= 1e-9 * np.abs(truth.mean) + 64 * EPS * fs
+                  * np.abs(truth.mean).max())
+    assert np.abs(m.cov - truth.cov).max() <= 64 * EPS * fs**2 + 1e-12 * np.abs(truth.cov).max()

@@ -509,3 +509,44 @@ def test_carms_code_weight_is_biased_and_the_exact_ratio_is_not():
     code = ms.carms_code_moments(pr.dist, pr.params, pr.objective, n=2)
     assert np.abs(exact.mean - grad).max() <= tol
     assert np.abs(code.mean - grad).max() > 1e6 * tol
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+@pytest.mark.parametrize("pr", PROBLEMS, ids=["bern-K2", "cat-K1C3", "cat-K2C2"])
+def test_carms_u_statistic_oracle_equals_enumeration_of_tuples(pr, n):
+    """The oracle's U-statistic form (laws of 2, 3, 4 samples) against the sum over every
+    joint n-tuple of samples with the reference's estimate."""
+    a = CARMS.exact_moments(pr.dist, pr.params, pr.objective, n=n)
+    b = ms.carms_moments_tuples(pr.dist, pr.params, pr.objective, n=n)
+    assert np.allclose(a.mean, b.mean, rtol=1e-12, atol=1e-15)
+    assert np.allclose(a.cov, b.cov, rtol=1e-11, atol=1e-14 * np.abs(b.cov).max())
+
+
+def test_carms_pair_law_without_inclusion_exclusion_matches_it_at_moderate_logits():
+    """The reference's pair law (interval lengths for n = 2, non-negative sums for n >= 3)
+    against the plain inclusion-exclusion of the survival function S where that is accurate,
+    and exactly 0 on pairs that never occur (n = 2, a category below 1/2 with itself)."""
+    from reference.estimators.multi_sample.numpy_reference import carms_pair_law, carms_survival
+
+    rng = np.random.default_rng(12)
+    for n in (2, 3, 5):
+        for C in (2, 3, 4):
+            row = rng.normal(size=C)
+            p = np.exp(row - logsumexp(row))
+            want = np.zeros((C, C))
+            M = C * (C - 1) // 2
+            from reference.estimators.multi_sample.numpy_reference import carms_order
+
+            for m in range(M):
+                o = carms_order(C, m)
+                L = np.zeros(C)
+                L[o] = np.concatenate([[0.0], np.cumsum(p[o])[:-1]])
+                R = L + p
+                R[o[-1]] = 1.0
+                want += (carms_survival(L[:, None], L[None, :], n)
+                         - carms_survival(R[:, None], L[None, :], n)
+                         - carms_survival(L[:, None], R[None, :], n)
+                         + carms_survival(R[:, None], R[None, :], n))
+            got = carms_pair_law(row[None], n)[0]
+            assert np.allclose(got, want / M, rtol=1e-10, atol=1e-14)
+    assert carms_pair_law(np.array([[0.0, 1.0]]), 2)[0, 0, 0] == 0.0  # p_0 < 1/2

@@ -42,9 +42,15 @@ with the estimate of each tuple computed by the reference's formula
 (:func:`reference.estimators.multi_sample.numpy_reference.carms_weights`, whose pair ratio
 comes from the two-dimensional formula, not from this ``n``-dimensional law: the tests check
 the two laws against each other and against Monte Carlo of the sampler).
-Rounding: each box probability is a signed sum of ``2**n`` terms at most 1, so its absolute
-error is at most about ``2**n n eps`` (and relative accuracy is lost for boxes far below that;
-an mpmath recomputation bounds the effect on small problems, ``tests/test_certificates.py``).
+Rounding: the law of two samples (the estimator's pair law, the mean and the covariance
+terms ``T1``, ``T2`` of :func:`carms_moments`) is computed without inclusion-exclusion
+(:func:`reference.estimators.multi_sample.numpy_reference._pair_box`, and interval lengths for
+``n = 2``): every term non-negative, relative accuracy to a few ulps except where a corner of
+the box lies within rounding of the support's boundary. The laws of three and four samples
+(``T3``..``T7``, ``n >= 3``) and of whole ``n``-tuples (:func:`carms_moments_tuples`) are
+signed sums of ``2**m`` terms at most 1: absolute error about ``2**m m eps``, relative
+accuracy lost for boxes far below that (saturated logits); ``tests/test_certificates.py``
+measures both against mpmath.
 Cost ``K M 2**n C**n n`` for the laws and ``C**(n K) (n**2 K + n P)`` for the moments;
 refused up front through :func:`verify.exact.check_budget`.
 """
@@ -78,7 +84,7 @@ from . import Moments
 
 __all__ = ["MAX_TERMS", "multisets", "vimco_target_value", "vimco_target_gradient",
            "vimco_moments", "unord_moments", "reinforce_wor_moments", "subsets", "carms_tuple_law",
-           "carms_moments", "carms_table", "carms_moments_mp", "carms_code_ratio",
+           "carms_moments", "carms_moments_tuples", "carms_table", "carms_moments_mp", "carms_code_ratio",
            "carms_code_moments", "CARMS_MP_MAX_TUPLES"]
 
 #: the largest number of joint tuples ``C**(n K)`` the mpmath certificate enumerates
@@ -248,13 +254,25 @@ def carms_table(pr) -> np.ndarray:
     return logit_table(pr.dist.name, np.asarray(pr.params, dtype=np.float64)[None])[0]
 
 
-def carms_tuple_law(table_row: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The law of one variable's ``n``-tuple ``(z_1k, ..., z_nk)`` from its logits ``(C,)``:
-    the tuples ``(C**n, n)`` (lexicographic) and their probabilities ``(C**n,)``, averaged over
-    the ``C(C-1)/2`` orders (module docstring)."""
+def carms_tuple_law(table_row: np.ndarray, n: int,
+                    m: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The law of ``m`` (default ``n``) of the ``n`` samples of one variable,
+    ``(z_1k, ..., z_mk)``, from its logits ``(C,)``: the tuples ``(C**m, m)`` (lexicographic)
+    and their probabilities ``(C**m,)``, averaged over the ``C(C-1)/2`` orders (module
+    docstring; the survival function of ``m`` of the ``n`` Dirichlet coordinates is
+    ``(1 - sum_{i <= m} s_i)_+**(n-1)``, so every ``m <= n`` uses the same formula)."""
     from itertools import product
 
+    m_ = n if m is None else int(m)
+    if not 1 <= m_ <= n:
+        raise ValueError(f"m must be in [1, n = {n}], got {m}")
     row = np.asarray(table_row, dtype=np.float64)
+    if m_ == 2:  # pairs: the reference's cancellation-free pair law (no inclusion-exclusion)
+        from reference.estimators.multi_sample.numpy_reference import carms_pair_law
+
+        C = row.size
+        tuples = np.array(list(product(range(C), repeat=2)), dtype=np.int64)
+        return tuples, carms_pair_law(row[None, None], n)[0, 0].ravel()
     e = np.exp(row - row.max())
     total = 0.0
     for c in range(row.size):
@@ -262,7 +280,7 @@ def carms_tuple_law(table_row: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
     p = e / total
     C = p.size
     M = C * (C - 1) // 2
-    tuples = np.array(list(product(range(C), repeat=n)), dtype=np.int64).reshape(-1, n)
+    tuples = np.array(list(product(range(C), repeat=m_)), dtype=np.int64).reshape(-1, m_)
     law = np.zeros(tuples.shape[0])
     for m in range(M):
         o = carms_order(C, m)
@@ -274,8 +292,8 @@ def carms_tuple_law(table_row: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarr
             R[o[j]] = 1.0 if j == C - 1 else acc
         gL, gR = _carms_g(L[tuples], n), _carms_g(R[tuples], n)
         box = np.zeros(tuples.shape[0])
-        for mask in range(2**n):
-            bits = np.array([mask >> i & 1 for i in range(n)], dtype=bool)
+        for mask in range(2**m_):
+            bits = np.array([mask >> i & 1 for i in range(m_)], dtype=bool)
             base = 1.0 - np.where(bits, gR, gL).sum(axis=1)
             term = np.where(base > 0, np.maximum(base, 0.0) ** (n - 1), 0.0)
             box = box + (-term if bits.sum() % 2 else term)
@@ -293,13 +311,79 @@ def _carms_budget(pr, n: int) -> None:
                  operations=K * (C * (C - 1) / 2) * 2.0**n * per * n + T * (n * n * K + n * P + K))
 
 
-def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
-    """Exact mean and covariance of CARMS: a sum over the ``C**(n K)`` joint tuples of samples
-    (the product of the per-variable laws of :func:`carms_tuple_law`), each with the
-    reference's estimate (module docstring)."""
+def carms_moments_tuples(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
+    """Exact mean and covariance of CARMS by enumeration: a sum over the ``C**(n K)`` joint
+    tuples of samples (the product of the per-variable laws of :func:`carms_tuple_law`), each
+    with the reference's estimate (module docstring). An independent check of
+    :func:`carms_moments` for small ``n``."""
     pr = make_problem(dist, params, objective)
     _carms_budget(pr, n)
     return _carms_sum(pr, n, carms_ratio(carms_table(pr)[None], n)[0])
+
+
+def _joint_law(pr, n: int, m: int) -> np.ndarray:
+    """The law of ``m`` of the ``n`` samples on the joint space: ``(N,) * m``, the product over
+    variables of :func:`carms_tuple_law` (``N = C**K``, configuration indices)."""
+    Z = configurations(pr)
+    table = carms_table(pr)
+    C = pr.C
+    out = np.ones((Z.shape[0],) * m)
+    for k in range(pr.K):
+        _, law = carms_tuple_law(table[k], n, m)
+        Lk = law.reshape((C,) * m)
+        idx = tuple(Z[:, k].reshape((1,) * i + (-1,) + (1,) * (m - 1 - i)) for i in range(m))
+        out = out * Lk[idx]
+    return out
+
+
+def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Moments:
+    """Exact mean and covariance of CARMS at any ``n``, without the ``C**(n K)`` tuples.
+
+    ``g = 1/(n(n-1)) sum_{i != j} h(Z_i, Z_j)`` with ``h_p(a, b) = r_k(a_k, b_k) (f(a) - f(b))
+    s_p(a_k)`` (``k`` the variable of entry ``p``) is a U-statistic of exchangeable samples, so
+    ``g - mu`` is the same average of ``h' = h - mu`` and its covariance is
+    ``1/(n(n-1)) [T1 + T2 + (n-2)(T3 + T4 + T5 + T6) + (n-2)(n-3) T7]``, one term per pattern
+    of shared samples between two ordered pairs: ``T1 = E[h'(A,B) h'(A,B)^T]``,
+    ``T2 = E[h'(A,B) h'(B,A)^T]``, ``T3..T6 = E[h'(A,B) h'(A,C)^T]``, ``(B,C)``, ``(C,A)``,
+    ``(C,B)``, ``T7 = E[h'(A,B) h'(C,D)^T]``, under the joint law of 2, 3 or 4 of the ``n``
+    samples (:func:`carms_tuple_law` with ``m = 2, 3, 4``, product over variables). Cost
+    ``O(N**4 P)`` with ``N = C**K`` (``N**3 P**2`` for the 3-sample terms), independent of
+    ``n``; refused past the budget (:func:`verify.exact.check_budget`)."""
+    pr = make_problem(dist, params, objective)
+    N, P, K = pr.C ** pr.K, pr.params.size, pr.K
+    mmax = min(n, 4)
+    check_budget(f"the exact CARMS moments (N = C**K = {N} configurations, laws of up to "
+                 f"{mmax} samples)",
+                 memory_bytes=8.0 * (N**mmax + 3 * N * N * P + N**min(mmax, 3) * 2),
+                 operations=float(N) ** mmax * (K + P) + float(N) ** min(mmax, 3) * P * P * 4
+                 + K * pr.C**2 * 16 * pr.C**4)
+    f = pr.f_table().ravel()
+    S = score_matrix(pr)  # (N, P)
+    Z = configurations(pr)
+    ratio = carms_ratio(carms_table(pr)[None], n)[0]  # (K, C, C)
+    kp = np.arange(P) // (P // K)
+    Rfull = ratio[np.arange(K)[None, None, :], Z[:, None, :], Z[None, :, :]]  # (N, N, K)
+    H = Rfull[:, :, kp] * (f[:, None] - f[None, :])[:, :, None] * S[:, None, :]  # (N, N, P)
+    L2 = _joint_law(pr, n, 2)
+    mean = np.einsum("ab,abp->p", L2, H)
+    Hc = H - mean
+    T = np.einsum("ab,abp,abq->pq", L2, Hc, Hc) + np.einsum("ab,abp,baq->pq", L2, Hc, Hc)
+    if n >= 3:
+        L3 = _joint_law(pr, n, 3)
+        T3 = (np.einsum("abc,abp,acq->pq", L3, Hc, Hc) + np.einsum("abc,abp,bcq->pq", L3, Hc, Hc)
+              + np.einsum("abc,abp,caq->pq", L3, Hc, Hc)
+              + np.einsum("abc,abp,cbq->pq", L3, Hc, Hc))
+        T = T + (n - 2) * T3
+    if n >= 4:
+        H2 = Hc.reshape(N * N, P)
+        L4 = _joint_law(pr, n, 4).reshape(N * N, N * N)
+        T = T + (n - 2) * (n - 3) * (H2.T @ (L4 @ H2))
+    cov = T / (n * (n - 1))
+    rng = np.abs(Hc).max(axis=(0, 1))
+    return Moments(mean.reshape(pr.params.shape), 0.5 * (cov + cov.T),
+                   "exact: U-statistic over 2, 3 and 4 of the samples (Dirichlet-copula box "
+                   "probabilities by inclusion-exclusion, averaged over the orders)",
+                   range_bound=rng.reshape(pr.params.shape))
 
 
 def _carms_sum(pr, n: int, ratio: np.ndarray) -> Moments:

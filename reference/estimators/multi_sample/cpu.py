@@ -173,12 +173,12 @@ CPU_UNORD = Backend(_unord_q, _unord_c)
 
 # ------------------------------------------------------------------------------------ CARMS
 @njit(parallel=True)
-def _carms_ratio(table, n, order, L, R, P, ratio):
-    # table (B, K, C) -> P, ratio (B, K, C, C); scratch order (B, K, C) int, L, R (B, K, C)
+def _carms_ratio(table, n, order, bnd, P, ratio):
+    # table (B, K, C) -> P, ratio (B, K, C, C); scratch order (B, K, C) int, bnd (B, K, 4, C)
     B, K = table.shape[0], table.shape[1]
     for t in prange(B * K):
         b, k = t // K, t % K
-        carms_ratio_row(table[b], k, n, order[b, k], L[b, k], R[b, k], P[b, k], ratio[b, k])
+        carms_ratio_row(table[b], k, n, order[b, k], bnd[b, k], P[b, k], ratio[b, k])
 
 
 @njit(parallel=True)
@@ -211,8 +211,8 @@ def carms_tables(dist: str, params: np.ndarray, n: int) -> tuple[np.ndarray, np.
     table = np.ascontiguousarray(logit_table(dist, params), dtype=np.float64)
     B, K, C = table.shape
     P, ratio = np.empty((B, K, C, C)), np.empty((B, K, C, C))
-    _carms_ratio(table, n, np.empty((B, K, C), dtype=np.int64), np.empty((B, K, C)),
-                 np.empty((B, K, C)), P, ratio)
+    _carms_ratio(table, n, np.empty((B, K, C), dtype=np.int64), np.empty((B, K, 4, C)), P,
+                 ratio)
     return P, ratio
 
 

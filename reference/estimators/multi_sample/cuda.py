@@ -199,12 +199,12 @@ CUDA_UNORD = Backend(_unord_q, _unord_c)
 # ------------------------------------------------------------------------------------ CARMS
 # every array float64 (float32 parameters and noise are widened on the host; the output is
 # cast back to the parameters' dtype)
-def _carms_ratio(table, n, order, L, R, P, ratio):
+def _carms_ratio(table, n, order, bnd, P, ratio):
     # one thread per (batch element, variable)
     B, K = table.shape[0], table.shape[1]
     for t in range(cuda.grid(1), B * K, cuda.gridsize(1)):
         b, k = t // K, t % K
-        carms_ratio_row(table[b], k, n, order[b, k], L[b, k], R[b, k], P[b, k], ratio[b, k])
+        carms_ratio_row(table[b], k, n, order[b, k], bnd[b, k], P[b, k], ratio[b, k])
 
 
 def _carms_queries(table, u, u_perm, order, running, z):
@@ -229,8 +229,7 @@ def _carms_categorical(alpha, ratio, z, f, w, out):
 
 
 carms_ratio_kernel = kernel("carms_ratio", [
-    (arr(float64, 3), int64, arr(int64, 3), arr(float64, 3), arr(float64, 3), arr(float64, 4),
-     arr(float64, 4))
+    (arr(float64, 3), int64, arr(int64, 3), arr(float64, 4), arr(float64, 4), arr(float64, 4))
 ])(_carms_ratio)
 carms_queries_kernel = kernel("carms_queries", [
     (arr(float64, 3), arr(float64, 4), arr(float64, 3), arr(int64, 3), arr(float64, 3),
@@ -268,8 +267,7 @@ def _carms_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dic
     d_ratio = cuda.device_array((B, K, C, C), dtype=np.float64)
     launch(carms_ratio_kernel, B * K, cuda.to_device(table), n,
            cuda.device_array((B, K, C), dtype=np.int64),
-           cuda.device_array((B, K, C), dtype=np.float64),
-           cuda.device_array((B, K, C), dtype=np.float64),
+           cuda.device_array((B, K, 4, C), dtype=np.float64),
            cuda.device_array((B, K, C, C), dtype=np.float64), d_ratio)
     d_out = cuda.device_array(z.shape[:2] + params.shape[1:], dtype=np.float64)
     kern = carms_bernoulli_kernel if dist == "bernoulli" else carms_categorical_kernel

@@ -302,8 +302,79 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         return 0.0
 
     @jit
-    def carms_ratio_row(alpha, k, n, order, L, R, P, ratio):
-        # P (C, C): the pair law of variable k averaged over the orders; ratio = p_a p_b / P
+    def carms_slack(gs, rt, gt, rs):
+        # 1 - g(s) - g(t) as r(t) - g(s) or r(s) - g(t), the one with smaller operands
+        if max(rt, gs) <= max(rs, gt):
+            return rt - gs
+        return rs - gt
+
+    @jit
+    def antithetic_box(La, Ra, Ta, Ua, pa, Lb, Rb, Tb, Ub, pb):
+        # n = 2: min(pa, pb, Ra - Ub, Tb - La)_+ (numpy_reference._antithetic_box)
+        X = carms_slack(Ub, Ra, Ua, Rb)
+        Y = carms_slack(La, Tb, Lb, Ta)
+        return max(min(min(pa, pb), min(X, Y)), 0.0)
+
+    @jit
+    def diffpow(x, y, m):
+        tot = 0.0
+        for ell in range(m):
+            tot = tot + x ** (m - 1 - ell) * y**ell
+        return tot
+
+    @jit
+    def pair_box(La, Ra, Ta, Ua, pa, Lb, Rb, Tb, Ub, pb, n):
+        # n >= 3: the box probability without inclusion-exclusion (numpy_reference._pair_box)
+        m = n - 1
+        rTa = Ta ** (1.0 / m)
+        rUa = Ua ** (1.0 / m)
+        rTb = Tb ** (1.0 / m)
+        rUb = Ub ** (1.0 / m)
+        qa = pa / Ta if Ta > 0 else 1.0
+        qb = pb / Tb if Tb > 0 else 1.0
+        a = rTa - rUa if qa > 0.5 else rTa * -math.expm1(math.log1p(-qa) / m)
+        b = rTb - rUb if qb > 0.5 else rTb * -math.expm1(math.log1p(-qb) / m)
+        gLa = carms_g(La, n) if La <= 0.5 else 1.0 - rTa
+        gRa = carms_g(Ra, n) if Ra <= 0.5 else 1.0 - rUa
+        gLb = carms_g(Lb, n) if Lb <= 0.5 else 1.0 - rTb
+        gRb = carms_g(Rb, n) if Rb <= 0.5 else 1.0 - rUb
+        A = carms_slack(gLa, rTb, gLb, rTa)
+        if A <= 0:
+            return 0.0
+        Aa = carms_slack(gRa, rTb, gLb, rUa)
+        Ab = carms_slack(gLa, rUb, gRb, rTa)
+        c = carms_slack(gRa, rUb, gRb, rUa)
+        if c >= 0:
+            inside = 0.0
+            cmj = 1.0
+            for j in range(1, m + 1):
+                cmj = cmj * (m - j + 1) / j
+                if j < 2:
+                    continue
+                inner = 0.0
+                cjl = 1.0
+                for ell in range(1, j):
+                    cjl = cjl * (j - ell + 1) / ell
+                    inner = inner + cjl * a**ell * b ** (j - ell)
+                inside = inside + cmj * c ** (m - j) * inner
+            return inside
+        if Aa >= 0 and Ab >= 0:
+            part1 = 0.0
+            cml = 1.0
+            for ell in range(1, m):
+                cml = cml * (m - ell + 1) / ell
+                part1 = part1 + cml * Ab**ell * b ** (m - ell)
+            return part1 + (-c) * diffpow(b, Aa, m)
+        if Aa >= 0:
+            return a * diffpow(A, Aa, m)
+        if Ab >= 0:
+            return b * diffpow(A, Ab, m)
+        return A**m
+
+    @jit
+    def carms_ratio_row(alpha, k, n, order, bnd, P, ratio):
+        # P (C, C): the pair law of variable k averaged over the orders; ratio = p_a p_b / P;
+        # scratch order (C,), bnd (4, C): the rows L, R and (n = 2) the tails T, U
         C = alpha.shape[1]
         mx, total = softmax_stats(alpha, k)
         M = C * (C - 1) // 2
@@ -315,13 +386,30 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
             acc = 0.0
             for j in range(C):
                 c = order[j]
-                L[c] = acc
+                bnd[0, c] = acc
                 acc = acc + math.exp(alpha[k, c] - mx) / total
-                R[c] = 1.0 if j == C - 1 else acc
+                bnd[1, c] = 1.0 if j == C - 1 else acc
+            acc = 0.0
+            for j in range(C - 1, -1, -1):
+                c = order[j]
+                bnd[3, c] = acc
+                acc = acc + math.exp(alpha[k, c] - mx) / total
+                bnd[2, c] = 1.0 if j == 0 else acc
             for a in range(C):
+                pa = math.exp(alpha[k, a] - mx) / total
                 for b in range(C):
-                    P[a, b] += (carms_survival(L[a], L[b], n) - carms_survival(R[a], L[b], n)
-                                - carms_survival(L[a], R[b], n) + carms_survival(R[a], R[b], n))
+                    pb = math.exp(alpha[k, b] - mx) / total
+                    if n == 2:
+                        P[a, b] += antithetic_box(bnd[0, a], bnd[1, a], bnd[2, a], bnd[3, a], pa,
+                                                  bnd[0, b], bnd[1, b], bnd[2, b], bnd[3, b], pb)
+                    else:
+                        P[a, b] += pair_box(bnd[0, a], bnd[1, a], bnd[2, a], bnd[3, a], pa,
+                                            bnd[0, b], bnd[1, b], bnd[2, b], bnd[3, b], pb, n)
+        for a in range(C):
+            for b in range(a + 1, C):
+                sym = 0.5 * (P[a, b] + P[b, a])
+                P[a, b] = sym
+                P[b, a] = sym
         for a in range(C):
             pa = math.exp(alpha[k, a] - mx) / total
             for b in range(C):
