@@ -160,7 +160,9 @@ PUBLIC_MODULES = {
         "swap_coefficients"
     ],
     "verify.moments.multi_sample": [
-        "MAX_TERMS", "carms_moments", "carms_table", "carms_tuple_law", "multisets",
+        "CARMS_MP_MAX_TUPLES", "MAX_TERMS", "carms_code_moments", "carms_code_ratio",
+        "carms_moments", "carms_moments_mp", "carms_moments_tuples", "carms_table",
+        "carms_tuple_law", "multisets",
         "reinforce_wor_moments", "subsets", "unord_moments", "vimco_moments",
         "vimco_target_gradient", "vimco_target_value"
     ],

@@ -75,6 +75,7 @@ from reference.estimators.multi_sample.numpy_reference import (
 
 from ..exact import (
     check_budget,
+    check_enumeration_size,
     config_probabilities,
     configurations,
     make_problem,
@@ -317,6 +318,7 @@ def carms_moments_tuples(dist: Any, params: object, objective: Any, n: int = 2) 
     with the reference's estimate (module docstring). An independent check of
     :func:`carms_moments` for small ``n``."""
     pr = make_problem(dist, params, objective)
+    check_enumeration_size(pr.C, pr.K)
     _carms_budget(pr, n)
     return _carms_sum(pr, n, carms_ratio(carms_table(pr)[None], n)[0])
 
@@ -350,6 +352,7 @@ def carms_moments(dist: Any, params: object, objective: Any, n: int = 2) -> Mome
     ``O(N**4 P)`` with ``N = C**K`` (``N**3 P**2`` for the 3-sample terms), independent of
     ``n``; refused past the budget (:func:`verify.exact.check_budget`)."""
     pr = make_problem(dist, params, objective)
+    check_enumeration_size(pr.C, pr.K)
     N, P, K = pr.C ** pr.K, pr.params.size, pr.K
     mmax = min(n, 4)
     check_budget(f"the exact CARMS moments (N = C**K = {N} configurations, laws of up to "
@@ -431,6 +434,7 @@ def carms_code_moments(dist: Any, params: object, objective: Any, n: int = 2) ->
     from reference.estimators.multi_sample.numpy_reference import carms_pair_law
 
     pr = make_problem(dist, params, objective)
+    check_enumeration_size(pr.C, pr.K)
     _carms_budget(pr, n)
     table = carms_table(pr)
     e = np.exp(table - table.max(axis=-1, keepdims=True))
