@@ -550,3 +550,16 @@ def test_carms_pair_law_without_inclusion_exclusion_matches_it_at_moderate_logit
             got = carms_pair_law(row[None], n)[0]
             assert np.allclose(got, want / M, rtol=1e-10, atol=1e-14)
     assert carms_pair_law(np.array([[0.0, 1.0]]), 2)[0, 0, 0] == 0.0  # p_0 < 1/2
+
+
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_carms_with_two_bernoulli_samples_has_the_moments_of_disarm(K):
+    """The ARMS paper's statement that ARMS with two samples is DisARM, checked on the exact
+    moments (two independent oracles: DisARM's cell integrals, CARMS's pair laws)."""
+    rng = np.random.default_rng(K)
+    phi = 2.0 * rng.normal(size=K)
+    f = random_table(K, 2, K)
+    a = get_estimator("disarm").exact_moments("bernoulli", phi, f)
+    b = CARMS.exact_moments("bernoulli", phi, f, n=2)
+    assert np.allclose(a.mean, b.mean, rtol=1e-12, atol=1e-15)
+    assert np.allclose(a.cov, b.cov, rtol=1e-11, atol=1e-14 * np.abs(a.cov).max())

@@ -36,12 +36,16 @@ the per-variable law of the ``n``-tuple ``(z_1k, ..., z_nk)``. That law is avera
 inclusion-exclusion over the ``2**n`` corners of the joint survival function
 ``P(v_i > t_i for all i) = (1 - sum_i g(t_i))_+**(n-1)``,
 ``g(t) = 1 - (1 - t)**(1/(n-1))`` (``d ~ Dirichlet(1_n)`` has
-``P(d_i > s_i for all i) = (1 - sum_i s_i)_+**(n-1)``). The moments are then a finite sum over
-the ``C**(n K)`` joint tuples (:func:`carms_tuple_law` per variable, :func:`carms_moments`),
-with the estimate of each tuple computed by the reference's formula
+``P(d_i > s_i for all i) = (1 - sum_i s_i)_+**(n-1)``; any ``m`` of the ``n`` coordinates have
+the same formula over ``m`` terms, exponent still ``n - 1``). The estimate is a U-statistic of
+exchangeable samples, so :func:`carms_moments` needs only the laws of 2, 3 and 4 of the samples
+(per variable :func:`carms_tuple_law` with ``m = 2, 3, 4``, product over variables): cost
+``O((C**K)**4 P)`` whatever ``n``. :func:`carms_moments_tuples` sums over all ``C**(n K)``
+joint tuples instead (an independent check for small ``n``). Both evaluate the estimate with
+the reference's formula
 (:func:`reference.estimators.multi_sample.numpy_reference.carms_weights`, whose pair ratio
-comes from the two-dimensional formula, not from this ``n``-dimensional law: the tests check
-the two laws against each other and against Monte Carlo of the sampler).
+comes from the two-dimensional pair law; the tests check the laws against each other and
+against Monte Carlo of the sampler).
 Rounding: the law of two samples (the estimator's pair law, the mean and the covariance
 terms ``T1``, ``T2`` of :func:`carms_moments`) is computed without inclusion-exclusion
 (:func:`reference.estimators.multi_sample.numpy_reference._pair_box`, and interval lengths for
@@ -51,8 +55,9 @@ the box lies within rounding of the support's boundary. The laws of three and fo
 signed sums of ``2**m`` terms at most 1: absolute error about ``2**m m eps``, relative
 accuracy lost for boxes far below that (saturated logits); ``tests/test_certificates.py``
 measures both against mpmath.
-Cost ``K M 2**n C**n n`` for the laws and ``C**(n K) (n**2 K + n P)`` for the moments;
-refused up front through :func:`verify.exact.check_budget`.
+Cost (U-statistic form) ``K M 16 C**4`` for the laws and ``(C**K)**4 P + (C**K)**3 P**2`` for
+the moments; the enumeration ``K M 2**n C**n n + C**(n K) (n**2 K + n P)``; both refused up
+front through :func:`verify.exact.check_budget`.
 """
 
 from __future__ import annotations

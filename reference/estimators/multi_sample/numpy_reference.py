@@ -85,7 +85,7 @@ weighting each sample by itself); this record is there to measure by how much.
 Noise and queries: those of ``unord`` (the same samples for the same noise); ``n >= 1``
 (``n = 1`` is REINFORCE). Log-space throughout: ``log pi(x)`` is a two-pass log-sum-exp of
 ``log p(S)`` over the sets containing ``x`` (sets in lexicographic order).
-CARMS (Dimitriev & Zhou 2021, arXiv 2110.14002; ARMS, arXiv 2101.06520, for two categories)
+CARMS (Dimitriev & Zhou 2021, arXiv 2110.14002; ARMS, arXiv 2105.14141, for two categories)
 -------------------------------------------------------------------------------------------
 ``n >= 2`` samples per replicate, coupled per variable ``k`` through a Dirichlet copula and a
 random order of the categories; every other variable is coupled independently. Per variable:
@@ -106,7 +106,10 @@ random order of the categories; every other variable is coupled independently. P
   ``v_i s_{C-1} < s_j`` (the last position if none).
 
 Estimate, for each ``k`` (the paper's CARMS estimator, section 3; its ARMS special case for
-``C = 2``; equation numbers not checked here, the paper's text was not at hand):
+``C = 2``; equation numbers not checked here, the paper's text was not at hand; ARMS's arXiv
+number is 2105.14141, not the 2101.06520 of DESIGN.md's table). With ``n = 2`` on Bernoulli
+variables it has exactly DisARM's moments (the ARMS paper's statement; a test compares the two
+oracles):
 ``g_k = 1/(n(n-1)) sum_{i != j} r_k(z_ik, z_jk) (f(z_i) - f(z_j)) grad_k log q(z_i)``,
 ``r_k(a, b) = p_ka p_kb / P_k(a, b)`` with ``P_k(a, b) = P(z_ik = a, z_jk = b)`` the pair law
 of the copula with the order summed out (the same for every ``i != j``), ``r = 0`` where
@@ -769,6 +772,7 @@ CARMS = Estimator(
     backends=backend_paths("multi_sample", "CARMS"),
     exact_moments_path="verify.moments.multi_sample:carms_moments",
     references="Dimitriev & Zhou 2021 (arXiv 2110.14002), CARMS, section 3 (exact pair ratio, "
-               "not the authors' code's clipped one); ARMS (arXiv 2101.06520) for C = 2",
+               "not the authors' code's clipped one); ARMS (Dimitriev & Zhou, ICML 2021, "
+               "arXiv 2105.14141) for C = 2",
     examples=({"n": 2}, {"n": 3}),
 )
