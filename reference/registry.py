@@ -13,7 +13,7 @@ from .contract import Estimator
 from .estimators.augment_reinforce import AR, ARM, DISARM
 from .estimators.control_variates import DOUBLE_CV, MUPROP, NVIL
 from .estimators.ksubset_perturbation import AIMLE_KSUBSET, IMLE_KSUBSET, SIMPLE
-from .estimators.multi_sample import REINFORCE_WOR, UNORD, VIMCO
+from .estimators.multi_sample import CARMS, REINFORCE_WOR, UNORD, VIMCO
 from .estimators.rebar import REBAR, RELAX
 from .estimators.relaxation import AIMLE, GUMBEL_SOFTMAX, IMLE, ST_GUMBEL_SOFTMAX, STRAIGHT_THROUGH
 from .estimators.score_function import REINFORCE, REINFORCE_LOO
@@ -29,7 +29,7 @@ _FAMILIES: tuple[tuple[Estimator, ...], ...] = (
     (GUMBEL_RAO, GST, REINMAX),
     (NVIL, MUPROP, DOUBLE_CV),
     (REBAR, RELAX),
-    (VIMCO, UNORD, REINFORCE_WOR),
+    (VIMCO, UNORD, REINFORCE_WOR, CARMS),
 )
 
 REGISTRY: dict[str, Estimator] = {e.name: e for family in _FAMILIES for e in family}

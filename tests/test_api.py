@@ -96,10 +96,12 @@ PUBLIC_MODULES = {
         "rebar_points", "rebar_points_categorical", "surrogate_answers"
     ],
     "reference.estimators.multi_sample": [
-        "REINFORCE_WOR", "UNORD", "VIMCO"
+        "CARMS", "REINFORCE_WOR", "UNORD", "VIMCO"
     ],
     "reference.estimators.multi_sample.numpy_reference": [
-        "MAX_JOINT", "MAX_N", "MAX_SETS", "REINFORCE_WOR", "UNORD", "VIMCO", "all_subsets",
+        "CARMS", "CARMS_MAX_N", "MAX_JOINT", "MAX_N", "MAX_SETS", "REINFORCE_WOR", "UNORD",
+        "VIMCO", "all_subsets", "carms_copula_uniforms", "carms_order", "carms_order_index",
+        "carms_pair_law", "carms_ratio", "carms_sample", "carms_survival", "carms_weights",
         "gumbel_top", "inclusion_log_probs", "joint_log_probs", "logit_table",
         "subset_log_probs", "unord_weights", "vimco_signals"
     ],
@@ -160,7 +162,10 @@ PUBLIC_MODULES = {
         "swap_coefficients"
     ],
     "verify.moments.multi_sample": [
-        "MAX_TERMS", "multisets", "reinforce_wor_moments", "subsets", "unord_moments", "vimco_moments",
+        "CARMS_MP_MAX_TUPLES", "MAX_TERMS", "carms_code_moments", "carms_code_ratio",
+        "carms_moments", "carms_moments_mp", "carms_moments_tuples", "carms_table",
+        "carms_tuple_law", "multisets",
+        "reinforce_wor_moments", "subsets", "unord_moments", "vimco_moments",
         "vimco_target_gradient", "vimco_target_value"
     ],
     "verify.moments.quadrature": [
@@ -208,7 +213,7 @@ REGISTRY_NAMES = [
     "arsm_plus_ce", "straight_through", "gumbel_softmax", "st_gumbel_softmax", "imle", "aimle",
     "imle_ksubset", "aimle_ksubset", "simple", "gumbel_rao", "gst", "reinmax",
     "nvil", "muprop", "double_cv", "rebar", "relax", "vimco", "unord",
-    "reinforce_wor"
+    "reinforce_wor", "carms"
 ]
 
 

@@ -443,3 +443,67 @@ def test_gumbel_rao_bound_holds_at_saturated_logits(d):
     mean, var = _concrete_truth(d, 0.5, float(f.table()[1] - f.table()[0]))
     assert abs(m.mean.ravel()[-1] - mean) <= m.error_bound
     assert abs(m.cov[-1, -1] - var) <= m.error_bound
+
+
+# ------------------------------------------------------------------ CARMS
+_MODERATE = st.sampled_from([-3.0, -1.5, -0.5, 0.0, 0.7, 1.2, 3.0])
+
+
+@st.composite
+def _carms_problem(draw):
+    dist = draw(st.sampled_from(["bernoulli", "categorical"]))
+    K = draw(st.integers(1, 2))
+    C = 2 if dist == "bernoulli" else draw(st.integers(2, 3))
+    shape = (K,) if dist == "bernoulli" else (K, C)
+    a = np.array(draw(st.lists(_MODERATE, min_size=int(np.prod(shape)),
+                               max_size=int(np.prod(shape))))).reshape(shape)
+    f = reference.random_table(K, C, draw(st.integers(0, 99)),
+                               "binary" if dist == "bernoulli" else "categorical")
+    return verify.make_problem(dist, a, f)
+
+
+@given(_carms_problem(), st.integers(2, 3))
+def test_carms_moments_match_mpmath_at_moderate_logits(pr, n):
+    """CARMS's float64 oracle (U-statistic over 2, 3, 4 samples; pair laws without
+    inclusion-exclusion) against its definition in 60-digit mpmath (enumeration of the joint
+    tuples, boxes by inclusion-exclusion), per entry, at logits in [-3, 3]."""
+    from verify.moments.multi_sample import carms_moments_mp
+
+    if pr.C ** (n * pr.K) > 729:
+        n = 2
+    m = reference.get_estimator("carms").exact_moments(pr.dist, pr.params, pr.objective, n=n)
+    truth = carms_moments_mp(pr.dist, pr.params, pr.objective, n=n)
+    scale = np.abs(truth.mean).max()
+    assert np.all(np.abs(m.mean - truth.mean) <= 1e-12 * np.abs(truth.mean) + 1e-14 * scale)
+    sd = np.sqrt(np.clip(np.diag(truth.cov), 0.0, None))
+    assert np.all(np.abs(m.cov - truth.cov) <= 1e-11 * np.outer(sd, sd) + 1e-14 * sd.max()**2)
+
+
+@pytest.mark.parametrize("dist,params", [("categorical", [[30.0, 0.0, -20.0]]),
+                                         ("bernoulli", [30.0, -50.0]),
+                                         ("categorical", [[50.0, -50.0, 0.0], [3.0, 20.0, -5.0]])])
+def test_carms_at_saturated_logits(dist, params):
+    """At logits up to +-50: with two samples (the antithetic pair, whose law the oracle
+    computes from interval lengths) every entry of the mean and covariance to 1e-12 relative;
+    with three, the laws of three samples are inclusion-exclusion sums (absolute error of a
+    few ulps of 1), so the claim is per entry for the mean and absolute for the covariance
+    (``2**3`` corners: ``64 eps`` of the objective's scale squared, plus 1e-12 of its largest
+    entry)."""
+    from verify.moments.multi_sample import carms_moments_mp
+
+    params = np.array(params)
+    K = params.shape[0]
+    C = 2 if dist == "bernoulli" else params.shape[1]
+    f = reference.random_table(K, C, 2, "binary" if dist == "bernoulli" else "categorical")
+    fs = np.abs(f.values_table).max()
+    rec = reference.get_estimator("carms")
+    m = rec.exact_moments(dist, params, f, n=2)
+    truth = carms_moments_mp(dist, params, f, n=2)
+    assert np.all(np.abs(m.mean - truth.mean) <= 1e-12 * np.abs(truth.mean) + 1e-300)
+    sd = np.sqrt(np.clip(np.diag(truth.cov), 0.0, None))
+    assert np.all(np.abs(m.cov - truth.cov) <= 1e-12 * np.outer(sd, sd) + 1e-300)
+    m = rec.exact_moments(dist, params, f, n=3)
+    truth = carms_moments_mp(dist, params, f, n=3)
+    assert np.all(np.abs(m.mean - truth.mean) <= 1e-9 * np.abs(truth.mean) + 64 * EPS * fs
+                  * np.abs(truth.mean).max())
+    assert np.abs(m.cov - truth.cov).max() <= 64 * EPS * fs**2 + 1e-12 * np.abs(truth.cov).max()

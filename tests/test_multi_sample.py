@@ -383,3 +383,183 @@ def test_means_are_their_targets_gradients_at_extreme_logits(problem, n):
             noise = est.draw_noise(np.random.default_rng(0), d, p.shape, 8, n=n)
             for backend in ("numpy", "cpu"):
                 assert np.all(np.isfinite(est.estimate(d, p, f, noise, backend=backend, n=n)))
+
+
+# ------------------------------------------------------------------------------------ CARMS
+CARMS = get_estimator("carms")
+
+
+def _carms_cases():
+    return [(2, np.array([0.4, -1.3, 2.0])), (3, np.array([0.4, -1.3, 2.0])),
+            (4, np.array([1.0, 0.0, -0.5, 0.2])), (3, np.array([0.7, -0.7]))]
+
+
+@pytest.mark.parametrize("n,row", _carms_cases())
+def test_carms_tuple_law_is_a_law_with_marginals_p_and_the_pair_law(n, row):
+    """The n-tuple law (n-dimensional inclusion-exclusion) sums to 1, every sample's marginal
+    is p (the copula's marginals are uniform), and every pair's marginal is the estimator's
+    two-dimensional pair law."""
+    from reference.estimators.multi_sample.numpy_reference import carms_pair_law
+
+    tuples, law = ms.carms_tuple_law(row, n)
+    p = np.exp(row - logsumexp(row))
+    C = row.size
+    assert np.all(law >= -1e-15)
+    assert abs(law.sum() - 1.0) < 1e-14
+    for i in range(n):
+        marg = np.bincount(tuples[:, i], weights=law, minlength=C)
+        assert np.allclose(marg, p, rtol=1e-13, atol=1e-15)
+    pair = carms_pair_law(row[None], n)[0]
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                got = np.zeros((C, C))
+                np.add.at(got, (tuples[:, i], tuples[:, j]), law)
+                assert np.allclose(got, pair, rtol=1e-12, atol=1e-15)
+    # off-diagonal pairs have positive probability (unbiasedness needs it)
+    assert np.all(pair[~np.eye(C, dtype=bool)] > 0)
+
+
+@pytest.mark.parametrize("n,row", _carms_cases())
+def test_carms_sampler_draws_tuples_with_the_exact_law(n, row):
+    """Frequencies of the sampler's n-tuples (one variable) against the exact law: exact
+    binomial tails per tuple, Bonferroni over tuples, false alarm 1e-6 in all."""
+    from scipy.stats import binom
+
+    N = 40000
+    C = row.size
+    noise = CARMS.draw_noise(np.random.default_rng(n * 10 + C), "categorical", (1, C), N, n=n)
+    z = CARMS.queries("categorical", row[None], noise, n=n).z[:, :, 0]  # (N, n)
+    tuples, law = ms.carms_tuple_law(row, n)
+    code = z @ (C ** np.arange(n - 1, -1, -1))
+    counts = np.bincount(code, minlength=C**n)
+    assert np.all(counts[law <= 0] == 0)
+    alpha = 1e-6 / law.size
+    lo = binom.cdf(counts, N, np.clip(law, 0, 1))
+    hi = binom.sf(counts - 1, N, np.clip(law, 0, 1))
+    assert np.all(np.minimum(lo, hi) > alpha / 2), (counts, N * law)
+
+
+def test_carms_with_two_samples_is_the_antithetic_pair_of_arms():
+    """n = 2: the copula's uniforms are (v, 1 - v); for Bernoulli z_i = 1[v_i < sigmoid(phi)]."""
+    from reference.estimators.multi_sample.numpy_reference import carms_copula_uniforms
+
+    rng = np.random.default_rng(5)
+    phi = rng.normal(size=3)
+    noise = CARMS.draw_noise(rng, "bernoulli", phi.shape, 200, n=2)
+    v = carms_copula_uniforms(noise["u"])
+    assert np.allclose(v[:, 0] + v[:, 1], 1.0, atol=1e-15)
+    z = CARMS.queries("bernoulli", phi, noise, n=2).z
+    assert np.array_equal(z, (v < 1 / (1 + np.exp(-phi))).astype(np.int64))
+
+
+@given(vst.problems(K=st.integers(1, 2), C=st.integers(2, 3), max_abs=50.0), st.integers(2, 3))
+@settings(max_examples=15, deadline=None)
+def test_carms_mean_is_the_gradient_at_any_logits(problem, n):
+    """Unbiased at logits up to +-50 (absolute error relative to the largest entry; the
+    per-entry relative accuracy at saturated logits is not claimed, see the oracle)."""
+    grad = verify.exact_gradient(problem)
+    d, p, f = problem.dist.name, problem.params, problem.objective
+    m = CARMS.exact_moments(d, p, f, n=n)
+    assert np.all(np.isfinite(m.cov))
+    assert np.abs(m.mean - grad).max() <= 1e-11 * max(1.0, np.abs(problem.f_table()).max())
+    noise = CARMS.draw_noise(np.random.default_rng(0), d, p.shape, 8, n=n)
+    # the reference only (the fast backends are compared with it in test_carms_backends_agree)
+    assert np.all(np.isfinite(CARMS.estimate(d, p, f, noise, n=n)))
+
+
+@pytest.mark.parametrize("dist,shape,n", [("categorical", (2, 5), 4), ("bernoulli", (3,), 5),
+                                          ("categorical", (1, 3), 2)])
+def test_carms_backends_agree(dist, shape, n, small_cuda_grid):
+    from conftest import HAS_GPU
+
+    rng = np.random.default_rng(8)
+    params = 3.0 * rng.normal(size=shape)
+    K, C = (shape[0], 2) if dist == "bernoulli" else shape
+    pr = make_problem(dist, params, random_table(K, C, 9))
+    verify.check_port(verify.backend_port(CARMS, "cpu", dist), CARMS, pr, R=2000, seed=3,
+                      distribution=C**(n * K) <= 5000, raise_on_failure=True, n=n)
+    verify.check_port(verify.backend_port(CARMS, "cuda", dist), CARMS, pr, R_shared=4, seed=3,
+                      distribution=HAS_GPU and C**(n * K) <= 5000, raise_on_failure=True, n=n)
+
+
+def test_carms_refuses_past_its_limits():
+    from reference.estimators.multi_sample.numpy_reference import CARMS_MAX_N
+
+    alpha = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="n"):
+        CARMS.options(n=1)
+    with pytest.raises(ValueError, match="CARMS_MAX_N"):
+        CARMS.options(n=CARMS_MAX_N + 1)
+    with pytest.raises(ValueError, match="CARMS moments"):
+        CARMS.exact_moments("categorical", np.zeros((4, 10)), random_table(4, 10, 1), n=4)
+    with pytest.raises(ValueError, match="CARMS_MP_MAX_TUPLES"):
+        ms.carms_moments_mp("categorical", alpha, random_table(2, 3, 1), n=5)
+
+
+def test_carms_code_weight_is_biased_and_the_exact_ratio_is_not():
+    """The authors' code's smoothed and clipped pair weight moves the mean off the gradient
+    (by much more than rounding) on the categorical toy; the exact ratio does not."""
+    from reference import categorical_toy
+
+    pr = make_problem("categorical", np.zeros((1, 10)), categorical_toy(10))
+    grad = verify.exact_gradient(pr)
+    tol = 1e-13 * np.abs(grad).max()
+    exact = CARMS.exact_moments(pr.dist, pr.params, pr.objective, n=2)
+    code = ms.carms_code_moments(pr.dist, pr.params, pr.objective, n=2)
+    assert np.abs(exact.mean - grad).max() <= tol
+    assert np.abs(code.mean - grad).max() > 1e6 * tol
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+@pytest.mark.parametrize("pr", PROBLEMS, ids=["bern-K2", "cat-K1C3", "cat-K2C2"])
+def test_carms_u_statistic_oracle_equals_enumeration_of_tuples(pr, n):
+    """The oracle's U-statistic form (laws of 2, 3, 4 samples) against the sum over every
+    joint n-tuple of samples with the reference's estimate."""
+    a = CARMS.exact_moments(pr.dist, pr.params, pr.objective, n=n)
+    b = ms.carms_moments_tuples(pr.dist, pr.params, pr.objective, n=n)
+    assert np.allclose(a.mean, b.mean, rtol=1e-12, atol=1e-15)
+    assert np.allclose(a.cov, b.cov, rtol=1e-11, atol=1e-14 * np.abs(b.cov).max())
+
+
+def test_carms_pair_law_without_inclusion_exclusion_matches_it_at_moderate_logits():
+    """The reference's pair law (interval lengths for n = 2, non-negative sums for n >= 3)
+    against the plain inclusion-exclusion of the survival function S where that is accurate,
+    and exactly 0 on pairs that never occur (n = 2, a category below 1/2 with itself)."""
+    from reference.estimators.multi_sample.numpy_reference import carms_pair_law, carms_survival
+
+    rng = np.random.default_rng(12)
+    for n in (2, 3, 5):
+        for C in (2, 3, 4):
+            row = rng.normal(size=C)
+            p = np.exp(row - logsumexp(row))
+            want = np.zeros((C, C))
+            M = C * (C - 1) // 2
+            from reference.estimators.multi_sample.numpy_reference import carms_order
+
+            for m in range(M):
+                o = carms_order(C, m)
+                L = np.zeros(C)
+                L[o] = np.concatenate([[0.0], np.cumsum(p[o])[:-1]])
+                R = L + p
+                R[o[-1]] = 1.0
+                want += (carms_survival(L[:, None], L[None, :], n)
+                         - carms_survival(R[:, None], L[None, :], n)
+                         - carms_survival(L[:, None], R[None, :], n)
+                         + carms_survival(R[:, None], R[None, :], n))
+            got = carms_pair_law(row[None], n)[0]
+            assert np.allclose(got, want / M, rtol=1e-10, atol=1e-14)
+    assert carms_pair_law(np.array([[0.0, 1.0]]), 2)[0, 0, 0] == 0.0  # p_0 < 1/2
+
+
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_carms_with_two_bernoulli_samples_has_the_moments_of_disarm(K):
+    """The ARMS paper's statement that ARMS with two samples is DisARM, checked on the exact
+    moments (two independent oracles: DisARM's cell integrals, CARMS's pair laws)."""
+    rng = np.random.default_rng(K)
+    phi = 2.0 * rng.normal(size=K)
+    f = random_table(K, 2, K)
+    a = get_estimator("disarm").exact_moments("bernoulli", phi, f)
+    b = CARMS.exact_moments("bernoulli", phi, f, n=2)
+    assert np.allclose(a.mean, b.mean, rtol=1e-12, atol=1e-15)
+    assert np.allclose(a.cov, b.cov, rtol=1e-11, atol=1e-14 * np.abs(a.cov).max())

@@ -45,6 +45,11 @@ import numpy as np
 from reference import ksubset as ks
 from reference._validate import float_array
 from reference.distributions import BERNOULLI, CATEGORICAL
+from reference.estimators.multi_sample.numpy_reference import (
+    carms_copula_uniforms,
+    carms_order,
+    carms_order_index,
+)
 from reference.registry import get_estimator
 
 __all__ = ["bernoulli_samples", "categorical_samples", "ksubset_samples", "standard_gumbel",
@@ -174,6 +179,14 @@ def _rebar(dist, params, noise, opts):
             "v": _uniform(noise["v"], "v")}
 
 
+def _carms(dist, params, noise, opts):
+    C = 2 if dist == "bernoulli" else params.shape[-1]
+    idx = carms_order_index(noise["u_perm"], C)
+    orders = np.stack([carms_order(C, m) for m in range(C * (C - 1) // 2)])
+    z = get_estimator("carms").queries(dist, params, noise, n=opts["n"]).z
+    return {"copula_uniform": carms_copula_uniforms(noise["u"]), "order": orders[idx], "z": z}
+
+
 def _without_replacement(dist, params, noise, opts):
     z = get_estimator("unord").queries(dist, params, noise, n=opts["n"]).z
     return {"gumbel_joint": standard_gumbel(noise["u"]), "z": z}
@@ -204,6 +217,10 @@ for _names, _fn, _doc in (
          "Bernoulli: b (n, K): samples; logistic (n, K): L with z = phi - L; categorical: "
          "gumbel (n, K, C): G with z = alpha + G, b (n, K) = argmax z; v: the conditional "
          "relaxation's uniform (used as is)"),
+        (("carms",), _carms,
+         "copula_uniform (n, K): v, the Dirichlet copula's uniforms; order (K, C): the order of "
+         "the categories for the inverse CDF (z_ik = order[k, j] for the first j whose "
+         "cumulative probability exceeds v_ik); z (n, K): the samples"),
         (("unord", "reinforce_wor"), _without_replacement,
          "gumbel_joint (N,): one standard Gumbel per configuration of the joint space, in the "
          "order of Distribution.enumerate_configs; the sample is the n largest log q(z) + G "

@@ -26,7 +26,9 @@ module                        estimators and method
                               with defensive importance sampling over the relaxations)
 ``multi_sample``              VIMCO and its target's gradient (exact: sums over multisets of
                               i.i.d. samples), the unordered set estimator (exact: sum over
-                              subsets with their without-replacement probabilities)
+                              subsets with their without-replacement probabilities), CARMS
+                              (exact: U-statistic over the Dirichlet-copula laws of 2, 3, 4
+                              samples)
 ============================  =================================================================
 
 This module defines only :class:`Moments` and imports none of the family modules, so each of

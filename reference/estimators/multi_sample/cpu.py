@@ -1,4 +1,4 @@
-"""Numba CPU kernels for VIMCO and the unordered set estimator (formulas in
+"""Numba CPU kernels for VIMCO, the unordered set estimator and CARMS (formulas in
 :mod:`reference.estimators.multi_sample.numpy_reference`).
 
 No on-disk cache: the kernels call device functions of another file (see :mod:`reference._cpu`).
@@ -25,6 +25,10 @@ unord_row = MS.unord_row
 joint_table = MS.joint_table
 inclusion = MS.inclusion
 wor_weights = MS.wor_weights
+carms_ratio_row = MS.carms_ratio_row
+carms_sample_row = MS.carms_sample_row
+carms_grad_bernoulli = MS.carms_grad_bernoulli
+carms_grad_categorical = MS.carms_grad_categorical
 
 
 @njit(parallel=True)
@@ -165,3 +169,73 @@ def _wor_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict)
 CPU_VIMCO = Backend(_vimco_q, _vimco_c)
 CPU_WOR = Backend(_unord_q, _wor_c)
 CPU_UNORD = Backend(_unord_q, _unord_c)
+
+
+# ------------------------------------------------------------------------------------ CARMS
+@njit(parallel=True)
+def _carms_ratio(table, n, order, bnd, P, ratio):
+    # table (B, K, C) -> P, ratio (B, K, C, C); scratch order (B, K, C) int, bnd (B, K, 4, C)
+    B, K = table.shape[0], table.shape[1]
+    for t in prange(B * K):
+        b, k = t // K, t % K
+        carms_ratio_row(table[b], k, n, order[b, k], bnd[b, k], P[b, k], ratio[b, k])
+
+
+@njit(parallel=True)
+def _carms_queries(table, u, u_perm, order, running, z):
+    # table (B, K, C), u (B, R, n, K), u_perm (B, R, K); scratch order, running (B, R, C)
+    B, R = u.shape[0], u.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        carms_sample_row(table[b], u[b, r], u_perm[b, r], order[b, r], running[b, r], z[b, r])
+
+
+@njit(parallel=True)
+def _carms_bernoulli(phi, ratio, z, f, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        carms_grad_bernoulli(phi[b], ratio[b], z[b, r], f[b, r], w[b, r], out[b, r])
+
+
+@njit(parallel=True)
+def _carms_categorical(alpha, ratio, z, f, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in prange(B * R):
+        b, r = t // R, t % R
+        carms_grad_categorical(alpha[b], ratio[b], z[b, r], f[b, r], w[b, r], out[b, r])
+
+
+def carms_tables(dist: str, params: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pair laws and ratios ``(B, K, C, C)`` of every variable (CPU kernel)."""
+    table = np.ascontiguousarray(logit_table(dist, params), dtype=np.float64)
+    B, K, C = table.shape
+    P, ratio = np.empty((B, K, C, C)), np.empty((B, K, C, C))
+    _carms_ratio(table, n, np.empty((B, K, C), dtype=np.int64), np.empty((B, K, 4, C)), P,
+                 ratio)
+    return P, ratio
+
+
+def _carms_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
+    table = np.ascontiguousarray(logit_table(dist, params), dtype=np.float64)
+    u = np.ascontiguousarray(noise["u"], dtype=np.float64)
+    u_perm = np.ascontiguousarray(noise["u_perm"], dtype=np.float64)
+    B, R, n, K = u.shape
+    C = table.shape[2]
+    z = np.empty((B, R, n, K), dtype=np.int64)
+    _carms_queries(table, u, u_perm, np.empty((B, R, C), dtype=np.int64), np.empty((B, R, C)), z)
+    return Queries(z)
+
+
+def _carms_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
+    z, f = queries.z, np.ascontiguousarray(answers.f_z, dtype=np.float64)
+    p64 = np.ascontiguousarray(params, dtype=np.float64)
+    _, ratio = carms_tables(dist, p64, z.shape[2])
+    out = np.empty(z.shape[:2] + params.shape[1:], dtype=np.float64)
+    w = np.empty(f.shape, dtype=np.float64)
+    kernel = _carms_bernoulli if dist == "bernoulli" else _carms_categorical
+    kernel(p64, ratio, z, f, w, out)
+    return out.astype(params.dtype, copy=False)
+
+
+CPU_CARMS = Backend(_carms_q, _carms_c)

@@ -1,4 +1,4 @@
-"""Numba CUDA kernels for VIMCO and the unordered set estimator (formulas in
+"""Numba CUDA kernels for VIMCO, the unordered set estimator and CARMS (formulas in
 :mod:`reference.estimators.multi_sample.numpy_reference`; device functions in
 :mod:`reference.estimators.multi_sample.device`). One thread per replicate; scratch arrays
 are allocated on the device by the host wrappers (no local arrays of a fixed size)."""
@@ -25,6 +25,10 @@ unord_row = MS.unord_row
 joint_table = MS.joint_table
 inclusion = MS.inclusion
 wor_weights = MS.wor_weights
+carms_ratio_row = MS.carms_ratio_row
+carms_sample_row = MS.carms_sample_row
+carms_grad_bernoulli = MS.carms_grad_bernoulli
+carms_grad_categorical = MS.carms_grad_categorical
 
 
 def _vimco_bernoulli(phi, z, f, w, out):
@@ -190,3 +194,87 @@ def _wor_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict)
 CUDA_VIMCO = Backend(_vimco_q, _vimco_c)
 CUDA_WOR = Backend(_unord_q, _wor_c)
 CUDA_UNORD = Backend(_unord_q, _unord_c)
+
+
+# ------------------------------------------------------------------------------------ CARMS
+# every array float64 (float32 parameters and noise are widened on the host; the output is
+# cast back to the parameters' dtype)
+def _carms_ratio(table, n, order, bnd, P, ratio):
+    # one thread per (batch element, variable)
+    B, K = table.shape[0], table.shape[1]
+    for t in range(cuda.grid(1), B * K, cuda.gridsize(1)):
+        b, k = t // K, t % K
+        carms_ratio_row(table[b], k, n, order[b, k], bnd[b, k], P[b, k], ratio[b, k])
+
+
+def _carms_queries(table, u, u_perm, order, running, z):
+    B, R = u.shape[0], u.shape[1]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        carms_sample_row(table[b], u[b, r], u_perm[b, r], order[b, r], running[b, r], z[b, r])
+
+
+def _carms_bernoulli(phi, ratio, z, f, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        carms_grad_bernoulli(phi[b], ratio[b], z[b, r], f[b, r], w[b, r], out[b, r])
+
+
+def _carms_categorical(alpha, ratio, z, f, w, out):
+    B, R = z.shape[0], z.shape[1]
+    for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
+        b, r = t // R, t % R
+        carms_grad_categorical(alpha[b], ratio[b], z[b, r], f[b, r], w[b, r], out[b, r])
+
+
+carms_ratio_kernel = kernel("carms_ratio", [
+    (arr(float64, 3), int64, arr(int64, 3), arr(float64, 4), arr(float64, 4), arr(float64, 4))
+])(_carms_ratio)
+carms_queries_kernel = kernel("carms_queries", [
+    (arr(float64, 3), arr(float64, 4), arr(float64, 3), arr(int64, 3), arr(float64, 3),
+     arr(int64, 4))
+])(_carms_queries)
+carms_bernoulli_kernel = kernel("carms_bernoulli", [
+    (arr(float64, 2), arr(float64, 4), arr(int64, 4), arr(float64, 3), arr(float64, 3),
+     arr(float64, 3))
+])(_carms_bernoulli)
+carms_categorical_kernel = kernel("carms_categorical", [
+    (arr(float64, 3), arr(float64, 4), arr(int64, 4), arr(float64, 3), arr(float64, 3),
+     arr(float64, 4))
+])(_carms_categorical)
+
+
+def _carms_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
+    table = np.ascontiguousarray(logit_table(dist, params), dtype=np.float64)
+    u = np.ascontiguousarray(noise["u"], dtype=np.float64)
+    u_perm = np.ascontiguousarray(noise["u_perm"], dtype=np.float64)
+    B, R, n, K = u.shape
+    C = table.shape[2]
+    d_z = cuda.device_array((B, R, n, K), dtype=np.int64)
+    launch(carms_queries_kernel, B * R, cuda.to_device(table), cuda.to_device(u),
+           cuda.to_device(u_perm), cuda.device_array((B, R, C), dtype=np.int64),
+           cuda.device_array((B, R, C), dtype=np.float64), d_z)
+    return Queries(d_z.copy_to_host())
+
+
+def _carms_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
+    z, f = queries.z, np.ascontiguousarray(answers.f_z, dtype=np.float64)
+    n = z.shape[2]
+    p64 = np.ascontiguousarray(params, dtype=np.float64)
+    table = np.ascontiguousarray(logit_table(dist, p64), dtype=np.float64)
+    B, K, C = table.shape
+    d_ratio = cuda.device_array((B, K, C, C), dtype=np.float64)
+    launch(carms_ratio_kernel, B * K, cuda.to_device(table), n,
+           cuda.device_array((B, K, C), dtype=np.int64),
+           cuda.device_array((B, K, 4, C), dtype=np.float64),
+           cuda.device_array((B, K, C, C), dtype=np.float64), d_ratio)
+    d_out = cuda.device_array(z.shape[:2] + params.shape[1:], dtype=np.float64)
+    kern = carms_bernoulli_kernel if dist == "bernoulli" else carms_categorical_kernel
+    launch(kern, z.shape[0] * z.shape[1], cuda.to_device(p64), d_ratio,
+           cuda.to_device(np.ascontiguousarray(z, dtype=np.int64)), cuda.to_device(f),
+           cuda.device_array(f.shape, dtype=np.float64), d_out)
+    return d_out.copy_to_host().astype(params.dtype, copy=False)
+
+
+CUDA_CARMS = Backend(_carms_q, _carms_c)

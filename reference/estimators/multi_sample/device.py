@@ -1,5 +1,5 @@
-"""Device functions of the multi-sample family (VIMCO, the unordered set estimator), for Numba
-CPU and CUDA.
+"""Device functions of the multi-sample family (VIMCO, the unordered set estimator, CARMS), for
+Numba CPU and CUDA.
 
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
@@ -262,6 +262,229 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         for i in range(z.shape[0]):
             x = config_index(z[i], C)
             w[i] = math.exp(lq[x] - logpi[x]) * (f[i] - baseline)
+
+    # ------------------------------------------------------------------------------ CARMS
+    @jit
+    def carms_order(C, m, order):
+        # order (C,): the m-th pair a < b (lexicographic) gives b, the others increasing, a
+        a = 0
+        while m >= C - 1 - a:
+            m -= C - 1 - a
+            a += 1
+        b = a + 1 + m
+        order[0] = b
+        j = 1
+        for c in range(C):
+            if c != a and c != b:
+                order[j] = c
+                j += 1
+        order[C - 1] = a
+
+    @jit
+    def carms_order_index(u_perm, C):
+        M = C * (C - 1) // 2
+        m = int(math.floor(u_perm * M))
+        return m if m < M - 1 else M - 1
+
+    @jit
+    def carms_g(t, n):
+        # g(t) = 1 - (1 - t)**(1/(n-1)), g(1) = 1
+        if t >= 1.0:
+            return 1.0
+        return -math.expm1(math.log1p(-t) / (n - 1))
+
+    @jit
+    def carms_survival(s, t, n):
+        # S(s, t) = (1 - g(s) - g(t))_+**(n-1)
+        base = 1.0 - carms_g(s, n) - carms_g(t, n)
+        if base > 0:
+            return base ** (n - 1)
+        return 0.0
+
+    @jit
+    def carms_slack(gs, rt, gt, rs):
+        # 1 - g(s) - g(t) as r(t) - g(s) or r(s) - g(t), the one with smaller operands
+        if max(rt, gs) <= max(rs, gt):
+            return rt - gs
+        return rs - gt
+
+    @jit
+    def antithetic_box(La, Ra, Ta, Ua, pa, Lb, Rb, Tb, Ub, pb):
+        # n = 2: min(pa, pb, Ra - Ub, Tb - La)_+ (numpy_reference._antithetic_box)
+        X = carms_slack(Ub, Ra, Ua, Rb)
+        Y = carms_slack(La, Tb, Lb, Ta)
+        return max(min(min(pa, pb), min(X, Y)), 0.0)
+
+    @jit
+    def diffpow(x, y, m):
+        tot = 0.0
+        for ell in range(m):
+            tot = tot + x ** (m - 1 - ell) * y**ell
+        return tot
+
+    @jit
+    def pair_box(La, Ra, Ta, Ua, pa, Lb, Rb, Tb, Ub, pb, n):
+        # n >= 3: the box probability without inclusion-exclusion (numpy_reference._pair_box)
+        m = n - 1
+        rTa = Ta ** (1.0 / m)
+        rUa = Ua ** (1.0 / m)
+        rTb = Tb ** (1.0 / m)
+        rUb = Ub ** (1.0 / m)
+        qa = pa / Ta if Ta > 0 else 1.0
+        qb = pb / Tb if Tb > 0 else 1.0
+        a = rTa - rUa if qa > 0.5 else rTa * -math.expm1(math.log1p(-qa) / m)
+        b = rTb - rUb if qb > 0.5 else rTb * -math.expm1(math.log1p(-qb) / m)
+        gLa = carms_g(La, n) if La <= 0.5 else 1.0 - rTa
+        gRa = carms_g(Ra, n) if Ra <= 0.5 else 1.0 - rUa
+        gLb = carms_g(Lb, n) if Lb <= 0.5 else 1.0 - rTb
+        gRb = carms_g(Rb, n) if Rb <= 0.5 else 1.0 - rUb
+        A = carms_slack(gLa, rTb, gLb, rTa)
+        if A <= 0:
+            return 0.0
+        Aa = carms_slack(gRa, rTb, gLb, rUa)
+        Ab = carms_slack(gLa, rUb, gRb, rTa)
+        c = carms_slack(gRa, rUb, gRb, rUa)
+        if c >= 0:
+            inside = 0.0
+            cmj = 1.0
+            for j in range(1, m + 1):
+                cmj = cmj * (m - j + 1) / j
+                if j < 2:
+                    continue
+                inner = 0.0
+                cjl = 1.0
+                for ell in range(1, j):
+                    cjl = cjl * (j - ell + 1) / ell
+                    inner = inner + cjl * a**ell * b ** (j - ell)
+                inside = inside + cmj * c ** (m - j) * inner
+            return inside
+        if Aa >= 0 and Ab >= 0:
+            part1 = 0.0
+            cml = 1.0
+            for ell in range(1, m):
+                cml = cml * (m - ell + 1) / ell
+                part1 = part1 + cml * Ab**ell * b ** (m - ell)
+            return part1 + (-c) * diffpow(b, Aa, m)
+        if Aa >= 0:
+            return a * diffpow(A, Aa, m)
+        if Ab >= 0:
+            return b * diffpow(A, Ab, m)
+        return A**m
+
+    @jit
+    def carms_ratio_row(alpha, k, n, order, bnd, P, ratio):
+        # P (C, C): the pair law of variable k averaged over the orders; ratio = p_a p_b / P;
+        # scratch order (C,), bnd (4, C): the rows L, R and (n = 2) the tails T, U
+        C = alpha.shape[1]
+        mx, total = softmax_stats(alpha, k)
+        M = C * (C - 1) // 2
+        for a in range(C):
+            for b in range(C):
+                P[a, b] = 0.0
+        for m in range(M):
+            carms_order(C, m, order)
+            acc = 0.0
+            for j in range(C):
+                c = order[j]
+                bnd[0, c] = acc
+                acc = acc + math.exp(alpha[k, c] - mx) / total
+                bnd[1, c] = 1.0 if j == C - 1 else acc
+            acc = 0.0
+            for j in range(C - 1, -1, -1):
+                c = order[j]
+                bnd[3, c] = acc
+                acc = acc + math.exp(alpha[k, c] - mx) / total
+                bnd[2, c] = 1.0 if j == 0 else acc
+            for a in range(C):
+                pa = math.exp(alpha[k, a] - mx) / total
+                for b in range(C):
+                    pb = math.exp(alpha[k, b] - mx) / total
+                    if n == 2:
+                        P[a, b] += antithetic_box(bnd[0, a], bnd[1, a], bnd[2, a], bnd[3, a], pa,
+                                                  bnd[0, b], bnd[1, b], bnd[2, b], bnd[3, b], pb)
+                    else:
+                        P[a, b] += pair_box(bnd[0, a], bnd[1, a], bnd[2, a], bnd[3, a], pa,
+                                            bnd[0, b], bnd[1, b], bnd[2, b], bnd[3, b], pb, n)
+        for a in range(C):
+            for b in range(a + 1, C):
+                sym = 0.5 * (P[a, b] + P[b, a])
+                P[a, b] = sym
+                P[b, a] = sym
+        for a in range(C):
+            pa = math.exp(alpha[k, a] - mx) / total
+            for b in range(C):
+                pb = math.exp(alpha[k, b] - mx) / total
+                P[a, b] = P[a, b] / M
+                ratio[a, b] = pa * pb / P[a, b] if P[a, b] > 0 else 0.0
+
+    @jit
+    def carms_sample_row(alpha, u, u_perm, order, running, z):
+        # one replicate: u (n, K), u_perm (K,), scratch order, running (C,) -> z (n, K)
+        n, K = u.shape[0], u.shape[1]
+        C = alpha.shape[1]
+        for k in range(K):
+            carms_order(C, carms_order_index(u_perm[k], C), order)
+            mx = alpha[k, 0]
+            for c in range(1, C):
+                if alpha[k, c] > mx:
+                    mx = alpha[k, c]
+            acc = 0.0
+            for j in range(C):
+                acc = acc + math.exp(alpha[k, order[j]] - mx)
+                running[j] = acc
+            D = 0.0
+            for i in range(n):
+                D = D + (-math.log1p(-u[i, k]))
+            for i in range(n):
+                if D > 0:
+                    d = (-math.log1p(-u[i, k])) / D
+                else:
+                    d = 1.0 / n
+                if d >= 1.0:
+                    v = 1.0
+                else:
+                    v = -math.expm1((n - 1) * math.log1p(-d))
+                thr = v * running[C - 1]
+                pos = C - 1
+                for j in range(C):
+                    if thr < running[j]:
+                        pos = j
+                        break
+                z[i, k] = order[pos]
+
+    @jit
+    def carms_weights_k(ratio, k, z, f, w):
+        # w_i = 1/(n(n-1)) sum_{j != i} r_k(z_ik, z_jk) (f_i - f_j), ratio (K, C, C)
+        n = z.shape[0]
+        for i in range(n):
+            acc = 0.0
+            for j in range(n):
+                if j != i:
+                    acc = acc + ratio[k, z[i, k], z[j, k]] * (f[i] - f[j])
+            w[i] = acc / (n * (n - 1))
+
+    @jit
+    def carms_grad_bernoulli(phi, ratio, z, f, w, out):
+        for k in range(phi.shape[0]):
+            carms_weights_k(ratio, k, z, f, w)
+            p = sigmoid(phi[k])
+            acc = 0.0
+            for i in range(z.shape[0]):
+                acc += w[i] * (z[i, k] - p)
+            out[k] = acc
+
+    @jit
+    def carms_grad_categorical(alpha, ratio, z, f, w, out):
+        for k in range(alpha.shape[0]):
+            carms_weights_k(ratio, k, z, f, w)
+            m, total = softmax_stats(alpha, k)
+            for c in range(alpha.shape[1]):
+                p = math.exp(alpha[k, c] - m) / total
+                acc = 0.0
+                for i in range(z.shape[0]):
+                    onehot = 1.0 if z[i, k] == c else 0.0
+                    acc += w[i] * (onehot - p)
+                out[k, c] = acc
 
     names = dict(locals())
     return SimpleNamespace(**{k: v for k, v in names.items()
