@@ -180,3 +180,26 @@ def test_each_control_variate_estimator_trains_two_steps(tmp_path, estimator, op
             trained = [k for k in st.files if k.startswith("ctl:m:")]
             assert trained and any(np.any(st[k] != 0) for k in trained)  # Adam saw gradients
     assert rows[1]["test_elbo"] != rows[0]["test_elbo"]
+
+
+def test_vae_table_rows_at_one_step_with_costs(tmp_path, capsys):
+    from test_vae import _load_script
+
+    from reference.models.train import train
+
+    _write_static(tmp_path, np.random.default_rng(0))
+    runs = tmp_path / "runs"
+    for name, est, opts, learn in (("a", "arm", {}, False), ("r", "rebar", {"n": 2}, True)):
+        train(_cfg(runs / name, tmp_path, 2, model="binary", nonlinear=False, K=5, estimator=est,
+                   options=opts, learn_control=learn, eval_every=1))
+    script = _load_script("vae_table")
+    assert script.main([str(runs), "--step", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and all("| 1 |" in line for line in lines[2:])
+    for line, (est, opts) in zip(lines[2:], (("arm", {}), ("rebar", {"n": 2})), strict=True):
+        c = REGISTRY[est].cost(5, 2, **opts)
+        assert f"| {c.evals} ({c.grad_evals}) |" in line
+    assert "(learned)" in lines[3] and "(learned)" not in lines[2]
+    with pytest.raises(SystemExit):
+        script.main([str(runs), "--step", "7"])
+    assert "no row at step 7" in capsys.readouterr().err
