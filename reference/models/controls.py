@@ -69,8 +69,8 @@ from ..distributions import sigmoid
 from ..estimators.control_variates import NVILState, nvil_update
 from ..estimators.control_variates.numpy_reference import nvil_scale
 
-__all__ = ["Control", "NVILControl", "REBARControl", "RELAXControl", "make_control",
-           "LEARNED", "Adam"]
+__all__ = ["Adam", "Control", "LEARNED", "NVILControl", "REBARControl", "RELAXControl",
+           "VAESurrogate", "make_control", "variance_objective"]
 
 #: estimators with a learned part, and what is learned
 LEARNED = {
@@ -228,14 +228,16 @@ class NVILControl(Control):
     def state_cv(self) -> NVILState:
         return NVILState(float(self.params["c"]), float(self.params["v"]))
 
-    def options(self, model, x, xb, logits, options):
+    def options(self, model: Any, x: np.ndarray, xb: Any, logits: np.ndarray,
+                options: Mapping[str, Any]) -> dict[str, Any]:
         _check_learned_options("nvil", options, ("baseline", "c", "v"))
         self._x = x
         self._b, self._h = self.baseline(x)
         st = self.state_cv
         return {**options, "baseline": 0.0, "c": st.c, "v": st.v}
 
-    def combine(self, model, est, logits, queries, answers, options, learn):
+    def combine(self, model: Any, est: Estimator, logits: np.ndarray, queries: Queries,
+                answers: Answers, options: Mapping[str, Any], learn: bool) -> np.ndarray:
         assert self._b is not None and self._x is not None
         signal = answers.f_z - self._b[:, None, None]  # l = f - C_psi(x), (B, R, n)
         opts = dict(options)
@@ -275,10 +277,12 @@ class REBARControl(Control):
         self.params = {"eta": np.array(float(eta))}
         self.adam = Adam(self.params, lr)
 
-    def options(self, model, x, xb, logits, options):
+    def options(self, model: Any, x: np.ndarray, xb: Any, logits: np.ndarray,
+                options: Mapping[str, Any]) -> dict[str, Any]:
         return {**options, "eta": float(self.params["eta"])}
 
-    def combine(self, model, est, logits, queries, answers, options, learn):
+    def combine(self, model: Any, est: Estimator, logits: np.ndarray, queries: Queries,
+                answers: Answers, options: Mapping[str, Any], learn: bool) -> np.ndarray:
         dist = model.spec.dist
         g0 = est.combine(dist, logits, queries, answers, backend=model.backend, **{**options, "eta": 0.0})
         g1 = est.combine(dist, logits, queries, answers, backend=model.backend, **{**options, "eta": 1.0})
@@ -344,14 +348,16 @@ class RELAXControl(Control):
         self.adam = Adam({k: self.params[k] for k in ("eta", "a0", "u", "w")}, lr)
         self.surrogate = VAESurrogate(self.params)
 
-    def options(self, model, x, xb, logits, options):
+    def options(self, model: Any, x: np.ndarray, xb: Any, logits: np.ndarray,
+                options: Mapping[str, Any]) -> dict[str, Any]:
         if options.get("surrogate") is not None:
             raise ValueError("relax with a learned control brings its own surrogate: do not "
                              "also give the option surrogate")
         self.surrogate.set_batch(model, x, xb)
         return {**options, "eta": 1.0, "surrogate": self.surrogate}
 
-    def combine(self, model, est, logits, queries, answers, options, learn):
+    def combine(self, model: Any, est: Estimator, logits: np.ndarray, queries: Queries,
+                answers: Answers, options: Mapping[str, Any], learn: bool) -> np.ndarray:
         g = est.combine(model.spec.dist, logits, queries, answers, backend=model.backend, **options)
         if learn:
             grads = self.variance_grad(g, logits, queries, float(est.options(**options)["tau"]))
