@@ -11,12 +11,13 @@ Every estimate is therefore the record's estimate for the state in force at that
 
 * :class:`NVILControl` (Mnih & Gregor 2014, arXiv 1402.0030, Algorithm 1): an input-dependent
   baseline ``C_psi(x) = w2 . tanh(x W1 + b1) + b2`` (one hidden layer of ``hidden`` tanh units,
-  100 as in the paper), NVIL's running mean ``c`` and variance ``v`` of the signal
-  ``l = f(z) - C_psi(x)`` (:func:`~reference.estimators.control_variates.nvil_update`, decay
-  0.8), updated on the current mini-batch *before* the signal is used, as in the paper (the
-  first training step sets ``(c, v)`` to that batch's mean and variance, so that the
-  normalization does not jump from ``v = 1`` to ``v ~ Var f`` under Adam's running moments); then
-  ``psi`` takes one Adam step on ``(1/2) mean_{b,s} (f(z_bs) - c - C_psi(x_b))^2``.
+  100 by default: the paper's size as we recall it, its text was not available to us), and
+  NVIL's running mean ``c`` and variance ``v`` of the signal ``l = f(z) - C_psi(x)``
+  (:func:`~reference.estimators.control_variates.nvil_update`, decay 0.8), updated on the
+  current mini-batch *before* the signal is used, as in the paper. The first training step
+  sets ``(c, v)`` to that batch's mean and variance, so that the normalization does not jump
+  from ``v = 1`` to ``v ~ Var f`` under Adam's running moments. Then ``psi`` takes one Adam
+  step on ``(1/2) mean_{b,s} (f(z_bs) - c - C_psi(x_b))^2``.
   NVIL's normalization divides the paper's whole learning signal, which contains
   ``-log q(z | x)``; here the entropy's gradient is exact and separate, so the model divides it
   by the same factor (:meth:`NVILControl.entropy_scale`).
@@ -41,8 +42,9 @@ Every estimate is therefore the record's estimate for the state in force at that
   whose gradient is exact and in closed form because the estimate is affine in them (the
   derivation is in :meth:`RELAXControl.variance_grad`; a test checks it against finite
   differences of the record's own combine). All start at 0 except ``eta`` (1: the surrogate
-  starts as REBAR's). The paper's surrogate adds a neural network ``r_rho(z)`` to ``eta f``; ours
-  adds an input-dependent constant and a linear term: a simpler surrogate, not the paper's.
+  starts as REBAR's). The paper's surrogate (as we recall it; its text was not available to us) adds a
+  neural network ``r_rho(z)`` to the relaxed objective; ours adds an input-dependent constant
+  and a linear term: a simpler surrogate, not the paper's.
 
 Variance objective: the papers minimize the variance of the gradient with respect to the
 encoder's *parameters*; here it is the variance of the per-data-point gradient with respect to
