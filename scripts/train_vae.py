@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-test", type=int, default=1000,
                    help="dynamic data without a train IDX file: test points split off t10k")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--learn-control", action="store_true",
+                   help="nvil, rebar, relax: learn the baseline network and (c, v) / eta / the "
+                        "surrogate while training (reference.models.controls)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for BLAS and Numba (default: all cores)")
     return p
@@ -96,6 +99,16 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         est.options(**dict(args.option))
     except (TypeError, ValueError) as exc:
         parser.error(f"--option: {exc}")
+    if args.learn_control:
+        from reference.models.controls import LEARNED
+
+        if args.estimator not in LEARNED:
+            parser.error(f"--learn-control: {args.estimator} has no learned part; those that do: "
+                         f"{sorted(LEARNED)}")
+        fixed = {"nvil": ("baseline", "c", "v"), "relax": ("surrogate",)}.get(args.estimator, ())
+        given = [k for k, _ in args.option if k in fixed]
+        if given:
+            parser.error(f"--learn-control learns {', '.join(fixed)}: drop --option {given[0]}")
     _cli.writable_dir(parser, "--out", args.out)  # before hours of training
 
 
@@ -107,7 +120,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         backend="cuda" if args.gpu else args.backend, dtype=args.dtype, eval_every=args.eval_every,
         elbo_subset=args.elbo_subset, iwae_subset=args.iwae_subset, iwae_samples=args.iwae_samples,
         var_replicates=args.var_replicates, var_batch=args.var_batch, n_test=args.n_test,
-        progress=not args.no_progress)
+        progress=not args.no_progress, learn_control=args.learn_control)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,6 +110,10 @@ PUBLIC_MODULES = {
         "binary_spec", "categorical_spec", "get_ops", "init_params", "load_binarized_mnist",
         "load_dataset", "load_mnist_idx", "read_idx", "resolve_data_dir"
     ],
+    "reference.models.controls": [
+        "Adam", "Control", "LEARNED", "NVILControl", "REBARControl", "RELAXControl",
+        "VAESurrogate", "make_control", "variance_objective"
+    ],
     "verify.exact": [
         "MAX_CONFIGURATIONS", "MAX_MEMORY_BYTES", "MAX_SECONDS", "OPERATIONS_PER_SECOND",
         "PYTHON_STEP", "Problem", "check_budget", "check_enumeration_budget",

@@ -527,6 +527,8 @@ def test_train_vae_script(tmp_path, capsys):
     (["--iwae-subset", "-3"], "--iwae-subset must be >= 0"),
     (["--estimator", "ar"], "takes ('bernoulli',)"),
     (["--estimator", "nope"], "unknown --estimator"),
+    (["--model", "binary", "--estimator", "arm", "--learn-control"], "has no learned part"),
+    (["--estimator", "nvil", "--learn-control", "--option", "baseline=1.0"], "drop --option baseline"),
 ])
 def test_train_vae_flags_are_checked_before_any_work(flags, words, tmp_path, capsys, monkeypatch):
     script = _load_script("train_vae")

@@ -16,8 +16,10 @@ Randomness is explicit and resumable: parameters from ``default_rng([seed, 0])``
 stream from ``seed`` (:class:`~reference.models.data.BatchStream`), the estimator's noise at
 step ``t`` from ``default_rng([seed, 1, t])``, evaluation from ``default_rng([seed, 2])`` (the
 same at every row, so rows differ only by the model), the variance at step ``t`` from
-``default_rng([seed, 3, t])``. ``out/checkpoint.npz`` (model, Adam state, stream position) is
-written with every row; a run started again with the same ``out`` resumes from it.
+``default_rng([seed, 3, t])``, a learned control's initialization (``learn_control``:
+:mod:`reference.models.controls`) from ``default_rng([seed, 5])``. ``out/checkpoint.npz``
+(model, Adam state, learned control, stream position) is written with every row; a run
+started again with the same ``out`` resumes from it.
 
 Interruptions: Ctrl-C (SIGINT) during training finishes the step in progress, writes the
 checkpoint at that step and returns (the returned rows have ``interrupted = True``, and
@@ -45,6 +47,7 @@ from typing import Any, TextIO
 import numpy as np
 from tqdm import tqdm
 
+from .controls import make_control
 from .data import BatchStream, load_dataset
 from .vae import VAE, binary_spec, categorical_spec, init_params
 
@@ -81,6 +84,9 @@ class TrainConfig:
     var_batch: int = 0
     n_test: int = 1000
     progress: bool = True
+    #: learn the estimator's baseline / eta / surrogate while training (``nvil``, ``rebar``,
+    #: ``relax``; :mod:`reference.models.controls`); False: the record's options as given
+    learn_control: bool = False
 
     def spec(self):
         if self.model == "categorical":
@@ -93,7 +99,10 @@ class TrainConfig:
         """The settings a checkpoint must share with the run that resumes it."""
         keep = ("model", "estimator", "options", "C", "K", "nonlinear", "dataset", "batch_size", "lr",
                 "seed", "dtype")
-        return {k: v for k, v in asdict(self).items() if k in keep}
+        out = {k: v for k, v in asdict(self).items() if k in keep}
+        if self.learn_control:  # only when set, so checkpoints written before the flag still resume
+            out["learn_control"] = True
+        return out
 
 
 def _bar(cfg: TrainConfig, start: int, stream: TextIO | None = None) -> tqdm:
@@ -169,6 +178,9 @@ def train(cfg: TrainConfig, log: TextIO | None = None) -> list[dict[str, float]]
     pixel_mean = train_x.mean(axis=0) / (255.0 if dynamic else 1.0)
     params = init_params(spec, np.random.default_rng([cfg.seed, 0]), pixel_mean)
     model = VAE(spec, params, backend=cfg.backend, dtype=dtype, lr=cfg.lr)
+    if cfg.learn_control:
+        model.control = make_control(cfg.estimator, model, np.random.default_rng([cfg.seed, 5]),
+                                     cfg.lr, cfg.options)
     stream = BatchStream(train_x, cfg.batch_size, cfg.seed, dynamic, dtype=np.float64)
     var_rng = np.random.default_rng([cfg.seed, 4])
     var_idx = var_rng.choice(train_x.shape[0], cfg.var_batch or cfg.batch_size, replace=False)

@@ -161,6 +161,8 @@ class VAE:
             if not np.all(np.isfinite(params[k])):
                 raise ValueError(f"params[{k!r}] has non-finite entries")
         self.names = list(expected)
+        #: learned parts of the estimator (:mod:`reference.models.controls`), or None
+        self.control: Any = None
         self.p = {k: self.ops.asarray(params[k]) for k in self.names}
         self.m = {k: self.ops.zeros(expected[k].shape) for k in self.names}
         self.v = {k: self.ops.zeros(expected[k].shape) for k in self.names}
@@ -295,22 +297,32 @@ class VAE:
         return est
 
     def _estimate(self, est: Estimator, logits: np.ndarray, noise: Mapping[str, np.ndarray],
-                  options: Mapping[str, Any], xb, want_grads: bool):
+                  options: Mapping[str, Any], xb, want_grads: bool, x: np.ndarray | None = None,
+                  learn: bool = False):
         B = logits.shape[0]
+        ctl = self.control
+        if ctl is not None:  # learned baseline / eta / surrogate: options in, state updated
+            options = ctl.options(self, x, xb, logits, options)
         q = est.queries(self.spec.dist, logits, noise, backend=self.backend, **options)
         answers, dec_grads, fmean = self.answer(q, xb, B, want_grads)
-        g = est.combine(self.spec.dist, logits, q, answers, backend=self.backend, **options)
+        if ctl is None:
+            g = est.combine(self.spec.dist, logits, q, answers, backend=self.backend, **options)
+        else:
+            g = ctl.combine(self, est, logits, q, answers, options, learn)
         return g, dec_grads, fmean
 
     def gradients(self, x: np.ndarray, estimator: str | Estimator, rng: np.random.Generator,
                   options: Mapping[str, Any] | None = None, replicates: int = 1,
-                  noise: Mapping[str, np.ndarray] | None = None) -> tuple[dict, dict]:
+                  noise: Mapping[str, np.ndarray] | None = None, learn: bool = False
+                  ) -> tuple[dict, dict]:
         """Gradients of ``-mean_b ELBO_b`` for the batch ``x`` ``(B, D)`` (0/1), on the backend.
 
         ``noise`` defaults to ``estimator.draw_noise(rng, ...)`` with ``replicates`` replicates
         per data point. Returns ``(grads, stats)``, ``stats`` holding the batch's ``elbo``
         estimate (mean of ``f`` over the decoder's configurations plus the exact entropy) and
-        ``dlogits`` (host, the gradient of the loss with respect to the encoder logits)."""
+        ``dlogits`` (host, the gradient of the loss with respect to the encoder logits).
+        With a learned control (``self.control``), ``learn=True`` also updates its state once
+        (a training step); otherwise the control's current state is used unchanged."""
         options = dict(options or {})
         est = self._estimator(estimator, options)
         x = self._check_x(x)
@@ -320,8 +332,10 @@ class VAE:
         logits = self._logits_host(hs[-1], B)
         if noise is None:
             noise = est.draw_noise(rng, self.spec.dist, logits.shape, replicates, **options)
-        g, grads, fmean = self._estimate(est, logits, noise, options, xb, True)
+        g, grads, fmean = self._estimate(est, logits, noise, options, xb, True, x, learn)
         H, dH = self._entropy(logits)
+        if self.control is not None:  # NVIL's normalization applies to the whole signal
+            dH = dH * self.control.entropy_scale()
         dlogits = -(g.mean(axis=1) + dH) / B
         grads.update(self.encoder_backward(
             hs, self.ops.asarray(dlogits.reshape(B, self.spec.latent_width))))
@@ -337,7 +351,7 @@ class VAE:
     def step(self, x: np.ndarray, estimator: str | Estimator, rng: np.random.Generator,
              options: Mapping[str, Any] | None = None) -> float:
         """One training step; returns the batch's ELBO estimate (before the update)."""
-        grads, stats = self.gradients(x, estimator, rng, options)
+        grads, stats = self.gradients(x, estimator, rng, options, learn=True)
         self.apply(grads)
         return stats["elbo"]
 
@@ -358,6 +372,8 @@ class VAE:
         hs = self.encoder_forward(xb)
         logits = self._logits_host(hs[-1], B)
         _, dH = self._entropy(logits)
+        if self.control is not None:  # its state is not updated here
+            dH = dH * self.control.entropy_scale()
         per = max(1, est.cost(self.spec.K, self.spec.C, **options).evals)
         chunk = int(max(1, min(replicates, max_rows // max(1, B * per))))
         total = sq = None
@@ -365,7 +381,7 @@ class VAE:
         while done < replicates:
             r = min(chunk, replicates - done)
             noise = est.draw_noise(rng, self.spec.dist, logits.shape, r, **options)
-            g, _, _ = self._estimate(est, logits, noise, options, xb, False)
+            g, _, _ = self._estimate(est, logits, noise, options, xb, False, x)
             for j in range(r):
                 dl = -(g[:, j] + dH) / B
                 grads = self.encoder_backward(hs, self.ops.asarray(dl.reshape(B, self.spec.latent_width)))
@@ -436,6 +452,8 @@ class VAE:
             out[f"p:{k}"] = self.ops.to_host(self.p[k])
             out[f"m:{k}"] = self.ops.to_host(self.m[k])
             out[f"v:{k}"] = self.ops.to_host(self.v[k])
+        if self.control is not None:
+            out.update(self.control.state())
         return out
 
     def params_host(self) -> dict[str, np.ndarray]:
@@ -449,3 +467,5 @@ class VAE:
             self.m[k] = self.ops.asarray(state[f"m:{k}"])
             self.v[k] = self.ops.asarray(state[f"v:{k}"])
         self.t = int(state["t"])
+        if self.control is not None:
+            self.control.load_state(state)
