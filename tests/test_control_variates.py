@@ -199,3 +199,10 @@ def test_bad_options_raise(est, opts, match):
 def test_double_cv_is_bernoulli_only():
     with pytest.raises(ValueError, match="bernoulli"):
         DCV.exact_moments("categorical", np.zeros((2, 3)), random_table(2, 3), n=2)
+
+
+@pytest.mark.parametrize("name,option", [("nvil", "baseline"), ("nvil", "c"), ("nvil", "v"),
+                                         ("double_cv", "alpha_cv")])
+def test_scalar_options_refuse_arrays_naming_the_option(name, option):
+    with pytest.raises(TypeError, match=f"^{option} must be a single number"):
+        get_estimator(name).options(**{option: np.array([1.0, 2.0])})
