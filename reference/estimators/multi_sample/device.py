@@ -56,17 +56,21 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
             out[k] = acc
 
     @jit
+    def weighted_score_row(alpha, k, z, w, out):
+        # out_kc = sum_i w_i (1[z_ik = c] - p_kc) for one variable k
+        m, total = softmax_stats(alpha, k)
+        for c in range(alpha.shape[1]):
+            p = math.exp(alpha[k, c] - m) / total
+            acc = 0.0
+            for i in range(z.shape[0]):
+                onehot = 1.0 if z[i, k] == c else 0.0
+                acc += w[i] * (onehot - p)
+            out[k, c] = acc
+
+    @jit
     def weighted_scores_categorical(alpha, z, w, out):
-        # out_kc = sum_i w_i (1[z_ik = c] - p_kc)
         for k in range(alpha.shape[0]):
-            m, total = softmax_stats(alpha, k)
-            for c in range(alpha.shape[1]):
-                p = math.exp(alpha[k, c] - m) / total
-                acc = 0.0
-                for i in range(z.shape[0]):
-                    onehot = 1.0 if z[i, k] == c else 0.0
-                    acc += w[i] * (onehot - p)
-                out[k, c] = acc
+            weighted_score_row(alpha, k, z, w, out)
 
     @jit
     def log_prob_index(alpha, x):
@@ -477,14 +481,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     def carms_grad_categorical(alpha, ratio, z, f, w, out):
         for k in range(alpha.shape[0]):
             carms_weights_k(ratio, k, z, f, w)
-            m, total = softmax_stats(alpha, k)
-            for c in range(alpha.shape[1]):
-                p = math.exp(alpha[k, c] - m) / total
-                acc = 0.0
-                for i in range(z.shape[0]):
-                    onehot = 1.0 if z[i, k] == c else 0.0
-                    acc += w[i] * (onehot - p)
-                out[k, c] = acc
+            weighted_score_row(alpha, k, z, w, out)
 
     names = dict(locals())
     return SimpleNamespace(**{k: v for k, v in names.items()
