@@ -155,7 +155,7 @@ PUBLIC_MODULES = {
     ],
     "verify.moments.races": [
         "BATCH_ENTRIES", "race_moments_mp", "race_pair_moments", "race_pair_tables",
-        "swap_coefficients"
+        "race_pair_tables_mp", "swap_coefficients"
     ],
     "verify.moments.multi_sample": [
         "MAX_TERMS", "multisets", "reinforce_wor_moments", "subsets", "unord_moments", "vimco_moments",
@@ -167,7 +167,7 @@ PUBLIC_MODULES = {
     ],
     "verify.moments.polytope": [
         "Cell", "SIDE_EPS", "Splitter", "cell_moments", "cells_moments", "cuts", "ordered_cell",
-        "probability_bound", "refine", "sides", "simplex_cell", "split"
+        "probability_bound", "refine", "side_eps", "sides", "simplex_cell", "split"
     ],
     "verify.port": [
         "LEVELS", "PortReport", "STATEFUL", "StateRule", "assert_mc", "backend_port",
