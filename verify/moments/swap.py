@@ -855,7 +855,18 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
                   f"degree-2 simplex integrals, contraction across dimensions in difference form")
     if dps:
         method += f", in mpmath at {dps} digits"
+    else:
+        spread_alpha = float((pr.params.max(axis=-1) - pr.params.min(axis=-1)).max())
+        if spread_alpha > LOW_PRECISION_SPREAD:
+            method += (f"; float64 at a logit spread of {spread_alpha:.3g}: entries far below "
+                       f"the largest are not accurate relative to themselves (dps=30 is, for "
+                       f"C <= {MP_MAX_C}, C^K <= {MP_MAX_CONFIGURATIONS})")
     return Moments(mean, cov, method, float(err), rng)
+
+
+#: logit spread past which the float64 method says that small entries lose relative accuracy
+#: (the contraction cancels about ``e^spread``: 1e-16 e^10 = 2e-12 of the largest entry)
+LOW_PRECISION_SPREAD = 10.0
 
 
 def ars_moments(dist: Any, params: object, objective: Any, *, dps: int | None = None
