@@ -163,7 +163,7 @@ PUBLIC_MODULES = {
     ],
     "verify.moments.races": [
         "BATCH_ENTRIES", "race_moments_mp", "race_pair_moments", "race_pair_tables",
-        "swap_coefficients"
+        "race_pair_tables_mp", "swap_coefficients"
     ],
     "verify.moments.multi_sample": [
         "CARMS_MP_MAX_TUPLES", "MAX_TERMS", "carms_code_moments", "carms_code_ratio",
@@ -178,7 +178,7 @@ PUBLIC_MODULES = {
     ],
     "verify.moments.polytope": [
         "Cell", "SIDE_EPS", "Splitter", "cell_moments", "cells_moments", "cuts", "ordered_cell",
-        "probability_bound", "refine", "sides", "simplex_cell", "split"
+        "probability_bound", "refine", "side_eps", "sides", "simplex_cell", "split"
     ],
     "verify.port": [
         "LEVELS", "PortReport", "STATEFUL", "StateRule", "assert_mc", "backend_port",

@@ -68,9 +68,9 @@ def test_cuda_matches_numpy_on_hard_noise(name, dist, opts, small_cuda_grid):
     f = reference.random_table(K, C, seed=5, domain="categorical" if dist == "categorical"
                                else "binary")
     # the swap family compares Dirichlet entries built from these uniforms: two of them one ulp
-    # apart make its argmin a rounding decision, on which NumPy and the kernels differ (the
-    # finding pinned by test_swap_backends_disagree_on_dirichlet_entries_one_ulp_apart)
-    pool = _pool(dist, params, near_ties="u_pi" not in {n.name for n in est.noise})
+    # apart make its argmin a rounding decision, which NumPy and the kernels now make with the
+    # same scalar log1p (test_swap_backends_agree_on_dirichlet_entries_one_ulp_apart)
+    pool = _pool(dist, params)
     # a fixed seed per case (str hashes change between processes)
     rng = np.random.default_rng(zlib.crc32(f"{name}/{dist}/{sorted(opts.items())}".encode()))
     noise = _noise(est, dist, params, 2 * len(pool), pool, opts, rng)
@@ -90,16 +90,11 @@ def test_cuda_matches_numpy_on_hard_noise(name, dist, opts, small_cuda_grid):
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12 * scale)
 
 
-# A known disagreement, not yet fixed: strict, so the day the backends agree this fails and
-# the marker must go. NumPy's vectorized log1p and the kernels' scalar one can differ by an
-# ulp (our guess, not traced), which flips an argmin between pi entries one ulp apart; the
-# contract does not yet say whose rounding decides such a tie.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="finding (issue 16, not fixed here): ARS+ on uniforms "
-                   "1/3 and nextafter(1/3) in a row of tied logits: the NumPy reference and the "
-                   "CPU/CUDA kernels (which agree with each other) decide the near-tied argmin "
-                   "differently; the contract's arithmetic for such ties is not specified")
-def test_swap_backends_disagree_on_dirichlet_entries_one_ulp_apart():
+# Once a known disagreement (issue 16): NumPy's vectorized log1p(-1/3) is one ulp off the C
+# library's scalar log1p that the kernels call, which flipped an argmin between pi entries one
+# ulp apart. The NumPy reference now computes E = -log1p(-u) and w = exp(...) with the scalar
+# functions (reference.estimators.swap.numpy_reference._libm), so the backends agree.
+def test_swap_backends_agree_on_dirichlet_entries_one_ulp_apart():
     est = reference.REGISTRY["ars_plus"]
     params = _PARAMS["categorical"]
     f = reference.random_table(2, 3, seed=5, domain="categorical")

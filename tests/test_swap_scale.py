@@ -130,3 +130,94 @@ def test_c10_k2_moments_agree_with_monte_carlo(name):
     m = REGISTRY[name].exact_moments("categorical", pr.params, pr.objective)
     assert np.abs(m.mean - verify.exact_gradient(pr)).max() <= 1e-14
     verify.assert_mc(name, pr, R=20000, seed=4, moments=m)
+
+
+# ------------------------------------------------------------------ the mpmath mode (dps)
+_WEIGHTS = {"ars": ("plain", True), "arsm": ("plain", False), "ars_plus": ("ce", True),
+            "arsm_plus": ("sym", False), "arsm_plus_ce": ("ce", False)}
+
+
+def _assert_entries_close(got, want, rtol, what):
+    """Every entry within ``rtol`` of itself (the issue's check: relative, per entry)."""
+    err = np.abs(got - want)
+    bad = err > rtol * np.abs(want)
+    assert not bad.any(), (what, np.argwhere(bad)[:4], got[bad][:4], want[bad][:4])
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if n == "arsm_plus_ce" else n for n in sorted(_WEIGHTS)])
+def test_mp_mode_matches_float64_at_moderate_logits(name):
+    """Where float64 is accurate (logits within a few units), the ``dps`` mode gives the same
+    numbers: the plumbing of mpmath through cells, races and contraction loses nothing."""
+    weight, shared_j = _WEIGHTS[name]
+    alpha = np.array([[0.3, -1.1, 2.0], [1.5, -0.5, 0.7]])
+    f = random_table(2, 3, seed=7, domain="categorical")
+    m64 = moments_swap.swap_moments("categorical", alpha, f, weight=weight, shared_j=shared_j)
+    mp = moments_swap.swap_moments("categorical", alpha, f, weight=weight, shared_j=shared_j,
+                                   dps=25)
+    assert "mpmath" in mp.method and mp.error_bound <= 1e-30
+    for got, want in ((m64.mean, mp.mean), (m64.cov, mp.cov)):
+        scale = np.abs(want).max()
+        assert np.all(np.abs(got - want) <= 1e-9 * np.abs(want) + 64 * np.finfo(float).eps
+                      * scale), name
+    grad = exact_gradient_mp("categorical", alpha, f)
+    _assert_entries_close(mp.mean, grad, 1e-12, "mean vs exact_gradient_mp")
+
+
+def test_mp_mode_refuses_large_problems_and_bad_dps():
+    f = random_table(2, 5, seed=1, domain="categorical")
+    with pytest.raises(NotImplementedError, match="mpmath mode"):
+        moments_swap.swap_moments("categorical", np.zeros((2, 5)) + [0, 1, 2, 3, 4], f,
+                                  weight="plain", shared_j=True, dps=30)
+    for bad in (10, 2.5, True, "30"):
+        with pytest.raises(ValueError, match="dps"):
+            moments_swap.swap_moments("categorical", np.zeros((2, 3)),
+                                      random_table(2, 3, seed=1, domain="categorical"),
+                                      weight="plain", shared_j=True, dps=bad)
+
+
+# the issue's case (K = 2, C = 4, logits +-20) for every estimator, and +-50; ARSM+CE's
+# common refinement in mpmath takes many minutes at C = 4, so it is checked at C = 3 here
+_MP_CASES = ([(n, i, 4) for n in ("ars", "arsm", "arsm_plus") for i in range(3)]
+             + [("ars_plus", 0, 4), ("ars_plus", 2, 4)]
+             + [("arsm_plus_ce", 0, 3), ("arsm_plus_ce", 2, 3)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,which,C", _MP_CASES)
+def test_mp_mode_matches_an_independent_computation_at_extreme_logits(name, which, C):
+    """``swap_moments(..., dps=30)`` against ``race_moments_mp(..., weight=...)`` at 60
+    digits (a centred contraction instead of the difference form; for ARSM+ and ARSM+CE the
+    common refinement, for ARS+ its per-pair arrangements, recomputed at another precision;
+    for ARS/ARSM the races written out scalar by scalar): every entry of the mean and the
+    covariance to 1e-6 relative, and the mean to 1e-9 relative of the gradient computed by
+    plain enumeration in mpmath."""
+    weight, shared_j = _WEIGHTS[name]
+    alpha = _EXTREME[which][:, :C]
+    f = random_table(2, C, seed=7, domain="categorical")
+    got = moments_swap.swap_moments("categorical", alpha, f, weight=weight, shared_j=shared_j,
+                                    dps=30)
+    want = race_moments_mp("categorical", alpha, f, shared_j=shared_j, dps=60, weight=weight)
+    grad = exact_gradient_mp("categorical", alpha, f)
+    _assert_entries_close(got.mean, grad, 1e-9, "mean vs exact_gradient_mp")
+    _assert_entries_close(want.mean, grad, 1e-9, "certificate mean vs exact_gradient_mp")
+    _assert_entries_close(got.mean, want.mean, 1e-6, "mean")
+    _assert_entries_close(got.cov, want.cov, 1e-6, "cov")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("K", [1, 2])
+def test_ars_plus_at_c5(K):
+    """ARS+ at C = 5 with distinct logits (issue 14): its per-(j, l) arrangements in 4-D,
+    triangulated from their incidences, give the exact gradient as mean, a positive
+    semi-definite covariance, and per coordinate no more variance than ARS (the theorem)."""
+    rng = np.random.default_rng([K, 5])
+    alpha = 1.5 * rng.standard_normal((K, 5))
+    f = random_table(K, 5, seed=3, domain="categorical")
+    m = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
+    assert m.error_bound < 1e-9
+    grad = verify.exact_gradient("categorical", alpha, f)
+    assert np.abs(m.mean - grad).max() <= 1e-13
+    assert np.linalg.eigvalsh(m.cov).min() >= -1e-13
+    ars = REGISTRY["ars"].exact_moments("categorical", alpha, f)
+    assert np.all(np.diag(m.cov) <= np.diag(ars.cov) + 1e-12)

@@ -35,12 +35,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import factorial
 from typing import Any
 
 import numpy as np
 
 __all__ = ["Cell", "simplex_cell", "ordered_cell", "split", "refine", "cell_moments",
-           "cells_moments", "sides", "cuts", "probability_bound", "Splitter", "SIDE_EPS"]
+           "cells_moments", "sides", "side_eps", "cuts", "probability_bound", "Splitter", "SIDE_EPS"]
 
 #: a vertex lies on the hyperplane ``a`` when ``|a . v| <= SIDE_EPS * sum_i |a_i v_i|`` (the
 #: rounding error of the dot product and of the vertex, relative to the terms' magnitude)
@@ -80,11 +81,28 @@ def ordered_cell(C: int) -> Cell:
     return Cell(V, ~np.eye(C, dtype=bool))
 
 
-def sides(A: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def side_eps(*arrays: np.ndarray) -> Any:
+    """The relative tolerance of :func:`sides`: ``SIDE_EPS`` for float64, and for ``mpmath``
+    numbers (object arrays, see :mod:`verify.moments.swap`'s ``dps``) ``2^20`` units of the
+    working precision (``1e-54`` at 60 digits), far below every feature the swap cells
+    resolve at logits ``+-50`` (``e^-100 ~ 1e-44``)."""
+    if arrays[0].dtype == object or arrays[-1].dtype == object:
+        import mpmath
+
+        return mpmath.mp.eps * 2**20
+    return SIDE_EPS
+
+
+def sides(A: np.ndarray, V: np.ndarray, scale: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
     """``(a . v, side)`` for hyperplanes ``A`` ``(..., C)`` and vertices ``V`` ``(n, C)``:
-    ``side`` is -1, 0 (on the hyperplane, within rounding) or +1, shape ``(..., n)``."""
+    ``side`` is -1, 0 (on the hyperplane, within rounding) or +1, shape ``(..., n)``. Float64
+    or object arrays of ``mpmath`` numbers (the tolerance follows, :func:`side_eps`).
+    ``scale`` (shaped like ``A``, non-negative): the magnitude of the terms ``A`` was computed
+    from, when that is larger than ``|A|`` (a difference of nearly equal rows carries their
+    rounding, not its own); the tolerance is taken relative to it."""
     h = A @ V.T
-    tol = SIDE_EPS * (np.abs(A) @ np.abs(V).T)
+    tol = side_eps(A, V) * ((np.abs(A) if scale is None else scale) @ np.abs(V).T)
     return h, np.where(h > tol, 1, np.where(h < -tol, -1, 0))
 
 
@@ -107,12 +125,14 @@ def _piece(V: np.ndarray, T: np.ndarray, d: int) -> Cell | None:
 MAX_PAIRS = 2**26
 
 
-def split(cell: Cell, a: np.ndarray) -> tuple[Cell | None, Cell | None]:
-    """The pieces ``{a . pi <= 0}`` and ``{a . pi >= 0}`` of a cell (None where flat)."""
+def split(cell: Cell, a: np.ndarray, scale: np.ndarray | None = None
+          ) -> tuple[Cell | None, Cell | None]:
+    """The pieces ``{a . pi <= 0}`` and ``{a . pi >= 0}`` of a cell (None where flat);
+    ``scale``: see :func:`sides`."""
     V, T = cell.V, cell.T
     n, C = V.shape
     d = C - 1
-    h, side = sides(a, V)
+    h, side = sides(a, V, scale)
     neg, pos = side < 0, side > 0
     on = side == 0
     iN, iP = np.flatnonzero(neg), np.flatnonzero(pos)
@@ -141,24 +161,28 @@ def split(cell: Cell, a: np.ndarray) -> tuple[Cell | None, Cell | None]:
 def probability_bound(cell: Cell) -> float:
     """An upper bound on ``P(cell)``: ``d!`` times the product of the ``d`` smallest
     coordinate ranges of its vertices (the cell lies in that box of the simplex's chart)."""
-    d = cell.V.shape[1] - 1
-    ranges = np.sort(cell.V.max(axis=0) - cell.V.min(axis=0))[:d]
-    return float(np.prod(ranges)) * float(np.prod(np.arange(1, d + 1)))
+    V = cell.V
+    d = V.shape[1] - 1
+    ranges = V.max(axis=0) - V.min(axis=0)
+    top = ranges.max()  # the d smallest of the d + 1 ranges: all but one largest
+    prod = ranges.prod() / top if top > 0 else 0.0
+    return float(prod) * factorial(d)
 
 
-def refine(cell: Cell, splitter: Splitter, min_prob: float = 1e-24, max_cells: int = 2_000_000
-           ) -> tuple[list[tuple[Cell, Any]], float]:
+def refine(cell: Cell, splitter: Splitter, min_prob: float = 1e-24, max_cells: int = 2_000_000,
+           state: Any = None) -> tuple[list[tuple[Cell, Any]], float]:
     """Split a cell until ``splitter`` accepts every piece.
 
-    ``splitter(V, centroid, state) -> (a, state)`` returns a hyperplane ``a`` that
+    ``splitter(V, centroid, state) -> (a, state)`` returns a hyperplane ``a`` (or a pair
+    ``(a, scale)``, see :func:`sides`) that
     :func:`cuts` the cell (or None to accept it) and a state handed to both pieces (what it
     learnt about the cell stays true on every piece); the root's state is None. Pieces whose
     probability is below ``min_prob`` (by :func:`probability_bound`) are accepted unsplit, so
     rounding at the scale of float64 cannot make the refinement run on; the second return
-    value bounds their total probability (callers add it to their error bound). Returns the
-    accepted ``(cell, state)`` pairs.
+    value bounds their total probability (callers add it to their error bound). ``state``: the
+    root's state (None: nothing known yet). Returns the accepted ``(cell, state)`` pairs.
     """
-    stack: list[tuple[Cell, Any]] = [(cell, None)]
+    stack: list[tuple[Cell, Any]] = [(cell, state)]
     done: list[tuple[Cell, Any]] = []
     unresolved = 0.0
     while stack:
@@ -174,7 +198,10 @@ def refine(cell: Cell, splitter: Splitter, min_prob: float = 1e-24, max_cells: i
             if len(done) > max_cells:
                 raise RuntimeError(f"more than {max_cells} cells; the arrangement is too fine")
             continue
-        for piece in split(c, a):
+        scale = None
+        if isinstance(a, tuple):  # (hyperplane, scale of its rounding): see sides
+            a, scale = a
+        for piece in split(c, a, scale):
             if piece is not None:
                 stack.append((piece, state))
     return done, unresolved
@@ -207,11 +234,38 @@ def _simplices(cell: Cell) -> np.ndarray:
         k = e_idx.size
         return np.stack([np.broadcast_to(c, (k, C)), pf[f_idx], V[iu[e_idx]], V[iv[e_idx]]],
                         axis=1)
-    from scipy.spatial import ConvexHull  # d > 3: Qhull's triangulated facets
+    from scipy.spatial import ConvexHull, QhullError  # d > 3: Qhull's triangulated facets
 
-    hull = ConvexHull(V[:, :d])
+    try:
+        hull = ConvexHull(np.asarray(V[:, :d], dtype=np.float64))
+    except QhullError as e:
+        raise NotImplementedError(
+            f"a cell of the {d}-simplex is too thin for Qhull's triangulation (extreme logits "
+            f"at C = {C}); exact cells in more than 3 dimensions need moderate logits") from e
     facets = V[hull.simplices]
     return np.concatenate([np.broadcast_to(c, (facets.shape[0], 1, C)), facets], axis=1)
+
+
+def _det(M: np.ndarray) -> np.ndarray:
+    """Determinants of ``(s, d, d)`` matrices: LAPACK for float64; for object arrays of
+    ``mpmath`` numbers, the cofactor expansion (``d <= 3``) or ``mpmath.det``."""
+    if M.dtype != object:
+        return np.linalg.det(M)
+    d = M.shape[-1]
+    if d == 1:
+        return M[:, 0, 0]
+    if d == 2:
+        return M[:, 0, 0] * M[:, 1, 1] - M[:, 0, 1] * M[:, 1, 0]
+    if d == 3:
+        return (M[:, 0, 0] * (M[:, 1, 1] * M[:, 2, 2] - M[:, 1, 2] * M[:, 2, 1])
+                - M[:, 0, 1] * (M[:, 1, 0] * M[:, 2, 2] - M[:, 1, 2] * M[:, 2, 0])
+                + M[:, 0, 2] * (M[:, 1, 0] * M[:, 2, 1] - M[:, 1, 1] * M[:, 2, 0]))
+    import mpmath
+
+    out = np.empty(M.shape[0], dtype=object)
+    for i in range(M.shape[0]):
+        out[i] = mpmath.det(mpmath.matrix(M[i].tolist()))
+    return out
 
 
 def cell_moments(cell: Cell) -> tuple[float, np.ndarray, np.ndarray]:
@@ -229,13 +283,14 @@ def cells_moments(cells: list[Cell]) -> tuple[np.ndarray, np.ndarray, np.ndarray
     S = np.concatenate(parts) if parts else np.zeros((0, d + 1, C))
     x = S[:, :, :d]
     edges = x[:, 1:, :] - x[:, :1, :]  # (s, d, d)
-    prob = np.abs(np.linalg.det(edges))  # d! vol(S)
+    prob = np.abs(_det(edges))  # d! vol(S)
     tot = S.sum(axis=1)  # (s, C)
     outer = np.einsum("svi,svj->sij", S, S) + np.einsum("si,sj->sij", tot, tot)
     N = len(cells)
-    m0 = np.zeros(N)
-    m1 = np.zeros((N, C))
-    m2 = np.zeros((N, C, C))
+    dt = S.dtype
+    m0 = np.zeros(N, dtype=dt)
+    m1 = np.zeros((N, C), dtype=dt)
+    m2 = np.zeros((N, C, C), dtype=dt)
     np.add.at(m0, owner, prob)
     np.add.at(m1, owner, prob[:, None] * tot / (d + 1))
     np.add.at(m2, owner, prob[:, None, None] * outer / ((d + 1) * (d + 2)))

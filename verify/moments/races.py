@@ -43,7 +43,8 @@ import numpy as np
 
 from . import Moments
 
-__all__ = ["swap_coefficients", "race_pair_moments", "race_pair_tables", "race_moments_mp",
+__all__ = ["swap_coefficients", "race_pair_moments", "race_pair_tables", "race_pair_tables_mp",
+           "race_moments_mp",
            "BATCH_ENTRIES"]
 
 #: entries of the largest intermediate array of one :func:`race_pair_moments` call made by
@@ -210,6 +211,38 @@ def race_pair_tables(alpha_row: np.ndarray, shared_j: bool = False) -> dict[str,
     return {"P2": P2, "L2": L2, "Q2": Q2}
 
 
+def race_pair_tables_mp(alpha_row: np.ndarray, shared_j: bool = False) -> dict[str, np.ndarray]:
+    """:func:`race_pair_tables` in ``mpmath`` at the working precision (call it inside
+    ``mpmath.workdps``): object arrays of ``mpf``, the float64 logits taken as exact, every
+    pair law from :func:`_pair_closed_mp`. ``C^4`` (``C^3`` with ``shared_j``) scalar pair
+    laws of ``O(C^3)`` operations each: small ``C`` only (``C = 4``: about a second for the
+    ARS family, a few for ARSM)."""
+    import mpmath
+
+    ctx = mpmath.mp
+    a = np.asarray(alpha_row, dtype=np.float64)
+    C = a.size
+    row = [ctx.mpf(float(x)) for x in a]
+    top = max(row)
+    w_mp = np.array([top - x for x in row], dtype=object)  # log w, exact
+    sig = [[[j if r == m else m if r == j else r for r in range(C)] for j in range(C)]
+           for m in range(C)]
+    P2, L2, Q2 = (np.full((C,) * 6, ctx.mpf(0), dtype=object) for _ in range(3))
+    Cmp = ctx.mpf(C)
+    for j in range(C):
+        for q in (range(C) if not shared_j else (j,)):
+            for m in range(C):
+                g1 = swap_coefficients(w_mp, m, j)
+                for p in range(C):
+                    law = _pair_closed_mp(ctx, g1, swap_coefficients(w_mp, p, q), j, q)
+                    for (x, y), (P, Ej, Eq, Ejq) in law.items():
+                        X, Y = sig[m][j][x], sig[p][q][y]
+                        P2[m, j, p, q, X, Y] = P
+                        L2[m, j, p, q, X, Y] = P - Ej
+                        Q2[m, j, p, q, X, Y] = P - Ej - Eq + Cmp / (C + 1) * Ejq
+    return {"P2": P2, "L2": L2, "Q2": Q2}
+
+
 # ------------------------------------------------------------------ independent certificate
 def _theta_integrand(th: float, i: int, a: int, b: int, al: dict, be: dict, j: int, q: int
                      ) -> float:
@@ -347,9 +380,20 @@ def _pair_closed_mp(ctx: Any, g1: list, g2: list, j: int, q: int) -> dict:
 
 
 def race_moments_mp(dist: Any, params: object, objective: Any, *, shared_j: bool,
-                    dps: int = 50, quadrature: bool = False) -> Moments:
+                    dps: int = 50, quadrature: bool = False, weight: str = "plain") -> Moments:
     """Moments of ARS (``shared_j``) or ARSM in arbitrary precision, for certifying
-    :func:`verify.moments.swap.swap_moments` at extreme logits.
+    :func:`verify.moments.swap.swap_moments` at extreme logits; with ``weight="sym"`` or
+    ``"ce"`` the reduced variants (ARSM+; ARS+ with ``shared_j``, ARSM+CE without).
+
+    Reduced variants: the per-dimension law comes from polytope cells with ``mpmath``
+    vertices at ``dps + 3 spread / ln 10`` digits (``spread`` the largest logit range of a
+    row): the common refinement of every swap and every ``(j, l)`` interval
+    (:func:`verify.moments.swap.dimension_tables`) for ARSM+ and ARSM+CE, ARS+'s per-``(j,
+    l)`` arrangements for ARS+ (the common refinement costs minutes there), and is
+    contracted in the centred form below. The cell
+    code (:mod:`verify.moments.polytope`) is shared with the float64 path and the ``dps``
+    mode of ``swap_moments``: what this certifies is the rounding and the contraction, while
+    the geometry is certified by the mean (checked against ``exact_gradient_mp``).
 
     The pair laws are evaluated in ``mpmath`` (``dps`` digits) from the logits taken as exact
     (:func:`_pair_closed_mp`, the closed form written out again scalar by scalar), or with
@@ -368,6 +412,11 @@ def race_moments_mp(dist: Any, params: object, objective: Any, *, shared_j: bool
 
     pr = make_problem(dist, params, objective)
     K, C = pr.K, pr.C
+    if weight != "plain":
+        spread = float((pr.params.max(axis=-1) - pr.params.min(axis=-1)).max())
+        work = dps + int(np.ceil(3 * spread / np.log(10)))
+        with mpmath.workdps(work):
+            return _cells_moments_mp(pr, shared_j, weight, work)
     ctx = mpmath.mp.clone()
     ctx.dps = dps
     f = pr.f_table()
@@ -403,6 +452,66 @@ def race_moments_mp(dist: Any, params: object, objective: Any, *, shared_j: bool
                             tab[sig[m][j][a], sig[p][q][b]] = (P[a, b], L[a, b], L_[a, b], Q[a, b])
                     tk[m, j, p, q] = tab
         tabs.append(tk)
+    return _centred_contraction(ctx, pr, fm, tabs, refs, shared_j,
+                                f"pair laws by quadrature, centred contraction in mpmath "
+                                f"({dps} digits)")
+
+
+def _cells_moments_mp(pr: Any, shared_j: bool, weight: str, dps: int) -> Moments:
+    """:func:`race_moments_mp` for the reduced weights (call inside ``mpmath.workdps``)."""
+    import itertools
+
+    import mpmath
+
+    from .swap import _ars_plus_tensors, dimension_tables
+
+    ctx = mpmath.mp
+    K, C = pr.K, pr.C
+    f = pr.f_table()
+    fm = {x: ctx.mpf(float(f[x])) for x in itertools.product(range(C), repeat=K)}
+    refs = [(j, j) for j in range(C)] if shared_j else list(itertools.product(range(C), repeat=2))
+    tabs = []
+    for k in range(K):
+        row = pr.params[k]
+        if weight == "ce" and shared_j and C > 2 and np.any(row != row[0]):
+            # ARS+: the per-(j, l) arrangements (the common refinement of every pair costs
+            # as much as ARSM+CE's, minutes in mpmath); the contraction below is still the
+            # centred one, at another precision than the dps mode's
+            T = _ars_plus_tensors(row, dps)
+            tabs.append({(m, j, p, j): {(x, y): (T["P2"][m, j, p, j, x, y],
+                                                 T["L2"][m, j, p, j, x, y],
+                                                 T["L2"][p, j, m, j, y, x],
+                                                 T["Q2"][m, j, p, j, x, y])
+                                        for x in range(C) for y in range(C)}
+                         for m in range(C) for j in range(C) for p in range(C)})
+            continue
+        tab = dimension_tables(row, weight, dps)
+        Z, P, L, Q = tab["Z"], tab["P"], tab["L"], tab["Q"]
+        tk: dict = {}
+        for j, q in refs:
+            for m in range(C):
+                for p in range(C):
+                    d: dict = {}
+                    for n in range(Z.shape[0]):
+                        key = (int(Z[n, m, j]), int(Z[n, p, q]))
+                        new = (P[n], L[n, j], L[n, q], Q[n, j, q])
+                        old = d.get(key)
+                        d[key] = new if old is None else tuple(
+                            a + b for a, b in zip(old, new, strict=True))
+                    tk[m, j, p, q] = d
+        tabs.append(tk)
+    return _centred_contraction(ctx, pr, fm, tabs, refs, shared_j,
+                                f"polytope cells (common refinement) in mpmath at {dps} "
+                                f"digits, centred contraction")
+
+
+def _centred_contraction(ctx: Any, pr: Any, fm: dict, tabs: list, refs: list, shared_j: bool,
+                         method: str) -> Moments:
+    """The centred contraction of :func:`race_moments_mp` from per-dimension tables
+    ``{(m, j, p, q): {(x, y): (P, L_j, L_q, Q)}}``, in ``ctx``'s precision."""
+    import itertools
+
+    K, C = pr.K, pr.C
     D = [[ctx.mpf(int(c == m)) - ctx.mpf(1) / C for m in range(C)] for c in range(C)]
     configs = list(itertools.product(range(C), repeat=K))
 
@@ -442,5 +551,4 @@ def race_moments_mp(dist: Any, params: object, objective: Any, *, shared_j: bool
     mu = [x for row in mean for x in row]
     cov = [[cov[a][b] - mu[a] * mu[b] for b in range(P_)] for a in range(P_)]
     return Moments(np.array([[float(x) for x in row] for row in mean]),
-                   np.array([[float(x) for x in row] for row in cov]),
-                   f"pair laws by quadrature, centred contraction in mpmath ({dps} digits)")
+                   np.array([[float(x) for x in row] for row in cov]), method)

@@ -65,6 +65,23 @@ small entries). What remains: the mean of a category of probability ``e^-40`` is
 far below the largest one carry an absolute error of a few ``1e-17`` (checked against
 ``race_moments_mp``, an ``mpmath`` evaluation, in ``tests/test_swap_scale.py``).
 
+Precision (issue 16). In float64 the entries far below the largest are *not* accurate
+relative to themselves at large logit spreads, for two reasons that no rearrangement of the
+float64 sums removes: (i) the contraction's sum over ``(j, m)`` cancels terms up to about
+``e^spread`` times the entry (measured at logits ``+-20``: ``sum |terms| / |entry|`` up to
+``6e16`` for the mean), and (ii) for the cell methods, the cells are as thin as
+``e^-spread`` and their boundaries are differences of rows whose coefficients differ by
+``e^spread``, so vertex classification and volumes lose ``2 spread / ln 10`` digits (at
+``+-20``, float64 ARS+ is off by ``2e-3`` relative on a mean entry of ``4e-8`` whose sum
+has no cancellation at all). ``dps=N`` runs the *same* computation with every number an
+``mpmath`` number at ``N + 3 spread / ln 10`` digits, the logits and ``f`` taken as exact,
+and rounds once at the end: every entry keeps about ``N`` digits (checked per entry to
+1e-6 at logits ``+-20`` and ``+-50`` against :func:`verify.moments.races.race_moments_mp`
+with ``weight``, and the mean against ``exact_gradient_mp``, in
+``tests/test_swap_scale.py``). Small problems only (``C <= 4``, ``C^K <= 64``), and slow
+(``K = 2, C = 4`` at ``+-20``, one CPU: ARS 0.5 s, ARSM 2 s, ARSM+ 7 s, ARS+ 1 min,
+ARSM+CE many minutes); the float64 default is unchanged.
+
 Rows of equal logits (any ``C``, e.g. the categorical toy with ``C = 10``), for the cell
 methods: the law is invariant under every relabelling of the categories, so the cells are
 built in the ordered simplex ``{pi_0 <= ... <= pi_{C-1}}`` only and each per-dimension table
@@ -73,12 +90,14 @@ pattern of the indices (a tuple's orbit is every tuple with its pattern, each re
 ``(C - b)!`` times, ``b`` distinct labels).
 
 Scope and cost: ARS and ARSM any logits with ``C <= MAX_RACE_C`` (12); ARSM+ with distinct
-logits in a row ``C <= MAX_GENERIC_C`` (5); ARS+ and ARSM+CE ``C <= MAX_CE_C`` (4: at
-``C = 5`` the arrangement needs more memory than a machine has, one call asked for 206 GiB,
-so it is refused up front). The contraction costs ``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS
-family). Timings: ``scripts/swap_scale.py`` and the README. ``error_bound`` covers the
-probability of cells below float64 resolution and the rounding of the total probability
-(0 for the races).
+logits in a row ``C <= MAX_GENERIC_C`` (5); ARS+ ``C <= MAX_ARS_PLUS_C`` (5: its per-``(j,
+l)`` arrangements, about 6 s of CPU per dimension at ``C = 5``, cells in 4-D
+triangulated by Qhull: moderate logits only, thin cells may fail there); ARSM+CE ``C <=
+MAX_CE_C`` (4: at ``C = 5`` the common refinement of every pair needs more memory than a
+machine has, one call asked for 206 GiB, so it is refused up front). The contraction costs
+``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS family). Timings: ``scripts/swap_scale.py`` and
+the README. ``error_bound`` covers the probability of cells below float64 resolution and the
+rounding of the total probability (0 for the races).
 """
 
 from __future__ import annotations
@@ -92,16 +111,24 @@ import numpy as np
 from ..exact import Problem, check_budget, check_enumeration_size, make_problem
 from . import Moments
 from .polytope import cells_moments, ordered_cell, refine, sides, simplex_cell
-from .races import race_pair_tables
+from .races import race_pair_tables, race_pair_tables_mp
 
 __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
            "arsm_plus_moments", "arsm_plus_ce_moments", "dimension_tables"]
 
 #: largest C handled for rows with distinct logits (rows of equal logits: any C)
 MAX_GENERIC_C = 5
-#: the same with the conditional-expectation weights (ARS+, ARSM+CE), whose cells also split
-#: along the interval bounds of every pair (j, l)
+#: the same with the conditional-expectation weights for every reference (ARSM+CE), whose
+#: cells also split along the interval bounds of every pair (j, l)
 MAX_CE_C = 4
+#: the same for ARS+, whose per-``(j, l)`` arrangements stay small (C = 5: about 6 s of CPU
+#: and well under a GiB per dimension at moderate logits)
+MAX_ARS_PLUS_C = 5
+#: nominal operations (at ``verify.exact.OPERATIONS_PER_SECOND``) of one dimension's cells,
+#: by weight and ``C`` (measured CPU times rounded up, moderate logits; thin cells at extreme
+#: logits cost a few times more): what the up-front time estimate adds to the contraction's
+_CELL_OPERATIONS = {("sym", 4): 5e7, ("sym", 5): 3e9, ("ce", 3): 5e7, ("ce", 4): 1e9,
+                    ("ars_plus", 4): 2e8, ("ars_plus", 5): 2e9}
 #: largest C for ARS and ARSM (any logits): exponential races, pair tables of C^6 entries
 MAX_RACE_C = 12
 
@@ -126,7 +153,7 @@ def _swap_functions(w: np.ndarray) -> np.ndarray:
     """``F[g, i, :]``: the linear function ``pi -> w_i pi_{sigma_g(i)}`` of swap group ``g``."""
     C = w.size
     pairs = _pairs(C)
-    F = np.zeros((len(pairs), C, C))
+    F = np.zeros((len(pairs), C, C), dtype=w.dtype)
     for g, (m, j) in enumerate(pairs):
         sigma = _transposition(C, m, j)
         F[g, np.arange(C), sigma] = w
@@ -149,8 +176,8 @@ def _bound_rows(w: np.ndarray, j: int, l: int, m: int, a: int) -> tuple[list, li
     ``(p_a - p_i) t <= q_i - q_a``."""
     C = w.size
     sigma = _transposition(C, m, j)
-    p = np.zeros(C)
-    q = np.zeros((C, C))  # q[i] is a linear function of pi
+    p = np.zeros(C, dtype=w.dtype)
+    q = np.zeros((C, C), dtype=w.dtype)  # q[i] is a linear function of pi
     for i in range(C):
         src = sigma[i]
         if src == j:
@@ -177,17 +204,22 @@ class _Dimension:
     do not bound ``t`` are padded with the always-present bounds ``0`` and ``s``)."""
 
     def __init__(self, alpha_row: np.ndarray, ce: bool,
-                 only: tuple[int, int] | None = None) -> None:
+                 only: tuple[int, int] | None = None, dps: int = 0) -> None:
         a = np.asarray(alpha_row, dtype=np.float64)
         self.C = C = a.size
-        # w_i = exp(-alpha_i), scaled so the largest is 1 (only ratios matter)
-        self.w = np.exp(a.min() - a)
+        # w_i = exp(-alpha_i), scaled so the largest is 1 (only ratios matter); dps > 0: in
+        # mpmath at dps digits (object arrays; the logits taken as exact)
+        self.w = _weights(a, dps)
+        self.dps = dps
+        #: rows closer than this (relative) are the same function up to rounding
+        self.same_tol = _same_tol(dps)
         self.F = _swap_functions(self.w)  # (G, C, C)
         self.ce = ce
         if ce:
             e = np.eye(C)
-            low = np.zeros((C, C, C, C, C, C))
-            up = np.zeros((C, C, C, C, C, C))
+            dt = self.w.dtype
+            low = np.zeros((C, C, C, C, C, C), dtype=dt)
+            up = np.zeros((C, C, C, C, C, C), dtype=dt)
             for j in range(C):
                 for l in range(C):
                     up[j, l] = e[j] + e[l]
@@ -269,8 +301,12 @@ class _Dimension:
         best = sub[q_idx, star][:, None, :]
         a = best - sub  # >= 0 on the part of the cell where the piece at c stays active
         # rows that are the same function up to rounding differ by noise, not by a hyperplane
-        a = np.where(np.abs(a) <= 1e-13 * (np.abs(best) + np.abs(sub)), 0.0, a)
-        _, side = sides(a, V)  # (q, R, n)
+        mag = np.abs(best) + np.abs(sub)
+        a = np.where(np.abs(a) <= self.same_tol * mag, 0.0, a)
+        # in mpmath the tolerance follows the rows' magnitude (their rounding, not the
+        # difference's: at logits +-50 the rows differ by e^100 in scale); float64 as before
+        scale = mag if self.dps else None
+        _, side = sides(a, V, scale)  # (q, R, n)
         cut = (side.max(axis=-1) > 0) & (side.min(axis=-1) < 0)  # (q, R)
         still = cut.any(axis=1)
         if not still.any():
@@ -284,13 +320,14 @@ class _Dimension:
         r = int(np.argmax(sub[q] @ V[vert]))
         if not cut[q, r]:
             r = int(np.flatnonzero(cut[q])[0])
-        return a[q, r], (Z, pairs, rows, new_open)
+        plane = a[q, r] if scale is None else (a[q, r], scale[q, r])
+        return plane, (Z, pairs, rows, new_open)
 
     def midpoints(self, state: Any, c: np.ndarray) -> np.ndarray:
         """``mid[j, l, :]``: ``(lo + hi) / 2`` as a linear function of ``pi`` on the cell
         (zero where ``l = j`` or ``delta_j = 1``)."""
         _, pairs, rows = state
-        mid = np.zeros((self.C, self.C, self.C))
+        mid = np.zeros((self.C, self.C, self.C), dtype=self.w.dtype)
         if rows.shape[0]:
             star = np.argmax(rows @ c, axis=-1)  # (p, 2)
             p = np.arange(rows.shape[0])
@@ -299,18 +336,44 @@ class _Dimension:
         return mid
 
 
+def _weights(a: np.ndarray, dps: int) -> np.ndarray:
+    """``w = exp(min(a) - a)`` (float64), or with ``dps > 0`` in ``mpmath`` at ``dps`` digits
+    (an object array; the float64 logits taken as exact)."""
+    if not dps:
+        return np.exp(a.min() - a)
+    import mpmath
+
+    with mpmath.workdps(dps):
+        lo = mpmath.mpf(float(a.min()))
+        return np.array([mpmath.exp(lo - mpmath.mpf(float(x))) for x in a], dtype=object)
+
+
+def _same_tol(dps: int) -> Any:
+    if not dps:
+        return 1e-13
+    import mpmath
+
+    return mpmath.mpf(10) ** (8 - dps)
+
+
+def _min_prob(dps: int) -> float:
+    """Cells below this probability bound are accepted unsplit (:func:`refine`): float64
+    rounding, or far below anything resolved at ``dps`` digits."""
+    return 1e-24 if not dps else 1e-200
+
+
 @lru_cache(maxsize=64)
-def _cells(alpha_key: tuple[float, ...], ce: bool) -> dict[str, Any]:
+def _cells(alpha_key: tuple[float, ...], ce: bool, dps: int = 0) -> dict[str, Any]:
     """The cells of one dimension: outcome matrices ``Z`` ``(N, C, C)``, moments ``m0``
     ``(N,)``, ``m1`` ``(N, C)``, ``m2`` ``(N, C, C)``, midpoint rows ``mid`` ``(N, C, C, C)``
     (CE only), and ``unresolved``, a bound on the probability not integrated exactly
     (cells below float64 resolution, and the rounding of the total)."""
-    dim = _Dimension(np.array(alpha_key), ce)
+    dim = _Dimension(np.array(alpha_key), ce, dps=dps)
     # equal logits: every relabelling of the categories leaves the law invariant, so the
     # ordered simplex (probability 1/C!) suffices; the tables are symmetrized later
-    symmetric = bool(np.all(np.array(alpha_key) == alpha_key[0])) and dim.C > 2
-    start = ordered_cell(dim.C) if symmetric else simplex_cell(dim.C)
-    cells, unresolved = refine(start, dim.splitter)
+    symmetric = bool(np.all(np.array(alpha_key) == alpha_key[0])) and dim.C > 2 and not dps
+    start = _start(ordered_cell(dim.C) if symmetric else simplex_cell(dim.C), dps)
+    cells, unresolved = refine(start, dim.splitter, min_prob=_min_prob(dps))
     Zs, mids = [], []
     for cell, state in cells:
         c = cell.centroid
@@ -324,21 +387,31 @@ def _cells(alpha_key: tuple[float, ...], ce: bool) -> dict[str, Any]:
     total = m0.sum() * (factorial(dim.C) if symmetric else 1)
     return {"Z": np.array(Zs), "m0": m0, "m1": m1, "m2": m2,
             "mid": np.array(mids) if ce else None, "symmetric": symmetric,
-            "unresolved": unresolved + abs(1.0 - total)}
+            "unresolved": unresolved + abs(1.0 - float(total))}
 
 
-def dimension_tables(alpha_row: np.ndarray, weight: str) -> dict[str, Any]:
+def _start(cell: Any, dps: int) -> Any:
+    """The starting cell, its vertices as ``mpmath`` numbers when ``dps > 0``."""
+    if not dps:
+        return cell
+    import mpmath
+
+    return type(cell)(np.vectorize(mpmath.mpf, otypes=[object])(cell.V), cell.T)
+
+
+def dimension_tables(alpha_row: np.ndarray, weight: str, dps: int = 0) -> dict[str, Any]:
     """Per-dimension tables for one row of logits, aggregated over distinct outcomes.
 
     Returns ``Z`` int ``(n, C, C)`` (distinct outcome matrices), ``P`` ``(n,)``,
     ``L`` ``(n, C)`` = ``E[W_j 1{Z}]``, ``Q`` ``(n, C, C)`` = ``E[W_j W_j' 1{Z}]``, and
-    ``unresolved`` (see :func:`_cells`).
+    ``unresolved`` (see :func:`_cells`). ``dps > 0``: every number an ``mpmath`` number at
+    ``dps`` digits (object arrays), the call made inside ``mpmath.workdps(dps)``.
     """
     if weight not in WEIGHTS:
         raise ValueError(f"weight must be one of {WEIGHTS}, got {weight!r}")
     a = np.asarray(alpha_row, dtype=np.float64)
     C = a.size
-    cells = _cells(tuple((a - a.max()).tolist()), weight == "ce")
+    cells = _cells(tuple((a - a.max()).tolist()), weight == "ce", dps)
     Z, m0, m1, m2 = cells["Z"], cells["m0"], cells["m1"], cells["m2"]
     N = Z.shape[0]
     ones, eye = np.ones(C), np.eye(C)
@@ -359,9 +432,10 @@ def dimension_tables(alpha_row: np.ndarray, weight: str) -> dict[str, Any]:
     keys, inverse = np.unique(Z.reshape(N, -1), axis=0, return_inverse=True)
     inverse = inverse.ravel()
     n = keys.shape[0]
-    P = np.zeros(n)
-    Ls = np.zeros((n, C))
-    Qs = np.zeros((n, C, C))
+    dt = m0.dtype
+    P = np.zeros(n, dtype=dt)
+    Ls = np.zeros((n, C), dtype=dt)
+    Qs = np.zeros((n, C, C), dtype=dt)
     np.add.at(P, inverse, m0)
     np.add.at(Ls, inverse, L)
     np.add.at(Qs, inverse, Q)
@@ -398,8 +472,10 @@ def _symmetrize(T: np.ndarray) -> np.ndarray:
 def _tensors(tab: dict[str, Any], C: int) -> dict[str, np.ndarray]:
     """Pair tables ``P2``, ``L2``, ``Q2`` ``(C,) * 6`` from :func:`dimension_tables`."""
     Z = tab["Z"]
-    O = (Z[..., None] == np.arange(C)).astype(np.float64)  # (n, m, j, x)
     P, L, Q = tab["P"], tab["L"], tab["Q"]
+    if P.dtype == object:  # mpmath numbers: scatter (einsum's object loops are far slower)
+        return _tensors_scatter(Z, P, L, Q, C)
+    O = (Z[..., None] == np.arange(C)).astype(np.float64)  # (n, m, j, x)
     P2 = np.einsum("n,nmjx,npqy->mjpqxy", P, O, O)
     L2 = np.einsum("nj,nmjx,npqy->mjpqxy", L, O, O)
     Q2 = np.einsum("njq,nmjx,npqy->mjpqxy", Q, O, O)
@@ -409,6 +485,21 @@ def _tensors(tab: dict[str, Any], C: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _tensors_scatter(Z: np.ndarray, P: np.ndarray, L: np.ndarray, Q: np.ndarray, C: int
+                     ) -> dict[str, np.ndarray]:
+    """:func:`_tensors` for object arrays: each outcome matrix adds its ``P``, ``L[j]``,
+    ``Q[j, q]`` at ``[m, j, p, q, Z[m, j], Z[p, q]]``."""
+    m, j, p, q = (x.ravel() for x in np.indices((C,) * 4))
+    flat = ((m * C + j) * C + p) * C + q
+    out = {k: np.zeros(C**6, dtype=object) for k in ("P2", "L2", "Q2")}
+    for n in range(Z.shape[0]):
+        idx = (flat * C + Z[n, m, j]) * C + Z[n, p, q]
+        np.add.at(out["P2"], idx, np.full(idx.size, P[n], dtype=object))
+        np.add.at(out["L2"], idx, L[n, j])
+        np.add.at(out["Q2"], idx, Q[n, j, q])
+    return {k: v.reshape((C,) * 6) for k, v in out.items()}
+
+
 class _Column(_Dimension):
     """The geometry of one reference ``j`` and one partner ``l`` (ARS+): only the swaps
     ``(m, j)`` and the interval of the pair ``(j, l)`` split the simplex. ARS+ draws one ``j``
@@ -416,15 +507,28 @@ class _Column(_Dimension):
     arrangements together have far fewer cells than the common refinement of all of them
     (K = 3, C = 4: about 2 000 cells per dimension instead of 12 000)."""
 
-    def __init__(self, alpha_row: np.ndarray, j: int, l: int | None) -> None:
-        super().__init__(alpha_row, ce=True, only=(j, -1 if l is None else l))
+    def __init__(self, alpha_row: np.ndarray, j: int, l: int | None, dps: int = 0) -> None:
+        super().__init__(alpha_row, ce=True, only=(j, -1 if l is None else l), dps=dps)
         C = self.C
         pairs = _pairs(C)
         self.groups = [(0, 0)] + [(min(m, j), max(m, j)) for m in range(C) if m != j]
         self.F = self.F[[pairs.index(g) for g in self.groups]]
         self._pairs = np.zeros((C, C), bool)
+        self.j, self.l = j, l
         if l is not None:  # None: the swaps' cells only, shared by every l
             self._pairs[j, l] = True
+
+    def _bound_rows_on(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_Dimension._bound_rows_on` for the one pair ``(j, l)`` (none when ``l`` is
+        None or ``delta_j = 1``), without building the rows of every other pair."""
+        C, j, l = self.C, self.j, self.l
+        if l is None or np.all(Z[:, j] == Z[0, j]):
+            return np.zeros((0, 2), np.int64), np.zeros((0, 2, C * C, C), self.low.dtype)
+        m = np.arange(C)
+        obs = Z[m, j]
+        rows = np.stack([self.low[j, l, m, obs].reshape(C * C, C),
+                         -self.up[j, l, m, obs].reshape(C * C, C)])
+        return np.array([[j, l]]), rows[None]
 
     def outcomes(self, point: np.ndarray) -> np.ndarray:
         """``Z`` with column (and row) ``j`` filled; every other entry holds ``z``."""
@@ -436,30 +540,42 @@ class _Column(_Dimension):
 
 
 @lru_cache(maxsize=16)
-def _column_cells(alpha_key: tuple[float, ...], j: int) -> tuple[list, float]:
-    """The cells on which every swap ``(m, j)`` is constant (shared by every ``l``)."""
-    cells, unresolved = refine(simplex_cell(len(alpha_key)),
-                               _Column(np.array(alpha_key), j, None).splitter)
-    return [cell for cell, _ in cells], unresolved
+def _column_cells(alpha_key: tuple[float, ...], j: int, dps: int = 0
+                  ) -> tuple[list, list, float]:
+    """The cells on which every swap ``(m, j)`` is constant (shared by every ``l``), their
+    outcome matrices (None for a cell accepted below float64 resolution), and the
+    probability left unresolved."""
+    cells, unresolved = refine(_start(simplex_cell(len(alpha_key)), dps),
+                               _Column(np.array(alpha_key), j, None, dps).splitter,
+                               min_prob=_min_prob(dps))
+    return ([cell for cell, _ in cells], [None if st is None else st[0] for _, st in cells],
+            unresolved)
 
 
 @lru_cache(maxsize=16)
-def _column_tables(alpha_key: tuple[float, ...], j: int, l: int) -> dict[str, Any]:
+def _column_tables(alpha_key: tuple[float, ...], j: int, l: int, dps: int = 0
+                   ) -> dict[str, Any]:
     """``P2``, ``L2``, ``Q2`` ``(C, C, C, C)`` indexed ``[m, p, x, y]`` for the pair of swaps
     ``(m, j)``, ``(p, j)`` with the ARS+ weight of ``(j, l)``, and ``unresolved``."""
-    col = _Column(np.array(alpha_key), j, l)
+    col = _Column(np.array(alpha_key), j, l, dps)
     C = col.C
-    base, unresolved = _column_cells(alpha_key, j)
+    base, base_Z, unresolved = _column_cells(alpha_key, j, dps)
     cells = []
-    for b in base:  # refine the swaps' cells along the pieces of this pair's interval
-        more, extra = refine(b, col.splitter)
+    for b, Zb in zip(base, base_Z, strict=True):
+        # refine the swaps' cells along the pieces of this pair's interval, starting from
+        # what is known on them (the swaps' outcomes): phase 2 of the splitter
+        init = None
+        if Zb is not None:
+            pairs, rows = col._bound_rows_on(Zb)
+            init = (Zb, pairs, rows, np.ones(rows.shape[:2], bool))
+        more, extra = refine(b, col.splitter, min_prob=_min_prob(dps), state=init)
         cells += more
         unresolved += extra
     m0, m1, m2 = cells_moments([cell for cell, _ in cells])
     ones = np.ones(C)
     zs = np.empty((len(cells), C), dtype=np.int64)
-    lin = np.zeros(len(cells))
-    quad = np.zeros(len(cells))
+    lin = np.zeros(len(cells), dtype=m0.dtype)
+    quad = np.zeros(len(cells), dtype=m0.dtype)
     for n, (cell, state) in enumerate(cells):
         c = cell.centroid
         if state is None:  # accepted below float64 resolution in phase 1
@@ -470,24 +586,34 @@ def _column_tables(alpha_key: tuple[float, ...], j: int, l: int) -> dict[str, An
         if not np.all(z == z[0]):  # delta_j = 1: the symmetry factor removes the weight
             u = ones - C * col.midpoints(state[:3], c)[j, l]  # W = u . pi on the cell
             lin[n], quad[n] = u @ m1[n], u @ m2[n] @ u
-    O = (zs[..., None] == np.arange(C)).astype(np.float64)  # (n, m, x)
-    P2 = np.einsum("n,nmx,npy->mpxy", m0, O, O)
-    L2 = np.einsum("n,nmx,npy->mpxy", lin, O, O)
-    Q2 = np.einsum("n,nmx,npy->mpxy", quad, O, O)
+    if m0.dtype == object:  # scatter: [m, p, z_m, z_p]
+        mm, pp = (x.ravel() for x in np.indices((C, C)))
+        P2, L2, Q2 = (np.zeros(C**4, dtype=object) for _ in range(3))
+        for n in range(len(cells)):
+            idx = ((mm * C + pp) * C + zs[n, mm]) * C + zs[n, pp]
+            for T, v in ((P2, m0), (L2, lin), (Q2, quad)):
+                np.add.at(T, idx, np.full(idx.size, v[n], dtype=object))
+        P2, L2, Q2 = (T.reshape((C,) * 4) for T in (P2, L2, Q2))
+    else:
+        O = (zs[..., None] == np.arange(C)).astype(np.float64)  # (n, m, x)
+        P2 = np.einsum("n,nmx,npy->mpxy", m0, O, O)
+        L2 = np.einsum("n,nmx,npy->mpxy", lin, O, O)
+        Q2 = np.einsum("n,nmx,npy->mpxy", quad, O, O)
     total = float(m0.sum())
     return {"P2": P2, "L2": L2, "Q2": Q2, "unresolved": unresolved + abs(1.0 - total)}
 
 
-def _ars_plus_tensors(alpha_row: np.ndarray) -> dict[str, Any]:
+def _ars_plus_tensors(alpha_row: np.ndarray, dps: int = 0) -> dict[str, Any]:
     """ARS+ pair tables (entries ``q = j`` only; ``l`` averaged, the same ``l`` in ``Q2``)."""
     a = np.asarray(alpha_row, dtype=np.float64)
     C = a.size
     key = tuple((a - a.max()).tolist())
-    out: dict[str, Any] = {k: np.zeros((C,) * 6) for k in ("P2", "L2", "Q2")}
+    out: dict[str, Any] = {k: np.zeros((C,) * 6, dtype=object if dps else np.float64)
+                           for k in ("P2", "L2", "Q2")}
     unresolved = 0.0
     for j in range(C):
         for i, l in enumerate(x for x in range(C) if x != j):
-            t = _column_tables(key, j, l)
+            t = _column_tables(key, j, l, dps)
             if i == 0:
                 out["P2"][:, j, :, j] = t["P2"]
             out["L2"][:, j, :, j] += t["L2"] / (C - 1)
@@ -498,22 +624,28 @@ def _ars_plus_tensors(alpha_row: np.ndarray) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=4)
-def _race_tensors(alpha_key: tuple[float, ...], shared_j: bool) -> dict[str, Any]:
-    out: dict[str, Any] = race_pair_tables(np.array(alpha_key), shared_j)
+def _race_tensors(alpha_key: tuple[float, ...], shared_j: bool, dps: int = 0
+                  ) -> dict[str, Any]:
+    if dps:
+        out: dict[str, Any] = race_pair_tables_mp(np.array(alpha_key), shared_j)
+    else:
+        out = race_pair_tables(np.array(alpha_key), shared_j)
     out["unresolved"] = 0.0
     return out
 
 
-def _pair_tensors(alpha_row: np.ndarray, weight: str, shared_j: bool) -> dict[str, Any]:
+def _pair_tensors(alpha_row: np.ndarray, weight: str, shared_j: bool, dps: int = 0
+                  ) -> dict[str, Any]:
     """Per-dimension pair tables ``P2``, ``L2``, ``Q2`` (``[m, j, p, q, x, y]``) and
-    ``unresolved``, by the cheapest exact method for the weight (module docstring)."""
+    ``unresolved``, by the cheapest exact method for the weight (module docstring); with
+    ``dps > 0`` in ``mpmath`` (object arrays; call inside ``mpmath.workdps(dps)``)."""
     a = np.asarray(alpha_row, dtype=np.float64)
     key = tuple((a - a.max()).tolist())
     if weight == "plain":
-        return _race_tensors(key, shared_j)
+        return _race_tensors(key, shared_j, dps)
     if weight == "ce" and shared_j and not np.all(a == a[0]) and a.size > 2:
-        return _ars_plus_tensors(a)
-    tab = dimension_tables(a, weight)
+        return _ars_plus_tensors(a, dps)
+    tab = dimension_tables(a, weight, dps)
     out: dict[str, Any] = _tensors(tab, a.size)
     out["unresolved"] = tab["unresolved"]
     return out
@@ -530,7 +662,7 @@ def _pair_contract(d: np.ndarray, factors: list[np.ndarray], chunk: int = 2**24)
     order = [a for i in range(K) for a in (i, K + i)]
     E = np.ascontiguousarray(d.transpose(order)).reshape(-1, C * C)  # (C^(2K-2), C^2)
     flat = [t.reshape(n, C * C) for t in factors]
-    out = np.empty(n)
+    out = np.empty(n, dtype=np.result_type(d, *factors))
     step = max(1, chunk // max(1, E.shape[0]))
     for s in range(0, n, step):
         sl = slice(s, min(n, s + step))
@@ -541,7 +673,7 @@ def _pair_contract(d: np.ndarray, factors: list[np.ndarray], chunk: int = 2**24)
     return out
 
 
-def _check_scope(pr: Problem, weight: str) -> None:
+def _check_scope(pr: Problem, weight: str, shared_j: bool = False) -> None:
     K, C = pr.K, pr.C
     if weight == "plain" and C > MAX_RACE_C:
         raise NotImplementedError(
@@ -555,23 +687,33 @@ def _check_scope(pr: Problem, weight: str) -> None:
                 f"exact moments with the symmetry factor (ARSM+) need C <= {MAX_GENERIC_C} unless "
                 f"every logit of a row is the same (the cells of the simplex grow like C^(2C)); "
                 f"row {k} of alpha has C={C}")
-        if weight == "ce" and C > MAX_CE_C and distinct:
+        if weight == "ce" and shared_j and C > MAX_ARS_PLUS_C and distinct:
             raise NotImplementedError(
-                f"exact moments with the conditional expectation (ARS+, ARSM+CE) need C <= "
-                f"{MAX_CE_C} unless every logit of a row is the same (at C = 5 the cells of the "
-                f"arrangement need hundreds of GiB); row {k} of alpha has C={C}")
+                f"exact moments of ARS+ need C <= {MAX_ARS_PLUS_C} unless every logit of a row "
+                f"is the same (its per-(j, l) cells grow like C^(2C)); row {k} of alpha has C={C}")
+        if weight == "ce" and not shared_j and C > MAX_CE_C and distinct:
+            raise NotImplementedError(
+                f"exact moments with the conditional expectation for every reference (ARSM+CE) "
+                f"need C <= {MAX_CE_C} unless every logit of a row is the same (at C = 5 the "
+                f"common refinement of every (j, l) needs hundreds of GiB); row {k} of alpha "
+                f"has C={C}")
 
 
-def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool) -> None:
+def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: int = 0
+                       ) -> None:
     """Refuse up front what the contraction cannot do in the configured memory and time: it
     holds the differences ``f(x) - f(y)`` over all pairs of configurations (``C^(2K)``
     float64, twice, plus a transposed copy) and contracts them with ``K (K + 1)`` products of
-    pair tables of ``C^3`` (ARS family) or ``C^4`` (ARSM family) entries each."""
+    pair tables of ``C^3`` (ARS family) or ``C^4`` (ARSM family) entries each; the cells of
+    the ``distinct`` rows of distinct logits add their nominal cost (``_CELL_OPERATIONS``)."""
     check_enumeration_size(C, K)  # C^K within MAX_CONFIGURATIONS: C^(2K) fits a float
     pairs = float(C) ** (2 * K)
     entries = float(C) ** (3 if shared_j else 4)
+    key = ("ars_plus" if weight == "ce" and shared_j else weight, C)
+    cells = distinct * _CELL_OPERATIONS.get(key, 0.0) if weight != "plain" else 0.0
     check_budget(f"exact moments of the swap estimator (weight {weight!r}) at K={K}, C={C}",
-                 memory_bytes=8.0 * 3 * pairs, operations=K * (K + 1) * pairs * entries)
+                 memory_bytes=8.0 * 3 * pairs,
+                 operations=K * (K + 1) * pairs * entries + cells)
 
 
 def _swapped_second(L2: np.ndarray, shared_j: bool, C: int) -> np.ndarray:
@@ -582,24 +724,69 @@ def _swapped_second(L2: np.ndarray, shared_j: bool, C: int) -> np.ndarray:
     return L2.reshape((C,) * 6).transpose(2, 3, 0, 1, 5, 4).reshape(-1, C, C)
 
 
-def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shared_j: bool
-                 ) -> Moments:
+def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shared_j: bool,
+                 dps: int | None = None) -> Moments:
     """Exact mean and covariance of a swap estimator (module docstring).
 
     ``weight``: ``"plain"``, ``"sym"`` or ``"ce"``; ``shared_j``: True for the ARS family
     (one reference ``j`` drawn uniformly), False for the ARSM family (average over ``j``).
+    ``dps``: None (float64), or a number of decimal digits: the same computation with every
+    number an ``mpmath`` number (the float64 logits and objective values taken as exact),
+    rounded to float64 at the end. The working precision is ``dps`` plus
+    ``3 spread / ln 10`` digits (``spread`` the largest ``max - min`` of a row of logits):
+    the cell boundaries are differences of rows whose coefficients differ by up to
+    ``e^spread`` and are compared at vertices whose coordinates differ as much, and the
+    contraction cancels terms up to ``e^spread`` times the smallest entry (module
+    docstring), so every entry keeps about ``dps`` digits. Small problems only (see
+    :func:`_check_mp_scope`).
     """
     pr: Problem = make_problem(dist, params, objective)
     if pr.dist.name != "categorical":
         raise ValueError("the swap estimators take categorical logits")
     if weight not in WEIGHTS:
         raise ValueError(f"weight must be one of {WEIGHTS}, got {weight!r}")
-    _check_scope(pr, weight)
+    _check_scope(pr, weight, shared_j)
     K, C = pr.K, pr.C
-    _check_swap_budget(K, C, weight, shared_j)
+    distinct = sum(bool(np.any(row != row[0])) for row in pr.params)
+    _check_swap_budget(K, C, weight, shared_j, distinct)
+    if dps is None:
+        return _swap_moments(pr, weight, shared_j, 0)
+    if isinstance(dps, bool) or not isinstance(dps, (int, np.integer)) or not 20 <= dps <= 1000:
+        raise ValueError(f"dps must be an int in [20, 1000] or None, got {dps!r}")
+    _check_mp_scope(K, C, weight, shared_j)
+    import mpmath
+
+    spread = float((pr.params.max(axis=-1) - pr.params.min(axis=-1)).max())
+    work = int(dps) + int(np.ceil(3 * spread / np.log(10)))
+    with mpmath.workdps(work):
+        return _swap_moments(pr, weight, shared_j, work)
+
+
+#: the largest ``C`` and ``C^K`` for the ``mpmath`` mode (``dps``): minutes at ``K = 2, C = 4``
+MP_MAX_C = 4
+MP_MAX_CONFIGURATIONS = 64
+
+
+def _check_mp_scope(K: int, C: int, weight: str, shared_j: bool) -> None:
+    """Refuse up front an ``mpmath`` computation that would take more than minutes: its cost
+    is the float64 one times about ``10^3`` (scalar ``mpf`` operations of a few
+    microseconds instead of vectorized float64)."""
+    if C > MP_MAX_C or C**K > MP_MAX_CONFIGURATIONS:
+        raise NotImplementedError(
+            f"the mpmath mode of the swap moments handles C <= {MP_MAX_C} and C^K <= "
+            f"{MP_MAX_CONFIGURATIONS} (K = 2, C = 4 takes up to minutes); got K={K}, C={C}")
+
+
+def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments:
+    K, C = pr.K, pr.C
     f = pr.f_table()
+    if dps:
+        import mpmath
+
+        f = np.vectorize(mpmath.mpf, otypes=[object])(f)
     f = f - f.mean()  # the estimators are invariant to a constant shift of f
-    tabs = [_pair_tensors(pr.params[k], weight, shared_j) for k in range(K)]
+    dt = f.dtype
+    tabs = [_pair_tensors(pr.params[k], weight, shared_j, dps) for k in range(K)]
     names = ("P2", "L2", "Q2")
     # the diagonal q = j: every pair the mean needs, and every pair of the ARS family
     diag = [{n: np.einsum("ajbjxy->ajbxy", t[n]).reshape(-1, C, C) for n in names} for t in tabs]
@@ -611,14 +798,14 @@ def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shar
 
     # mean: E[g_kc] = (1/C^2) sum_{j, m} E[W_kj (f(Z[c, j]) - f(Z[m, j]))] (gamma_j = 1/C for
     # both families): pair tables give it without subtracting large, nearly equal terms
-    mean = np.zeros((K, C))
+    mean = np.zeros((K, C), dtype=dt)
     for k in range(K):
         U = _pair_contract(d1, [diag[i]["L2" if i == k else "P2"] for i in range(K)])
         mean[k] = U.reshape(C, C, C).sum(axis=(1, 2)) / C**2  # [c, j, m]
     # second moment: with A^j_c = (1/C) sum_m (f_cj - f_mj) and the polarization
     # (a - b)(c - d) = ((a - d)^2 + (b - c)^2 - (a - c)^2 - (b - d)^2) / 2, every term is a
     # weighted mean of (f(Z[a, j]) - f(Z[b, q]))^2: zero wherever the two swaps agree
-    second = np.zeros((K, C, K, C))
+    second = np.zeros((K, C, K, C), dtype=dt)
     for k in range(K):
         for k2 in range(K):
             facs = []
@@ -650,6 +837,8 @@ def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shar
     mu = mean.ravel()
     cov = second.reshape(P, P) - np.outer(mu, mu)
     cov = 0.5 * (cov + cov.T)
+    if dps:  # round once, at the end
+        mean, cov = mean.astype(np.float64), cov.astype(np.float64)
     spread = float(f.max() - f.min())
     rng = spread * (C - 1) + np.abs(mean)
     dropped = max(t["unresolved"] for t in tabs)
@@ -664,29 +853,52 @@ def swap_moments(dist: Any, params: object, objective: Any, *, weight: str, shar
                 "ce": " with the symmetry factor and the interval conditional expectation"}[weight]
         method = (f"exact: per-dimension polytope cells of the simplex (swap argmins{name}), "
                   f"degree-2 simplex integrals, contraction across dimensions in difference form")
+    if dps:
+        method += f", in mpmath at {dps} digits"
+    else:
+        spread_alpha = float((pr.params.max(axis=-1) - pr.params.min(axis=-1)).max())
+        if spread_alpha > LOW_PRECISION_SPREAD:
+            method += (f"; float64 at a logit spread of {spread_alpha:.3g}: entries far below "
+                       f"the largest are not accurate relative to themselves (dps=30 is, for "
+                       f"C <= {MP_MAX_C}, C^K <= {MP_MAX_CONFIGURATIONS})")
     return Moments(mean, cov, method, float(err), rng)
 
 
-def ars_moments(dist: Any, params: object, objective: Any) -> Moments:
-    """Exact moments of ARS (one reference ``j`` drawn uniformly)."""
-    return swap_moments(dist, params, objective, weight="plain", shared_j=True)
+#: logit spread past which the float64 method says that small entries lose relative accuracy
+#: (the contraction cancels about ``e^spread``: 1e-16 e^10 = 2e-12 of the largest entry)
+LOW_PRECISION_SPREAD = 10.0
 
 
-def arsm_moments(dist: Any, params: object, objective: Any) -> Moments:
-    """Exact moments of ARSM (average over every reference ``j``)."""
-    return swap_moments(dist, params, objective, weight="plain", shared_j=False)
+def ars_moments(dist: Any, params: object, objective: Any, *, dps: int | None = None
+                ) -> Moments:
+    """Exact moments of ARS (one reference ``j`` drawn uniformly); ``dps``: see
+    :func:`swap_moments`."""
+    return swap_moments(dist, params, objective, weight="plain", shared_j=True, dps=dps)
 
 
-def ars_plus_moments(dist: Any, params: object, objective: Any) -> Moments:
-    """Exact moments of ARS+ (symmetry and interval conditional expectation, one ``j``)."""
-    return swap_moments(dist, params, objective, weight="ce", shared_j=True)
+def arsm_moments(dist: Any, params: object, objective: Any, *, dps: int | None = None
+                 ) -> Moments:
+    """Exact moments of ARSM (average over every reference ``j``); ``dps``: see
+    :func:`swap_moments`."""
+    return swap_moments(dist, params, objective, weight="plain", shared_j=False, dps=dps)
 
 
-def arsm_plus_moments(dist: Any, params: object, objective: Any) -> Moments:
-    """Exact moments of ARSM+ (ARSM with the symmetry factor)."""
-    return swap_moments(dist, params, objective, weight="sym", shared_j=False)
+def ars_plus_moments(dist: Any, params: object, objective: Any, *, dps: int | None = None
+                     ) -> Moments:
+    """Exact moments of ARS+ (symmetry and interval conditional expectation, one ``j``);
+    ``dps``: see :func:`swap_moments`."""
+    return swap_moments(dist, params, objective, weight="ce", shared_j=True, dps=dps)
 
 
-def arsm_plus_ce_moments(dist: Any, params: object, objective: Any) -> Moments:
-    """Exact moments of ARSM with both reductions for every ``j``."""
-    return swap_moments(dist, params, objective, weight="ce", shared_j=False)
+def arsm_plus_moments(dist: Any, params: object, objective: Any, *, dps: int | None = None
+                      ) -> Moments:
+    """Exact moments of ARSM+ (ARSM with the symmetry factor); ``dps``: see
+    :func:`swap_moments`."""
+    return swap_moments(dist, params, objective, weight="sym", shared_j=False, dps=dps)
+
+
+def arsm_plus_ce_moments(dist: Any, params: object, objective: Any, *, dps: int | None = None
+                         ) -> Moments:
+    """Exact moments of ARSM with both reductions for every ``j``; ``dps``: see
+    :func:`swap_moments`."""
+    return swap_moments(dist, params, objective, weight="ce", shared_j=False, dps=dps)

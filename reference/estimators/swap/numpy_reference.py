@@ -69,6 +69,7 @@ may evaluate only the first ``n_distinct``), ``aux["weight"]`` ``(*batch, R, K, 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -85,9 +86,26 @@ MAX_LOGIT_SPREAD = 700.0
 
 
 # --------------------------------------------------------------------------- the mappings
+_LOG1P = np.frompyfunc(math.log1p, 1, 1)
+_EXP = np.frompyfunc(math.exp, 1, 1)
+
+
+def _libm(fn: Any, x: np.ndarray, fallback: Any) -> np.ndarray:
+    """``fn`` (Python's ``math``: the C library's scalar function, which the Numba kernels
+    call too) elementwise on float64 ``x``. NumPy's vectorized ``log1p`` and ``exp`` are not
+    correctly rounded and differ from it by an ulp on some inputs (``log1p(-1/3)``), which
+    flips an argmin between ``pi`` entries one ulp apart (issue 16): the reference does the
+    kernels' arithmetic. Other dtypes keep NumPy's ``fallback``."""
+    x = np.asarray(x)
+    if x.dtype != np.float64:
+        return fallback(x)
+    return fn(x).astype(np.float64).reshape(x.shape)
+
+
 def dirichlet_from_uniform(u: np.ndarray) -> np.ndarray:
-    """``pi = E / S`` with ``E = -log1p(-u)`` and ``S`` summed left to right over the last axis."""
-    E = -np.log1p(-u)
+    """``pi = E / S`` with ``E = -log1p(-u)`` (the C library's scalar ``log1p``, as the
+    kernels) and ``S`` summed left to right over the last axis."""
+    E = -_libm(_LOG1P, -np.asarray(u), np.log1p)
     S = np.cumsum(E, axis=-1)[..., -1:]
     return E / S
 
@@ -104,8 +122,9 @@ def other_index(u_l: np.ndarray, j: np.ndarray, C: int) -> np.ndarray:
 
 
 def row_weights(alpha: np.ndarray) -> np.ndarray:
-    """``w = exp(max(alpha) - alpha)`` over the last axis (every entry >= 1)."""
-    return np.exp(alpha.max(axis=-1, keepdims=True) - alpha)
+    """``w = exp(max(alpha) - alpha)`` over the last axis (every entry >= 1; the C library's
+    scalar ``exp``, as the kernels)."""
+    return _libm(_EXP, alpha.max(axis=-1, keepdims=True) - alpha, np.exp)
 
 
 def _transposition(C: int, m: np.ndarray, j: np.ndarray) -> np.ndarray:
