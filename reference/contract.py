@@ -17,6 +17,7 @@ numba-cuda). All three take the same inputs and agree on the same noise.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -209,11 +210,26 @@ class Estimator:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         return _resolve(self.backends[backend])
 
-    def exact_moments(self, dist: str | Distribution, params: object, objective: Any,
-                      **options: Any) -> Any:
-        """The oracle's exact mean and covariance (see ``verify``)."""
+    def exact_moments(self, dist: str | Distribution, params: object, objective: Any, *,
+                      dps: int | None = None, **options: Any) -> Any:
+        """The oracle's exact mean and covariance (see ``verify``).
+
+        ``dps``: where the oracle has an arbitrary-precision mode (the swap family,
+        :func:`verify.moments.swap.swap_moments`), run it with ``dps`` decimal digits and round
+        once at the end: accurate per entry where float64 is not (saturated logits), at a
+        much higher cost. Records without such a mode refuse ``dps`` (their ``*_mp`` functions
+        in ``verify.moments`` certify small problems instead)."""
         d = self.distribution(dist)
-        m = _resolve(self.exact_moments_path)(d, params, objective, **self.options(**options))
+        fn = _resolve(self.exact_moments_path)
+        extra: dict[str, Any] = {}
+        if dps is not None:
+            if "dps" not in inspect.signature(fn).parameters:
+                raise ValueError(f"{self.name}: the oracle has no arbitrary-precision mode "
+                                 "(dps); see the *_mp functions of verify.moments")
+            if isinstance(dps, bool) or not isinstance(dps, (int, np.integer)) or dps < 16:
+                raise ValueError(f"dps must be an integer >= 16 (decimal digits), got {dps!r}")
+            extra["dps"] = int(dps)
+        m = fn(d, params, objective, **self.options(**options), **extra)
         for part in ("mean", "cov"):
             if not np.all(np.isfinite(getattr(m, part))):
                 raise ValueError(f"{self.name}: the exact {part} is not finite (is the objective or "

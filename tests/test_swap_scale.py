@@ -221,3 +221,21 @@ def test_ars_plus_at_c5(K):
     assert np.linalg.eigvalsh(m.cov).min() >= -1e-13
     ars = REGISTRY["ars"].exact_moments("categorical", alpha, f)
     assert np.all(np.diag(m.cov) <= np.diag(ars.cov) + 1e-12)
+
+
+def test_registry_exact_moments_take_dps_for_the_swap_family():
+    """``Estimator.exact_moments(..., dps=30)`` reaches the swap oracle's mpmath mode: at logits
+    +-20 every entry of ARS's mean and covariance equals the 60-digit race computation after
+    rounding (the float64 default is off by up to 4x on the tiny entries; its method string
+    says so); records without such a mode refuse ``dps``, and ``dps`` is checked."""
+    alpha, f = _EXTREME[0], random_table(2, 4, seed=7, domain="categorical")
+    m = REGISTRY["ars"].exact_moments("categorical", alpha, f, dps=30)
+    truth = race_moments_mp("categorical", alpha, f, shared_j=True, dps=60)
+    for got, want in ((m.mean, truth.mean), (m.cov, truth.cov)):
+        assert np.all(np.abs(got - want) <= 1e-12 * np.abs(want) + 1e-300)
+    assert "not accurate relative to themselves" in \
+        REGISTRY["ars"].exact_moments("categorical", alpha, f).method
+    with pytest.raises(ValueError, match="no arbitrary-precision mode"):
+        REGISTRY["reinforce"].exact_moments("categorical", alpha, f, dps=30)
+    with pytest.raises(ValueError, match="dps must be an integer"):
+        REGISTRY["ars"].exact_moments("categorical", alpha, f, dps=5)
