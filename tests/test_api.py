@@ -162,9 +162,10 @@ PUBLIC_MODULES = {
         "rebar_values_categorical", "rebar_values_categorical_z", "rebar_values_z", "relax_moments"
     ],
     "verify.moments.races": [
-        "BATCH_ENTRIES", "race_moments_mp", "race_pair_moments", "race_pair_tables",
+        "BATCH_ENTRIES", "race_pair_moments", "race_pair_tables",
         "race_pair_tables_mp", "swap_coefficients"
     ],
+    "verify.moments.swap_mp": ["race_moments_mp"],
     "verify.moments.multi_sample": [
         "CARMS_MP_MAX_TUPLES", "MAX_TERMS", "carms_code_moments", "carms_code_ratio",
         "carms_moments", "carms_moments_mp", "carms_moments_tuples", "carms_table",

@@ -21,11 +21,11 @@ from verify.exact import exact_gradient_mp
 from verify.moments import swap as moments_swap
 from verify.moments.races import (
     _pair_quad,
-    race_moments_mp,
     race_pair_moments,
     race_pair_tables,
     swap_coefficients,
 )
+from verify.moments.swap_mp import race_moments_mp
 
 
 @pytest.mark.parametrize("seed", range(4))

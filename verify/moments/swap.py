@@ -76,7 +76,7 @@ float64 sums removes: (i) the contraction's sum over ``(j, m)`` cancels terms up
 has no cancellation at all). ``dps=N`` runs the *same* computation with every number an
 ``mpmath`` number at ``N + 3 spread / ln 10`` digits, the logits and ``f`` taken as exact,
 and rounds once at the end: every entry keeps about ``N`` digits (checked per entry to
-1e-6 at logits ``+-20`` and ``+-50`` against :func:`verify.moments.races.race_moments_mp`
+1e-6 at logits ``+-20`` and ``+-50`` against :func:`verify.moments.swap_mp.race_moments_mp`
 with ``weight``, and the mean against ``exact_gradient_mp``, in
 ``tests/test_swap_scale.py``). Small problems only (``C <= 4``, ``C^K <= 64``), and slow
 (``K = 2, C = 4`` at ``+-20``, one CPU: ARS 0.5 s, ARSM 2 s, ARSM+ 7 s, ARS+ 1 min,
