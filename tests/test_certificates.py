@@ -325,6 +325,23 @@ def test_rqmc_bounds_hold_at_saturated_logits(name, dist, d):
     assert m.error_bound <= 0.1 * abs(f_diff) / (4 * tau)
 
 
+def _assert_imle_matches_mpmath(alpha: list, C: int, seed: int, opts: dict) -> None:
+    """I-MLE/AIMLE's float64 moments against ``imle_moments_mp`` on a random table: within the
+    stated bound, and per entry (1e-11 relative on the mean, 1e-9 of ``sd_a sd_b`` on the
+    covariance)."""
+    from verify.moments.relaxation import imle_moments, imle_moments_mp
+
+    alpha = np.array(alpha).reshape(-1, C)
+    f = reference.random_table(alpha.shape[0], C, seed, "categorical")
+    m = imle_moments("categorical", alpha, f, **opts)
+    truth = imle_moments_mp("categorical", alpha, f, **opts)
+    assert np.all(np.abs(m.mean - truth.mean) <= m.error_bound)
+    assert np.all(np.abs(m.cov - truth.cov) <= m.error_bound)
+    assert np.all(np.abs(m.mean - truth.mean) <= 1e-11 * np.abs(truth.mean) + 1e-300)
+    sd = np.sqrt(np.clip(np.diag(truth.cov), 0, None))
+    assert np.all(np.abs(m.cov - truth.cov) <= 1e-9 * np.outer(sd, sd) + 1e-300)
+
+
 # ------------------------------------------------------------------ I-MLE / AIMLE
 @given(st.integers(1, 2).flatmap(lambda K: st.lists(_EXTREME, min_size=2 * K, max_size=2 * K)),
        st.integers(0, 99),
@@ -339,17 +356,7 @@ def test_imle_moments_match_mpmath_for_two_categories(alpha, seed, opts):
     ``C = 2`` they are intervals of one logistic variable, an independent closed form. Measured:
     3e-13 relative on the mean, 1e-10 of ``sd_a sd_b`` on the covariance, at logits ``+-50``.
     The stated error bound must hold too."""
-    from verify.moments.relaxation import imle_moments, imle_moments_mp
-
-    alpha = np.array(alpha).reshape(-1, 2)
-    f = reference.random_table(alpha.shape[0], 2, seed, "categorical")
-    m = imle_moments("categorical", alpha, f, **opts)
-    truth = imle_moments_mp("categorical", alpha, f, **opts)
-    assert np.all(np.abs(m.mean - truth.mean) <= m.error_bound)
-    assert np.all(np.abs(m.cov - truth.cov) <= m.error_bound)
-    assert np.all(np.abs(m.mean - truth.mean) <= 1e-11 * np.abs(truth.mean) + 1e-300)
-    sd = np.sqrt(np.clip(np.diag(truth.cov), 0, None))
-    assert np.all(np.abs(m.cov - truth.cov) <= 1e-9 * np.outer(sd, sd) + 1e-300)
+    _assert_imle_matches_mpmath(alpha, 2, seed, opts)
 
 
 @given(st.integers(1, 2).flatmap(lambda K: st.lists(
@@ -363,17 +370,7 @@ def test_imle_moments_match_mpmath_for_three_categories(alpha, seed, opts):
     """``C = 3``, one-sided target: the float64 polygon integration against the exponential
     race evaluated exactly in 60 digits (``_race_pair_mp``), per entry at logits up to +-50,
     with the C = 2 test's tolerances; the stated error bound must hold too."""
-    from verify.moments.relaxation import imle_moments, imle_moments_mp
-
-    alpha = np.array(alpha).reshape(-1, 3)
-    f = reference.random_table(alpha.shape[0], 3, seed, "categorical")
-    m = imle_moments("categorical", alpha, f, **opts)
-    truth = imle_moments_mp("categorical", alpha, f, **opts)
-    assert np.all(np.abs(m.mean - truth.mean) <= m.error_bound)
-    assert np.all(np.abs(m.cov - truth.cov) <= m.error_bound)
-    assert np.all(np.abs(m.mean - truth.mean) <= 1e-11 * np.abs(truth.mean) + 1e-300)
-    sd = np.sqrt(np.clip(np.diag(truth.cov), 0, None))
-    assert np.all(np.abs(m.cov - truth.cov) <= 1e-9 * np.outer(sd, sd) + 1e-300)
+    _assert_imle_matches_mpmath(alpha, 3, seed, opts)
 
 
 def test_imle_race_law_mp_sums_to_the_marginals():
