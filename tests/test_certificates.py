@@ -325,6 +325,7 @@ def test_rqmc_bounds_hold_at_saturated_logits(name, dist, d):
     assert m.error_bound <= 0.1 * abs(f_diff) / (4 * tau)
 
 
+# ------------------------------------------------------------------ I-MLE / AIMLE
 def _assert_imle_matches_mpmath(alpha: list, C: int, seed: int, opts: dict) -> None:
     """I-MLE/AIMLE's float64 moments against ``imle_moments_mp`` on a random table: within the
     stated bound, and per entry (1e-11 relative on the mean, 1e-9 of ``sd_a sd_b`` on the
@@ -342,7 +343,6 @@ def _assert_imle_matches_mpmath(alpha: list, C: int, seed: int, opts: dict) -> N
     assert np.all(np.abs(m.cov - truth.cov) <= 1e-9 * np.outer(sd, sd) + 1e-300)
 
 
-# ------------------------------------------------------------------ I-MLE / AIMLE
 @given(st.integers(1, 2).flatmap(lambda K: st.lists(_EXTREME, min_size=2 * K, max_size=2 * K)),
        st.integers(0, 99),
        st.sampled_from([{}, {"target": "two_sided"},
