@@ -2,8 +2,9 @@
 
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
-``reference._cuda.CORE``: ``sigmoid``, ``softmax_stats``), so both fast backends do the same
-arithmetic. The
+``reference._cuda.CORE``: ``sigmoid``, ``softmax_stats``) and the relaxation family's
+``gs_row_categorical`` (:mod:`reference.estimators.relaxation.device`: the categorical sample
+and its softmax relaxation), so both fast backends do the same arithmetic. The
 formulas mirror :mod:`reference.estimators.rebar.numpy_reference`; nothing here validates or
 allocates. Accumulations are float64 even for float32 inputs.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+from ..relaxation.device import build as build_relaxation
+
 #: smallest positive normal float64 (the guard of log(u) at u = 0)
 TINY = 2.2250738585072014e-308
 
@@ -21,6 +24,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the REBAR family's device functions with ``jit``."""
     sigmoid = base.sigmoid
     softmax_stats = base.softmax_stats
+    gs_row_categorical = build_relaxation(jit, base).gs_row_categorical
 
     @jit
     def softplus(x):
@@ -82,28 +86,12 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # alpha, u, v (K, C) -> b (K,) = argmax(alpha + G(u)), y = softmax((alpha + G(u))/tau),
         # yt = softmax(z~/tau), wt = exp(z~ - z~_b); z~_b = lse(alpha) - loglog(v_b),
         # z~_c = z~_b - softplus(loglog(v_c) + z~_b - alpha_c) for c != b
+        # b and y: the Gumbel-Softmax family's point (alpha + G(u) is alpha - loglog(u) bit
+        # for bit: a + (-x) and a - x round alike)
+        gs_row_categorical(alpha, u, tau, y, b)
         K, C = alpha.shape[0], alpha.shape[1]
         for k in range(K):
-            best = 0
-            bx = alpha[k, 0] - loglog(u[k, 0])
-            y[k, 0] = bx
-            m = bx / tau
-            for c in range(1, C):
-                xc = alpha[k, c] - loglog(u[k, c])
-                y[k, c] = xc
-                if xc > bx:
-                    bx = xc
-                    best = c
-                if xc / tau > m:
-                    m = xc / tau
-            b[k] = best
-            total = 0.0
-            for c in range(C):
-                e = math.exp(y[k, c] / tau - m)
-                y[k, c] = e
-                total += e
-            for c in range(C):
-                y[k, c] = y[k, c] / total
+            best = b[k]
             am, at = softmax_stats(alpha, k)
             zb = (am + math.log(at)) - loglog(v[k, best])
             tt = 0.0
