@@ -216,10 +216,9 @@ _U = NoiseSpec("u", "uniform", _u_shape,
 def _finite(x: object, name: str) -> float:
     arr = float_array(x, name)
     if arr.ndim:
-        raise TypeError(f"{name} must be a single number, got an array of shape {arr.shape} "
-                        "(a per-data-point baseline is subtracted from the objective's values "
-                        "instead: reference.models.controls)" if name == "baseline" else
-                        f"{name} must be a single number, got an array of shape {arr.shape}")
+        hint = (" (a per-data-point baseline is subtracted from the objective's values instead: "
+                "reference.models.controls)") if name == "baseline" else ""
+        raise TypeError(f"{name} must be a single number, got an array of shape {arr.shape}{hint}")
     return float(arr)
 
 
