@@ -129,3 +129,48 @@ def test_check_samples_validates():
         verify.check_samples(np.zeros((10, 2)), m, alpha=0)
     with pytest.raises(ValueError, match="NaN"):
         verify.check_samples(np.full((10, 2), np.nan), m)
+
+
+# ------------------------------------------------------------------ per-entry error bounds
+def test_check_samples_widens_by_per_entry_bounds_entry_by_entry():
+    """Issue 16: moments that know some entries only to within a bound (``mean_error``,
+    ``cov_error``) let the check pass a sample whose deviation lies within that entry's bound,
+    and only that entry's: a bound on another entry does not hide the deviation."""
+    rng = np.random.default_rng(0)
+    R = 4000
+    base = Moments(np.zeros(3), np.eye(3), "test")
+    shifted = rng.standard_normal((R, 3)) + np.array([0.2, 0.0, 0.0])
+    assert not verify.check_samples(shifted, base).passed
+    ok = Moments(np.zeros(3), np.eye(3), "test", mean_error=np.array([0.25, 0.0, 0.0]),
+                 cov_error=np.zeros((3, 3)))
+    assert verify.check_samples(shifted, ok).passed
+    elsewhere = Moments(np.zeros(3), np.eye(3), "test", mean_error=np.array([0.0, 0.25, 0.25]),
+                        cov_error=np.zeros((3, 3)))
+    assert not verify.check_samples(shifted, elsewhere).passed
+    wide = rng.standard_normal((R, 3)) * np.array([1.0, np.sqrt(2.5), 1.0])
+    assert not verify.check_samples(wide, base).passed
+    cov_ok = np.zeros((3, 3))
+    cov_ok[1, 1] = 1.6
+    assert verify.check_samples(wide, Moments(np.zeros(3), np.eye(3), "test",
+                                              mean_error=np.zeros(3), cov_error=cov_ok)).passed
+    cov_other = np.zeros((3, 3))
+    cov_other[0, 0] = 1.6
+    assert not verify.check_samples(wide, Moments(np.zeros(3), np.eye(3), "test",
+                                                  mean_error=np.zeros(3),
+                                                  cov_error=cov_other)).passed
+
+
+def test_per_entry_bounds_are_validated_and_reported():
+    m = Moments(np.array([1e-18, 1.0, 0.0]), np.eye(3), "test",
+                mean_error=np.array([1e-17, 1e-16, 0.0]), cov_error=np.zeros((3, 3)))
+    np.testing.assert_allclose(m.relative_error(), [10.0, 1e-16, 0.0])
+    assert m.scaled(4).mean_error is m.mean_error
+    np.testing.assert_array_equal(m.scaled(4).cov_error, m.cov_error / 4)
+    me, ce = Moments(np.zeros(2), np.eye(2), "t", error_bound=1e-3).entry_errors()
+    np.testing.assert_array_equal(me, [1e-3, 1e-3])
+    np.testing.assert_array_equal(ce, np.full((2, 2), 1e-3))
+    g = np.random.default_rng(1).standard_normal((50, 3))
+    for bad, match in ((np.zeros(2), "shape"), (np.array([0.0, -1.0, 0.0]), ">= 0"),
+                       (np.array([np.nan, 0.0, 0.0]), "not finite")):
+        with pytest.raises(ValueError, match=match):
+            verify.check_samples(g, Moments(np.zeros(3), np.eye(3), "t", mean_error=bad))

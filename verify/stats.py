@@ -88,14 +88,40 @@ def _check_finite_moments(moments: Moments) -> None:
     """Exact moments with a NaN or an infinite entry vouch for nothing: refuse them (every
     comparison with NaN is false, so a test against them would pass any sample)."""
     parts = {"mean": moments.mean, "cov": moments.cov, "error_bound": moments.error_bound}
-    if moments.range_bound is not None:
-        parts["range_bound"] = moments.range_bound
+    for name in ("range_bound", "mean_error", "cov_error"):
+        if getattr(moments, name) is not None:
+            parts[name] = getattr(moments, name)
     for name, value in parts.items():
         if not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
             raise ValueError(f"moments.{name} is not finite: the exact moments cannot be used "
                              f"as a reference (method: {moments.method})")
     if moments.error_bound < 0:
         raise ValueError(f"moments.error_bound must be >= 0, got {moments.error_bound}")
+    P = int(np.size(moments.mean))
+    for name, shape in (("mean_error", np.shape(moments.mean)), ("cov_error", (P, P))):
+        value = getattr(moments, name)
+        if value is None:
+            continue
+        if np.shape(value) != shape:
+            raise ValueError(f"moments.{name} must have shape {shape}, got {np.shape(value)}")
+        if np.any(np.asarray(value, dtype=np.float64) < 0):
+            raise ValueError(f"moments.{name} must be >= 0 in every entry")
+
+
+def _per_entry(moments: Moments) -> bool:
+    """Whether the moments carry per-entry error bounds (else the scalar ``error_bound``
+    widens every threshold alike)."""
+    return moments.mean_error is not None or moments.cov_error is not None
+
+
+def _mean_slack(moments: Moments, Vk: np.ndarray, sl: np.ndarray) -> np.ndarray:
+    """Bound on the error of the exact mean along each whitened component (columns ``Vk``,
+    scales ``sl``): ``sum_p |V_pj| e_p / sl_j`` with per-entry bounds ``e``, else
+    ``error_bound / sl_j`` as before per-entry bounds existed."""
+    if not _per_entry(moments):
+        return moments.error_bound / sl
+    me, _ = moments.entry_errors()
+    return (np.abs(Vk).T @ me.ravel()) / sl
 
 
 def direction_label(v: np.ndarray, shape: tuple[int, ...], top: int = 4) -> str:
@@ -156,11 +182,11 @@ def replicates_for_bias(moments: Moments, bias: float, alpha: float = 1e-6, *,
         if moments.range_bound is None:
             raise ValueError("give M (no range_bound in the moments)")
         rng_b = np.abs(np.asarray(moments.range_bound, dtype=np.float64)).ravel() + \
-            moments.error_bound
+            moments.entry_errors()[0].ravel()
         M = (np.abs(V[:, keep]).T @ rng_b) / np.sqrt(lam[keep])
     M = np.broadcast_to(np.asarray(M, dtype=np.float64), (rank,))
     log_term = np.log(2 * 3 * rank / alpha)
-    slack = moments.error_bound / np.sqrt(lam[keep])
+    slack = _mean_slack(moments, V[:, keep], np.sqrt(lam[keep]))
 
     def scale_bias(R: int) -> float:
         thr = np.array([_bernstein_threshold(R, m, 1.0, log_term) for m in M]) + slack
@@ -211,8 +237,10 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     _check_finite_moments(moments)
     d = g - mu
     dbar = d.mean(axis=0)
+    me, ce = moments.entry_errors()  # per-entry bounds (error_bound in every entry if none)
+    me, per_entry = me.ravel(), _per_entry(moments)
     rng_b = None if moments.range_bound is None else \
-        np.abs(np.asarray(moments.range_bound, dtype=np.float64)).ravel() + moments.error_bound
+        np.abs(np.asarray(moments.range_bound, dtype=np.float64)).ravel() + me
     failures: list[str] = []
 
     # ---------------------------------------------------------------- mean, whitened
@@ -223,12 +251,14 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
         failures.append("uninformative: the exact mean and covariance are both zero, so a port "
                         "returning zeros would pass; choose a problem where the estimates are "
                         "not all zero")
-    scale = float(np.abs(g).max() + np.abs(mu).max()) + moments.error_bound + 1e-300
+    scale = float(np.abs(g).max() + np.abs(mu).max()) + float(me.max(initial=0.0)) + 1e-300
     null_dev = np.abs(dbar @ V[:, ~keep]) if (~keep).any() else np.zeros(0)
-    null_tol = null_rtol * scale + _NULL_ATOL + moments.error_bound
-    if null_dev.size and null_dev.max() > null_tol:
-        jn = int(np.argmax(null_dev))
-        failures.append(f"mean deviates by {null_dev.max():.3e} (tolerance {null_tol:.3e}, "
+    null_tol = null_rtol * scale + _NULL_ATOL + (
+        np.abs(V[:, ~keep]).T @ me if per_entry else moments.error_bound)
+    if null_dev.size and np.any(null_dev > null_tol):
+        jn = int(np.argmax(null_dev - null_tol))
+        tol_n = float(np.broadcast_to(null_tol, null_dev.shape)[jn])
+        failures.append(f"mean deviates by {null_dev[jn]:.3e} (tolerance {tol_n:.3e}, "
                         f"null_rtol={null_rtol:g}) along the direction "
                         f"[{direction_label(V[:, ~keep][:, jn], moments.mean.shape)}], in which "
                         "the exact variance is zero")
@@ -244,7 +274,7 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
             M = np.maximum(M, (np.abs(V[:, keep]).T @ rng_b) / np.sqrt(lam[keep]))
         log_term = np.log(2 * 3 * rank / alpha)  # alpha/3 for the mean test, Bonferroni
         # moments carry an error bound: widen by it, in whitened units
-        slack = moments.error_bound / np.sqrt(lam[keep])
+        slack = _mean_slack(moments, V[:, keep], np.sqrt(lam[keep]))
         thr = np.array([_bernstein_threshold(R, m, 1.0, log_term) for m in M]) + slack
         detectable, scale_bias = _detectable(moments, lam, V, keep, thr)
         ratios = np.abs(ybar) / thr
@@ -267,7 +297,11 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
         Mv = np.maximum(Mv, np.concatenate([rng_b**2, [np.sum(rng_b**2)]]))
     log_v = np.log(2 * 3 * (P + 1) / alpha)
     thr_v = np.sqrt(2 * Vs * log_v / R) + 7 * Mv * log_v / (3 * (R - 1))
-    thr_v = thr_v + _NULL_RTOL * scale**2 + 2 * moments.error_bound * (1 + scale)
+    if per_entry:  # the exact variance within ce_pp, the exact mean within me_p
+        dv = np.diag(ce) + 2 * me * (1 + scale) + me**2
+        thr_v = thr_v + _NULL_RTOL * scale**2 + np.concatenate([dv, [dv.sum()]])
+    else:
+        thr_v = thr_v + _NULL_RTOL * scale**2 + 2 * moments.error_bound * (1 + scale)
     thr_v = np.maximum(thr_v, _NULL_ATOL**2)  # never 0/0 when every sample is exact
     ratios_v = np.abs(vbar - target) / thr_v
     var_ratio = float(ratios_v.max())
@@ -289,8 +323,14 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
         thr_w = np.sqrt(2 * Vw * log_w / R) + 7 * width * log_w / (3 * (R - 1))
         # the exact covariance is known to within error_bound per entry (whitened units)
         sl = np.sqrt(lam[keep])
-        thr_w = thr_w + moments.error_bound * (P / (sl[iu] * sl[ju]) + M[iu] / sl[ju] +
-                                               M[ju] / sl[iu]) + 1e-9
+        if per_entry:  # per-entry bounds carried into whitened units
+            Vk = np.abs(V[:, keep])
+            cw = (Vk.T @ ce @ Vk) / np.outer(sl, sl)
+            ew = (Vk.T @ me) / sl
+            thr_w = thr_w + cw[iu, ju] + ew[iu] * M[ju] + ew[ju] * M[iu] + ew[iu] * ew[ju] + 1e-9
+        else:
+            thr_w = thr_w + moments.error_bound * (P / (sl[iu] * sl[ju]) + M[iu] / sl[ju] +
+                                                   M[ju] / sl[iu]) + 1e-9
         ratios_w = np.abs(prods.mean(axis=0) - target_w) / thr_w
         cov_ratio = float(ratios_w.max())
         if cov_ratio > 1:

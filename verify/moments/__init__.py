@@ -55,6 +55,13 @@ class Moments:
     shaped like ``mean``, a bound on ``|g_p - mean_p|`` over the estimator's whole support; it
     makes the statistical checks rigorous when rare outcomes carry much of the variance (they
     fall back on the largest deviation seen in the sample without it).
+
+    ``mean_error`` (shaped like ``mean``) and ``cov_error`` (``(P, P)``): optional *per-entry*
+    bounds on the absolute error, float64 rounding included, for methods whose entries are not
+    all accurate relative to themselves (a sum that cancels terms far larger than the entry).
+    Each is the whole bound on its entry (``error_bound``'s part included). Where given they
+    state what each entry is worth (:meth:`relative_error`), and the statistical checks widen
+    their thresholds by them, entry by entry, instead of by ``error_bound``.
     """
 
     mean: np.ndarray
@@ -62,6 +69,8 @@ class Moments:
     method: str
     error_bound: float = 0.0
     range_bound: np.ndarray | None = None
+    mean_error: np.ndarray | None = None
+    cov_error: np.ndarray | None = None
 
     @property
     def variance_trace(self) -> float:
@@ -80,5 +89,27 @@ class Moments:
     def scaled(self, replicates: int) -> Moments:
         """Moments of the average of ``replicates`` independent replicates."""
         # the average stays within the single-replicate range
+        cov_error = None if self.cov_error is None else self.cov_error / replicates
         return Moments(self.mean, self.cov / replicates, self.method, self.error_bound,
-                       self.range_bound)
+                       self.range_bound, self.mean_error, cov_error)
+
+    def entry_errors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-entry absolute error bounds ``(mean_error, cov_error)``, shaped like ``mean``
+        and ``(P, P)``: the given ones, else ``error_bound`` in every entry."""
+        shape = np.shape(self.mean)
+        P = int(np.prod(shape, dtype=np.int64))
+        me = np.full(shape, float(self.error_bound)) if self.mean_error is None else \
+            np.maximum(np.asarray(self.mean_error, dtype=np.float64), self.error_bound)
+        ce = np.full((P, P), float(self.error_bound)) if self.cov_error is None else \
+            np.maximum(np.asarray(self.cov_error, dtype=np.float64), self.error_bound)
+        return me, ce
+
+    def relative_error(self) -> np.ndarray:
+        """Per-entry bound on the relative error of ``mean`` (``mean_error / |mean|``, shaped
+        like ``mean``; ``inf`` where the bound does not exclude 0 from an entry of 0, and 0
+        where both are 0). Float64 rounding of exact methods without per-entry bounds is not
+        counted (their entries are accurate to a few units of rounding)."""
+        me, _ = self.entry_errors()
+        mu = np.abs(np.asarray(self.mean, dtype=np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(me == 0, 0.0, me / mu)

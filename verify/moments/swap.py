@@ -80,7 +80,9 @@ and rounds once at the end: every entry keeps about ``N`` digits (checked per en
 with ``weight``, and the mean against ``exact_gradient_mp``, in
 ``tests/test_swap_scale.py``). Small problems only (``C <= 4``, ``C^K <= 64``), and slow
 (``K = 2, C = 4`` at ``+-20``, one CPU: ARS 0.5 s, ARSM 2 s, ARSM+ 7 s, ARS+ 1 min,
-ARSM+CE many minutes); the float64 default is unchanged.
+ARSM+CE many minutes). The float64 default states what each entry is worth: per-entry
+bounds on the absolute error of the mean and the covariance (``Moments.mean_error``,
+``cov_error``; :func:`_entry_bounds`), which the statistical checks use entry by entry.
 
 Rows of equal logits (any ``C``, e.g. the categorical toy with ``C = 10``), for the cell
 methods: the law is invariant under every relabelling of the categories, so the cells are
@@ -845,6 +847,11 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
     # a dropped cell moves the first moment by at most its probability times |g|, and the
     # second by its probability times g^2 (|g| <= spread (C - 1))
     err = K * dropped * (spread * (C - 1)) ** 2 * 2 + K * dropped * spread * (C - 1)
+    mean_error = cov_error = None
+    if not dps:
+        mean_error, cov_error = _entry_bounds(pr, weight, shared_j, f, tabs, diag, T, mean,
+                                              second.reshape(P, P), cov)
+        mean_error, cov_error = mean_error + err, cov_error + err
     if weight == "plain":
         method = ("exact: closed-form exponential races for every pair of swaps (Dirichlet(1) "
                   "as normalized exponentials), contraction across dimensions in difference form")
@@ -856,12 +863,148 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
     if dps:
         method += f", in mpmath at {dps} digits"
     else:
+        worst = float(np.max(mean_error / np.maximum(np.abs(mean), 1e-300)))
+        method += (f"; per-entry error bounds in mean_error/cov_error (largest relative bound "
+                   f"of a mean entry {worst:.2g})")
         spread_alpha = float((pr.params.max(axis=-1) - pr.params.min(axis=-1)).max())
         if spread_alpha > LOW_PRECISION_SPREAD:
             method += (f"; float64 at a logit spread of {spread_alpha:.3g}: entries far below "
                        f"the largest are not accurate relative to themselves (dps=30 is, for "
                        f"C <= {MP_MAX_C}, C^K <= {MP_MAX_CONFIGURATIONS})")
-    return Moments(mean, cov, method, float(err), rng)
+    return Moments(mean, cov, method, float(err), rng, mean_error, cov_error)
+
+
+#: unit roundoff of float64
+_U = float(np.finfo(np.float64).eps) / 2
+
+
+def _table_eps(pr: Problem, weight: str, shared_j: bool, tabs: list[dict[str, Any]]
+               ) -> list[np.ndarray | None]:
+    """Per dimension, the *absolute* error of each probability entry of the cells' pair tables
+    ``(C,) * 6``, or None where there is none to add to the relative rounding factor of
+    :func:`_entry_bounds` (the races, accurate relative to each entry; rows of equal logits,
+    whose cells are not thin). The cells lose digits on thin cells (module docstring): where
+    the races give the same probabilities (``P2`` does not depend on the weight; rows of
+    distinct logits, ``C <= MAX_GENERIC_C``) the difference, entry by entry, is the cells'
+    error, counted 4 times. ``L2`` and ``Q2`` come from the same cells with weights of
+    magnitude at most ``C - 1``, continuous within an entry's region, so a misplaced boundary
+    moves them by at most ``C - 1`` (``(C - 1)^2``) times what it moves ``P2``: an argument,
+    not a proof, checked against the ``mpmath`` mode in ``tests/test_swap_scale.py``."""
+    eps: list[np.ndarray | None] = []
+    for k, t in enumerate(tabs):
+        row = pr.params[k]
+        if weight == "plain" or not np.any(row != row[0]) or pr.C > MAX_GENERIC_C:
+            eps.append(None)
+            continue
+        ref = _race_tensors(tuple((row - row.max()).tolist()), shared_j)["P2"]
+        eps.append(4.0 * np.abs(np.asarray(t["P2"], dtype=np.float64) - ref))
+    return eps
+
+
+def _entry_bounds(pr: Problem, weight: str, shared_j: bool, f: np.ndarray,
+                  tabs: list[dict[str, Any]], diag: list[dict[str, np.ndarray]],
+                  T: list[dict[str, np.ndarray]], mean: np.ndarray, second: np.ndarray,
+                  cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-entry bounds on the absolute error of the float64 ``mean`` ``(K, C)`` and ``cov``
+    ``(P, P)`` (issue 16: the sums cancel terms up to ``e^spread`` times the small entries).
+
+    The same contractions as the moments, run on *envelopes*: ``|f(x) - f(y)|`` (and its
+    square) and, per dimension, ``P2 + eps`` for the probabilities, ``(C + 1)(P2 + eps)`` for
+    ``L2`` and ``(C + 1)^2 (P2 + eps)`` for ``Q2`` (``|W| <= C - 1``; for the races, the
+    rounding of ``L2 = P - E[x_j 1]`` and of ``Q2`` is relative to these). Under the standard
+    model of float64 rounding a sum computed along a tree of depth ``h`` errs by at most
+    ``h u sum |terms|``; the contractions sum ``C^2`` terms per dimension and the final
+    reductions ``C^2`` (mean) or ``C^4`` (second moment), so the relative factors are
+    ``(K C^2 + C^2 + K + 4) u`` and ``(K C^2 + C^4 + K + 8) u``, plus ``8 (C + 4) u`` for the
+    races' own rounding (``16 (C + 4) u`` for the cells' integration). Added: the shift of
+    ``f`` by its mean (``u (|f_x| + |f_y| + |d|)`` per difference, 0 where the values
+    agree), the cells' absolute errors entry by entry (:func:`_table_eps`, first order: one
+    contraction per dimension with that factor replaced by its errors), and the subtraction
+    ``E[g g^T] - mu mu^T`` with the mean's bounds. The caller adds the dropped cells'
+    ``error_bound``. Checked against the ``mpmath`` mode and ``race_moments_mp`` at logits up
+    to +-50 in ``tests/test_swap_scale.py`` (measured: errors at most 0.005 of their bound)."""
+    K, C = pr.K, pr.C
+    u = _U
+    eps = _table_eps(pr, weight, shared_j, tabs)
+    g_tab = 8.0 * (C + 4) * u if weight == "plain" else 16.0 * (C + 4) * u
+    g1 = (K * C * C + C * C + K + 4) * u + g_tab
+    g2 = (K * C * C + C**4 + K + 8) * u + g_tab
+    fx = f.reshape(f.shape + (1,) * K)
+    fy = f.reshape((1,) * K + f.shape)
+    d1 = fx - fy
+    a1 = np.abs(d1)
+    e1 = np.where(fx == fy, 0.0, u * (np.abs(fx) + np.abs(fy) + a1))
+    d2 = d1 * d1
+    e2 = 2.0 * a1 * e1 + e1 * e1 + u * d2
+    scale = {"P2": 1.0, "L2": C + 1.0, "Q2": (C + 1.0) ** 2}
+    e_diag = [None if e is None else np.einsum("ajbjxy->ajbxy", e).reshape(-1, C, C)
+              for e in eps]
+    e_full = e_diag if shared_j else [None if e is None else e.reshape(-1, C, C) for e in eps]
+
+    def env(t: dict[str, np.ndarray], e: np.ndarray | None) -> dict[str, np.ndarray]:
+        Pe = np.asarray(t["P2"], dtype=np.float64) + (0.0 if e is None else e)
+        return {n: s * Pe for n, s in scale.items()}
+
+    denv = [env(t, e) for t, e in zip(diag, e_diag, strict=True)]
+    Tenv = denv if shared_j else [env(t, e) for t, e in zip(T, e_full, strict=True)]
+
+    def contract(d: np.ndarray, extra: np.ndarray, facs: list[np.ndarray],
+                 errs: list[np.ndarray | None]) -> np.ndarray:
+        out = _pair_contract(d, facs)
+        for i in range(K):  # first order in the tables' absolute errors
+            if errs[i] is not None:
+                out = out + _pair_contract(extra, [*facs[:i], errs[i], *facs[i + 1:]])
+        return out
+
+    mean_err = np.zeros((K, C))
+    for k in range(K):
+        facs = [denv[i]["L2" if i == k else "P2"] for i in range(K)]
+        errs = [None if e_diag[i] is None else scale["L2" if i == k else "P2"] * e_diag[i]
+                for i in range(K)]
+        U = contract(g1 * a1 + e1, a1, facs, errs)
+        mean_err[k] = U.reshape(C, C, C).sum(axis=(1, 2)) / C**2
+    mean_err += 2 * u * np.abs(mean)
+    P = K * C
+    sec_err = np.zeros((K, C, K, C))
+    for k in range(K):
+        for k2 in range(K):
+            facs, errs = [], []
+            for i in range(K):
+                e = e_full[i]
+                if i == k and i == k2:
+                    facs.append(Tenv[i]["Q2"])
+                    errs.append(None if e is None else scale["Q2"] * e)
+                elif i == k:
+                    facs.append(Tenv[i]["L2"])
+                    errs.append(None if e is None else scale["L2"] * e)
+                elif i == k2:
+                    facs.append(_swapped_second(Tenv[i]["L2"], shared_j, C))
+                    errs.append(None if e is None else
+                                _swapped_second(scale["L2"] * e, shared_j, C))
+                else:
+                    facs.append(Tenv[i]["P2"])
+                    errs.append(e)
+            S = contract(g2 * d2 + e2, d2, facs, errs)
+            if shared_j:
+                S = S.reshape(C, C, C)
+                t1 = S.mean(axis=2).sum(axis=1)
+                t2 = S.mean(axis=0).sum(axis=0)
+                t3 = S.sum(axis=1)
+                t4 = S.mean(axis=(0, 2)).sum()
+                sec_err[k, :, k2, :] = (t1[:, None] + t2[None, :] + t3 + t4) / (2 * C)
+            else:
+                S = S.reshape(C, C, C, C)
+                t1 = S.mean(axis=2).sum(axis=(1, 2))
+                t2 = S.mean(axis=0).sum(axis=(0, 2))
+                t3 = S.sum(axis=(1, 3))
+                t4 = S.mean(axis=(0, 2)).sum()
+                sec_err[k, :, k2, :] = (t1[:, None] + t2[None, :] + t3 + t4) / (2 * C**2)
+    me = mean_err.ravel()
+    mu = np.abs(mean.ravel())
+    ce = (sec_err.reshape(P, P) + np.outer(mu, me) + np.outer(me, mu) + np.outer(me, me)
+          + 2 * u * (np.abs(second) + np.outer(mu, mu)))
+    ce = np.maximum(ce, ce.T) + u * np.abs(cov)
+    return mean_err, ce
 
 
 #: logit spread past which the float64 method says that small entries lose relative accuracy
