@@ -521,6 +521,8 @@ def _race_triple_mp(ctx: Any, a: list, s: list, t: list, i: int, j: int, l: int)
         p0, p1 = pts[k], pts[k + 1]
         # phi > 0 strictly inside: its largest value at a few points sets the scale
         scale = (p1 - p0) * max(phi(p0 + (p1 - p0) * f) for f in (0.125, 0.375, 0.5, 0.625, 0.875))
+        if scale == 0 and p1 - p0 <= tol * (1 + abs(p0)):
+            continue  # two ends of the support equal but for rounding: the y-range is empty
         val, err = ctx.quad(lambda xi: phi(xi) / scale, [p0, p1], error=True)  # noqa: B023
         if not err <= tol * abs(val):
             raise ArithmeticError(f"_race_triple_mp: quadrature error estimate {err} on the "
