@@ -473,7 +473,9 @@ def test_imle_triple_race_law_mp_sums_to_the_pairs(a, step):
 
 def test_imle_triple_race_law_mp_matches_float64_on_random_vectors():
     """Three unrelated logit vectors (not a sample and its targets), ``C = 4``: the 60-digit
-    law and the float64 one per cell, 1e-10 relative; the marginals as above."""
+    law and the float64 one per cell, 1e-10 relative; the marginals as above. The last triple
+    has two ends of the support equal in exact arithmetic (``a_0 = a_3``): the 60-digit
+    route divided by zero on the interval of rounding width between them."""
     import mpmath
 
     from verify.moments.quadrature import argmax_joint_law
@@ -482,8 +484,10 @@ def test_imle_triple_race_law_mp_matches_float64_on_random_vectors():
     ctx = mpmath.mp.clone()
     ctx.dps = 60
     rng = np.random.default_rng(5)
-    for scale in (1.0, 20.0):
-        a, s, t = rng.normal(0, scale, (3, 4))
+    triples = [*rng.normal(0, 1.0, (1, 3, 4)), *rng.normal(0, 20.0, (1, 3, 4)),
+               np.array([[0.0, 50.0, -50.0, 0.0], [0.92968266, 1.17713168, 0.68517293, 1.03672259],
+                         [-1.76309173, 0.0721164, -0.11410407, -1.95419595]])]
+    for a, s, t in triples:
         law = _triple_law_mp(ctx, a, s, t)
         am, sm = [ctx.mpf(float(x)) for x in a], [ctx.mpf(float(x)) for x in s]
         for i in range(4):
