@@ -395,6 +395,135 @@ def test_imle_race_law_mp_sums_to_the_marginals():
                                    atol=1e-300)
 
 
+@given(st.integers(1, 2).flatmap(lambda K: st.lists(
+           st.sampled_from([-50.0, -20.0, -3.0, 0.0, 0.5, 2.0, 20.0, 50.0]),
+           min_size=3 * K, max_size=3 * K)),
+       st.integers(0, 99),
+       st.sampled_from([{"target": "two_sided"},
+                        {"adaptive": True, "beta": 0.5, "target": "two_sided"},
+                        {"lambda_": 3.0, "target": "two_sided"}]))
+@example([-50.0, -50.0, 50.0], 0, {"adaptive": True, "beta": 0.5, "target": "two_sided"})
+@example([-50.0, -50.0, -50.0], 0, {"adaptive": True, "beta": 0.5, "target": "two_sided"})
+@example([0.0, 0.0, 0.0, 20.0, 20.0, 20.0], 1, {"target": "two_sided"})
+# found by this comparison: the former float64 polygon clipping kept an absolute error only, 1.5e-3
+# relative on a mean entry of -9.2e-23 (a conditional law at p(i) = 2e-23 wrong by 1.5e-5)
+@example([50.0, -3.0, 20.0, 2.0, -50.0, 0.0], 85,
+         {"adaptive": True, "beta": 0.5, "target": "two_sided"})
+def test_imle_two_sided_moments_match_mpmath_for_three_categories(alpha, seed, opts):
+    """``C = 3``, two-sided target (three argmaxes under one Gumbel vector): the float64 strip
+    integration against ``_race_triple_mp`` (exact inner integral, tanh-sinh outer one, 80
+    digits), per entry at logits up to +-50, with the C = 2 test's tolerances; the stated error
+    bound must hold too. Measured on 161 random problems of this test's kind: at most 2.5e-13
+    relative on the mean and 2.5e-13 of ``sd_a sd_b`` on the covariance."""
+    _assert_imle_matches_mpmath(alpha, 3, seed, opts)
+
+
+def _triple_law_mp(ctx, a, s, t) -> list:
+    from verify.moments.relaxation import _race_triple_mp
+
+    am, sm, tm = ([ctx.mpf(float(x)) for x in v] for v in (a, s, t))
+    C = len(a)
+    return [[[_race_triple_mp(ctx, am, sm, tm, i, j, l) for l in range(C)] for j in range(C)]
+            for i in range(C)]
+
+
+_TRIPLES = [  # (a, step): the vectors a, a + step, a - step, as the two-sided target has them
+    ([-50.0, -50.0, 50.0], [30.0, 0.0, -1.0]),  # the former polygon gave 2.4e-44 for 1.3e-74
+    ([0.0, 0.0, 0.0], [1.0, 0.0, -1.0]),  # tied logits
+    ([50.0, 50.0, -50.0, -50.0], [3.0, -20.0, 0.0, 40.0]),  # tied and saturated
+    ([2.0, -50.0, 0.0], [10.182740370456845, 6.740218517480650, -21.720123705785326]),
+    ([-20.0, 0.5, 0.5, 20.0, -3.0], [5.0, -2.0, 2.0, -60.0, 1.0]),
+]
+
+
+@pytest.mark.parametrize("a,step", _TRIPLES)
+def test_imle_triple_race_law_mp_sums_to_the_pairs(a, step):
+    """``_race_triple_mp``'s law against what it must marginalise to, all in 60 digits: the
+    sum over ``l`` is the pair law of the sample and the first target (``_race_pair_mp``, a
+    closed form), the sum over ``j`` that with the second target, the sum over both
+    ``softmax(a)``. At ``C = 3`` each of these sums has one term with three distinct winners
+    (the quadrature route), so the identities pin that term to ~50 digits; the float64
+    strips of ``argmax_joint_law`` must agree per cell to 1e-10 relative (measured: 2e-14)."""
+    import mpmath
+
+    from verify.moments.quadrature import argmax_joint_law
+    from verify.moments.relaxation import _race_pair_mp
+
+    ctx = mpmath.mp.clone()
+    ctx.dps = 60
+    a, step = np.array(a), np.array(step)
+    s, t = a + step, a - step
+    C = len(a)
+    law = _triple_law_mp(ctx, a, s, t)
+    am, sm, tm = ([ctx.mpf(float(x)) for x in v] for v in (a, s, t))
+    z = ctx.fsum(ctx.exp(x) for x in am)
+    tol = ctx.mpf(10) ** -50
+    for i in range(C):
+        assert abs(ctx.fsum(law[i][j][l] for j in range(C) for l in range(C))
+                   - ctx.exp(am[i]) / z) <= tol * ctx.exp(am[i]) / z
+        for j in range(C):
+            pair_s = _race_pair_mp(ctx, am, sm, i, j)
+            pair_t = _race_pair_mp(ctx, am, tm, i, j)
+            assert abs(ctx.fsum(law[i][j]) - pair_s) <= tol * pair_s
+            assert abs(ctx.fsum(law[i][l][j] for l in range(C)) - pair_t) <= tol * pair_t
+    law64 = np.array([[[float(x) for x in row] for row in plane] for plane in law])
+    np.testing.assert_allclose(argmax_joint_law(np.stack([a, s, t])), law64, rtol=1e-10,
+                               atol=1e-300)
+
+
+def test_imle_triple_race_law_mp_matches_float64_on_random_vectors():
+    """Three unrelated logit vectors (not a sample and its targets), ``C = 4``: the 60-digit
+    law and the float64 one per cell, 1e-10 relative; the marginals as above. The last triple
+    has two ends of the support equal in exact arithmetic (``a_0 = a_3``): the 60-digit
+    route divided by zero on the interval of rounding width between them."""
+    import mpmath
+
+    from verify.moments.quadrature import argmax_joint_law
+    from verify.moments.relaxation import _race_pair_mp
+
+    ctx = mpmath.mp.clone()
+    ctx.dps = 60
+    rng = np.random.default_rng(5)
+    triples = [*rng.normal(0, 1.0, (1, 3, 4)), *rng.normal(0, 20.0, (1, 3, 4)),
+               np.array([[0.0, 50.0, -50.0, 0.0], [0.92968266, 1.17713168, 0.68517293, 1.03672259],
+                         [-1.76309173, 0.0721164, -0.11410407, -1.95419595]])]
+    for a, s, t in triples:
+        law = _triple_law_mp(ctx, a, s, t)
+        am, sm = [ctx.mpf(float(x)) for x in a], [ctx.mpf(float(x)) for x in s]
+        for i in range(4):
+            for j in range(4):
+                pair = _race_pair_mp(ctx, am, sm, i, j)
+                assert abs(ctx.fsum(law[i][j]) - pair) <= ctx.mpf(10) ** -50 * pair
+        law64 = np.array([[[float(x) for x in row] for row in plane] for plane in law])
+        np.testing.assert_allclose(argmax_joint_law(np.stack([a, s, t])), law64, rtol=1e-10,
+                                   atol=1e-300)
+
+
+@pytest.mark.parametrize("target", ["one_sided", "two_sided"])
+def test_imle_certificate_catches_a_1e_9_error_in_one_cell(monkeypatch, target):
+    """The certificate is not vacuous: the same comparison fails once one cell of every float64
+    joint law (a target outcome other than the sample's) is off by 1e-9 relative, and passes
+    without that."""
+    import verify.moments.relaxation as rel
+    from verify.moments.quadrature import argmax_joint_law
+
+    alpha, opts = [0.0, 0.5, 2.0], {"lambda_": 3.0, "target": target}
+    monkeypatch.setattr(rel, "_CACHE", {})
+    _assert_imle_matches_mpmath(alpha, 3, 0, opts)
+
+    def perturbed(vectors, first=None):
+        T = argmax_joint_law(vectors, first).copy()
+        # the largest cell whose winners all differ: (j,) one-sided, (j, l) two-sided
+        cells = [c for c in np.ndindex(T.shape) if len({first, *c}) == 1 + T.ndim]
+        T[max(cells, key=lambda c: T[c])] *= 1 + 1e-9
+        return T
+
+    monkeypatch.setattr(rel, "argmax_joint_law", perturbed)
+    monkeypatch.setattr(rel, "_CACHE", {})
+    with pytest.raises(AssertionError):
+        _assert_imle_matches_mpmath(alpha, 3, 0, opts)
+
+
 @pytest.mark.parametrize("theta", [[3.0, 0.0], [20.0, 0.0], [0.0, 50.0], [50.0, -50.0]])
 def test_imle_ksubset_bound_holds_at_saturated_scores(theta):
     """Top-1 of two items under Gumbel noise is the logistic closed form (the flip happens on an

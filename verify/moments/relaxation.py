@@ -422,6 +422,115 @@ def _race_pair_mp(ctx: Any, a: list, t: list, i: int, j: int) -> Any:
     return ctx.fsum((cuts[k + 1] - cuts[k]) / (Sv[k] * Sv[k + 1]) for k in range(len(cuts) - 1))
 
 
+def _race_mp(ctx: Any, vectors: list, winners: tuple) -> Any:
+    """``P(argmax(w^s + G) = winners[s] for every s)`` for logit vectors ``w^s`` (lists of
+    ``mpf``) and one standard Gumbel vector ``G``, when at most two winners are distinct.
+    With ``E_c = e^{-G_c}`` i.i.d. exponential, ``w`` picks ``k`` iff ``E_c >= E_k e^{w_c -
+    w_k}`` for every ``c``; integrating out every non-winner ``m`` gives ``exp(-E_{k_s}
+    max_s e^{w^s_m - w^s_{k_s}})`` (the largest of the vectors' thresholds). One winner ``r``:
+    ``1 / (1 + sum_{m != r} max_s e^{w^s_m - w^s_r})``. Two, ``r0 < r1``, with ``v = E_{r1} /
+    E_{r0}`` (the scale ``E_{r0}`` integrated out): ``int dv / S(v)^2`` with ``S(v) = 1 + v +
+    sum_m max(A_m, v B_m)`` (``A_m``, ``B_m`` the largest thresholds of the vectors won by
+    ``r0``, ``r1``) over ``max_{s: r0} e^{w^s_{r1} - w^s_{r0}} <= v <= min_{s: r1} (same)``:
+    ``(v1 - v0) / (S(v0) S(v1))`` per linear piece (kinks at ``A_m / B_m``)."""
+    C = len(vectors[0])
+    W = sorted(set(winners))
+    if len(W) == 1:
+        r = W[0]
+        return 1 / (1 + ctx.fsum(max(ctx.exp(w[m] - w[r]) for w in vectors)
+                                 for m in range(C) if m != r))
+    r0, r1 = W
+    by = {r: [w for w, k in zip(vectors, winners, strict=True) if k == r] for r in W}
+    ratio = [ctx.exp(w[r1] - w[r0]) for w in vectors]  # e^{w_{r1} - w_{r0}} per vector
+    lo = max(c for c, k in zip(ratio, winners, strict=True) if k == r0)
+    hi = min(c for c, k in zip(ratio, winners, strict=True) if k == r1)
+    if not lo < hi:
+        return ctx.mpf(0)
+    others = [m for m in range(C) if m not in W]
+    A = {m: max(ctx.exp(w[m] - w[r0]) for w in by[r0]) for m in others}
+    B = {m: max(ctx.exp(w[m] - w[r1]) for w in by[r1]) for m in others}
+    cuts = sorted({lo, hi, *[A[m] / B[m] for m in others if lo < A[m] / B[m] < hi]})
+    Sv = [1 + v + ctx.fsum(max(A[m], v * B[m]) for m in others) for v in cuts]
+    return ctx.fsum((cuts[k + 1] - cuts[k]) / (Sv[k] * Sv[k + 1]) for k in range(len(cuts) - 1))
+
+
+def _race_triple_mp(ctx: Any, a: list, s: list, t: list, i: int, j: int, l: int) -> Any:
+    """``P(argmax(a + G) = i, argmax(s + G) = j, argmax(t + G) = l)`` for one standard Gumbel
+    vector ``G`` (``a``, ``s``, ``t`` lists of ``mpf``, any ``C >= 2``), in ``ctx``'s precision.
+
+    At most two distinct winners: the closed forms of :func:`_race_mp`. Three (``i``, ``j``,
+    ``l`` distinct): with ``E_c = e^{-G_c}`` i.i.d. exponential, ``x = E_j / E_i``, ``y = E_l /
+    E_i``, ``alpha_c = e^{a_c - a_i}``, ``beta_c = e^{s_c - s_j}``, ``gamma_c = e^{t_c - t_l}``,
+    integrating out the non-winners ``m`` and then ``E_i`` (``int u^2 e^{-u S} du = 2 / S^3``)
+    leaves ``P = 2 int dx int dy / S(x, y)^3``, ``S = 1 + x + y + sum_m max(alpha_m, x beta_m,
+    y gamma_m)``, over ``alpha_j <= x <= 1 / beta_i`` and ``max(alpha_l, x beta_l) <= y <=
+    min(1 / gamma_i, x / gamma_j)``. The inner integral is exact: ``S`` is linear in ``y``
+    between the kinks ``max(alpha_m, x beta_m) / gamma_m``, and ``int_{y0}^{y1} dy / S^3 = (y1
+    - y0) (S0 + S1) / (2 S0^2 S1^2)`` (no division by the slope, so a flat piece needs no
+    special case). The outer one is tanh-sinh quadrature (``ctx.quad``) in ``log x``, split at
+    every ``x`` where a line of the piece structure or of a change of scale crosses another
+    (so the integrand is analytic and of one scale on each interval), each interval rescaled
+    so that ``quad``'s absolute stopping rule is relative; ``ArithmeticError`` when its error
+    estimate exceeds ``2**-(prec - 24)`` of the result. The float64
+    :func:`verify.moments.quadrature.argmax_joint_law` describes the region the same way but
+    integrates it in closed form over trapezoids; the marginal identities (sums over ``l`` are
+    :func:`_race_pair_mp`, over ``j`` and ``l`` ``softmax(a)_i``) check the description."""
+    if len({i, j, l}) < 3:
+        return _race_mp(ctx, [a, s, t], (i, j, l))
+    C = len(a)
+    al = [ctx.exp(a[c] - a[i]) for c in range(C)]
+    be = [ctx.exp(s[c] - s[j]) for c in range(C)]
+    ga = [ctx.exp(t[c] - t[l]) for c in range(C)]
+    others = [m for m in range(C) if m not in (i, j, l)]
+    # y-range non-empty iff x lies in (x_lo, x_hi) (U - L is concave in x) and both constants
+    # allow it
+    if not (al[l] * ga[i] < 1 and be[l] * ga[j] < 1):
+        return ctx.mpf(0)
+    x_lo, x_hi = max(al[j], al[l] * ga[j]), min(1 / be[i], 1 / (be[l] * ga[i]))
+    if not x_lo < x_hi:
+        return ctx.mpf(0)
+
+    def inner(x):  # int dy / S(x, y)^3 over the y-range at x, exactly
+        lo, hi = max(al[l], x * be[l]), min(1 / ga[i], x / ga[j])
+        if not lo < hi:
+            return ctx.mpf(0)
+        ys = [lo, *sorted(y for y in (max(al[m], x * be[m]) / ga[m] for m in others)
+                          if lo < y < hi), hi]
+        Sv = [1 + x + y + ctx.fsum(max(al[m], x * be[m], y * ga[m]) for m in others) for y in ys]
+        return ctx.fsum((ys[k + 1] - ys[k]) * (Sv[k] + Sv[k + 1]) / (2 * (Sv[k] * Sv[k + 1])**2)
+                        for k in range(len(ys) - 1))
+
+    def phi(xi):  # the integrand in xi = log x
+        x = ctx.exp(xi)
+        return x * inner(x)
+
+    # the monomials of S and of the y-bounds: constants, coefficients of x, of y; the integrand
+    # changes form or scale where two of them balance: x = const / x-coefficient, or where a
+    # horizontal line y = h crosses a ray y = r x
+    consts = [ctx.mpf(1), *[al[m] for m in others]]
+    xcoef = [ctx.mpf(1), *[be[m] for m in others]]
+    ycoef = [ctx.mpf(1), *[ga[m] for m in others]]
+    horiz = [k / g for k in consts for g in ycoef] + [al[l], 1 / ga[i]]
+    rays = [b / g for b in xcoef for g in ycoef] + [be[l], 1 / ga[j]]
+    crit = [k / b for k in consts for b in xcoef] + [h / r for h in horiz for r in rays]
+    pts = sorted({ctx.log(x_lo), ctx.log(x_hi),
+                  *[ctx.log(x) for x in crit if x_lo < x < x_hi]})
+    total = ctx.mpf(0)
+    tol = ctx.ldexp(1, -(ctx.prec - 24))
+    for k in range(len(pts) - 1):
+        p0, p1 = pts[k], pts[k + 1]
+        # phi > 0 strictly inside: its largest value at a few points sets the scale
+        scale = (p1 - p0) * max(phi(p0 + (p1 - p0) * f) for f in (0.125, 0.375, 0.5, 0.625, 0.875))
+        if scale == 0 and p1 - p0 <= tol * (1 + abs(p0)):
+            continue  # two ends of the support equal but for rounding: the y-range is empty
+        val, err = ctx.quad(lambda xi: phi(xi) / scale, [p0, p1], error=True)  # noqa: B023
+        if not err <= tol * abs(val):
+            raise ArithmeticError(f"_race_triple_mp: quadrature error estimate {err} on the "
+                                  f"interval [{p0}, {p1}] of log x")
+        total += val * scale
+    return 2 * total
+
+
 def imle_moments_mp(dist: Any, params: object, objective: Any, lambda_: float = 1.0,
                     divide_by_lambda: bool = True, S: int = 1, target: str = "one_sided",
                     adaptive: bool = False, beta: float = 1.0, *, dps: int = 80) -> Moments:
@@ -435,7 +544,15 @@ def imle_moments_mp(dist: Any, params: object, objective: Any, lambda_: float = 
       float64 method's reduction to one ratio variable, here with exact breakpoints and sums
       in ``dps`` digits: it certifies the float64 arithmetic, not the reduction, which
       ``tests/test_perturbation.py`` checks against adaptive quadrature of the Gumbel
-      integrals). The two-sided target with ``C >= 3`` (three argmaxes) is not covered.
+      integrals);
+    * ``C >= 3``, two-sided target: ``P(j, l | i) = P(argmax(a + G) = i, argmax(a + lambda dy
+      + G) = j, argmax(a - lambda dy + G) = l) / p(i)`` by :func:`_race_triple_mp`: closed
+      forms where at most two of ``i, j, l`` differ, and for three distinct winners an exact
+      inner integral with tanh-sinh quadrature of the outer one (in ``log`` of a ratio of
+      exponentials, split where the integrand changes form or scale, its error estimate
+      checked against ``2**-(prec - 24)``): another integration than the float64 method's
+      closed-form trapezoids, so it certifies the integration and not only its arithmetic.
+      The gradient given ``(j, l)`` is ``(e_j - e_l) / (2 lambda)``.
 
     Enumeration over ``z`` as in the float64 method; ``dy`` (the objective's float64 gradients)
     and ``lambda`` are computed from float64 inputs taken as exact."""
@@ -444,13 +561,15 @@ def imle_moments_mp(dist: Any, params: object, objective: Any, lambda_: float = 
     pr = make_problem(dist, params, objective)
     if pr.dist.name != "categorical":
         raise ValueError("imle_moments_mp takes categorical logits")
-    if pr.C != 2 and target == "two_sided":
-        raise ValueError("imle_moments_mp covers the two-sided target for C = 2 only (three "
-                         "argmaxes under one Gumbel vector have no closed form here)")
     C = pr.C
     K, P = pr.K, C * pr.K
+    # two-sided, C >= 3: per dimension (C - 1)(C - 2) probabilities with three winners, each
+    # up to about (C - 2)**2 quadrature intervals of ~300 integrand evaluations of ~C + 5
+    # mpmath steps (measured at 80 digits: 6 ms per probability at C = 3, 45 ms at C = 4,
+    # 80-130 ms at C = 5; this estimate is 2-4 times those)
+    quad = 300 * K * (C - 1) * (C - 2) ** 3 * (C + 5) if target == "two_sided" else 0
     check_enumeration_budget("imle_moments_mp", C, K, floats_per_config=P * dps / 8,
-                             ops_per_config=PYTHON_STEP * (P * P + 16 * K * C**3))
+                             ops_per_config=PYTHON_STEP * (P * P + 16 * K * C**3 + quad))
     ctx = mpmath.mp.clone()
     ctx.dps = dps
     _, rows, configs, qs = mp_configurations(pr, dps)
@@ -481,11 +600,18 @@ def imle_moments_mp(dist: Any, params: object, objective: Any, lambda_: float = 
                 i = int(z[k])
                 a = [ctx.mpf(float(x)) for x in alpha[k]]
                 step = [ctx.mpf(lam) * ctx.mpf(float(x)) for x in dy[k]]
-                if C > 2:  # one-sided: P(target j | sample i) by the exponential race
+                if C > 2 and target == "two_sided":  # P(targets j, l | sample i), race
+                    plus = [a[c] + step[c] for c in range(C)]
+                    minus = [a[c] - step[c] for c in range(C)]
+                    probs = [(_race_triple_mp(ctx, a, plus, minus, i, j, l) / rows[k][i],
+                              [ctx.mpf(int(c == j) - int(c == l)) / w for c in range(C)])
+                             for j in range(C) for l in range(C)]
+                elif C > 2:  # one-sided: P(target j | sample i) by the exponential race
                     tgt = [a[c] - step[c] for c in range(C)]
                     probs = [(_race_pair_mp(ctx, a, tgt, i, j) / rows[k][i],
                               [ctx.mpf(int(c == i) - int(c == j)) / w for c in range(C)])
                              for j in range(C)]
+                if C > 2:
                     for c in range(C):
                         m[C * k + c] = ctx.fsum(p * d[c] for p, d in probs)
                     for c in range(C):
@@ -523,4 +649,5 @@ def imle_moments_mp(dist: Any, params: object, objective: Any, lambda_: float = 
     cov = [[(second[a_][b_] - mean[a_] * mean[b_]) / S for b_ in range(P)] for a_ in range(P)]
     return Moments(np.array([float(x) for x in mean]).reshape(alpha.shape),
                    np.array([[float(x) for x in row] for row in cov]),
-                   f"mpmath ({dps} digits): logistic closed form of the C = 2 argmax laws")
+                   f"mpmath ({dps} digits): logistic closed form of the argmax laws (C = 2), "
+                   "exponential race (C >= 3)")
