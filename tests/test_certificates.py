@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from test_binary import SeparableTable
 
 import reference
 import verify
@@ -260,8 +261,6 @@ def test_binary_separable_covariance_is_accurate_per_entry(kind, phi, seed):
     """The separable fast path (``f = sum_k h_k(z_k)``, any ``K``), centred, against mpmath on
     the same float64 cells, with the general method's tolerance (no uncentred allowance: the
     former raw-moment form missed by up to 8.5e6 sd_p sd_q at these logits)."""
-    from test_binary import SeparableTable
-
     from verify.moments.augment_reinforce import binary_cells, binary_moments, binary_moments_mp
 
     phi = np.array(phi)
