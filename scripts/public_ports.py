@@ -423,7 +423,10 @@ def numpyro_bernoulli_moments(problem: Problem) -> Moments:
 
 def scaled_moments(m: Moments, scale: float, label: str) -> Moments:
     rb = None if m.range_bound is None else abs(scale) * m.range_bound
-    return Moments(scale * m.mean, scale * scale * m.cov, label, m.error_bound * abs(scale), rb)
+    me = None if m.mean_error is None else abs(scale) * m.mean_error
+    ce = None if m.cov_error is None else scale * scale * m.cov_error
+    return Moments(scale * m.mean, scale * scale * m.cov, label, m.error_bound * abs(scale), rb,
+                   me, ce)
 
 
 # ---------------------------------------------------------------------------- the cases
