@@ -39,6 +39,52 @@ def build(jit) -> SimpleNamespace:
         return m, total
 
     @jit
+    def sigmoid_prime(x):
+        # sigmoid(x) (1 - sigmoid(x)) as sigmoid(x) sigmoid(-x): 1 - sigmoid(x) rounds to 0 from
+        # x = 37 on (and loses digits well before), sigmoid(-x) keeps them
+        return sigmoid(x) * sigmoid(-x)
+
+    @jit
+    def score_bernoulli(phi, z):
+        # grad_phi log q(z) = z - sigmoid(phi), never formed by subtraction: sigmoid(-phi) for
+        # z = 1 (1 - sigmoid(phi) is 0 at phi = 50, where the score is 1.9e-22) and
+        # -sigmoid(phi) for z = 0, both accurate relative to themselves
+        if z == 1:
+            return sigmoid(-phi)
+        return -sigmoid(phi)
+
+    @jit
+    def softmax_complement(alpha, k, c, m, total):
+        # 1 - p_kc as (sum_{c' != c} exp(alpha_kc' - m)) / total, the others summed left to
+        # right (m, total: softmax_stats of row k); never (total - e_c) / total, which cancels
+        # when p_kc -> 1 (0 at alpha_k = (50, 0) for a true 1.9e-22)
+        rest = 0.0
+        for j in range(alpha.shape[1]):
+            if j != c:
+                rest += math.exp(alpha[k, j] - m)
+        return rest / total
+
+    @jit
+    def score_categorical(alpha, k, c, zk, m, total):
+        # one entry 1[z_k = c] - p_kc of one sample's score: softmax_complement where z_k = c
+        if zk == c:
+            return softmax_complement(alpha, k, c, m, total)
+        return -(math.exp(alpha[k, c] - m) / total)
+
+    @jit
+    def score_categorical_pair(alpha, k, c, z, m, total):
+        # entry (k, c) of the scores 1[z_ik = c] - p_kc of the samples z (n, K): returns
+        # (1 - p_kc, -p_kc), the value for samples with z_ik = c and for the others; the
+        # complement's extra sum is computed only when some sample has z_ik = c
+        p = math.exp(alpha[k, c] - m) / total
+        hit = 0.0
+        for i in range(z.shape[0]):
+            if z[i, k] == c:
+                hit = softmax_complement(alpha, k, c, m, total)
+                break
+        return hit, -p
+
+    @jit
     def sample_bernoulli_row(phi, u, z):
         # phi (K,), u (K,) -> z (K,): z_k = 1[u_k < sigmoid(phi_k)]
         for k in range(u.shape[0]):
