@@ -54,6 +54,16 @@ def build(jit) -> SimpleNamespace:
         return -sigmoid(phi)
 
     @jit
+    def score_bernoulli_pair(phi):
+        # (sigmoid(-phi), -sigmoid(phi)), the scores for z = 1 and z = 0, from one exp:
+        # e = exp(-|phi|) is the exp of both branches of sigmoid, so the pair equals
+        # (score_bernoulli(phi, 1), score_bernoulli(phi, 0)) bit for bit
+        e = math.exp(-abs(phi))
+        if phi >= 0:
+            return e / (1.0 + e), -(1.0 / (1.0 + e))
+        return 1.0 / (1.0 + e), -(e / (1.0 + e))
+
+    @jit
     def softmax_complement(alpha, k, c, m, total):
         # 1 - p_kc as (sum_{c' != c} exp(alpha_kc' - m)) / total, the others summed left to
         # right (m, total: softmax_stats of row k); never (total - e_c) / total, which cancels

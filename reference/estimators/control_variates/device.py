@@ -4,8 +4,9 @@ Numba CPU and CUDA.
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
 ``reference._cuda.CORE``: ``softmax_stats``, ``sigmoid_prime`` and the scores
-``score_bernoulli``, ``score_categorical``, ``score_categorical_pair``, accurate relative to
-themselves at saturated logits), so both fast backends do the same arithmetic. The formulas mirror
+``score_bernoulli``, ``score_bernoulli_pair``, ``score_categorical``,
+``score_categorical_pair``, accurate relative to themselves at saturated logits), so both fast
+backends do the same arithmetic. The formulas mirror
 :mod:`reference.estimators.control_variates.numpy_reference`; nothing here validates or
 allocates. Accumulations are float64 even for float32 inputs.
 """
@@ -21,6 +22,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     softmax_stats = base.softmax_stats
     sigmoid_prime = base.sigmoid_prime
     score_bernoulli = base.score_bernoulli
+    score_bernoulli_pair = base.score_bernoulli_pair
     score_categorical = base.score_categorical
     score_categorical_pair = base.score_categorical_pair
 
@@ -30,8 +32,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # phi (K,), z (n, K), f (n,) -> out (K,) = sum_i (f_i - shift)/n * scale * s_ik
         n = z.shape[0]
         for k in range(phi.shape[0]):
-            hit = score_bernoulli(phi[k], 1)
-            miss = score_bernoulli(phi[k], 0)
+            hit, miss = score_bernoulli_pair(phi[k])
             acc = 0.0
             for i in range(n):
                 acc += (f[i] - shift) / n * scale * (hit if z[i, k] == 1 else miss)

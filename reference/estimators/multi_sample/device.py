@@ -3,7 +3,7 @@ Numba CPU and CUDA.
 
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
-``reference._cuda.CORE``; the scores come from its ``score_bernoulli`` and
+``reference._cuda.CORE``; the scores come from its ``score_bernoulli_pair`` and
 ``score_categorical_pair``, accurate relative to themselves at saturated logits). The
 arithmetic mirrors :mod:`reference.estimators.multi_sample.numpy_reference` step for step
 (same sums in the same order); nothing here validates or allocates: scratch arrays come from the kernels.
@@ -18,7 +18,7 @@ from types import SimpleNamespace
 def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the multi-sample family's device functions with ``jit``."""
     softmax_stats = base.softmax_stats
-    score_bernoulli = base.score_bernoulli
+    score_bernoulli_pair = base.score_bernoulli_pair
     score_categorical_pair = base.score_categorical_pair
 
     @jit
@@ -49,10 +49,9 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
 
     @jit
     def weighted_score_entry_bernoulli(phi, k, z, w):
-        # sum_i w_i (z_ik - sigmoid(phi_k)), the score from score_bernoulli (sigmoid(-phi_k)
+        # sum_i w_i (z_ik - sigmoid(phi_k)), the score from score_bernoulli_pair (sigmoid(-phi_k)
         # where z_ik = 1: 1 - sigmoid(phi_k) would round to 0 at saturated logits)
-        hit = score_bernoulli(phi[k], 1)
-        miss = score_bernoulli(phi[k], 0)
+        hit, miss = score_bernoulli_pair(phi[k])
         acc = 0.0
         for i in range(z.shape[0]):
             acc += w[i] * (hit if z[i, k] == 1 else miss)

@@ -3,7 +3,7 @@ and CUDA.
 
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
-``reference._cuda.CORE``: ``softmax_stats`` and the scores ``score_bernoulli``,
+``reference._cuda.CORE``: ``softmax_stats`` and the scores ``score_bernoulli_pair``,
 ``score_categorical_pair``, accurate relative to themselves at saturated logits), so both fast
 backends do the same arithmetic. The formulas mirror
 :mod:`reference.estimators.score_function.numpy_reference`; nothing here validates or
@@ -18,7 +18,7 @@ from types import SimpleNamespace
 def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the score-function family's device functions with ``jit``."""
     softmax_stats = base.softmax_stats
-    score_bernoulli = base.score_bernoulli
+    score_bernoulli_pair = base.score_bernoulli_pair
     score_categorical_pair = base.score_categorical_pair
 
     @jit
@@ -39,11 +39,10 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     @jit
     def score_combine_bernoulli(phi, z, f, loo, baseline, out):
         # phi (K,), z (n, K), f (n,) -> out (K,): sum_i w_i (z_ik - sigmoid(phi_k)), the score
-        # from score_bernoulli (no 1 - sigmoid(phi) by subtraction)
+        # from score_bernoulli_pair (no 1 - sigmoid(phi) by subtraction)
         fbar = mean(f)
         for k in range(phi.shape[0]):
-            hit = score_bernoulli(phi[k], 1)
-            miss = score_bernoulli(phi[k], 0)
+            hit, miss = score_bernoulli_pair(phi[k])
             acc = 0.0
             for i in range(z.shape[0]):
                 acc += score_weight(f, i, loo, baseline, fbar) * (hit if z[i, k] == 1 else miss)
