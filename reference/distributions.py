@@ -67,18 +67,20 @@ def softmax(alpha: np.ndarray) -> np.ndarray:
 def _softmax_score_parts(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(1 - p, -p)`` of ``softmax(alpha)``, ``(..., K, C)`` each, without cancellation.
 
-    ``e_c = exp(alpha_c - max)``, ``S = e_0 + ... + e_{C-1}`` and, for each ``c``, the sum of
-    the others ``e_0 + .. + e_{c-1} + e_{c+1} + ...`` accumulated left to right (a cumulative
-    sum with ``e_c`` replaced by 0, which adds exactly nothing): ``1 - p_c = others / S`` and
-    ``p_c = e_c / S``, as the fast backends' ``softmax_complement`` computes them.
+    ``e_c = exp(alpha_c - max)``, ``S = e_0 + ... + e_{C-1}`` left to right, ``p_c = e_c / S``.
+    Below the first maximum ``cmax`` (``p_c <= 1/2``: the maximum adds 1 to ``S``),
+    ``1 - p_c = 1 - e_c / S``; at ``cmax``, ``rest / S`` with ``rest`` the sum of the other
+    ``e_c`` left to right (a cumulative sum with ``e_cmax`` replaced by 0, which adds exactly
+    nothing): the arithmetic of the fast backends' ``softmax_rest`` and
+    ``softmax_complement``.
     """
     alpha = np.asarray(alpha, dtype=np.float64)
     C = alpha.shape[-1]
     e = np.exp(alpha - alpha.max(axis=-1, keepdims=True))
     total = np.cumsum(e, axis=-1)[..., -1:]
-    others = np.where(np.eye(C, dtype=bool), 0.0, e[..., None, :])  # (..., C, C): row c skips c
-    rest = np.cumsum(others, axis=-1)[..., -1]
-    return rest / total, -(e / total)
+    at_max = np.arange(C) == np.argmax(alpha, axis=-1)[..., None]  # the first maximum
+    rest = np.cumsum(np.where(at_max, 0.0, e), axis=-1)[..., -1:]
+    return np.where(at_max, rest / total, 1.0 - e / total), -(e / total)
 
 
 def _with_sample_axes(params: np.ndarray, event_ndim: int, extra: int) -> np.ndarray:
@@ -185,11 +187,12 @@ class Distribution:
         Bernoulli: ``z_k - sigmoid(phi_k)``, shape ``(*batch, *sample, K)``, computed as
         ``sigmoid(-phi_k)`` where ``z_k = 1`` and ``-sigmoid(phi_k)`` where ``z_k = 0``.
         Categorical: ``1[z_k = c] - p_kc``, shape ``(*batch, *sample, K, C)``, computed as
-        ``-e_c / S`` for ``c != z_k`` and ``(sum_{c' != c} e_c') / S`` for ``c = z_k``, with
-        ``e_c = exp(alpha_kc - max_c alpha_kc)`` and ``S`` their sum, both sums left to right
-        (the arithmetic of the fast backends' ``score_bernoulli`` and
-        ``score_categorical_pair`` in :mod:`reference._core`). Neither ``1 - sigmoid(phi)``
-        nor ``1 - p_kc`` is formed by subtraction: at ``phi = 50``, ``z = 1`` that gives 0 for
+        ``-e_c / S`` for ``c != z_k`` and, for ``c = z_k``, ``1 - e_c / S`` below the row's
+        first maximum (``p_kc <= 1/2``) and ``(sum_{c' != c} e_c') / S`` at it, with ``e_c =
+        exp(alpha_kc - max_c alpha_kc)`` and ``S`` their sum, both sums left to right (the
+        arithmetic of the fast backends' ``softmax_rest`` and ``score_categorical_pair`` in
+        :mod:`reference._core`). Neither ``1 - sigmoid(phi)`` nor ``1 - p_kc`` of a dominant
+        category is formed by subtraction: at ``phi = 50``, ``z = 1`` that gives 0 for
         the true ``sigmoid(-50) = 1.9e-22`` (issue 16).
         """
         params = self.validate(params)

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the control-variate family's device functions with ``jit``."""
     softmax_stats = base.softmax_stats
+    softmax_rest = base.softmax_rest
     sigmoid_prime = base.sigmoid_prime
     score_bernoulli = base.score_bernoulli
     score_bernoulli_pair = base.score_bernoulli_pair
@@ -43,9 +44,9 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # alpha (K, C), z (n, K), f (n,) -> out (K, C)
         n = z.shape[0]
         for k in range(alpha.shape[0]):
-            m, total = softmax_stats(alpha, k)
+            m, total, rest, cmax = softmax_rest(alpha, k)
             for c in range(alpha.shape[1]):
-                hit, miss = score_categorical_pair(alpha, k, c, z, m, total)
+                hit, miss = score_categorical_pair(alpha, k, c, m, total, rest, cmax)
                 acc = 0.0
                 for i in range(n):
                     acc += (f[i] - shift) / n * scale * (hit if z[i, k] == c else miss)
@@ -75,22 +76,28 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         n, K, C = z.shape[0], alpha.shape[0], alpha.shape[1]
         for k in range(K):
             m, total = softmax_stats(alpha, k)
+            # out[k, c] accumulates sum_c' p_c' (d_c - d_c') over c' in order (one exp per c')
             for c in range(C):
-                s = 0.0
-                for c2 in range(C):
-                    s += (math.exp(alpha[k, c2] - m) / total) * (d_mu[k, c] - d_mu[k, c2])
-                out[k, c] = (math.exp(alpha[k, c] - m) / total) * s
+                out[k, c] = 0.0
+            for c2 in range(C):
+                p2 = math.exp(alpha[k, c2] - m) / total
+                for c in range(C):
+                    out[k, c] += p2 * (d_mu[k, c] - d_mu[k, c2])
+            for c in range(C):
+                out[k, c] = (math.exp(alpha[k, c] - m) / total) * out[k, c]
         for i in range(n):
             linear = 0.0
             for k in range(K):
-                m, total = softmax_stats(alpha, k)
+                m, total, rest, cmax = softmax_rest(alpha, k)
                 for c in range(C):
-                    linear += d_mu[k, c] * score_categorical(alpha, k, c, z[i, k], m, total)
+                    linear += d_mu[k, c] * score_categorical(alpha, k, c, z[i, k], m, total,
+                                                             rest, cmax)
             w = (f[i] - f_mu - linear) / n
             for k in range(K):
-                m, total = softmax_stats(alpha, k)
+                m, total, rest, cmax = softmax_rest(alpha, k)
                 for c in range(C):
-                    out[k, c] += w * score_categorical(alpha, k, c, z[i, k], m, total)
+                    out[k, c] += w * score_categorical(alpha, k, c, z[i, k], m, total, rest,
+                                                       cmax)
 
     # ------------------------------------------------------- double control variates
     @jit

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the multi-sample family's device functions with ``jit``."""
     softmax_stats = base.softmax_stats
+    softmax_rest = base.softmax_rest
     score_bernoulli_pair = base.score_bernoulli_pair
     score_categorical_pair = base.score_categorical_pair
 
@@ -67,9 +68,9 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     def weighted_score_row(alpha, k, z, w, out):
         # out_kc = sum_i w_i (1[z_ik = c] - p_kc) for one variable k, the score from
         # score_categorical_pair (1 - p_kc as the sum of the other categories' terms)
-        m, total = softmax_stats(alpha, k)
+        m, total, rest, cmax = softmax_rest(alpha, k)
         for c in range(alpha.shape[1]):
-            hit, miss = score_categorical_pair(alpha, k, c, z, m, total)
+            hit, miss = score_categorical_pair(alpha, k, c, m, total, rest, cmax)
             acc = 0.0
             for i in range(z.shape[0]):
                 acc += w[i] * (hit if z[i, k] == c else miss)

@@ -26,6 +26,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the REBAR family's device functions with ``jit``."""
     sigmoid = base.sigmoid
     softmax_stats = base.softmax_stats
+    softmax_rest = base.softmax_rest
     score_bernoulli = base.score_bernoulli
     softmax_complement = base.softmax_complement
     gs_row_categorical = build_relaxation(jit, base).gs_row_categorical
@@ -119,7 +120,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         for i in range(n):
             w = f[i] - eta * cvals[n + i]
             for k in range(K):
-                m, total = softmax_stats(alpha, k)
+                m, total, rest, cmax = softmax_rest(alpha, k)
                 sy = 0.0
                 st = 0.0
                 for c in range(C):
@@ -129,10 +130,11 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 for c in range(C):
                     sw += wt[i, k, c] * (points[n + i, k, c] * (dc[n + i, k, c] - st) / tau)
                 for c in range(C):
-                    p = math.exp(alpha[k, c] - m) / total
+                    e = math.exp(alpha[k, c] - m)
+                    p = e / total
                     y = points[i, k, c]
                     h = points[n + i, k, c] * (dc[n + i, k, c] - st) / tau
-                    s = softmax_complement(alpha, k, c, m, total) if b[i, k] == c else -p
+                    s = softmax_complement(e, total, rest, c, cmax) if b[i, k] == c else -p
                     out[k, c] += w * s + eta * (y * (dc[i, k, c] - sy) / tau) \
                         - eta * ((1.0 - wt[i, k, c]) * h + p * sw)
         for k in range(K):

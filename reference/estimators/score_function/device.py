@@ -3,7 +3,7 @@ and CUDA.
 
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
-``reference._cuda.CORE``: ``softmax_stats`` and the scores ``score_bernoulli_pair``,
+``reference._cuda.CORE``: ``softmax_rest`` and the scores ``score_bernoulli_pair``,
 ``score_categorical_pair``, accurate relative to themselves at saturated logits), so both fast
 backends do the same arithmetic. The formulas mirror
 :mod:`reference.estimators.score_function.numpy_reference`; nothing here validates or
@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the score-function family's device functions with ``jit``."""
-    softmax_stats = base.softmax_stats
+    softmax_rest = base.softmax_rest
     score_bernoulli_pair = base.score_bernoulli_pair
     score_categorical_pair = base.score_categorical_pair
 
@@ -54,9 +54,9 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # score from score_categorical_pair (no 1 - p_kc by subtraction)
         fbar = mean(f)
         for k in range(alpha.shape[0]):
-            m, total = softmax_stats(alpha, k)
+            m, total, rest, cmax = softmax_rest(alpha, k)
             for c in range(alpha.shape[1]):
-                hit, miss = score_categorical_pair(alpha, k, c, z, m, total)
+                hit, miss = score_categorical_pair(alpha, k, c, m, total, rest, cmax)
                 acc = 0.0
                 for i in range(z.shape[0]):
                     acc += score_weight(f, i, loo, baseline, fbar) * (hit if z[i, k] == c else miss)
