@@ -39,6 +39,80 @@ def build(jit) -> SimpleNamespace:
         return m, total
 
     @jit
+    def softmax_rest(alpha, k):
+        # softmax_stats of row k (the same max and the same left-to-right total) plus the index
+        # cmax of the first maximum and rest = the sum of exp(alpha_kc - m) over c != cmax,
+        # left to right, in the same pass: 1 - p_k,cmax = rest / total without cancellation and
+        # without another exp
+        C = alpha.shape[1]
+        m = alpha[k, 0]
+        cmax = 0
+        for c in range(1, C):
+            if alpha[k, c] > m:
+                m = alpha[k, c]
+                cmax = c
+        total = 0.0
+        rest = 0.0
+        for c in range(C):
+            e = math.exp(alpha[k, c] - m)
+            total += e
+            if c != cmax:
+                rest += e
+        return m, total, rest, cmax
+
+    @jit
+    def sigmoid_prime(x):
+        # sigmoid(x) (1 - sigmoid(x)) as sigmoid(x) sigmoid(-x): 1 - sigmoid(x) rounds to 0 from
+        # x = 37 on (and loses digits well before), sigmoid(-x) keeps them
+        return sigmoid(x) * sigmoid(-x)
+
+    @jit
+    def score_bernoulli(phi, z):
+        # grad_phi log q(z) = z - sigmoid(phi), never formed by subtraction: sigmoid(-phi) for
+        # z = 1 (1 - sigmoid(phi) is 0 at phi = 50, where the score is 1.9e-22) and
+        # -sigmoid(phi) for z = 0, both accurate relative to themselves
+        if z == 1:
+            return sigmoid(-phi)
+        return -sigmoid(phi)
+
+    @jit
+    def score_bernoulli_pair(phi):
+        # (sigmoid(-phi), -sigmoid(phi)), the scores for z = 1 and z = 0, from one exp:
+        # e = exp(-|phi|) is the exp of both branches of sigmoid, so the pair equals
+        # (score_bernoulli(phi, 1), score_bernoulli(phi, 0)) bit for bit
+        e = math.exp(-abs(phi))
+        if phi >= 0:
+            return e / (1.0 + e), -(1.0 / (1.0 + e))
+        return 1.0 / (1.0 + e), -(e / (1.0 + e))
+
+    @jit
+    def softmax_complement(e, total, rest, c, cmax):
+        # 1 - p_kc for p_kc = e / total (e = exp(alpha_kc - m); total, rest, cmax from
+        # softmax_rest). Below the first maximum p_kc <= 1/2 (the maximum adds 1 to total), so
+        # 1 - e / total has no cancellation; at cmax it is rest / total, never
+        # (total - e) / total, which cancels when p_kc -> 1 (0 at alpha_k = (50, 0) for a true
+        # 1.9e-22)
+        if c == cmax:
+            return rest / total
+        return 1.0 - e / total
+
+    @jit
+    def score_categorical(alpha, k, c, zk, m, total, rest, cmax):
+        # one entry 1[z_k = c] - p_kc of one sample's score (m, total, rest, cmax:
+        # softmax_rest of row k)
+        e = math.exp(alpha[k, c] - m)
+        if zk == c:
+            return softmax_complement(e, total, rest, c, cmax)
+        return -(e / total)
+
+    @jit
+    def score_categorical_pair(alpha, k, c, m, total, rest, cmax):
+        # entry (k, c) of the scores 1[z_ik = c] - p_kc: returns (1 - p_kc, -p_kc), the value
+        # for samples with z_ik = c and for the others, from one exp
+        e = math.exp(alpha[k, c] - m)
+        return softmax_complement(e, total, rest, c, cmax), -(e / total)
+
+    @jit
     def sample_bernoulli_row(phi, u, z):
         # phi (K,), u (K,) -> z (K,): z_k = 1[u_k < sigmoid(phi_k)]
         for k in range(u.shape[0]):

@@ -64,6 +64,25 @@ def softmax(alpha: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _softmax_score_parts(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(1 - p, -p)`` of ``softmax(alpha)``, ``(..., K, C)`` each, without cancellation.
+
+    ``e_c = exp(alpha_c - max)``, ``S = e_0 + ... + e_{C-1}`` left to right, ``p_c = e_c / S``.
+    Below the first maximum ``cmax`` (``p_c <= 1/2``: the maximum adds 1 to ``S``),
+    ``1 - p_c = 1 - e_c / S``; at ``cmax``, ``rest / S`` with ``rest`` the sum of the other
+    ``e_c`` left to right (a cumulative sum with ``e_cmax`` replaced by 0, which adds exactly
+    nothing): the arithmetic of the fast backends' ``softmax_rest`` and
+    ``softmax_complement``.
+    """
+    alpha = np.asarray(alpha, dtype=np.float64)
+    C = alpha.shape[-1]
+    e = np.exp(alpha - alpha.max(axis=-1, keepdims=True))
+    total = np.cumsum(e, axis=-1)[..., -1:]
+    at_max = np.arange(C) == np.argmax(alpha, axis=-1)[..., None]  # the first maximum
+    rest = np.cumsum(np.where(at_max, 0.0, e), axis=-1)[..., -1:]
+    return np.where(at_max, rest / total, 1.0 - e / total), -(e / total)
+
+
 def _with_sample_axes(params: np.ndarray, event_ndim: int, extra: int) -> np.ndarray:
     """Insert ``extra`` singleton axes between the batch axes and the event axes of params."""
     batch = params.shape[: params.ndim - event_ndim]
@@ -163,20 +182,30 @@ class Distribution:
         return np.take_along_axis(table, z[..., None], axis=-1)[..., 0].sum(axis=-1)
 
     def score(self, params: object, z: object) -> np.ndarray:
-        """``grad_params log q(z)``.
+        """``grad_params log q(z)``, every entry accurate relative to itself.
 
-        Bernoulli: ``z_k - sigmoid(phi_k)``, shape ``(*batch, *sample, K)``.
-        Categorical: ``1[z_k = c] - p_kc``, shape ``(*batch, *sample, K, C)``.
+        Bernoulli: ``z_k - sigmoid(phi_k)``, shape ``(*batch, *sample, K)``, computed as
+        ``sigmoid(-phi_k)`` where ``z_k = 1`` and ``-sigmoid(phi_k)`` where ``z_k = 0``.
+        Categorical: ``1[z_k = c] - p_kc``, shape ``(*batch, *sample, K, C)``, computed as
+        ``-e_c / S`` for ``c != z_k`` and, for ``c = z_k``, ``1 - e_c / S`` below the row's
+        first maximum (``p_kc <= 1/2``) and ``(sum_{c' != c} e_c') / S`` at it, with ``e_c =
+        exp(alpha_kc - max_c alpha_kc)`` and ``S`` their sum, both sums left to right (the
+        arithmetic of the fast backends' ``softmax_rest`` and ``score_categorical_pair`` in
+        :mod:`reference._core`). Neither ``1 - sigmoid(phi)`` nor ``1 - p_kc`` of a dominant
+        category is formed by subtraction: at ``phi = 50``, ``z = 1`` that gives 0 for
+        the true ``sigmoid(-50) = 1.9e-22`` (issue 16).
         """
         params = self.validate(params)
         K, C = self.num_variables(params), self.num_categories(params)
         z = int_config_array(z, "z", K, C)
         extra = z.ndim - len(self.batch_shape(params)) - 1
-        p = _with_sample_axes(self.probs(params), self.param_event_ndim, extra)
         if self.name == "bernoulli":
-            return z - p
-        onehot = (z[..., None] == np.arange(C)).astype(np.float64)
-        return onehot - p
+            hit = _with_sample_axes(sigmoid(-params), 1, extra)
+            miss = _with_sample_axes(-sigmoid(params), 1, extra)
+            return np.where(z == 1, hit, miss)
+        hit, miss = _softmax_score_parts(params)
+        onehot = z[..., None] == np.arange(C)
+        return np.where(onehot, _with_sample_axes(hit, 2, extra), _with_sample_axes(miss, 2, extra))
 
     # ------------------------------------------------------------------------ enumeration
     @staticmethod

@@ -8,6 +8,10 @@ samples per replicate, so the oracle's moments are exact
 relaxed domain (``z`` itself for Bernoulli, ``onehot(z)`` for categorical), ``s(z) = x(z) - p =
 grad log q(z)`` for its score, and ``J^T w`` for the Jacobian-transpose product of the mean
 ``p(params)``: ``p (1 - p) w`` for Bernoulli, ``p * (w - <p, w>)`` row by row for categorical.
+Every backend computes ``s`` and ``J^T w`` accurate relative to themselves at saturated logits
+(:meth:`reference.distributions.Distribution.score`; ``sigmoid(phi) sigmoid(-phi) w`` and
+``p_c sum_c' p_c' (w_c - w_c')``): the subtractions ``1 - p`` and ``w_c - <p, w>`` give 0 at
+``phi = 50`` where the truth is of order ``1.9e-22``.
 
 * ``nvil`` (Mnih & Gregor 2014, arXiv 1402.0030, "Algorithm 1"): REINFORCE with a given
   baseline and NVIL's variance normalization, the state passed in explicitly:
@@ -90,10 +94,30 @@ def nvil_scale(v: float) -> float:
 
 def mean_jvp(dist: str, p: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``J^T w`` for the mean map ``params -> p``: Bernoulli ``p (1 - p) w``, categorical
-    ``p (w - <p, w>)`` per row. ``p`` broadcasts against ``w`` ``(..., K[, C])``."""
+    ``p (w - <p, w>)`` per row. ``p`` broadcasts against ``w`` ``(..., K[, C])``.
+
+    From ``p`` alone ``1 - p`` cannot be recovered at saturated logits (it is 0 at ``phi =
+    50``); MuProp's combine computes the same product from the logits instead, accurate
+    relative to itself there."""
     if dist == "bernoulli":
         return p * (1.0 - p) * w
     return p * (w - (p * w).sum(axis=-1, keepdims=True))
+
+
+def _mean_jvp_accurate(dist: str, params: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """:func:`mean_jvp` from the logits, accurate relative to each entry's terms at saturated
+    logits (the arithmetic of the fast backends): Bernoulli ``sigmoid(phi) sigmoid(-phi) w``
+    (``p (1 - p)`` is 0 at ``phi = 50``, for a true 1.9e-22), categorical ``p_c sum_c' p_c'
+    (w_c - w_c')`` summed over ``c'`` in order, ``p = e / S`` with ``S`` summed in order
+    (``p_c (w_c - <p, w>)`` cancels for the dominant category). ``params`` broadcasts against
+    ``w``."""
+    if dist == "bernoulli":
+        return sigmoid(params) * sigmoid(-params) * w
+    e = np.exp(params - params.max(axis=-1, keepdims=True))
+    p = e / np.cumsum(e, axis=-1)[..., -1:]
+    p, w = np.broadcast_arrays(p, w)
+    terms = p[..., None, :] * (w[..., :, None] - w[..., None, :])  # (..., c, c')
+    return p * np.cumsum(terms, axis=-1)[..., -1]
 
 
 def _probs(dist: str, params: np.ndarray) -> np.ndarray:
@@ -138,7 +162,6 @@ def _muprop_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Q
 
 def _muprop_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
                     opts: dict) -> np.ndarray:
-    p = _probs(dist, params)[:, None, None]  # (B, 1, 1, *event)
     s = _score(dist, params, queries.z)  # (B, R, n, *event)
     n = queries.z.shape[2]
     assert answers.f_y is not None and answers.grad_y is not None  # MuProp queries mu
@@ -147,7 +170,7 @@ def _muprop_combine(dist: str, params: np.ndarray, queries: Queries, answers: An
     ev = tuple(range(3, s.ndim))
     linear = (d_mu * s).sum(axis=ev)  # grad f(mu) . (x(z_i) - mu), (B, R, n)
     w = (answers.f_z - f_mu - linear) / n
-    return (_expand(w, s) * s).sum(axis=2) + mean_jvp(dist, p[:, :, 0], d_mu[:, :, 0])
+    return (_expand(w, s) * s).sum(axis=2) + _mean_jvp_accurate(dist, params[:, None], d_mu[:, :, 0])
 
 
 # --- double control variates (Bernoulli)
@@ -159,8 +182,7 @@ def _dcv_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Quer
 def _dcv_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
                  opts: dict) -> np.ndarray:
     a_cv = opts["alpha_cv"]
-    p = sigmoid(params)[:, None, None]  # (B, 1, 1, K)
-    s = queries.z - p  # (B, R, n, K)
+    s = _score(dist, params, queries.z)  # (B, R, n, K), accurate relative to itself
     d = answers.grad_y  # (B, R, n, K)
     assert d is not None  # double CV queries grad f at the samples
     n = s.shape[2]
@@ -169,8 +191,8 @@ def _dcv_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answe
     c = a_cv * (g_loo * s).sum(axis=-1)  # (B, R, n)
     a = answers.f_z + c
     w = (a - a.mean(axis=2, keepdims=True)) / (n - 1)
-    return (w[..., None] * s).sum(axis=2) - a_cv * p[:, :, 0] * (1.0 - p[:, :, 0]) * \
-        d_sum[:, :, 0] / n
+    sp = (sigmoid(params) * sigmoid(-params))[:, None]  # p (1 - p) without 1 - p, (B, 1, K)
+    return (w[..., None] * s).sum(axis=2) - a_cv * sp * d_sum[:, :, 0] / n
 
 
 NUMPY_NVIL = Backend(_sample_queries, _nvil_combine)

@@ -3,9 +3,10 @@ Numba CPU and CUDA.
 
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
-``reference._cuda.CORE``). The arithmetic mirrors
-:mod:`reference.estimators.multi_sample.numpy_reference` step for step (same sums in the same
-order); nothing here validates or allocates: scratch arrays come from the kernels.
+``reference._cuda.CORE``; the scores come from its ``score_bernoulli_pair`` and
+``score_categorical_pair``, accurate relative to themselves at saturated logits). The
+arithmetic mirrors :mod:`reference.estimators.multi_sample.numpy_reference` step for step
+(same sums in the same order); nothing here validates or allocates: scratch arrays come from the kernels.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from types import SimpleNamespace
 
 def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the multi-sample family's device functions with ``jit``."""
-    sigmoid = base.sigmoid
     softmax_stats = base.softmax_stats
+    softmax_rest = base.softmax_rest
+    score_bernoulli_pair = base.score_bernoulli_pair
+    score_categorical_pair = base.score_categorical_pair
 
     @jit
     def vimco_signals(f, w):
@@ -46,25 +49,31 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
             w[i] = (m + math.log(S)) - (mi + math.log(Si))
 
     @jit
+    def weighted_score_entry_bernoulli(phi, k, z, w):
+        # sum_i w_i (z_ik - sigmoid(phi_k)), the score from score_bernoulli_pair (sigmoid(-phi_k)
+        # where z_ik = 1: 1 - sigmoid(phi_k) would round to 0 at saturated logits)
+        hit, miss = score_bernoulli_pair(phi[k])
+        acc = 0.0
+        for i in range(z.shape[0]):
+            acc += w[i] * (hit if z[i, k] == 1 else miss)
+        return acc
+
+    @jit
     def weighted_scores_bernoulli(phi, z, w, out):
         # out_k = sum_i w_i (z_ik - sigmoid(phi_k))
         for k in range(phi.shape[0]):
-            p = sigmoid(phi[k])
-            acc = 0.0
-            for i in range(z.shape[0]):
-                acc += w[i] * (z[i, k] - p)
-            out[k] = acc
+            out[k] = weighted_score_entry_bernoulli(phi, k, z, w)
 
     @jit
     def weighted_score_row(alpha, k, z, w, out):
-        # out_kc = sum_i w_i (1[z_ik = c] - p_kc) for one variable k
-        m, total = softmax_stats(alpha, k)
+        # out_kc = sum_i w_i (1[z_ik = c] - p_kc) for one variable k, the score from
+        # score_categorical_pair (1 - p_kc as the sum of the other categories' terms)
+        m, total, rest, cmax = softmax_rest(alpha, k)
         for c in range(alpha.shape[1]):
-            p = math.exp(alpha[k, c] - m) / total
+            hit, miss = score_categorical_pair(alpha, k, c, m, total, rest, cmax)
             acc = 0.0
             for i in range(z.shape[0]):
-                onehot = 1.0 if z[i, k] == c else 0.0
-                acc += w[i] * (onehot - p)
+                acc += w[i] * (hit if z[i, k] == c else miss)
             out[k, c] = acc
 
     @jit
@@ -471,11 +480,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     def carms_grad_bernoulli(phi, ratio, z, f, w, out):
         for k in range(phi.shape[0]):
             carms_weights_k(ratio, k, z, f, w)
-            p = sigmoid(phi[k])
-            acc = 0.0
-            for i in range(z.shape[0]):
-                acc += w[i] * (z[i, k] - p)
-            out[k] = acc
+            out[k] = weighted_score_entry_bernoulli(phi, k, z, w)
 
     @jit
     def carms_grad_categorical(alpha, ratio, z, f, w, out):

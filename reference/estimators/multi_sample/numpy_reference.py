@@ -1,7 +1,10 @@
 """Multi-sample estimators: VIMCO, the unordered set estimator (sampling without replacement)
 and CARMS (antithetic samples through a Dirichlet copula).
 
-Both use ``n`` configurations per replicate and only values of ``f`` at them. They differ from
+All use ``n`` configurations per replicate and only values of ``f`` at them, and each
+estimate is a weighted sum of the samples' scores ``grad log q(z_i)`` of the factorial
+distribution, computed accurate relative to themselves at saturated logits on every backend
+(:meth:`reference.distributions.Distribution.score`). They differ from
 the other families in what they assume of the samples: VIMCO's target is not ``E_q[f]``, and
 the unordered set estimator's samples are not independent.
 

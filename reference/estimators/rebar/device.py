@@ -2,7 +2,9 @@
 
 ``build(jit, base)`` compiles the plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)`` on top of ``base`` (``reference._cpu.CORE`` or
-``reference._cuda.CORE``: ``sigmoid``, ``softmax_stats``) and the relaxation family's
+``reference._cuda.CORE``: ``sigmoid``, ``softmax_stats``, and for the score term ``b - theta``
+or ``onehot(b) - p`` ``score_bernoulli`` and ``softmax_complement``, accurate relative to
+themselves at saturated logits) and the relaxation family's
 ``gs_row_categorical`` (:mod:`reference.estimators.relaxation.device`: the categorical sample
 and its softmax relaxation), so both fast backends do the same arithmetic. The
 formulas mirror :mod:`reference.estimators.rebar.numpy_reference`; nothing here validates or
@@ -24,6 +26,9 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the REBAR family's device functions with ``jit``."""
     sigmoid = base.sigmoid
     softmax_stats = base.softmax_stats
+    softmax_rest = base.softmax_rest
+    score_bernoulli = base.score_bernoulli
+    softmax_complement = base.softmax_complement
     gs_row_categorical = build_relaxation(jit, base).gs_row_categorical
 
     @jit
@@ -67,10 +72,9 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         for i in range(n):
             w = f[i] - eta * cvals[n + i]
             for k in range(K):
-                theta = sigmoid(phi[k])
                 y = points[i, k]
                 yt = points[n + i, k]
-                out[k] += w * (b[i, k] - theta) + eta * dc[i, k] * y * (1.0 - y) / tau \
+                out[k] += w * score_bernoulli(phi[k], b[i, k]) + eta * dc[i, k] * y * (1.0 - y) / tau \
                     - eta * dc[n + i, k] * yt * (1.0 - yt) / tau * dzt[i, k]
         for k in range(K):
             out[k] = out[k] / n
@@ -116,7 +120,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         for i in range(n):
             w = f[i] - eta * cvals[n + i]
             for k in range(K):
-                m, total = softmax_stats(alpha, k)
+                m, total, rest, cmax = softmax_rest(alpha, k)
                 sy = 0.0
                 st = 0.0
                 for c in range(C):
@@ -126,11 +130,12 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 for c in range(C):
                     sw += wt[i, k, c] * (points[n + i, k, c] * (dc[n + i, k, c] - st) / tau)
                 for c in range(C):
-                    p = math.exp(alpha[k, c] - m) / total
+                    e = math.exp(alpha[k, c] - m)
+                    p = e / total
                     y = points[i, k, c]
                     h = points[n + i, k, c] * (dc[n + i, k, c] - st) / tau
-                    oh = 1.0 if b[i, k] == c else 0.0
-                    out[k, c] += w * (oh - p) + eta * (y * (dc[i, k, c] - sy) / tau) \
+                    s = softmax_complement(e, total, rest, c, cmax) if b[i, k] == c else -p
+                    out[k, c] += w * s + eta * (y * (dc[i, k, c] - sy) / tau) \
                         - eta * ((1.0 - wt[i, k, c]) * h + p * sw)
         for k in range(K):
             for c in range(C):

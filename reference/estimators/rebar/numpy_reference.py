@@ -51,7 +51,10 @@ Estimators, averaged over the ``n`` samples of a replicate (``c`` a surrogate of
 relaxed point, ``dc`` its gradient in ``y``; the chain rule through ``y = sigmoid(z / tau)``
 gives ``d/dphi_k c = dc_k y_k (1 - y_k) / tau * dz_k/dphi_k``, and through ``y = softmax(z /
 tau)`` gives ``d/dz c = y * (dc - <y, dc>) / tau`` row by row, then ``d/dalpha c =
-(dz/dalpha)^T d/dz c``; ``s(b) = grad log q(b)`` is ``b - theta`` or ``onehot(b) - p``):
+(dz/dalpha)^T d/dz c``; ``s(b) = grad log q(b)`` is ``b - theta`` or ``onehot(b) - p``,
+computed accurate relative to itself on every backend as
+:meth:`reference.distributions.Distribution.score` does: ``sigmoid(-phi)`` for ``b = 1``,
+``1 - p_b`` as the sum of the other categories' terms):
 
 * ``rebar`` (Tucker, Mnih, Maddison, Lawson & Sohl-Dickstein 2017, arXiv 1703.07370; the
   single-sample estimator with the conditional marginalization ``z~ ~ p(z | b)``): ``c = eta f``,
@@ -157,7 +160,7 @@ import numpy as np
 
 from reference._validate import float_array, positive_int
 from reference.contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
-from reference.distributions import sigmoid, softmax
+from reference.distributions import BERNOULLI, CATEGORICAL, sigmoid, softmax
 
 __all__ = ["REBAR", "RELAX", "QuadraticSurrogate", "rebar_points", "rebar_points_categorical",
            "rebar_combine_categorical", "loglog", "surrogate_answers", "TINY"]
@@ -236,12 +239,13 @@ def rebar_combine_categorical(alpha: np.ndarray, b: np.ndarray, w: np.ndarray, d
     """
     C = alpha.shape[-1]
     p = softmax(alpha)
-    onehot = (np.arange(C) == b[..., None]).astype(np.float64)
+    # onehot(b) - p accurate relative to itself (1 - p_b as the other categories' sum)
+    score = CATEGORICAL.score(np.broadcast_to(alpha, b.shape + (C,)), b)
     sy = (y * dc_y).sum(axis=-1, keepdims=True)
     st = (yt * dc_yt).sum(axis=-1, keepdims=True)
     h = yt * (dc_yt - st) / tau
     sw = (wt * h).sum(axis=-1, keepdims=True)
-    return w[..., None, None] * (onehot - p) + eta * (y * (dc_y - sy) / tau) \
+    return w[..., None, None] * score + eta * (y * (dc_y - sy) / tau) \
         - eta * ((1.0 - wt) * h + p * sw)
 
 
@@ -301,8 +305,8 @@ def _combine_numpy(dist: str, params: np.ndarray, queries: Queries, answers: Ans
         return rebar_combine_categorical(params[:, None, None], queries.z, w, dc[:, :, :n],
                                          dc[:, :, n:], y, yt, queries.aux["wt"], eta,
                                          tau).sum(axis=2) / n
-    theta = sigmoid(params)[:, None, None]
-    g = w[..., None] * (queries.z - theta) + eta * dc[:, :, :n] * y * (1.0 - y) / tau \
+    score = BERNOULLI.score(params, queries.z)  # b - theta, accurate relative to itself
+    g = w[..., None] * score + eta * dc[:, :, :n] * y * (1.0 - y) / tau \
         - eta * dc[:, :, n:] * yt * (1.0 - yt) / tau * queries.aux["dzt"]
     return g.sum(axis=2) / n
 

@@ -12,7 +12,10 @@ They need only values of ``f`` on discrete configurations (no derivatives, no re
   Each sample's baseline is the mean of the other ``n - 1`` values, so it is unbiased.
 
 Scores: ``grad_{phi_k} log q(z) = z_k - sigmoid(phi_k)``;
-``grad_{alpha_kc} log q(z) = 1[z_k = c] - softmax(alpha_k)_c``.
+``grad_{alpha_kc} log q(z) = 1[z_k = c] - softmax(alpha_k)_c``; every backend computes them
+accurate relative to themselves (:meth:`reference.distributions.Distribution.score`:
+``sigmoid(-phi_k)`` for ``z_k = 1``, ``1 - p_kc`` as the sum of the other categories' terms),
+so at ``phi = 50``, ``z = 1`` a replicate is ``f * 1.9e-22 / n``, not 0.
 
 Noise: ``u`` of shape ``(*batch, R, n, K)``, Uniform[0, 1); sample ``i`` of replicate ``r`` is
 ``z = sample(params, u[r, i])`` with the mapping of :mod:`reference.distributions`.
