@@ -20,6 +20,7 @@ TINY = 2.2250738585072014e-308
 def build(jit, base) -> SimpleNamespace:
     """Compile the device functions with ``jit``; ``base`` from ``reference._core.build``."""
     sigmoid = base.sigmoid
+    sigmoid_prime = base.sigmoid_prime
     softmax_stats = base.softmax_stats
 
     @jit
@@ -59,13 +60,14 @@ def build(jit, base) -> SimpleNamespace:
 
     @jit
     def st_bernoulli(phi, dy, out):
-        # phi (K,), dy (n, K) -> out (K,) = mean_i p (1 - p) dy_i
+        # phi (K,), dy (n, K) -> out (K,) = mean_i p (1 - p) dy_i, p (1 - p) as
+        # sigmoid(phi) sigmoid(-phi) (sigmoid_prime: 1 - p is 0 at phi = 50)
         n = dy.shape[0]
         for k in range(phi.shape[0]):
-            p = sigmoid(phi[k])
+            sp = sigmoid_prime(phi[k])
             acc = 0.0
             for i in range(n):
-                acc += p * (1.0 - p) * dy[i, k]
+                acc += sp * dy[i, k]
             out[k] = acc / n
 
     # ------------------------------------------------------------- Gumbel-Softmax

@@ -105,8 +105,10 @@ def _st_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answer
                 opts: dict) -> np.ndarray:
     dy = answers.grad_y
     if dist == "bernoulli":
-        p = sigmoid(params)[:, None, None, :]
-        return (p * (1.0 - p) * dy).mean(axis=2)
+        # p (1 - p) as sigmoid(phi) sigmoid(-phi): 1 - p is 0 at phi = 50 (the fast backends'
+        # sigmoid_prime)
+        sp = (sigmoid(params) * sigmoid(-params))[:, None, None, :]
+        return (sp * dy).mean(axis=2)
     p = softmax(params)[:, None, None]
     return softmax_jvp(p, dy).mean(axis=2)
 
