@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,6 +176,14 @@ def _real_answer(value: object, name: str) -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
+def _physical_memory() -> float:
+    """This machine's memory in bytes (``inf`` where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return float("inf")
+
+
 def backend_paths(family: str, name: str) -> dict[str, str]:
     """The ``Estimator.backends`` mapping by the project's layout: the family folder
     ``reference/estimators/<family>/`` holds ``numpy_reference.py`` (``NUMPY_<name>``),
@@ -323,6 +332,12 @@ class Estimator:
             raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
                             f"got {type(rng).__name__}")
         shapes = self.noise_shapes(dist, params_shape, R, **options)
+        need = 8 * sum(int(np.prod(v, dtype=object)) for v in shapes.values())
+        if need > _physical_memory():  # refused by name, not NumPy's MemoryError (or swapping)
+            raise ValueError(f"{self.name}: noise for R = {R} replicates with options {options} "
+                             f"would take {need / 2**30:.3g} GiB, more than this machine's "
+                             f"{_physical_memory() / 2**30:.3g} GiB of memory; draw fewer replicates at a "
+                             "time, or use smaller sample-count options")
         return {s.name: s.draw(rng, shapes[s.name]) for s in self.noise}
 
     def _check_noise(self, d: Distribution, params: np.ndarray, noise: Mapping[str, object],

@@ -364,3 +364,11 @@ def test_arsm_distinct_count_outside_its_range_is_refused(value):
     bad = Queries(q.z, {**q.aux, "n_distinct": np.full_like(q.aux["n_distinct"], value)}, q.y)
     with pytest.raises(ValueError, match=r"n_distinct'\] must hold integer counts in \[1, 4\]"):
         est.combine("categorical", alpha, bad, a)
+
+
+@pytest.mark.parametrize("R,options", [(10**12, {}), (3, {"n": 10**12})])
+def test_noise_larger_than_the_machine_is_refused_by_name(R, options):
+    """R or n of 10**12 reached NumPy's MemoryError from inside the generator (and a size
+    that nearly fits would swap); the refusal says how much and what to change."""
+    with pytest.raises(ValueError, match="GiB, more than this machine's"):
+        RF.draw_noise(np.random.default_rng(0), "categorical", (2, 3), R, **options)
