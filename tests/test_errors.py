@@ -372,3 +372,20 @@ def test_noise_larger_than_the_machine_is_refused_by_name(R, options):
     that nearly fits would swap); the refusal says how much and what to change."""
     with pytest.raises(ValueError, match="GiB, more than this machine's"):
         RF.draw_noise(np.random.default_rng(0), "categorical", (2, 3), R, **options)
+
+
+@pytest.mark.parametrize("h", [0.0, -1e-3, float("nan"), float("inf"), "1e-3", True])
+def test_finite_difference_step_is_checked(h):
+    """h = 0 raised ZeroDivisionError, h = nan returned a NaN gradient."""
+    import verify
+
+    with pytest.raises(ValueError, match="h .the finite-difference step. must be"):
+        verify.finite_difference_gradient("bernoulli", np.zeros(2), random_table(2, 2, seed=0), h=h)
+
+
+def test_golden_directory_that_cannot_be_made_is_named(tmp_path):
+    from verify import golden
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="directory .*file/sub' cannot be created"):
+        golden.write_golden(str(tmp_path / "file" / "sub"), R=2, names=["arm"])

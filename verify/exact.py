@@ -360,8 +360,12 @@ def exact_gradient_mp(problem: Problem | str | Distribution, params: object = No
 
 def finite_difference_gradient(problem: Problem | str | Distribution, params: object = None,
                                objective: Any = None, h: float = 1e-3) -> np.ndarray:
-    """Five-point central differences of :func:`exact_expectation` (error ``O(h^4)``)."""
+    """Five-point central differences of :func:`exact_expectation` (error ``O(h^4)``);
+    ``h`` a finite step > 0."""
     pr = _as_problem(problem, params, objective)
+    if isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating)) or \
+            not (math.isfinite(h) and h > 0):
+        raise ValueError(f"h (the finite-difference step) must be a finite number > 0, got {h!r}")
     grad = np.zeros_like(pr.params)
     for idx in np.ndindex(pr.params.shape):
         vals = []

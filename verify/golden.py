@@ -100,7 +100,10 @@ def write_golden(directory: str, *, R: int = 16, seed: int = 0,
         raise ValueError(f"R must be a positive integer, got {R!r}")
     seed = seed_value(seed)
     golden_entries(names)  # unknown names refused before the directory is made
-    os.makedirs(directory, exist_ok=True)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"directory {directory!r} cannot be created: {exc}") from None
     problems: dict[str, list] = {}
     entries = []
     for i, (name, dist, oi, j, label) in enumerate(golden_entries(names)):
