@@ -77,7 +77,8 @@ def test_bench_kernels_writes_one_row_per_estimator_and_backend(tmp_path):
 
 @pytest.mark.parametrize("args,words", [
     (["--seed", "-1", "--no-cuda", "--estimators", "arm"], "--seed must be >= 0"),
-    (["golden", "{tmp}/g", "--seed", "-1", "--estimators", "arm"], "seed must be a non-negative"),
+    (["golden", "{tmp}/g", "--seed", "-1", "--estimators", "arm"], "--seed must be >= 0"),
+    (["golden", "{tmp}/g", "--R", "0", "--estimators", "arm"], "--R must be >= 1"),
     (["golden", "{tmp}/g", "--estimators", "nope"], "unknown estimators ['nope']"),
 ])
 def test_verify_module_bad_flags_exit_2(args, words, tmp_path):

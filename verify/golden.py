@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--estimators", nargs="*", help="only these registry names")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.R < 1:
+        parser.error(f"--R must be >= 1, got {args.R}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     try:
         manifest = write_golden(args.directory, R=args.R, seed=args.seed, names=args.estimators,
                                 verbose=not args.quiet)
