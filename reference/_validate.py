@@ -56,3 +56,38 @@ def check_shape(arr: np.ndarray, expected: tuple[int, ...], name: str) -> None:
     """Raise ``ValueError`` unless ``arr.shape == expected``."""
     if tuple(arr.shape) != tuple(expected):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(arr.shape)}")
+
+
+def seed_value(seed: object, name: str = "seed") -> int:
+    """Return ``seed`` as a non-negative int (what ``np.random.default_rng`` takes), raising
+    ``TypeError``/``ValueError`` naming ``name`` instead of NumPy's ``SeedSequence`` error."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be a non-negative integer, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed}")
+    return int(seed)
+
+
+def shape_tuple(shape: object, name: str) -> tuple[int, ...]:
+    """Return ``shape`` as a tuple of non-negative ints (``TypeError``/``ValueError`` naming
+    ``name`` otherwise: ``np.zeros`` would say only "cannot be interpreted as an integer")."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or any(
+            isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in shape):
+        raise TypeError(f"{name} must be a tuple of integers, got {shape!r}")
+    if any(s < 0 for s in shape):
+        raise ValueError(f"{name} must not have negative entries, got {tuple(shape)}")
+    return tuple(int(s) for s in shape)
+
+
+def finite_scalar(x: object, name: str) -> float:
+    """Return ``x`` as one finite float: ``float_array``'s checks, and a ``TypeError`` naming
+    ``name`` for an array of more than one number (``float()`` would say only "only 0-dimensional
+    arrays can be converted") or a bool (``True`` is not a temperature)."""
+    if isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a number, got {x!r}")
+    arr = float_array(x, name)
+    if arr.ndim:
+        raise TypeError(f"{name} must be a single number, got an array of shape {arr.shape}")
+    return float(arr)

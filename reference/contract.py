@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ._validate import float_array, int_config_array
+from ._validate import float_array, int_config_array, positive_int, shape_tuple
 from .distributions import Distribution, get_distribution
 
 __all__ = ["NoiseSpec", "Backend", "Queries", "Answers", "Cost", "Estimator", "BACKENDS", "evaluate",
@@ -54,6 +55,9 @@ class NoiseSpec:
     shape: Callable[..., tuple[int, ...]]  # (K, C, options[, dist]) -> per-replicate shape
     doc: str
     by_dist: bool = False
+    #: an extra check of the full array (``check(array, label)``), raising ``ValueError``
+    #: naming ``label`` for noise inside the law's range that the estimator cannot use
+    check: Callable[[np.ndarray, str], None] | None = None
 
     def shape_for(self, dist: str, K: int, C: int, options: Mapping[str, Any]
                   ) -> tuple[int, ...]:
@@ -115,14 +119,21 @@ class Cost:
 
 def evaluate(objective: Any, queries: Queries) -> Answers:
     """Answer the queries: ``objective(z)`` (vectorized over leading axes) at the
-    configurations and ``objective.relaxed(y)`` (values and gradients) at relaxed points."""
+    configurations and ``objective.relaxed(y)`` (values and gradients) at relaxed points.
+
+    What the objective returns is checked here, naming it: real numbers (a complex, string or
+    ``None`` answer is refused, never cast), of shape ``z.shape[:-1]``, ``y.shape[:-event]``
+    and ``y.shape``."""
+    if not isinstance(queries, Queries):
+        raise TypeError(f"queries must be a reference.Queries (from Estimator.queries), got "
+                        f"{type(queries).__name__}")
     if not callable(objective):
         raise TypeError(f"objective must be callable on configurations, got {type(objective).__name__}")
     K = getattr(objective, "K", None)
     if K is not None and queries.z.ndim and K != queries.z.shape[-1]:
         raise ValueError(f"the objective is for K={K} variables but the queries have "
                          f"K={queries.z.shape[-1]}")
-    f_z = np.asarray(objective(queries.z), dtype=np.float64)
+    f_z = _real_answer(objective(queries.z), "the objective's values objective(z)")
     if f_z.shape != queries.z.shape[:-1]:
         raise ValueError(f"objective returned shape {f_z.shape}, expected {queries.z.shape[:-1]}")
     if queries.y is None:
@@ -130,12 +141,47 @@ def evaluate(objective: Any, queries: Queries) -> Answers:
     if not callable(getattr(objective, "relaxed", None)):
         raise TypeError("this estimator needs f and grad f at relaxed points: the objective must "
                         "have a method relaxed(y) -> (values, gradients) (see reference.objectives)")
-    f_y, grad_y = objective.relaxed(queries.y)
-    f_y, grad_y = np.asarray(f_y, dtype=np.float64), np.asarray(grad_y, dtype=np.float64)
+    out = objective.relaxed(queries.y)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(f"objective.relaxed(y) must return a pair (values, gradients), got "
+                        f"{type(out).__name__}")
+    f_y = _real_answer(out[0], "the values of objective.relaxed(y)")
+    grad_y = _real_answer(out[1], "the gradients of objective.relaxed(y)")
+    # y is (*batch, R, M2, *event) and z (*batch, R, M, K): the values drop the event axes
+    want_f = queries.y.shape[: queries.z.ndim - 1]
+    if f_y.shape != want_f:
+        raise ValueError(f"objective.relaxed returned values of shape {f_y.shape}, "
+                         f"expected {want_f}")
     if grad_y.shape != queries.y.shape:
         raise ValueError(f"objective.relaxed returned gradients of shape {grad_y.shape}, "
                          f"expected {queries.y.shape}")
     return Answers(f_z, f_y, grad_y)
+
+
+def _real_answer(value: object, name: str) -> np.ndarray:
+    """``value`` as float64, refusing ``None`` and non-real dtypes (``np.asarray(.., float64)``
+    would drop an imaginary part with a warning, or fail deep inside on strings)."""
+    if value is None:
+        raise TypeError(f"{name} must be a real array, got None")
+    arr = np.asarray(value)
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be real numbers, got an object array that does not "
+                            "convert to float") from None
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+            or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
+def _physical_memory() -> float:
+    """This machine's memory in bytes (``inf`` where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return float("inf")
 
 
 def backend_paths(family: str, name: str) -> dict[str, str]:
@@ -197,6 +243,13 @@ class Estimator:
         if unknown:
             raise TypeError(f"{self.name} got unknown options {sorted(unknown)}; "
                             f"it takes {sorted(self.option_defaults)}")
+        for key, value in options.items():
+            default = self.option_defaults[key]
+            # a numeric option given True would silently be 1 (tau=True): refused here, by
+            # name, for every record (arrays: each family's finite_scalar)
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and \
+                    isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{self.name}: option {key} must be a number, got {value!r}")
         return self.check_options({**self.option_defaults, **options})
 
     def distribution(self, dist: str | Distribution) -> Distribution:
@@ -248,6 +301,10 @@ class Estimator:
         return g
 
     def cost(self, K: int, C: int, **options: Any) -> Cost:
+        """Objective (and gradient) evaluations per replicate for ``K`` variables with ``C``
+        categories (``C = 2`` for Bernoulli and k-subset parameters)."""
+        K = positive_int(K, "K", 1)
+        C = positive_int(C, "C", 2)
         return self.cost_fn(K, C, self.options(**options))
 
     def _params(self, d: Distribution, params: object, backend: str) -> np.ndarray:
@@ -261,7 +318,7 @@ class Estimator:
         opts = self.options(**options)
         if isinstance(R, bool) or not isinstance(R, (int, np.integer)) or R < 1:
             raise ValueError(f"R (replicates) must be a positive integer, got {R!r}")
-        dummy = np.zeros(params_shape)
+        dummy = np.zeros(shape_tuple(params_shape, "params_shape"))
         d.validate(dummy)
         K, C = d.num_variables(dummy), d.num_categories(dummy)
         batch = d.batch_shape(dummy)
@@ -275,6 +332,12 @@ class Estimator:
             raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
                             f"got {type(rng).__name__}")
         shapes = self.noise_shapes(dist, params_shape, R, **options)
+        need = 8 * sum(int(np.prod(v, dtype=object)) for v in shapes.values())
+        if need > _physical_memory():  # refused by name, not NumPy's MemoryError (or swapping)
+            raise ValueError(f"{self.name}: noise for R = {R} replicates with options {options} "
+                             f"would take {need / 2**30:.3g} GiB, more than this machine's "
+                             f"{_physical_memory() / 2**30:.3g} GiB of memory; draw fewer replicates at a "
+                             "time, or use smaller sample-count options")
         return {s.name: s.draw(rng, shapes[s.name]) for s in self.noise}
 
     def _check_noise(self, d: Distribution, params: np.ndarray, noise: Mapping[str, object],
@@ -301,6 +364,8 @@ class Estimator:
             R = r
             if s.law == "uniform" and arr.size and (arr.min() < 0.0 or arr.max() >= 1.0):
                 raise ValueError(f"noise[{s.name!r}] must lie in [0, 1)")
+            if s.check is not None and arr.size:
+                s.check(arr, f"noise[{s.name!r}]")
             arr = arr.astype(params.dtype, copy=False)
             B = int(np.prod(batch, dtype=np.int64))
             out[s.name] = np.ascontiguousarray(arr.reshape((B,) + arr.shape[len(batch):]))
@@ -328,6 +393,12 @@ class Estimator:
     def combine(self, dist: str | Distribution, params: object, queries: Queries,
                 answers: Answers, backend: str = "numpy", **options: Any) -> np.ndarray:
         """Phase 2: per-replicate estimates of shape ``(*batch, R, *param_shape)``."""
+        if not isinstance(queries, Queries):
+            raise TypeError(f"queries must be a reference.Queries (from Estimator.queries), got "
+                            f"{type(queries).__name__}")
+        if not isinstance(answers, Answers):
+            raise TypeError(f"answers must be a reference.Answers (from reference.evaluate), got "
+                            f"{type(answers).__name__}")
         d = self.distribution(dist)
         params = self._params(d, params, backend)
         opts = self.options(**options)
@@ -359,6 +430,10 @@ class Estimator:
         if queries.y is not None and np.shape(answers.grad_y) != np.shape(queries.y):
             raise ValueError(f"answers.grad_y must have shape {np.shape(queries.y)}, "
                              f"got {np.shape(answers.grad_y)}")
+        # one value per relaxed point: y is (*batch, R, M2, *event), f_y (*batch, R, M2)
+        if queries.y is not None and np.shape(answers.f_y) != np.shape(queries.y)[: z.ndim - 1]:
+            raise ValueError(f"answers.f_y must have shape {np.shape(queries.y)[: z.ndim - 1]}, "
+                             f"got {np.shape(answers.f_y)}")
         fq = Queries(np.ascontiguousarray(z.reshape((B,) + z.shape[nb:])),
                      {k: flat(v, f"queries.aux[{k!r}]", np.issubdtype(np.asarray(v).dtype,
                                                                     np.floating))

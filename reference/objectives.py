@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 from numba import float64, int64, njit, types
 
-from ._validate import float_array, int_config_array, positive_int
+from ._validate import finite_scalar, float_array, int_config_array, positive_int, seed_value
 
 __all__ = [
     "Objective",
@@ -213,7 +213,7 @@ class BinaryQuadratic(Objective):
 
     def __init__(self, K: int, t: float) -> None:
         self.K, self.C, self.domain = positive_int(K, "K"), 2, "binary"
-        self.t = float(float_array(t, "t"))
+        self.t = finite_scalar(t, "t")
         self.jit_fn = _quadratic_jit
         self.jit_data = np.array([self.t])
 
@@ -274,7 +274,7 @@ def random_table(K: int, C: int, seed: int = 0, domain: str | None = None) -> Ta
     ``"categorical"`` to use a ``C = 2`` table with categorical logits.
     """
     K, C = positive_int(K, "K"), positive_int(C, "C", 2)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_value(seed))
     return TableObjective(rng.standard_normal((C,) * K), domain or ("binary" if C == 2 else
                                                                   "categorical"))
 
@@ -305,7 +305,7 @@ class RowQuadratic(TableObjective):
         if w_arr.ndim != 2 or w_arr.shape[1] < 2:
             raise ValueError(f"w must have shape (K, C) with C >= 2, got {w_arr.shape}")
         K, C = w_arr.shape
-        self.w, self.c = np.ascontiguousarray(w_arr), float(float_array(c, "c"))
+        self.w, self.c = np.ascontiguousarray(w_arr), finite_scalar(c, "c")
         grids = np.meshgrid(*[np.arange(C)] * K, indexing="ij")
         table = sum((self.w[k][grids[k]] - self.c) ** 2 for k in range(K)) / K
         super().__init__(np.asarray(table, dtype=np.float64), "categorical")

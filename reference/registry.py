@@ -39,7 +39,7 @@ def get_estimator(name: str) -> Estimator:
     """The registry record called ``name`` (``ValueError`` lists the known names)."""
     try:
         return REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: an unhashable name, e.g. a list
         raise ValueError(f"unknown estimator {name!r}; registered: {sorted(REGISTRY)}") from None
 
 

@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     _cli.add_cluster_flags(parser)
     args = parser.parse_args(argv)
     _cli.check_cluster(parser, args)
+    _cli.at_least(parser, "--seed", args.seed, 0)
+    _cli.writable_dir(parser, "--plot's folder", os.path.dirname(os.path.abspath(args.plot)))
     R, steps, seeds = (50, 100, 2) if args.quick else (200, 300, 5)
     t0 = time.time()
     best, cos, curves = experiment(R, steps, seeds, args.seed, args)

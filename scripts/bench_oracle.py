@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _cli  # noqa: E402
 from _threads import early_env  # noqa: E402  (before NumPy and Numba)
 
 early_env(sys.argv[1:])
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
+    if args.json:  # before minutes of timings, not after them
+        _cli.writable_dir(ap, "--json's folder", str(Path(args.json).resolve().parent))
     rows = []
     base = None
     for label, fn, reset in _cases():

@@ -245,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     spec = categorical_spec(C)
     rng = np.random.default_rng(0)
     params = init_params(spec, rng)
-    xs = batches(args, rng)
+    try:
+        xs = batches(args, rng)
+    except (FileNotFoundError, ValueError) as exc:  # a missing or corrupt data file
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"categorical VAE K={spec.K} C={C}, batch {args.batch_size}, float32, {threads} threads"
           + (f", torch {torch.__version__}" if torch is not None else ""))
     print(f"{'estimator':<16}{'options':<10}{'ours steps/s':>14}{'torch steps/s':>15}{'ratio':>8}"

@@ -234,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [m for m in MUTANTS if args.only is None or args.only in m.name]
     if not chosen:
         ap.error(f"no mutant matches --only {args.only!r}")
+    if args.json:  # before an hour of mutants, not after it
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import _cli
+
+        _cli.writable_dir(ap, "--json's folder", str(Path(args.json).resolve().parent))
     rows = run(chosen, args.timeout)
     applied = [r for r in rows if not r["status"].startswith("NOT APPLIED")]
     killed = [r for r in applied if r["status"].startswith("killed")]

@@ -28,6 +28,7 @@ import numpy as np
 from swap_variance import toy_table
 
 from reference import REGISTRY, random_table
+from verify.exact import check_enumeration_size
 from verify.moments import swap as moments_swap
 from verify.problems import builtin_problems
 
@@ -72,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _cli.at_least(parser, "--R", args.R, 40)
     _cli.at_least(parser, "--K", args.K, 1)
+    try:  # the C = 10 table has 10**K entries: refuse what the oracle refuses, before timings
+        check_enumeration_size(10, args.K)
+    except ValueError as exc:
+        parser.error(f"--K {args.K}: {exc}")
     if not args.skip_timings:
         label, pr = builtin_problems("categorical")[1]
         cases = [(f"K=3 C=4 ({label})", pr.params, pr.objective),

@@ -36,6 +36,10 @@ def parse_option(text: str) -> tuple[str, object]:
     try:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
+        pass
+    try:  # nan, inf: a number, so that the option's own check names it as not finite
+        return key, float(value)
+    except ValueError:
         return key, value
 
 
@@ -87,6 +91,7 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     _cli.at_least(parser, "--C", args.C, 2)
     _cli.at_least(parser, "--K", args.K, 1)
     _cli.at_least(parser, "--var-replicates", args.var_replicates, 2)
+    _cli.at_least(parser, "--seed", args.seed, 0)
     _cli.positive_finite(parser, "--lr", args.lr)
     if args.estimator not in REGISTRY:
         parser.error(f"unknown --estimator {args.estimator!r}; registered: {sorted(REGISTRY)}")

@@ -72,6 +72,37 @@ def test_binarized_npz(tmp_path, monkeypatch):
         D.load_binarized_mnist(empty)
 
 
+@pytest.mark.parametrize("damage,words", [
+    (lambda raw: raw[: len(raw) // 2], "not a readable .npz file"),  # a cut download
+    (lambda raw: b"not a zip archive" * 10, "not a readable .npz file"),
+])
+def test_corrupt_npz_is_a_clear_error(tmp_path, damage, words):
+    """A truncated .npz raised zipfile.BadZipFile from inside NumPy (a traceback from
+    train_vae.py), and a garbage one NumPy's advice about pickles; both now name the file."""
+    path = tmp_path / "binarized_mnist.npz"
+    write_npz(path, np.random.default_rng(1))
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError, match=words) as info:
+        D.load_binarized_mnist(tmp_path)
+    assert str(path) in str(info.value)
+
+
+def test_npz_with_an_object_array_is_a_clear_error(tmp_path):
+    np.savez(tmp_path / "binarized_mnist.npz", train=np.array([None, 1], dtype=object),
+             valid=np.zeros((2, 98), np.uint8), test=np.zeros((2, 98), np.uint8))
+    with pytest.raises(ValueError, match=r"\['train'\] cannot be read"):
+        D.load_binarized_mnist(tmp_path)
+
+
+def test_truncated_gzip_idx_is_a_clear_error(tmp_path, gray):
+    """A cut .gz raised EOFError from inside gzip (a traceback from train_vae.py)."""
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", gray, True)
+    raw = (tmp_path / "t10k-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated gzip file"):
+        D.load_mnist_idx(tmp_path, "t10k")
+
+
 def test_dynamic_binarization_is_fresh_each_epoch_and_resumable():
     gray = np.full((10, 784), 128, np.uint8)
     s = D.BatchStream(gray, 5, seed=3, dynamic=True)

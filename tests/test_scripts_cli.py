@@ -30,6 +30,16 @@ CASES = [
     ("multi_sample_variance.py", ["--workers", "0"], "--workers must be >= 1"),
     ("bench_kernels.py", ["--estimators", "nope"], "unknown --estimators"),
     ("bench_kernels.py", ["--min-time", "nan"], "--min-time must be a positive finite"),
+    # issue 16's battery: before, --seed -1 reached default_rng (after the data was read, or
+    # as a traceback), a missing --data gave bench_vae a traceback, and --plot was checked
+    # only after the whole experiment
+    ("train_vae.py", ["--out", "{tmp}/t", "--seed", "-1"], "--seed must be >= 0"),
+    ("train_vae.py", ["--out", "{tmp}/t", "--estimator", "gumbel_softmax", "--option", "tau=nan"],
+     "tau contains NaN"),
+    ("bench_vae.py", ["--data", "{tmp}/nodata", "--estimators", "arsm", "--steps", "1"],
+     "nodata' does not exist"),
+    ("aimle_synthetic.py", ["--seed", "-1"], "--seed must be >= 0"),
+    ("aimle_synthetic.py", ["--plot", "{tmp}/blocker/p.png"], "--plot's folder"),
 ]
 
 
@@ -63,3 +73,20 @@ def test_bench_kernels_writes_one_row_per_estimator_and_backend(tmp_path):
                 "memory_bound"} <= set(r)
         assert r["replicates_per_s"] > 0 and isinstance(r["memory_bound"], bool)
         assert r["bandwidth_ratio"] == pytest.approx(r["bytes_per_s"] / r["copy_bytes_per_s"])
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--seed", "-1", "--no-cuda", "--estimators", "arm"], "--seed must be >= 0"),
+    (["golden", "{tmp}/g", "--seed", "-1", "--estimators", "arm"], "--seed must be >= 0"),
+    (["golden", "{tmp}/g", "--R", "0", "--estimators", "arm"], "--R must be >= 1"),
+    (["golden", "{tmp}/g", "--estimators", "nope"], "unknown estimators ['nope']"),
+])
+def test_verify_module_bad_flags_exit_2(args, words, tmp_path):
+    """``python -m verify`` with a negative seed ran the CUDA check, then failed inside
+    ``default_rng``; ``golden`` printed its refusal on stdout (now stderr, exit 2)."""
+    argv = [a.format(tmp=tmp_path) for a in args]
+    out = subprocess.run([sys.executable, "-m", "verify", *argv], capture_output=True, text=True,
+                         timeout=120, check=False, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 2, out.stderr
+    assert words in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "g").exists()  # nothing written

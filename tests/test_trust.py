@@ -322,6 +322,26 @@ def test_port_checker_rejects_non_finite_output():
     assert not rep.passed
 
 
+@pytest.mark.parametrize("fill", [np.nan, np.inf])
+def test_port_checker_fails_an_all_non_finite_port(fill):
+    """A port returning NaN everywhere made the checker raise NumPy's "All-NaN slice
+    encountered" (from ``nanargmax``) instead of failing the port; the failure names the
+    first entry."""
+    rep = verify.check_port(_reference_port(lambda g: np.full_like(g, fill)), "reinforce_loo",
+                            _problem(), n=3, distribution=False)
+    assert not rep.passed and "at index (0, 0, 0, 0)" in rep.message
+
+
+@pytest.mark.parametrize("cast", [lambda g: g + 1e-3j, lambda g: g.astype(object),
+                                  lambda g: g.astype(str)])
+def test_port_checker_refuses_non_real_output(cast):
+    """A complex port was cast to float64, its imaginary part dropped with a warning, and
+    passed; a string port was parsed as numbers."""
+    with pytest.raises(TypeError, match="a port must return real numbers"):
+        verify.check_port(_reference_port(cast), "reinforce_loo", _problem(), n=3,
+                          distribution=False)
+
+
 # ------------------------------------------------- samplers on the exact CDF boundaries
 @pytest.mark.parametrize("backend", ["cpu", "cuda"])
 def test_samplers_agree_with_numpy_on_cdf_boundaries(backend, small_cuda_grid):

@@ -137,7 +137,7 @@ def check_enumeration_size(C: int, K: int) -> None:
     if n > MAX_CONFIGURATIONS:
         raise ValueError(f"enumerating C**K = {C}**{K} = {_count(n)} configurations exceeds "
                          f"verify.exact.MAX_CONFIGURATIONS = {MAX_CONFIGURATIONS} (the table alone "
-                         f"would take {_count(8 * n // 2**30)} GiB); use a smaller problem or raise "
+                         f"would take {_gib(8 * n)} GiB); use a smaller problem or raise "
                          "the limit")
 
 
@@ -145,6 +145,12 @@ def _count(n: int) -> str:
     """``n`` for a message: ``1.72e+10``, or ``10^15051.5`` past the float range (formatting
     such an ``int`` as a float raised ``OverflowError`` instead of the refusal)."""
     return f"{n:.3g}" if n < 10**300 else f"10^{math.log10(n):.1f}"
+
+
+def _gib(nbytes: int) -> str:
+    """``nbytes`` in GiB for a message: ``0.745`` (integer division printed 0 below 1 GiB),
+    and the integer quotient past the float range."""
+    return f"{nbytes / 2**30:.3g}" if nbytes < 10**300 else _count(nbytes // 2**30)
 
 
 #: nominal operations of one Python-level step (an mpmath operation, one polygon clip)
@@ -190,6 +196,12 @@ def make_problem(dist: str | Distribution, params: object, objective: Any) -> Pr
     return Problem(d, p, objective)
 
 
+def _need_problem(problem: object) -> None:
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a verify.Problem (verify.make_problem(dist, params, "
+                        f"objective)), got {type(problem).__name__}")
+
+
 def _as_problem(problem_or_dist: Problem | str | Distribution, params: object = None,
                 objective: Any = None) -> Problem:
     if isinstance(problem_or_dist, Problem):
@@ -205,6 +217,7 @@ def _category_probs(problem: Problem) -> np.ndarray:
 
 def config_probabilities(problem: Problem) -> np.ndarray:
     """``q(z)`` for every configuration, shape ``(C,) * K`` (outer product of the rows)."""
+    _need_problem(problem)
     check_enumeration_budget("the enumeration of q(z)", problem.C, problem.K,
                              floats_per_config=2, ops_per_config=2)
     rows = np.exp(problem.dist.category_log_probs(problem.params))
@@ -347,8 +360,12 @@ def exact_gradient_mp(problem: Problem | str | Distribution, params: object = No
 
 def finite_difference_gradient(problem: Problem | str | Distribution, params: object = None,
                                objective: Any = None, h: float = 1e-3) -> np.ndarray:
-    """Five-point central differences of :func:`exact_expectation` (error ``O(h^4)``)."""
+    """Five-point central differences of :func:`exact_expectation` (error ``O(h^4)``);
+    ``h`` a finite step > 0."""
     pr = _as_problem(problem, params, objective)
+    if isinstance(h, bool) or not isinstance(h, (int, float, np.integer, np.floating)) or \
+            not (math.isfinite(h) and h > 0):
+        raise ValueError(f"h (the finite-difference step) must be a finite number > 0, got {h!r}")
     grad = np.zeros_like(pr.params)
     for idx in np.ndindex(pr.params.shape):
         vals = []
@@ -369,6 +386,7 @@ def score_matrix(problem: Problem) -> np.ndarray:
     the other categories' probabilities when ``z_k = c`` (``1 - p`` would cancel when
     ``p_kc`` is near 1) and as ``-p_kc`` otherwise; Bernoulli scores are the ``c = 1`` column.
     """
+    _need_problem(problem)
     P = problem.params.size
     # Z, the boolean one-hot (N, K, C) and two float (N, P) arrays
     check_enumeration_budget("the score matrix", problem.C, problem.K,

@@ -44,11 +44,13 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 from typing import Any
 
 import numpy as np
 
 from reference import REGISTRY
+from reference._validate import seed_value
 from reference.contract import evaluate
 
 from .problems import builtin_problems
@@ -71,6 +73,8 @@ def _json_option(value: Any) -> Any:
 def golden_entries(names: list[str] | None = None) -> list[tuple[str, str, int, int, str]]:
     """``(estimator, dist, option index, problem index, problem label)`` for every file, in
     manifest order; ``names`` restricts to those registry names (``ValueError`` if unknown)."""
+    if isinstance(names, str):  # "arm" would be read as the names "a", "r", "m"
+        raise TypeError(f"names must be a list of registry names, got the string {names!r}")
     if names is not None:
         unknown = sorted(set(names) - set(REGISTRY))
         if unknown:
@@ -94,7 +98,12 @@ def write_golden(directory: str, *, R: int = 16, seed: int = 0,
     returns the manifest. Entry ``i`` draws its noise from ``default_rng([seed, i])``."""
     if isinstance(R, bool) or not isinstance(R, (int, np.integer)) or R < 1:
         raise ValueError(f"R must be a positive integer, got {R!r}")
-    os.makedirs(directory, exist_ok=True)
+    seed = seed_value(seed)
+    golden_entries(names)  # unknown names refused before the directory is made
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"directory {directory!r} cannot be created: {exc}") from None
     problems: dict[str, list] = {}
     entries = []
     for i, (name, dist, oi, j, label) in enumerate(golden_entries(names)):
@@ -144,11 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--estimators", nargs="*", help="only these registry names")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.R < 1:
+        parser.error(f"--R must be >= 1, got {args.R}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     try:
         manifest = write_golden(args.directory, R=args.R, seed=args.seed, names=args.estimators,
                                 verbose=not args.quiet)
-    except (ValueError, OSError) as exc:
-        print(f"python -m verify golden: {exc}")
+    except (TypeError, ValueError, OSError) as exc:
+        print(f"python -m verify golden: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(manifest['entries'])} entries to {args.directory}/manifest.json")
     return 0

@@ -117,8 +117,16 @@ def dirichlet(u: object) -> np.ndarray:
 
 def sum_of_gamma(u: object, k: int, tau: float = 1.0) -> np.ndarray:
     """``u (..., s, n)`` -> Sum-of-Gamma perturbations ``eps (..., n)`` (I-MLE's k-subset
-    noise, :func:`reference.ksubset.sum_of_gamma_noise`)."""
-    return ks.sum_of_gamma_noise(_uniform(u), int(k), float(tau))
+    noise, :func:`reference.ksubset.sum_of_gamma_noise`); ``1 <= k <= n``, ``tau > 0``
+    finite, as the estimators' options."""
+    arr = _uniform(u)
+    if arr.ndim < 2:
+        raise ValueError(f"u must have shape (..., s, n), got {arr.shape}")
+    k = ks.check_k(k, arr.shape[-1])
+    t = float(float_array(tau, "tau")) if np.ndim(tau) == 0 else None
+    if t is None or not t > 0:
+        raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
+    return ks.sum_of_gamma_noise(arr, k, t)
 
 
 # ------------------------------------------------------------------- per estimator
@@ -240,5 +248,10 @@ def feed(estimator: str, dist: str, params: object, noise: Mapping[str, object],
     opts = est.options(**options)
     if est.name not in FEEDS:
         raise ValueError(f"no noise conversion registered for {est.name}")
+    if not isinstance(noise, Mapping):
+        raise TypeError("noise must be a mapping from noise names to arrays")
+    names = {s.name for s in est.noise}
+    if set(noise) != names:
+        raise ValueError(f"{est.name} takes noise {sorted(names)}, got {sorted(noise)}")
     arrays = {k: _uniform(v, f"noise[{k!r}]") for k, v in noise.items()}
     return FEEDS[est.name][0](d.name, p, arrays, opts)

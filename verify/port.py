@@ -62,7 +62,8 @@ from typing import Any
 
 import numpy as np
 
-from reference.contract import Answers, Estimator, Queries, evaluate
+from reference._validate import seed_value
+from reference.contract import BACKENDS, Answers, Estimator, Queries, evaluate
 from reference.registry import get_estimator
 
 from .exact import Problem
@@ -137,6 +138,9 @@ def backend_port(estimator: str | Estimator, backend: str, dist: str) -> Port:
     """One of our backends, wrapped as a port (the estimator's convenience call). At the
     distribution level (``noise=None``) it draws its noise from ``default_rng(seed)``."""
     est = _estimator(estimator)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    dist = est.distribution(dist).name  # an unknown or unsupported dist is refused here
 
     def port(params: np.ndarray, noise: dict | None, objective: Any, *, R: int | None = None,
              seed: int | None = None, **options: Any) -> np.ndarray:
@@ -167,6 +171,11 @@ def mc_check(estimator: str | Estimator, problem: Problem, *, R: int = 2000, see
     law is the point mass at 0, replicates that are all exactly 0 pass (the exact answer);
     anything else is judged by :func:`verify.stats.check_samples`."""
     est = _estimator(estimator)
+    _check_problem(problem)
+    seed = seed_value(seed)
+    _check_int("R", R, 2)
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
     if moments is None:
         moments = est.exact_moments(problem.dist, problem.params, problem.objective, **options)
     port = backend_port(est, backend, problem.dist.name)
@@ -316,12 +325,38 @@ def _check_int(name: str, value: object, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+def _check_problem(problem: object) -> None:
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a verify.Problem (verify.make_problem(dist, params, "
+                        f"objective)), got {type(problem).__name__}")
+
+
+def _real(value: object, name: str) -> float:
+    """A real number for a tolerance: a string or ``None`` is refused by name (``np.isfinite``
+    would raise NumPy's ufunc error)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                      np.floating)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
 def _split(out: Any, stateful: bool, name: str) -> tuple[np.ndarray, Any]:
     if stateful:
         if not (isinstance(out, tuple) and len(out) == 2):
             raise TypeError(f"{name} was given a state: it must return (estimates, next_state)")
-        return np.asarray(out[0]), out[1]
-    return np.asarray(out), None
+        return _estimates(out[0], name), out[1]
+    return _estimates(out, name), None
+
+
+def _estimates(out: Any, name: str) -> np.ndarray:
+    """The port's estimates as an array: a complex, string or object answer is refused (cast to
+    float64 it would drop an imaginary part or fail inside NumPy), naming the port."""
+    arr = np.asarray(out)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+            or arr.dtype == np.bool_):
+        raise TypeError(f"{name} returned an array of dtype {arr.dtype}: a port must return real "
+                        "numbers (float32 or float64)")
+    return arr
 
 
 def _auto_R(est: Estimator, problem: Problem, moments: Moments, bias: float, alpha: float,
@@ -385,6 +420,12 @@ def check_port(port: Port, estimator: str | Estimator, problem: Problem, *, leve
     copy-pasteable reproduction instead of returning a failed one.
     """
     est = _estimator(estimator)
+    _check_problem(problem)
+    seed = seed_value(seed)
+    rtol = None if rtol is None else _real(rtol, "rtol")
+    null_rtol = None if null_rtol is None else _real(null_rtol, "null_rtol")
+    detect_bias = _real(detect_bias, "detect_bias")
+    alpha = _real(alpha, "alpha")
     if distribution is not None:
         level = "both" if distribution else "sample"
     if level not in LEVELS:
@@ -447,7 +488,11 @@ def check_port(port: Port, estimator: str | Estimator, problem: Problem, *, leve
             diff = float(np.abs(o64 - ref).max()) if np.all(np.isfinite(o64)) else float("inf")
             agree = diff <= tol
             if not agree:
-                idx = np.unravel_index(int(np.nanargmax(np.abs(o64 - ref))), ref.shape)
+                err = np.abs(o64 - ref)
+                # the first non-finite entry where there is one (nanargmax refuses all-NaN)
+                bad = ~np.isfinite(err)
+                flat = int(np.argmax(bad)) if bad.any() else int(np.argmax(err))
+                idx = tuple(int(i) for i in np.unravel_index(flat, ref.shape))
                 lines.append(f"{name} differs from the reference on shared noise by {diff:.3e} "
                              f"(tolerance {tol:.3e} = rtol {r:.3g} x scale) at index {idx}: "
                              f"{out[idx]!r} vs {ref[idx]!r}")

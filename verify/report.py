@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from reference import REGISTRY
+from reference._validate import seed_value
 from reference.config import gpu_present
 from reference.contract import Estimator
 
@@ -175,6 +176,15 @@ def report_rows(names: list[str] | None = None, R: int = 2000, seed: int = 0,
     """
     from .parallel import Unit, run_units
 
+    if names is not None:
+        unknown = sorted(set(names) - set(REGISTRY))
+        if unknown:  # else they would be skipped: an empty report that fails nothing
+            raise ValueError(f"unknown estimators {unknown}; registered: {sorted(REGISTRY)}")
+    seed_value(seed)
+    if isinstance(R, bool) or not isinstance(R, (int, np.integer)) or R < 2:
+        raise ValueError(f"R must be an integer >= 2, got {R!r}")
+    if isinstance(R_shared, bool) or not isinstance(R_shared, (int, np.integer)) or R_shared < 1:
+        raise ValueError(f"R_shared must be an integer >= 1, got {R_shared!r}")
     if cuda:
         cuda_mode, cuda_ok = _cuda_results(names, min(R_shared, 4), seed)
         if cuda_mode != "gpu":
@@ -275,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         results = None
     if args.R < 2 or args.R_shared < 1:
         parser.error("--R must be >= 2 and --R-shared >= 1")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be >= 1")
     on_dask = args.workers is not None or args.scheduler is not None

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
+from reference._validate import seed_value
 from reference.distributions import get_distribution
 from reference.ksubset import check_k, enumerate_subsets, subset_log_probs
 
@@ -62,6 +63,8 @@ def exact_law(dist: str, params: object, k: int | None = None) -> tuple[np.ndarr
     (lexicographic order of ``itertools.combinations``) of a k-subset law."""
     d = get_distribution(dist)
     p = d.validate(params)
+    if d.name != "ksubset" and k is not None:
+        raise ValueError(f"k is for the k-subset law only; a {d.name} law takes none, got k={k!r}")
     if d.name == "ksubset":
         if p.ndim != 1:
             raise ValueError(f"theta must have shape (n,), got {p.shape}")
@@ -91,6 +94,7 @@ def check_sampler(sampler: Sampler, dist: str, params: object, *, k: int | None 
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
     if not callable(sampler):
         raise TypeError(f"sampler must be callable, got {type(sampler).__name__}")
+    seed = seed_value(seed)
     configs, probs = exact_law(dist, params, k)
     M, K = configs.shape
     C = int(configs.max()) + 1 if dist == "categorical" else 2

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,7 +67,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     with open(p, "rb") as fh:
         raw = fh.read()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or damaged download
+            raise ValueError(f"{str(p)!r} is a corrupt or truncated gzip file "
+                             f"({type(exc).__name__}: {exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise ValueError(f"{str(p)!r} is not an IDX file (bad magic number {raw[:4]!r})")
     dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]
@@ -119,12 +125,23 @@ def load_binarized_mnist(path: str | os.PathLike | None = None) -> dict[str, np.
                                     "'train', 'valid', 'test' (np.packbits of 784 pixels along axis 1)")
         p = p / BINARIZED_NAME
     out = {}
-    with np.load(p) as npz:
+    try:
+        npz = np.load(p)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{str(p)!r} is not a readable .npz file (truncated or corrupt? "
+                         f"{type(exc).__name__}: {exc})") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):  # a bare .npy array saved under this name
+        raise ValueError(f"{str(p)!r} is not an .npz archive of arrays 'train', 'valid', 'test'")
+    with npz:
         missing = [k for k in ("train", "valid", "test") if k not in npz.files]
         if missing:
             raise ValueError(f"{str(p)!r} lacks arrays {missing}; it has {npz.files}")
         for k in ("train", "valid", "test"):
-            packed = npz[k]
+            try:
+                packed = npz[k]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+                raise ValueError(f"{str(p)!r}[{k!r}] cannot be read (truncated or corrupt? "
+                                 f"{type(exc).__name__}: {exc})") from None
             if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != 98:
                 raise ValueError(f"{str(p)!r}[{k!r}] must be uint8 (N, 98) (packed 784 bits), "
                                  f"got {packed.dtype} {packed.shape}")

@@ -79,7 +79,7 @@ from typing import Any
 
 import numpy as np
 
-from reference._validate import float_array, positive_int
+from reference._validate import finite_scalar, float_array, positive_int
 from reference.contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from reference.distributions import get_distribution, sigmoid, softmax
 
@@ -218,7 +218,7 @@ def nvil_update(state: NVILState, signals: object, decay: float = 0.8) -> NVILSt
     sig = float_array(signals, "signals")
     if sig.size == 0:
         raise ValueError("signals must not be empty")
-    a = float(float_array(decay, "decay"))
+    a = finite_scalar(decay, "decay")
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"decay must lie in [0, 1], got {a}")
     return NVILState(a * state.c + (1 - a) * float(sig.mean()),

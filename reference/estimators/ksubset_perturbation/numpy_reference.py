@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from reference import ksubset as ks
-from reference._validate import float_array, positive_int
+from reference._validate import finite_scalar, positive_int
 from reference.contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 
 from ..relaxation.numpy_reference import (
@@ -130,7 +130,7 @@ def _check_perturb(o: dict[str, Any]) -> dict[str, Any]:
     if o["perturbation"] not in ("sum_of_gamma", "gumbel"):
         raise ValueError(f"perturbation must be 'sum_of_gamma' or 'gumbel', got {o['perturbation']!r}")
     o["s"] = positive_int(o["s"], "s")
-    o["tau"] = float(float_array(o["tau"], "tau"))
+    o["tau"] = finite_scalar(o["tau"], "tau")
     if not o["tau"] > 0:
         raise ValueError(f"tau must be > 0, got {o['tau']}")
     return o

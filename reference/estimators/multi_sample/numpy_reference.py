@@ -151,7 +151,7 @@ from typing import Any
 
 import numpy as np
 
-from reference._validate import float_array, positive_int
+from reference._validate import finite_scalar, positive_int
 from reference.contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from reference.distributions import get_distribution, log_softmax
 
@@ -678,7 +678,7 @@ def _check_wor(opts: dict[str, Any]) -> dict[str, Any]:
     if opts["n"] > MAX_N:
         raise ValueError(f"n = {opts['n']} exceeds MAX_N = {MAX_N}: every set probability costs "
                          "2**n terms, for each of the binom(C**K, n) sets")
-    opts["baseline"] = float(float_array(opts["baseline"], "baseline"))
+    opts["baseline"] = finite_scalar(opts["baseline"], "baseline")
     return opts
 
 

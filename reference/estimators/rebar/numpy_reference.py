@@ -158,7 +158,7 @@ from typing import Any
 
 import numpy as np
 
-from reference._validate import float_array, positive_int
+from reference._validate import finite_scalar, float_array, positive_int
 from reference.contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from reference.distributions import BERNOULLI, CATEGORICAL, sigmoid, softmax
 
@@ -323,8 +323,8 @@ class QuadraticSurrogate:
     ``(..., K)``, which RELAX sums (``c(y) = scale * sum_kc (y_kc - t)^2``)."""
 
     def __init__(self, scale: float = 1.0, t: float = 0.5) -> None:
-        self.scale = float(float_array(scale, "scale"))
-        self.t = float(float_array(t, "t"))
+        self.scale = finite_scalar(scale, "scale")
+        self.t = finite_scalar(t, "t")
 
     def relaxed(self, y: object) -> tuple[np.ndarray, np.ndarray]:
         y = float_array(y, "y")
@@ -350,8 +350,8 @@ _V = NoiseSpec("v", "uniform", _noise_shape,
 
 def _check(o: dict[str, Any]) -> dict[str, Any]:
     o["n"] = positive_int(o["n"], "n")
-    o["eta"] = float(float_array(o["eta"], "eta"))
-    o["tau"] = float(float_array(o["tau"], "tau"))
+    o["eta"] = finite_scalar(o["eta"], "eta")
+    o["tau"] = finite_scalar(o["tau"], "tau")
     if not o["tau"] > 0:
         raise ValueError(f"tau (the temperature) must be > 0, got {o['tau']}")
     if "surrogate" in o and o["surrogate"] is not None and \

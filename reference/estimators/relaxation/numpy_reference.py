@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from reference._validate import float_array, positive_int
+from reference._validate import finite_scalar, float_array, positive_int
 from reference.contract import Answers, Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from reference.distributions import get_distribution, sigmoid, softmax
 from reference.ksubset import gumbel
@@ -250,7 +250,7 @@ def _skc_shape(K: int, C: int, o: dict[str, Any]) -> tuple[int, ...]:
 
 
 def _positive_float(x: object, name: str) -> float:
-    v = float(float_array(x, name))
+    v = finite_scalar(x, name)
     if not v > 0:
         raise ValueError(f"{name} must be > 0, got {v}")
     return v
@@ -277,7 +277,7 @@ def check_perturb_options(o: dict[str, Any]) -> dict[str, Any]:
     if "adaptive" in o:
         if not isinstance(o["adaptive"], (bool, np.bool_)):
             raise TypeError("adaptive must be a bool")
-        o["beta"] = float(float_array(o["beta"], "beta"))
+        o["beta"] = finite_scalar(o["beta"], "beta")
         if o["beta"] < 0:
             raise ValueError(f"beta must be >= 0, got {o['beta']}")
     return o

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from reference._validate import float_array, positive_int
+from reference._validate import finite_scalar, positive_int
 from reference.contract import Backend, Cost, Estimator, NoiseSpec, Queries, backend_paths
 from reference.distributions import get_distribution
 
@@ -80,7 +80,7 @@ _U = NoiseSpec("u", "uniform", _u_shape,
 
 def _check_reinforce(opts: dict[str, Any]) -> dict[str, Any]:
     opts["n"] = positive_int(opts["n"], "n", 1)
-    opts["baseline"] = float(float_array(opts["baseline"], "baseline"))
+    opts["baseline"] = finite_scalar(opts["baseline"], "baseline")
     return opts
 
 

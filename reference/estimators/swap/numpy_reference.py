@@ -270,6 +270,15 @@ def check_swap_queries(queries: Queries, alpha_shape: tuple[int, ...], ars: bool
         if not np.issubdtype(slot.dtype, np.integer) or (slot.size and (slot.min() < 0
                                                                          or slot.max() >= M)):
             raise ValueError(f"ARSM queries.aux['slot'] must hold integer slots in [0, {M})")
+        # phase 2 does not read it, but a caller evaluating only the first n_distinct slots
+        # does: a count outside [1, M] cannot have come from these queries
+        n = queries.aux.get("n_distinct")
+        if n is not None:
+            n = np.asarray(n)
+            if n.shape != (B, R) or not np.issubdtype(n.dtype, np.integer) or (
+                    n.size and (n.min() < 1 or n.max() > M)):
+                raise ValueError(f"ARSM queries.aux['n_distinct'] must hold integer counts in "
+                                 f"[1, {M}], one per replicate")
 
 
 # ------------------------------------------------------------------------ NumPy backend
@@ -344,9 +353,21 @@ NUMPY_ARSM_PLUS_CE = Backend(_arsm_queries("ce"), _arsm_combine)
 
 
 # ---------------------------------------------------------------------------- the records
+def _check_u_pi(u: np.ndarray, label: str) -> None:
+    """A row of ``C`` exact zeros (probability ``2**-53C`` when drawn, but a caller can pass
+    it) makes every ``E`` zero and ``pi = 0 / 0``: refused before any kernel runs."""
+    dead = np.all(u == 0, axis=-1)
+    if dead.any():
+        where = tuple(int(i) for i in np.argwhere(dead)[0])
+        raise ValueError(f"{label} has a row of zeros at index {where}: the Dirichlet draw "
+                         "pi = E / sum(E) with E = -log1p(-u) is 0 / 0 there; every row needs a "
+                         "positive entry")
+
+
 _U_PI = NoiseSpec("u_pi", "uniform", lambda K, C, o: (K, C),
                   "u_pi[..., r, k, c]: E = -log1p(-u), pi_k = E_k / (E_k0 + ... + E_k,C-1) summed "
-                  "left to right (pi_k ~ Dirichlet(1_C))")
+                  "left to right (pi_k ~ Dirichlet(1_C)); a row of C zeros is refused",
+                  check=_check_u_pi)
 _U_J = NoiseSpec("u_j", "uniform", lambda K, C, o: (),
                  "u_j[..., r]: the reference category j = min(floor(u_j C), C - 1)")
 _U_L_ARS = NoiseSpec("u_l", "uniform", lambda K, C, o: (K,),
