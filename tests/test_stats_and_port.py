@@ -9,6 +9,7 @@ import verify
 from reference import get_estimator, random_table
 from reference.estimators.score_function.numpy_reference import loo_weights
 from verify.moments import Moments
+from verify.stats import replicates_for_bias
 
 
 @pytest.fixture
@@ -174,3 +175,44 @@ def test_per_entry_bounds_are_validated_and_reported():
                        (np.array([np.nan, 0.0, 0.0]), "not finite")):
         with pytest.raises(ValueError, match=match):
             verify.check_samples(g, Moments(np.zeros(3), np.eye(3), "t", mean_error=bad))
+
+
+def test_check_samples_refuses_what_is_no_covariance_by_name():
+    """Found by the issue 16 battery: a tuple for the moments, a covariance of the wrong shape,
+    asymmetric or indefinite, a negative or misshaped range bound, complex or string samples,
+    and options of the wrong type reached NumPy's errors (or passed); each is now refused by
+    name."""
+    rng = np.random.default_rng(0)
+    s = rng.standard_normal((400, 2))
+    good = Moments(np.zeros(2), np.eye(2), "t")
+    assert verify.check_samples(s, good).passed
+    with pytest.raises(TypeError, match="verify.Moments"):
+        verify.check_samples(s, (np.zeros(2), np.eye(2)))
+    bad = [(np.eye(3), "shape"), (np.array([[1.0, 0.5], [0.0, 1.0]]), "symmetric"),
+           (np.array([[1.0, 2.0], [2.0, 1.0]]), "negative eigenvalue"), (np.ones(2), "shape")]
+    for cov, match in bad:
+        with pytest.raises(ValueError, match=match):
+            verify.check_samples(s, Moments(np.zeros(2), cov, "t"))
+    for rb, match in ((np.ones(3), "shape"), (np.array([1.0, -1.0]), ">= 0")):
+        with pytest.raises(ValueError, match=match):
+            verify.check_samples(s, Moments(np.zeros(2), np.eye(2), "t", range_bound=rb))
+    with pytest.raises(TypeError, match="samples"):
+        verify.check_samples(s + 1j, good)
+    with pytest.raises(TypeError, match="samples"):
+        verify.check_samples(s.astype(str), good)
+    for kw, match in (({"alpha": "0.1"}, "alpha"), ({"alpha": None}, "alpha"),
+                      ({"null_rtol": "x"}, "null_rtol")):
+        with pytest.raises(TypeError, match=match):
+            verify.check_samples(s, good, **kw)
+    with pytest.raises(TypeError, match="error_bound"):
+        verify.check_samples(s, Moments(np.zeros(2), np.eye(2), "t", error_bound="0"))
+    m = Moments(np.ones(2), np.eye(2), "t")
+    assert replicates_for_bias(m, 0.1, M=5.0) >= 2
+    for kw, exc, match in (({"M": np.nan}, ValueError, "M"), ({"M": -1.0}, ValueError, "M"),
+                           ({"M": np.ones(3)}, ValueError, "M"),
+                           ({"M": 5.0, "R_max": -5}, ValueError, "R_max"),
+                           ({"M": 5.0, "bias": "0.1"}, TypeError, "bias")):
+        kw = dict(kw)
+        bias = kw.pop("bias", 0.1)
+        with pytest.raises(exc, match=match):
+            replicates_for_bias(m, bias, **kw)

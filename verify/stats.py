@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from reference._validate import finite_scalar, float_array, positive_int
+
 from .moments import Moments
 
 __all__ = ["CheckResult", "check_samples", "assert_samples", "replicates_for_bias",
@@ -86,7 +88,24 @@ def _bernstein_threshold(R: int, M: float, sigma2: float, log_term: float) -> fl
 
 def _check_finite_moments(moments: Moments) -> None:
     """Exact moments with a NaN or an infinite entry vouch for nothing: refuse them (every
-    comparison with NaN is false, so a test against them would pass any sample)."""
+    comparison with NaN is false, so a test against them would pass any sample); so do
+    moments that are no covariance: a ``cov`` not ``(P, P)``, not symmetric, or with a
+    negative eigenvalue beyond rounding and the stated error bounds (the whitening would turn
+    them into meaningless ratios), and a ``range_bound`` not shaped like the mean or
+    negative."""
+    if not isinstance(moments, Moments):
+        raise TypeError(f"moments must be a verify.Moments, got {type(moments).__name__}")
+    for name in ("mean", "cov", "range_bound", "mean_error", "cov_error"):
+        value = getattr(moments, name)
+        if value is not None:
+            try:  # real numbers; non-finite ones are named below
+                float_array(value, f"moments.{name}")
+            except ValueError:
+                pass
+    if isinstance(moments.error_bound, (bool, np.bool_)) or not np.isscalar(moments.error_bound) \
+            or not np.isreal(moments.error_bound):
+        raise TypeError(f"moments.error_bound must be a real number, got "
+                        f"{moments.error_bound!r}")
     parts = {"mean": moments.mean, "cov": moments.cov, "error_bound": moments.error_bound}
     for name in ("range_bound", "mean_error", "cov_error"):
         if getattr(moments, name) is not None:
@@ -106,6 +125,27 @@ def _check_finite_moments(moments: Moments) -> None:
             raise ValueError(f"moments.{name} must have shape {shape}, got {np.shape(value)}")
         if np.any(np.asarray(value, dtype=np.float64) < 0):
             raise ValueError(f"moments.{name} must be >= 0 in every entry")
+    cov = np.asarray(moments.cov, dtype=np.float64)
+    if cov.shape != (P, P):
+        raise ValueError(f"moments.cov must have shape {(P, P)} (mean has {P} entries), got "
+                         f"{cov.shape}")
+    if moments.range_bound is not None:
+        rb = np.asarray(moments.range_bound, dtype=np.float64)
+        if rb.shape != np.shape(moments.mean):
+            raise ValueError(f"moments.range_bound must have the mean's shape "
+                             f"{np.shape(moments.mean)}, got {rb.shape}")
+        if np.any(rb < 0):
+            raise ValueError("moments.range_bound must be >= 0 in every entry")
+    if P:
+        _, ce = moments.entry_errors()
+        slack = 2.0 * float(ce.max()) + 1e-300
+        scale = float(np.abs(cov).max())
+        if np.abs(cov - cov.T).max() > 1e-9 * scale + slack:
+            raise ValueError("moments.cov is not symmetric: not a covariance matrix")
+        lam_min = float(np.linalg.eigvalsh(0.5 * (cov + cov.T)).min())
+        if lam_min < -(1e-8 * scale + P * slack):
+            raise ValueError(f"moments.cov has a negative eigenvalue {lam_min:.3g} (largest entry "
+                             f"{scale:.3g}): not a covariance matrix")
 
 
 def _per_entry(moments: Moments) -> bool:
@@ -159,6 +199,14 @@ def _detectable(moments: Moments, lam: np.ndarray, V: np.ndarray, keep: np.ndarr
     return per_entry.reshape(np.shape(moments.mean)), scale_bias
 
 
+def _alpha_value(alpha: object) -> float:
+    """The false-alarm rate, a real number in (0, 1)."""
+    alpha = finite_scalar(alpha, "alpha")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    return alpha
+
+
 def replicates_for_bias(moments: Moments, bias: float, alpha: float = 1e-6, *,
                         M: np.ndarray | None = None, R_max: int = 1_000_000) -> int:
     """The smallest ``R`` at which :func:`check_samples` detects a whole-mean relative bias
@@ -169,10 +217,11 @@ def replicates_for_bias(moments: Moments, bias: float, alpha: float = 1e-6, *,
     largest seen in a pilot sample). Raises ``ValueError`` when no ``R <= R_max`` suffices
     (a zero mean, or an error bound of the moments larger than the bias).
     """
-    if not (np.isfinite(bias) and bias > 0):
+    bias = finite_scalar(bias, "bias")
+    if not bias > 0:
         raise ValueError(f"bias must be a finite number > 0, got {bias!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    alpha = _alpha_value(alpha)
+    R_max = positive_int(R_max, "R_max", 2)
     _check_finite_moments(moments)
     lam, V, keep = _whiten(moments)
     rank = int(keep.sum())
@@ -184,7 +233,13 @@ def replicates_for_bias(moments: Moments, bias: float, alpha: float = 1e-6, *,
         rng_b = np.abs(np.asarray(moments.range_bound, dtype=np.float64)).ravel() + \
             moments.entry_errors()[0].ravel()
         M = (np.abs(V[:, keep]).T @ rng_b) / np.sqrt(lam[keep])
-    M = np.broadcast_to(np.asarray(M, dtype=np.float64), (rank,))
+    M = float_array(M, "M")
+    if M.shape not in ((), (rank,)):
+        raise ValueError(f"M must be one number or one per whitened component, shape "
+                         f"({rank},), got {M.shape}")
+    if np.any(M <= 0):
+        raise ValueError("M must be > 0 (a bound on each whitened component's magnitude)")
+    M = np.broadcast_to(M, (rank,))
     log_term = np.log(2 * 3 * rank / alpha)
     slack = _mean_slack(moments, V[:, keep], np.sqrt(lam[keep]))
 
@@ -218,11 +273,12 @@ def check_samples(samples: np.ndarray, moments: Moments, alpha: float = 1e-6,
     returning zeros would pass): the result then has ``informative=False`` and fails, unless
     ``require_informative=False`` (the caller judges vacuity itself, as ``check_port`` does).
     """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    if not (np.isfinite(null_rtol) and null_rtol >= 0):
+    alpha = _alpha_value(alpha)
+    null_rtol = finite_scalar(null_rtol, "null_rtol")
+    if not null_rtol >= 0:
         raise ValueError(f"null_rtol must be a finite number >= 0, got {null_rtol!r}")
-    g = np.asarray(samples, dtype=np.float64)
+    _check_finite_moments(moments)
+    g = float_array(samples, "samples")
     mu = np.asarray(moments.mean, dtype=np.float64).ravel()
     P = mu.size
     if g.ndim < 1 or int(np.prod(g.shape[1:], dtype=np.int64)) != P:
