@@ -109,7 +109,8 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
             d_sum = 0.0
             for j in range(n):
                 d_sum += d[j, k]
-            c_i += (d_sum - d[i, k]) / (n - 1) * score_bernoulli(phi[k], z[i, k])
+            hit, miss = score_bernoulli_pair(phi[k])  # one exp, no branch on z
+            c_i += (d_sum - d[i, k]) / (n - 1) * (hit if z[i, k] == 1 else miss)
         return f[i] + alpha_cv * c_i
 
     @jit
@@ -127,7 +128,8 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         for i in range(n):
             w = (dcv_signal(phi, z, f, d, alpha_cv, i) - abar) / (n - 1)
             for k in range(K):
-                out[k] += w * score_bernoulli(phi[k], z[i, k])
+                hit, miss = score_bernoulli_pair(phi[k])
+                out[k] += w * (hit if z[i, k] == 1 else miss)
         for k in range(K):
             d_sum = 0.0
             for i in range(n):
