@@ -718,6 +718,41 @@ def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: in
                  operations=K * (K + 1) * pairs * entries + cells)
 
 
+def _second_roles(K: int, k: int, k2: int) -> list[tuple[str, bool]]:
+    """Per dimension ``i``, the pair table of ``E[g_kc g_k'c']`` (``k' = k2``): ``Q2`` where
+    ``i = k = k'``, ``L2`` (weight of the first swap's reference) where ``i = k``, ``L2`` of the
+    second swap's reference (``True``: :func:`_swapped_second`) where ``i = k'``, else ``P2``."""
+    return [("Q2", False) if i == k and i == k2 else ("L2", False) if i == k
+            else ("L2", True) if i == k2 else ("P2", False) for i in range(K)]
+
+
+def _role_table(t: dict[str, np.ndarray], role: tuple[str, bool], shared_j: bool, C: int
+                ) -> np.ndarray:
+    """Table ``role`` (from :func:`_second_roles`) of one dimension's flattened tables ``t``."""
+    name, swapped = role
+    return _swapped_second(t[name], shared_j, C) if swapped else t[name]
+
+
+def _polarized(S: np.ndarray, shared_j: bool, C: int, sign: float) -> np.ndarray:
+    """The ``(C, C)`` block of ``E[g_kc g_k'c']`` from the contraction ``S`` (``[a, j, b]``
+    with ``q = j`` and ``Gamma = I / C`` for the ARS family, ``[a, j, b, q]`` and ``Gamma = 1 /
+    C^2`` for ARSM) by the polarization: ``(t1 + t2 + sign (t3 + t4)) / (2 C)`` (``2 C^2``),
+    ``sign = -1``; ``sign = +1`` on envelopes gives the bound of :func:`_entry_bounds`."""
+    if shared_j:
+        S = S.reshape(C, C, C)
+        t1 = S.mean(axis=2).sum(axis=1)  # [c]: mean_b S[c, j, b], summed over j
+        t2 = S.mean(axis=0).sum(axis=0)  # [c']
+        t3 = S.sum(axis=1)  # [c, c']
+        t4 = S.mean(axis=(0, 2)).sum()
+        return (t1[:, None] + t2[None, :] + sign * t3 + sign * t4) / (2 * C)
+    S = S.reshape(C, C, C, C)
+    t1 = S.mean(axis=2).sum(axis=(1, 2))
+    t2 = S.mean(axis=0).sum(axis=(0, 2))
+    t3 = S.sum(axis=(1, 3))
+    t4 = S.mean(axis=(0, 2)).sum()
+    return (t1[:, None] + t2[None, :] + sign * t3 + sign * t4) / (2 * C**2)
+
+
 def _swapped_second(L2: np.ndarray, shared_j: bool, C: int) -> np.ndarray:
     """The weight of the second swap's reference: ``L2[b, q, a, j, y, x]`` at ``[a, j, b, q, x,
     y]`` (``[b, j, a, y, x]`` at ``[a, j, b, x, y]`` when ``q = j``), flattened ``(n, C, C)``."""
@@ -810,31 +845,9 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
     second = np.zeros((K, C, K, C), dtype=dt)
     for k in range(K):
         for k2 in range(K):
-            facs = []
-            for i in range(K):
-                if i == k and i == k2:
-                    facs.append(T[i]["Q2"])
-                elif i == k:
-                    facs.append(T[i]["L2"])
-                elif i == k2:
-                    facs.append(_swapped_second(T[i]["L2"], shared_j, C))
-                else:
-                    facs.append(T[i]["P2"])
-            S = _pair_contract(d2, facs)
-            if shared_j:  # S[a, j, b] (q = j), Gamma = I / C
-                S = S.reshape(C, C, C)
-                t1 = S.mean(axis=2).sum(axis=1)  # [c]: mean_b S[c, j, b], summed over j
-                t2 = S.mean(axis=0).sum(axis=0)  # [c']
-                t3 = S.sum(axis=1)  # [c, c']
-                t4 = S.mean(axis=(0, 2)).sum()
-                second[k, :, k2, :] = (t1[:, None] + t2[None, :] - t3 - t4) / (2 * C)
-            else:  # S[a, j, b, q], Gamma = 1 / C^2
-                S = S.reshape(C, C, C, C)
-                t1 = S.mean(axis=2).sum(axis=(1, 2))
-                t2 = S.mean(axis=0).sum(axis=(0, 2))
-                t3 = S.sum(axis=(1, 3))
-                t4 = S.mean(axis=(0, 2)).sum()
-                second[k, :, k2, :] = (t1[:, None] + t2[None, :] - t3 - t4) / (2 * C**2)
+            facs = [_role_table(T[i], role, shared_j, C)
+                    for i, role in enumerate(_second_roles(K, k, k2))]
+            second[k, :, k2, :] = _polarized(_pair_contract(d2, facs), shared_j, C, -1.0)
     P = K * C
     mu = mean.ravel()
     cov = second.reshape(P, P) - np.outer(mu, mu)
@@ -968,37 +981,13 @@ def _entry_bounds(pr: Problem, weight: str, shared_j: bool, f: np.ndarray,
     sec_err = np.zeros((K, C, K, C))
     for k in range(K):
         for k2 in range(K):
-            facs, errs = [], []
-            for i in range(K):
-                e = e_full[i]
-                if i == k and i == k2:
-                    facs.append(Tenv[i]["Q2"])
-                    errs.append(None if e is None else scale["Q2"] * e)
-                elif i == k:
-                    facs.append(Tenv[i]["L2"])
-                    errs.append(None if e is None else scale["L2"] * e)
-                elif i == k2:
-                    facs.append(_swapped_second(Tenv[i]["L2"], shared_j, C))
-                    errs.append(None if e is None else
-                                _swapped_second(scale["L2"] * e, shared_j, C))
-                else:
-                    facs.append(Tenv[i]["P2"])
-                    errs.append(e)
+            roles = _second_roles(K, k, k2)
+            facs = [_role_table(Tenv[i], role, shared_j, C) for i, role in enumerate(roles)]
+            errs = [None if e_full[i] is None else
+                    _role_table({n: s * e_full[i] for n, s in scale.items()}, role, shared_j, C)
+                    for i, role in enumerate(roles)]
             S = contract(g2 * d2 + e2, d2, facs, errs)
-            if shared_j:
-                S = S.reshape(C, C, C)
-                t1 = S.mean(axis=2).sum(axis=1)
-                t2 = S.mean(axis=0).sum(axis=0)
-                t3 = S.sum(axis=1)
-                t4 = S.mean(axis=(0, 2)).sum()
-                sec_err[k, :, k2, :] = (t1[:, None] + t2[None, :] + t3 + t4) / (2 * C)
-            else:
-                S = S.reshape(C, C, C, C)
-                t1 = S.mean(axis=2).sum(axis=(1, 2))
-                t2 = S.mean(axis=0).sum(axis=(0, 2))
-                t3 = S.sum(axis=(1, 3))
-                t4 = S.mean(axis=(0, 2)).sum()
-                sec_err[k, :, k2, :] = (t1[:, None] + t2[None, :] + t3 + t4) / (2 * C**2)
+            sec_err[k, :, k2, :] = _polarized(S, shared_j, C, 1.0)
     me = mean_err.ravel()
     mu = np.abs(mean.ravel())
     ce = (sec_err.reshape(P, P) + np.outer(mu, me) + np.outer(me, mu) + np.outer(me, me)
