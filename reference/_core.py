@@ -26,13 +26,21 @@ def build(jit) -> SimpleNamespace:
         return e / (1.0 + e)
 
     @jit
+    def row_argmax(alpha, k):
+        # max of row k and the index of its first occurrence
+        m = alpha[k, 0]
+        cmax = 0
+        for c in range(1, alpha.shape[1]):
+            if alpha[k, c] > m:
+                m = alpha[k, c]
+                cmax = c
+        return m, cmax
+
+    @jit
     def softmax_stats(alpha, k):
         # max of row k and the sequential sum of exp(alpha_kc - max), left to right
         C = alpha.shape[1]
-        m = alpha[k, 0]
-        for c in range(1, C):
-            if alpha[k, c] > m:
-                m = alpha[k, c]
+        m, _ = row_argmax(alpha, k)
         total = 0.0
         for c in range(C):
             total += math.exp(alpha[k, c] - m)
@@ -45,12 +53,7 @@ def build(jit) -> SimpleNamespace:
         # left to right, in the same pass: 1 - p_k,cmax = rest / total without cancellation and
         # without another exp
         C = alpha.shape[1]
-        m = alpha[k, 0]
-        cmax = 0
-        for c in range(1, C):
-            if alpha[k, c] > m:
-                m = alpha[k, c]
-                cmax = c
+        m, cmax = row_argmax(alpha, k)
         total = 0.0
         rest = 0.0
         for c in range(C):

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the multi-sample family's device functions with ``jit``."""
     softmax_stats = base.softmax_stats
+    row_argmax = base.row_argmax
     softmax_rest = base.softmax_rest
     score_bernoulli_pair = base.score_bernoulli_pair
     score_categorical_pair = base.score_categorical_pair
@@ -437,10 +438,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         C = alpha.shape[1]
         for k in range(K):
             carms_order(C, carms_order_index(u_perm[k], C), order)
-            mx = alpha[k, 0]
-            for c in range(1, C):
-                if alpha[k, c] > mx:
-                    mx = alpha[k, c]
+            mx, _ = row_argmax(alpha, k)
             acc = 0.0
             for j in range(C):
                 acc = acc + math.exp(alpha[k, order[j]] - mx)
