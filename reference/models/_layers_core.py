@@ -80,11 +80,13 @@ def build(jit, base) -> SimpleNamespace:
     @jit
     def adam_elem(p, g, m, v, i, lr, b1, b2, eps, c1, c2):
         # m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= lr (m / c1) / (sqrt(v / c2) + eps)
-        # with c1 = 1 - b1^t, c2 = 1 - b2^t
+        # with c1 = 1 - b1^t, c2 = 1 - b2^t, taken as (lr / c1) m / (sqrt(v) / sqrt(c2) + eps):
+        # lr / c1 and 1 / sqrt(c2) are the same for every element (hoisted out of a loop by
+        # the compiler), which leaves one division and one square root per element
         gi = g[i]
         m[i] = b1 * m[i] + (1.0 - b1) * gi
         v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
-        p[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+        p[i] -= (lr / c1) * m[i] / (math.sqrt(v[i]) * (1.0 / math.sqrt(c2)) + eps)
 
     return SimpleNamespace(**{name: fn for name, fn in locals().items()
                               if name not in ("jit", "base")})

@@ -190,13 +190,13 @@ class CudaOps:
     def _empty(self, shape: tuple[int, ...]):
         return cuda.device_array(shape, dtype=self.dtype)
 
-    def linear(self, x, W, b, act, slope):
+    def linear(self, x, W, b, act, slope, sparse_input=False):  # the hint is for the CPU
         y = self._empty((x.shape[0], W.shape[1]))
         matmul(x, W, y)
         launch(bias_act_kernel, y.size, y, b, bool(act), float(slope))
         return y
 
-    def linear_backward(self, x, W, dy, need_dx):
+    def linear_backward(self, x, W, dy, need_dx, sparse_input=False):
         dW = self._empty(W.shape)
         matmul(x, dy, dW, transA=True)
         db = self._empty((W.shape[1],))

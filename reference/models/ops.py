@@ -6,8 +6,11 @@ against this interface:
 
 * ``asarray(host)`` / ``to_host(a)``: transfers (a copy on the host paths too, so the model
   never aliases the caller's arrays); ``zeros(shape)``.
-* ``linear(x, W, b, act, slope)`` -> ``y`` (LeakyReLU applied when ``act``);
-  ``linear_backward(x, W, dy, need_dx)`` -> ``(dx or None, dW, db)``;
+* ``linear(x, W, b, act, slope, sparse_input=False)`` -> ``y`` (LeakyReLU applied when
+  ``act``); ``linear_backward(x, W, dy, need_dx, sparse_input=False)`` -> ``(dx or None, dW,
+  db)``. ``sparse_input`` is a hint that most entries of ``x`` are 0 (the binarized images
+  at the encoder's input): the CPU backend then skips them instead of calling BLAS; the
+  result is the same product up to rounding, whatever ``x`` holds;
   ``act_backward(h, dh, slope)`` -> ``da`` (may overwrite ``dh``).
 * ``onehot_linear(z, W, b, C, act, slope)``; ``onehot_linear_backward(z, dy, C)`` -> ``(dW, db)``.
 * ``loglik_grad(logits, x, G, scale)`` -> ``(f, dlogits)``: ``f`` host float64 ``(N,)`` and
@@ -47,11 +50,11 @@ class NumpyOps:
     def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.zeros(shape, self.dtype)
 
-    def linear(self, x, W, b, act, slope):
+    def linear(self, x, W, b, act, slope, sparse_input=False):
         y = L.linear(x, W, b)
         return L.leaky_relu(y, slope) if act else y
 
-    def linear_backward(self, x, W, dy, need_dx):
+    def linear_backward(self, x, W, dy, need_dx, sparse_input=False):
         dx, dW, db = L.linear_backward(x, W, dy)
         return (dx if need_dx else None), dW, db
 
@@ -87,6 +90,7 @@ class CpuOps:
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         self.dtype = np.dtype(dtype)
+        self._buffers: dict = {}
 
     def asarray(self, a: np.ndarray) -> np.ndarray:
         a = np.asarray(a)
@@ -99,15 +103,21 @@ class CpuOps:
     def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.zeros(shape, self.dtype)
 
-    def linear(self, x, W, b, act, slope):
+    def linear(self, x, W, b, act, slope, sparse_input=False):
         y = np.empty((x.shape[0], W.shape[1]), self.dtype)
+        if sparse_input:
+            K.pick(K.sparse_linear, y.size)(x, W, b, act, slope, y)
+            return y
         np.dot(x, W, out=y)
         K.pick(K.bias_act, y.size)(y, b, act, slope)
         return y
 
-    def linear_backward(self, x, W, dy, need_dx):
+    def linear_backward(self, x, W, dy, need_dx, sparse_input=False):
         dW = np.empty(W.shape, self.dtype)
-        np.dot(x.T, dy, out=dW)
+        if sparse_input:
+            K.pick(K.sparse_linear_weight_grad, W.size)(x, dy, dW)
+        else:
+            np.dot(x.T, dy, out=dW)
         db = np.empty(W.shape[1], self.dtype)
         K.pick(K.column_sums, dy.size)(dy, db)
         dx = None
@@ -132,15 +142,24 @@ class CpuOps:
         K.pick(K.column_sums, dy.size)(dy, db)
         return dW, db
 
+    def _scratch(self, like: np.ndarray) -> np.ndarray:
+        # one reused buffer per shape and dtype: a fresh array of megabytes costs a page fault
+        # per 4 KiB on first touch (measured: the likelihood of 4600 x 784 logits took 13 ms
+        # inside a training step with fresh buffers, 4 ms alone)
+        key = (like.shape, like.dtype)
+        buf = self._buffers.get(key)
+        if buf is None:
+            if len(self._buffers) >= 8:
+                self._buffers.clear()
+            buf = self._buffers[key] = np.empty_like(like)
+        return buf
+
     def loglik_grad(self, logits, x, G, scale):
-        f = np.empty(logits.shape[0])
-        K.pick(K.loglik_grad, logits.size)(logits, x, G, scale, f, logits)
+        f = K.loglik_grad(logits, x, G, scale, True, self._scratch(logits))
         return f, logits
 
     def loglik(self, logits, x, G):
-        f = np.empty(logits.shape[0])
-        K.pick(K.loglik, logits.size)(logits, x, G, f)
-        return f
+        return K.loglik_grad(logits, x, G, 0.0, False, self._scratch(logits))
 
     def scale_(self, a, s):
         a *= s

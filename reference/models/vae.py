@@ -180,9 +180,9 @@ class VAE:
     def encoder_forward(self, xb):
         """Layer inputs and the output: ``[x, h1, ..., logits]`` on the backend."""
         hs = [xb]
-        for i in range(self.n_enc):
+        for i in range(self.n_enc):  # the input is binarized images, mostly 0: a sparse hint
             hs.append(self.ops.linear(hs[-1], self.p[f"enc{i}.W"], self.p[f"enc{i}.b"],
-                                      i < self.n_enc - 1, self.spec.slope))
+                                      i < self.n_enc - 1, self.spec.slope, sparse_input=i == 0))
         return hs
 
     def encoder_backward(self, hs, dlogits) -> dict:
@@ -191,7 +191,7 @@ class VAE:
             if i < self.n_enc - 1:
                 dy = self.ops.act_backward(hs[i + 1], dy, self.spec.slope)
             dx, grads[f"enc{i}.W"], grads[f"enc{i}.b"] = self.ops.linear_backward(
-                hs[i], self.p[f"enc{i}.W"], dy, i > 0)
+                hs[i], self.p[f"enc{i}.W"], dy, i > 0, sparse_input=i == 0)
             dy = dx
         return grads
 
