@@ -106,6 +106,9 @@ def test_entropy_grads_match_fd(data):
                                                         alpha))
     p = np.exp(alpha) / np.exp(alpha).sum(-1, keepdims=True)
     assert np.allclose(L.categorical_entropy(alpha), -(p * np.log(p)).sum(axis=(-2, -1)), rtol=1e-12)
+    H, dH = L.categorical_entropy_and_grad(alpha)  # the fused form of the two
+    assert np.allclose(H, L.categorical_entropy(alpha), rtol=1e-13, atol=0)
+    assert np.allclose(dH, L.categorical_entropy_grad(alpha), rtol=1e-12, atol=1e-15)
     phi = 2 * rng.standard_normal((2, 5))
     assert_fd(L.bernoulli_entropy_grad(phi), fd_grad(lambda: float(L.bernoulli_entropy(phi).sum()), phi))
     s = 1 / (1 + np.exp(-phi))

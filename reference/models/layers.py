@@ -45,6 +45,7 @@ __all__ = [
     "bernoulli_loglik_grad",
     "categorical_entropy",
     "categorical_entropy_grad",
+    "categorical_entropy_and_grad",
     "bernoulli_entropy",
     "bernoulli_entropy_grad",
     "adam_update",
@@ -126,6 +127,15 @@ def categorical_entropy_grad(alpha: np.ndarray) -> np.ndarray:
     p = softmax(alpha)
     Hk = -(p * logp).sum(axis=-1, keepdims=True)
     return -p * (logp + Hk)
+
+
+def categorical_entropy_and_grad(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(H, dH/dalpha)`` of :func:`categorical_entropy` and :func:`categorical_entropy_grad`
+    from one log-softmax (``p = exp(log p)``): what a training step needs, at half the cost."""
+    logp = log_softmax(alpha)
+    p = np.exp(logp)
+    Hk = -(p * logp).sum(axis=-1, keepdims=True)
+    return Hk[..., 0].sum(axis=-1), -p * (logp + Hk)
 
 
 def bernoulli_entropy(phi: np.ndarray) -> np.ndarray:

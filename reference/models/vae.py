@@ -285,7 +285,7 @@ class VAE:
     # ------------------------------------------------------------------------ training
     def _entropy(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.spec.model == "categorical":
-            return L.categorical_entropy(logits), L.categorical_entropy_grad(logits)
+            return L.categorical_entropy_and_grad(logits)
         return L.bernoulli_entropy(logits), L.bernoulli_entropy_grad(logits)
 
     def _estimator(self, estimator: str | Estimator, options: Mapping[str, Any]) -> Estimator:
