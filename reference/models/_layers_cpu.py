@@ -49,11 +49,13 @@ adam_elem = CORE.adam_elem
 
 #: below this many elements of work a kernel runs serially. The kernels run between BLAS
 #: calls, whose threads still hold the cores for a while after returning, so waking Numba's
-#: pool costs more than the kernel itself well beyond a few thousand elements: measured on 2
-#: cores (workqueue layer), a REINFORCE-LOO training step took 32.3 ms best / 33.0 median
-#: with 2^15 here and 30.3 / 30.9 with 2^20 (8 alternating rounds of 10 steps each); the
-#: ARSM step did not change (95 ms), its largest kernels (4600 x 784) still run in parallel
-PARALLEL_MIN_WORK = 1 << 20
+#: pool costs more than the kernel itself: measured on 2 cores (workqueue layer), a
+#: REINFORCE-LOO training step took 32.3 ms best / 33.0 median with 2^15 here and 30.3 /
+#: 30.9 with 2^20 (8 alternating rounds of 10 steps each), and in an ARSM step at 2 threads
+#: every kernel above 2^20 elements (4600 x 256 and larger) took longer in parallel than
+#: serially at one thread (the one-hot layer 4.7 ms against 3.1 ms, the column sums 2.1
+#: against 1.0). Larger batches on machines with more cores still get the parallel kernels
+PARALLEL_MIN_WORK = 1 << 22
 _SERIAL: dict = {}
 
 
