@@ -18,10 +18,12 @@ loop around it vectorizes (Numba has no vector math library without Intel's SVML
 likelihood takes its ``exp(-|l|)`` from NumPy's SIMD ``exp`` in a separate pass: one
 kernel writes ``-|l|``, ``numpy.exp`` exponentiates in place, one kernel finishes. On a
 ``(1000, 784)`` float32 batch (one thread, this machine's AMD EPYC) the likelihood and its
-gradient went from 4.3 ms to about 0.8 ms. Each kernel is compiled twice: ``parallel=True`` and serial (suffix
-``_serial``); :func:`pick` runs the serial twin on small inputs (below ``PARALLEL_MIN_WORK``
-elements), where waking a thread pool costs more than it saves, and a busy machine can make
-it cost a great deal.
+gradient went from 4.3 ms to about 0.8 ms.
+
+Each kernel is compiled twice: ``parallel=True`` and serial (suffix ``_serial``); :func:`pick`
+runs the serial twin on inputs below ``PARALLEL_MIN_WORK`` elements or with one Numba thread,
+where waking a thread pool costs more than it saves, and a busy machine can make it cost a
+great deal.
 """
 
 from __future__ import annotations
