@@ -93,11 +93,15 @@ pattern of the indices (a tuple's orbit is every tuple with its pattern, each re
 
 Scope and cost: ARS and ARSM any logits with ``C <= MAX_RACE_C`` (12); ARSM+ with distinct
 logits in a row ``C <= MAX_GENERIC_C`` (5); ARS+ ``C <= MAX_ARS_PLUS_C`` (5: its per-``(j,
-l)`` arrangements, about 6 s of CPU per dimension at ``C = 5``, cells in 4-D
+l)`` arrangements, about 4 s of CPU per dimension at ``C = 5``, cells in 4-D
 triangulated by Qhull: moderate logits only, thin cells may fail there); ARSM+CE ``C <=
 MAX_CE_C`` (4: at ``C = 5`` the common refinement of every pair needs more memory than a
 machine has, one call asked for 206 GiB, so it is refused up front). The contraction costs
-``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS family). Timings: ``scripts/swap_scale.py`` and
+``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS family). In float64 the cells are refined and
+integrated (``C <= 4``; Qhull's triangulation above) by compiled kernels,
+:mod:`verify.moments.polytope_fast`, with the same rules as :func:`refine` and
+:meth:`_Dimension.splitter` (``_FAST``; the Python path is the reference they are tested
+against, and the ``mpmath`` path). Timings: ``scripts/swap_scale.py`` and
 the README. ``error_bound`` covers the probability of cells below float64 resolution and the
 rounding of the total probability (0 for the races).
 """
@@ -123,14 +127,17 @@ MAX_GENERIC_C = 5
 #: the same with the conditional-expectation weights for every reference (ARSM+CE), whose
 #: cells also split along the interval bounds of every pair (j, l)
 MAX_CE_C = 4
-#: the same for ARS+, whose per-``(j, l)`` arrangements stay small (C = 5: about 6 s of CPU
+#: the same for ARS+, whose per-``(j, l)`` arrangements stay small (C = 5: about 4 s of CPU
 #: and well under a GiB per dimension at moderate logits)
 MAX_ARS_PLUS_C = 5
 #: nominal operations (at ``verify.exact.OPERATIONS_PER_SECOND``) of one dimension's cells,
-#: by weight and ``C`` (measured CPU times rounded up, moderate logits; thin cells at extreme
-#: logits cost a few times more): what the up-front time estimate adds to the contraction's
-_CELL_OPERATIONS = {("sym", 4): 5e7, ("sym", 5): 3e9, ("ce", 3): 5e7, ("ce", 4): 1e9,
-                    ("ars_plus", 4): 2e8, ("ars_plus", 5): 2e9}
+#: by weight and ``C`` (measured CPU times of the compiled float64 path rounded up, moderate
+#: logits; thin cells at extreme logits cost a few times more; per dimension 0.02 s, 0.5 s,
+#: -, 0.27 s, 0.07 s, 4.4 s in this order, where the Python path took 0.06 s, 0.8 s, -, 3 s,
+#: 0.4 s, 8.7 s): what the up-front time estimate adds to the contraction's. The ``mpmath``
+#: path (``dps``) is bounded by its own scope (:func:`_check_mp_scope`)
+_CELL_OPERATIONS = {("sym", 4): 1e7, ("sym", 5): 1e8, ("ce", 3): 1e7, ("ce", 4): 5e7,
+                    ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e8}
 #: largest C for ARS and ARSM (any logits): exponential races, pair tables of C^6 entries
 MAX_RACE_C = 12
 
