@@ -446,10 +446,13 @@ def _add_simplex(S, m0, m1, m2, idx):
 
 
 @njit(cache=True)
-def _cell_moments_into(V, T, m0, m1, m2, idx):
+def _cell_moments_into(V, T, m0, m1, m2, idx, max_pairs):
     """The pulling triangulation of ``polytope._simplices`` (``d <= 3``), integrated."""
     n, C = V.shape
     d = C - 1
+    if n * n > max_pairs:  # the Python path's vertex-pair matrix would not fit either
+        raise MemoryError("a cell's vertex pairs exceed verify.moments.polytope.MAX_PAIRS: the "
+                          "arrangement is too fine for exact integration on this machine")
     if n == d + 1:
         _add_simplex(V, m0, m1, m2, idx)
         return
@@ -610,7 +613,7 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
         if ce:
             mids[i] = _midpoints(donePairs[i], doneRows[i], _centroid(doneV[i]), C)
         if moments:
-            _cell_moments_into(doneV[i], doneT[i], m0, m1, m2, i)
+            _cell_moments_into(doneV[i], doneT[i], m0, m1, m2, i, max_pairs)
     for i in range(N):
         for a_ in range(C):
             for b_ in range(a_ + 1, C):
