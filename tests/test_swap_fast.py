@@ -106,3 +106,20 @@ def test_arsm_plus_ce_moments_match_python_k3_c4(monkeypatch):
 def test_dimension_tables_match_python_sym_c5(monkeypatch):
     # C = 5: the kernel refines, the Python integration (Qhull) takes its cells
     _check_tables(monkeypatch, np.array([0.4, -0.9, 1.3, 0.0, -0.2]), "sym")
+
+
+def test_refine_cells_rejects_bad_shapes():
+    from verify.moments.polytope import simplex_cell
+    from verify.moments.polytope_fast import refine_cells
+
+    cell = simplex_cell(3)
+    dim = S._Dimension(np.array([0.5, -0.4, 1.1]), ce=False)
+    groups = np.array(S._pairs(3))
+    with pytest.raises(ValueError, match="T0 bool"):
+        refine_cells(cell.V, cell.T[:2], dim.F, groups, None, None, None, False, None, 1e-13,
+                     1e-24)
+    with pytest.raises(ValueError, match="groups"):
+        refine_cells(cell.V, cell.T, dim.F, groups[:2], None, None, None, False, None, 1e-13,
+                     1e-24)
+    with pytest.raises(ValueError, match="bound rows"):
+        refine_cells(cell.V, cell.T, dim.F, groups, None, None, None, True, None, 1e-13, 1e-24)

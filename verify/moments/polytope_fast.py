@@ -33,7 +33,7 @@ from numba import njit
 
 from .polytope import MAX_PAIRS, SIDE_EPS
 
-__all__: list[str] = []
+__all__ = ["refine_cells"]
 
 
 @njit(cache=True)
@@ -627,12 +627,30 @@ def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarr
                  low: np.ndarray | None, up: np.ndarray | None, pairmask: np.ndarray | None,
                  ce: bool, Z0: np.ndarray | None, same_tol: float, min_prob: float,
                  max_cells: int = 2_000_000) -> dict:
-    """Compiled refinement of one start cell (module docstring); ``Z0``: the swaps' outcomes
-    known on the start cell (phase 2 from there), or None (phase 1). Returns ``Z``, ``mid``,
+    """Compiled ``polytope.refine(Cell(V0, T0), _Dimension.splitter)`` for one dimension (or
+    one ARS+ column) in float64, with the per-cell outcome matrices, CE midpoint rows and
+    degree-2 moments of ``verify.moments.swap._cells`` (module docstring).
+
+    ``V0`` float64 ``(n, C)`` and ``T0`` bool ``(n, hyperplanes)``: the start cell; ``F``
+    ``(G, C, C)``, ``groups`` int ``(G, 2)``, ``low``/``up`` ``(C,) * 6`` and ``pairmask`` bool
+    ``(C, C)`` (CE only; None otherwise): the geometry of ``_Dimension``; ``same_tol``,
+    ``min_prob``: the Python path's tolerances. ``Z0``: the swaps' outcomes known on the start
+    cell (phase 2 from there), or None (phase 1). Returns ``Z``, ``mid``,
     ``m0``, ``m1``, ``m2`` (None when ``C > 4``: the caller integrates ``cells``), ``cells``
     (a list of ``(V, T)``), ``phase0`` (bool ``(N,)``: accepted below ``min_prob`` before the
     swaps were resolved, the splitter's state None) and ``unresolved``."""
+    V0, T0, F = np.asarray(V0), np.asarray(T0), np.asarray(F)
+    if V0.ndim != 2 or T0.shape[:1] != V0.shape[:1] or T0.ndim != 2 or T0.dtype != np.bool_:
+        raise ValueError(f"V0 must be (n, C) and T0 bool (n, hyperplanes); got {V0.shape}, "
+                         f"{T0.shape} {T0.dtype}")
     C = V0.shape[1]
+    if F.ndim != 3 or F.shape[1:] != (C, C) or np.shape(groups) != (F.shape[0], 2):
+        raise ValueError(f"F must be (G, {C}, {C}) and groups (G, 2); got {F.shape}, "
+                         f"{np.shape(groups)}")
+    if ce and (low is None or up is None or pairmask is None):
+        raise ValueError("ce=True needs the bound rows low, up and pairmask")
+    if V0.dtype == object:
+        raise TypeError("refine_cells is the float64 path; mpmath cells take polytope.refine")
     if low is None:
         low = up = np.zeros((C,) * 6)
         pairmask = np.zeros((C, C), np.bool_)
