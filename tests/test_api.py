@@ -181,6 +181,7 @@ PUBLIC_MODULES = {
         "Cell", "SIDE_EPS", "Splitter", "cell_moments", "cells_moments", "cuts", "ordered_cell",
         "probability_bound", "refine", "side_eps", "sides", "simplex_cell", "split"
     ],
+    "verify.moments.polytope_fast": ["refine_cells"],
     "verify.port": [
         "LEVELS", "PortReport", "STATEFUL", "StateRule", "assert_mc", "backend_port",
         "check_port", "default_rtol", "mc_check", "repro_source"

@@ -93,11 +93,15 @@ pattern of the indices (a tuple's orbit is every tuple with its pattern, each re
 
 Scope and cost: ARS and ARSM any logits with ``C <= MAX_RACE_C`` (12); ARSM+ with distinct
 logits in a row ``C <= MAX_GENERIC_C`` (5); ARS+ ``C <= MAX_ARS_PLUS_C`` (5: its per-``(j,
-l)`` arrangements, about 6 s of CPU per dimension at ``C = 5``, cells in 4-D
+l)`` arrangements, about 4 s of CPU per dimension at ``C = 5``, cells in 4-D
 triangulated by Qhull: moderate logits only, thin cells may fail there); ARSM+CE ``C <=
 MAX_CE_C`` (4: at ``C = 5`` the common refinement of every pair needs more memory than a
 machine has, one call asked for 206 GiB, so it is refused up front). The contraction costs
-``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS family). Timings: ``scripts/swap_scale.py`` and
+``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS family). In float64 the cells are refined and
+integrated (``C <= 4``; Qhull's triangulation above) by compiled kernels,
+:mod:`verify.moments.polytope_fast`, with the same rules as :func:`refine` and
+:meth:`_Dimension.splitter` (``_FAST``; the Python path is the reference they are tested
+against, and the ``mpmath`` path). Timings: ``scripts/swap_scale.py`` and
 the README. ``error_bound`` covers the probability of cells below float64 resolution and the
 rounding of the total probability (0 for the races).
 """
@@ -112,7 +116,7 @@ import numpy as np
 
 from ..exact import Problem, check_budget, check_enumeration_size, make_problem
 from . import Moments
-from .polytope import cells_moments, ordered_cell, refine, sides, simplex_cell
+from .polytope import Cell, cells_moments, ordered_cell, refine, sides, simplex_cell
 from .races import race_pair_tables, race_pair_tables_mp
 
 __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
@@ -123,14 +127,17 @@ MAX_GENERIC_C = 5
 #: the same with the conditional-expectation weights for every reference (ARSM+CE), whose
 #: cells also split along the interval bounds of every pair (j, l)
 MAX_CE_C = 4
-#: the same for ARS+, whose per-``(j, l)`` arrangements stay small (C = 5: about 6 s of CPU
+#: the same for ARS+, whose per-``(j, l)`` arrangements stay small (C = 5: about 4 s of CPU
 #: and well under a GiB per dimension at moderate logits)
 MAX_ARS_PLUS_C = 5
 #: nominal operations (at ``verify.exact.OPERATIONS_PER_SECOND``) of one dimension's cells,
-#: by weight and ``C`` (measured CPU times rounded up, moderate logits; thin cells at extreme
-#: logits cost a few times more): what the up-front time estimate adds to the contraction's
-_CELL_OPERATIONS = {("sym", 4): 5e7, ("sym", 5): 3e9, ("ce", 3): 5e7, ("ce", 4): 1e9,
-                    ("ars_plus", 4): 2e8, ("ars_plus", 5): 2e9}
+#: by weight and ``C`` (measured CPU times of the compiled float64 path rounded up, moderate
+#: logits; thin cells at extreme logits cost a few times more; per dimension 0.02 s, 0.5 s,
+#: -, 0.27 s, 0.07 s, 4.4 s in this order, where the Python path took 0.06 s, 0.8 s, -, 3 s,
+#: 0.4 s, 8.7 s): what the up-front time estimate adds to the contraction's. The ``mpmath``
+#: path (``dps``) is bounded by its own scope (:func:`_check_mp_scope`)
+_CELL_OPERATIONS = {("sym", 4): 1e7, ("sym", 5): 1e8, ("ce", 3): 1e7, ("ce", 4): 5e7,
+                    ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e8}
 #: largest C for ARS and ARSM (any logits): exponential races, pair tables of C^6 entries
 MAX_RACE_C = 12
 
@@ -364,6 +371,26 @@ def _min_prob(dps: int) -> float:
     return 1e-24 if not dps else 1e-200
 
 
+#: float64 cells by the compiled refinement (:mod:`verify.moments.polytope_fast`: the same
+#: decisions, up to ties broken by rounding, 10 to 50 times faster); False: the Python path,
+#: the reference the compiled one is tested against (``tests/test_swap_fast.py``)
+_FAST = True
+
+
+def _fast_refine(dim: _Dimension, start: Cell, Z0: np.ndarray | None) -> dict[str, Any]:
+    """:func:`verify.moments.polytope_fast.refine_cells` for one dimension (or column) from
+    ``start``; the moments by :func:`cells_moments` where the kernel leaves them (``C > 4``)."""
+    from .polytope_fast import refine_cells
+
+    groups = np.array(getattr(dim, "groups", None) or _pairs(dim.C), dtype=np.int64)
+    out = refine_cells(start.V, start.T, dim.F, groups, dim.low if dim.ce else None,
+                       dim.up if dim.ce else None, dim._pairs if dim.ce else None, dim.ce, Z0,
+                       dim.same_tol, _min_prob(0))
+    if out["m0"] is None:
+        out["m0"], out["m1"], out["m2"] = cells_moments([Cell(V, T) for V, T in out["cells"]])
+    return out
+
+
 @lru_cache(maxsize=64)
 def _cells(alpha_key: tuple[float, ...], ce: bool, dps: int = 0) -> dict[str, Any]:
     """The cells of one dimension: outcome matrices ``Z`` ``(N, C, C)``, moments ``m0``
@@ -375,6 +402,12 @@ def _cells(alpha_key: tuple[float, ...], ce: bool, dps: int = 0) -> dict[str, An
     # ordered simplex (probability 1/C!) suffices; the tables are symmetrized later
     symmetric = bool(np.all(np.array(alpha_key) == alpha_key[0])) and dim.C > 2 and not dps
     start = _start(ordered_cell(dim.C) if symmetric else simplex_cell(dim.C), dps)
+    if not dps and _FAST:
+        fast = _fast_refine(dim, start, None)
+        total = fast["m0"].sum() * (factorial(dim.C) if symmetric else 1)
+        return {"Z": fast["Z"], "m0": fast["m0"], "m1": fast["m1"], "m2": fast["m2"],
+                "mid": fast["mid"] if ce else None, "symmetric": symmetric,
+                "unresolved": fast["unresolved"] + abs(1.0 - float(total))}
     cells, unresolved = refine(start, dim.splitter, min_prob=_min_prob(dps))
     Zs, mids = [], []
     for cell, state in cells:
@@ -547,6 +580,12 @@ def _column_cells(alpha_key: tuple[float, ...], j: int, dps: int = 0
     """The cells on which every swap ``(m, j)`` is constant (shared by every ``l``), their
     outcome matrices (None for a cell accepted below float64 resolution), and the
     probability left unresolved."""
+    if not dps and _FAST:
+        fast = _fast_refine(_Column(np.array(alpha_key), j, None), simplex_cell(len(alpha_key)),
+                            None)
+        return ([Cell(V, T) for V, T in fast["cells"]],
+                [None if p0 else Z for Z, p0 in zip(fast["Z"], fast["phase0"], strict=True)],
+                fast["unresolved"])
     cells, unresolved = refine(_start(simplex_cell(len(alpha_key)), dps),
                                _Column(np.array(alpha_key), j, None, dps).splitter,
                                min_prob=_min_prob(dps))
@@ -562,6 +601,8 @@ def _column_tables(alpha_key: tuple[float, ...], j: int, l: int, dps: int = 0
     col = _Column(np.array(alpha_key), j, l, dps)
     C = col.C
     base, base_Z, unresolved = _column_cells(alpha_key, j, dps)
+    if not dps and _FAST:
+        return _fast_column_tables(col, base, base_Z, unresolved)
     cells = []
     for b, Zb in zip(base, base_Z, strict=True):
         # refine the swaps' cells along the pieces of this pair's interval, starting from
@@ -603,6 +644,30 @@ def _column_tables(alpha_key: tuple[float, ...], j: int, l: int, dps: int = 0
         Q2 = np.einsum("n,nmx,npy->mpxy", quad, O, O)
     total = float(m0.sum())
     return {"P2": P2, "L2": L2, "Q2": Q2, "unresolved": unresolved + abs(1.0 - total)}
+
+
+def _fast_column_tables(col: _Column, base: list, base_Z: list, unresolved: float
+                        ) -> dict[str, Any]:
+    """:func:`_column_tables` by the compiled refinement (float64; ``_FAST``)."""
+    C, j, l = col.C, col.j, col.l
+    zs, m0, lin, quad = [], [], [], []
+    ones = np.ones(C)
+    for b, Zb in zip(base, base_Z, strict=True):
+        fast = _fast_refine(col, b, Zb)
+        unresolved += fast["unresolved"]
+        z = fast["Z"][:, :, j]  # (n, C): Z[m, j]
+        keep = ~np.all(z == z[:, :1], axis=1)  # delta_j = 1: the symmetry factor removes W
+        u = (ones - C * fast["mid"][:, j, l]) * keep[:, None]  # W = u . pi on each cell
+        zs.append(z)
+        m0.append(fast["m0"])
+        lin.append(np.einsum("nc,nc->n", u, fast["m1"]))
+        quad.append(np.einsum("nc,ncd,nd->n", u, fast["m2"], u))
+    z, p0, p1, p2 = (np.concatenate(x) for x in (zs, m0, lin, quad))
+    O = (z[..., None] == np.arange(C)).astype(np.float64)  # (n, m, x)
+    P2 = np.einsum("n,nmx,npy->mpxy", p0, O, O)
+    L2 = np.einsum("n,nmx,npy->mpxy", p1, O, O)
+    Q2 = np.einsum("n,nmx,npy->mpxy", p2, O, O)
+    return {"P2": P2, "L2": L2, "Q2": Q2, "unresolved": unresolved + abs(1.0 - float(p0.sum()))}
 
 
 def _ars_plus_tensors(alpha_row: np.ndarray, dps: int = 0) -> dict[str, Any]:

@@ -1,0 +1,125 @@
+"""The compiled float64 cells of the swap family (``verify.moments.polytope_fast``) against the
+Python path (``verify.moments.swap._FAST = False``, the reference): the same per-dimension
+tables, ARS+ column tables and moments, up to rounding.
+
+The two paths take the same decisions except where a tie is broken by rounding (two rows equal
+at a vertex; the dot products sum in another order), so the cells may differ while covering
+the same regions with the same constant outcomes and weights: the tables agree to rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reference import REGISTRY
+from verify.moments import swap as S
+from verify.problems import builtin_problems
+
+#: tables hold probabilities and weights bounded by C - 1: absolute tolerance
+TABLE_ATOL = 1e-13
+
+
+def _clear() -> None:
+    for fn in (S._cells, S._column_cells, S._column_tables, S._race_tensors):
+        fn.cache_clear()
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, fn):
+    """``fn()`` by the Python path, then by the compiled one (cold caches each time)."""
+    out = []
+    for fast in (False, True):
+        monkeypatch.setattr(S, "_FAST", fast)
+        _clear()
+        out.append(fn())
+    _clear()
+    return out
+
+
+ROWS_FAST = [  # (row, weight): cheap enough in Python for the default run
+    (np.array([0.5, -0.4, 1.1]), "sym"),
+    (np.array([0.5, -0.4, 1.1]), "ce"),
+    (np.array([4.0, -5.0, 0.3]), "ce"),
+    (np.array([0.3, -1.2, 0.8, 0.1]), "sym"),
+    (np.array([5.0, -3.0, 1.5, -5.0]), "sym"),
+    (np.array([20.0, -20.0, 3.0, -7.0]), "sym"),
+    (np.zeros(4), "sym"),
+    (np.zeros(4), "ce"),
+    (np.zeros(3), "ce"),
+]
+ROWS_SLOW = [  # ARSM+CE cells at C = 4 take seconds in Python
+    (np.array([0.3, -1.2, 0.8, 0.1]), "ce"),
+    (np.array([5.0, -3.0, 1.5, -5.0]), "ce"),
+]
+
+
+def _check_tables(monkeypatch: pytest.MonkeyPatch, row: np.ndarray, weight: str) -> None:
+    ref, fast = _both(monkeypatch, lambda: S.dimension_tables(row, weight))
+    assert ref["symmetric"] == fast["symmetric"]
+    np.testing.assert_array_equal(ref["Z"], fast["Z"])
+    for k in "PLQ":
+        np.testing.assert_allclose(fast[k], ref[k], rtol=0, atol=TABLE_ATOL, err_msg=k)
+    assert abs(fast["unresolved"] - ref["unresolved"]) <= 1e-15
+
+
+@pytest.mark.parametrize(("row", "weight"), ROWS_FAST)
+def test_dimension_tables_match_python(monkeypatch, row, weight):
+    _check_tables(monkeypatch, row, weight)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("row", "weight"), ROWS_SLOW)
+def test_dimension_tables_match_python_ce_c4(monkeypatch, row, weight):
+    _check_tables(monkeypatch, row, weight)
+
+
+@pytest.mark.parametrize("row", [np.array([0.5, -0.4, 1.1]), np.array([0.3, -1.2, 0.8, 0.1]),
+                                 np.array([20.0, -20.0, 3.0, -7.0])])
+def test_ars_plus_column_tables_match_python(monkeypatch, row):
+    ref, fast = _both(monkeypatch, lambda: S._ars_plus_tensors(row))
+    for k in ("P2", "L2", "Q2"):
+        np.testing.assert_allclose(fast[k], ref[k], rtol=0, atol=TABLE_ATOL, err_msg=k)
+    assert abs(fast["unresolved"] - ref["unresolved"]) <= 1e-15 + 1e-12 * ref["unresolved"]
+
+
+def _moments_close(ref, fast) -> None:
+    for a, b in ((ref.mean, fast.mean), (ref.cov, fast.cov)):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("name", ["arsm_plus", pytest.param("ars_plus", marks=pytest.mark.slow)])
+def test_moments_match_python_k3_c4(monkeypatch, name):
+    _, pr = builtin_problems("categorical")[1]
+    ref, fast = _both(monkeypatch, lambda: REGISTRY[name].exact_moments(
+        "categorical", pr.params, pr.objective))
+    _moments_close(ref, fast)
+
+
+@pytest.mark.slow
+def test_arsm_plus_ce_moments_match_python_k3_c4(monkeypatch):
+    _, pr = builtin_problems("categorical")[1]
+    ref, fast = _both(monkeypatch, lambda: REGISTRY["arsm_plus_ce"].exact_moments(
+        "categorical", pr.params, pr.objective))
+    _moments_close(ref, fast)
+
+
+@pytest.mark.slow
+def test_dimension_tables_match_python_sym_c5(monkeypatch):
+    # C = 5: the kernel refines, the Python integration (Qhull) takes its cells
+    _check_tables(monkeypatch, np.array([0.4, -0.9, 1.3, 0.0, -0.2]), "sym")
+
+
+def test_refine_cells_rejects_bad_shapes():
+    from verify.moments.polytope import simplex_cell
+    from verify.moments.polytope_fast import refine_cells
+
+    cell = simplex_cell(3)
+    dim = S._Dimension(np.array([0.5, -0.4, 1.1]), ce=False)
+    groups = np.array(S._pairs(3))
+    with pytest.raises(ValueError, match="T0 bool"):
+        refine_cells(cell.V, cell.T[:2], dim.F, groups, None, None, None, False, None, 1e-13,
+                     1e-24)
+    with pytest.raises(ValueError, match="groups"):
+        refine_cells(cell.V, cell.T, dim.F, groups[:2], None, None, None, False, None, 1e-13,
+                     1e-24)
+    with pytest.raises(ValueError, match="bound rows"):
+        refine_cells(cell.V, cell.T, dim.F, groups, None, None, None, True, None, 1e-13, 1e-24)

@@ -1,0 +1,669 @@
+"""Numba kernels for the swap family's polytope cells in float64 (the ``dps = 0`` path).
+
+The same refinement as :func:`verify.moments.polytope.refine` driven by
+:meth:`verify.moments.swap._Dimension.splitter`, and the same integrals as
+:func:`verify.moments.polytope.cells_moments` (``d <= 3``), compiled: the Python path calls
+small-array NumPy once per cell and per split (K = 3, C = 4, ARSM+CE: about 35 000 splits,
+13 s of interpreter and call overhead); here each cell costs microseconds. The decisions are
+the Python path's, step for step: the tolerances (``SIDE_EPS`` relative to
+``sum_i |a_i v_i|``, ``same_tol`` for rows that are the same function), the choice of the
+splitting hyperplane (the first violated swap group or pair, the vertex and piece rule of the
+splitter), the ``min_prob`` cut-off by the same probability bound, the order of the stack. Only
+the order of the float64 sums inside dot products and determinants differs (cofactors instead
+of LU), so the cells and the tables agree up to rounding; the Python path stays the reference
+(and the only path in ``mpmath``), and ``tests/test_swap_fast.py`` compares the two.
+
+Shapes: ``F`` ``(G, C, C)`` the swap functions of :func:`verify.moments.swap._swap_functions`
+(rows ``i`` of group ``g``: ``pi -> w_i pi_{sigma_g(i)}``), ``groups`` ``(G, 2)`` int64 the
+transposition ``(m, j)`` of each group (``(0, 0)`` first: the identity), ``low``/``up``
+``(C,) * 6`` the bound rows of ``_Dimension``, ``pairmask`` ``(C, C)`` bool the pairs
+``(j, l)`` refined along.
+
+``cache=True``: compiling these kernels takes about 20 s of CPU, more than the Python path
+costs at K = 3, C = 4; Numba's on-disk cache brings a fresh process down to well under a
+second. It is safe here because every kernel calls only kernels of this file (the cache is
+keyed on this file) and the constants of :mod:`verify.moments.polytope` (``SIDE_EPS``,
+``MAX_PAIRS``) are passed as arguments, not frozen into the compiled code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .polytope import MAX_PAIRS, SIDE_EPS
+
+__all__ = ["refine_cells"]
+
+
+@njit(cache=True)
+def _centroid(V):
+    n, C = V.shape
+    c = np.zeros(C)
+    for v in range(n):
+        for k in range(C):
+            c[k] += V[v, k]
+    return c * (1.0 / n)
+
+
+@njit(cache=True)
+def _dot(a, b):
+    s = 0.0
+    for k in range(a.shape[0]):
+        s += a[k] * b[k]
+    return s
+
+
+@njit(cache=True)
+def _side(a, x, eps):
+    """-1, 0, +1: the side of vertex ``x`` of hyperplane ``a`` (:func:`polytope.sides`)."""
+    h = 0.0
+    t = 0.0
+    for k in range(a.shape[0]):
+        h += a[k] * x[k]
+        t += abs(a[k]) * abs(x[k])
+    tol = eps * t
+    if h > tol:
+        return 1
+    if h < -tol:
+        return -1
+    return 0
+
+
+@njit(cache=True)
+def _split(V, T, a, d, eps, max_pairs):
+    """:func:`polytope.split` (float64, no ``scale``): returns ``(has_lower, V, T, has_upper,
+    V, T)``."""
+    n, C = V.shape
+    F = T.shape[1]
+    h = np.empty(n)
+    side = np.empty(n, np.int64)
+    for v in range(n):
+        s = 0.0
+        t = 0.0
+        for k in range(C):
+            s += a[k] * V[v, k]
+            t += abs(a[k]) * abs(V[v, k])
+        h[v] = s
+        tol = eps * t
+        side[v] = 1 if s > tol else (-1 if s < -tol else 0)
+    nn = 0
+    npos = 0
+    non = 0
+    for v in range(n):
+        if side[v] < 0:
+            nn += 1
+        elif side[v] > 0:
+            npos += 1
+        else:
+            non += 1
+    if nn * npos > max_pairs:
+        raise MemoryError("a cut's vertex pairs exceed verify.moments.polytope.MAX_PAIRS: the "
+                          "arrangement is too fine for exact integration on this machine")
+    iN = np.empty(nn, np.int64)
+    iP = np.empty(npos, np.int64)
+    io = np.empty(non, np.int64)
+    a_ = 0
+    b_ = 0
+    c_ = 0
+    for v in range(n):
+        if side[v] < 0:
+            iN[a_] = v
+            a_ += 1
+        elif side[v] > 0:
+            iP[b_] = v
+            b_ += 1
+        else:
+            io[c_] = v
+            c_ += 1
+    # edges crossing the hyperplane: vertex pairs sharing at least d - 1 hyperplanes
+    eu = np.empty(nn * npos, np.int64)
+    ev = np.empty(nn * npos, np.int64)
+    ne = 0
+    for x in range(nn):
+        u = iN[x]
+        for y in range(npos):
+            w = iP[y]
+            sh = 0
+            for k in range(F):
+                if T[u, k] and T[w, k]:
+                    sh += 1
+            if sh >= d - 1:
+                eu[ne] = u
+                ev[ne] = w
+                ne += 1
+    m = non + ne  # vertices of both pieces: on the hyperplane, then the crossing points
+    newV = np.empty((m, C))
+    newT = np.zeros((m, F + 1), np.bool_)
+    for r in range(non):
+        v = io[r]
+        newV[r] = V[v]
+        newT[r, :F] = T[v]
+        newT[r, F] = True
+    for e in range(ne):
+        u = eu[e]
+        w = ev[e]
+        lam_u = h[w] / (h[w] - h[u])
+        lam_v = -h[u] / (h[w] - h[u])
+        for k in range(C):
+            newV[non + e, k] = lam_v * V[w, k] + lam_u * V[u, k]
+        for k in range(F):
+            newT[non + e, k] = T[u, k] and T[w, k]
+        newT[non + e, F] = True
+    Vl, Tl, okl = _piece(V, T, iN, newV, newT, d)
+    Vu, Tu, oku = _piece(V, T, iP, newV, newT, d)
+    return okl, Vl, Tl, oku, Vu, Tu
+
+
+@njit(cache=True)
+def _piece(V, T, idx, newV, newT, d):
+    """The vertices ``idx`` of the cell and the new ones, those on at least ``d`` facets."""
+    C = V.shape[1]
+    F = T.shape[1]
+    cnt = 0
+    keep_old = np.zeros(idx.size, np.bool_)
+    for r in range(idx.size):
+        s = 0
+        for k in range(F):
+            if T[idx[r], k]:
+                s += 1
+        if s >= d:
+            keep_old[r] = True
+            cnt += 1
+    keep_new = np.zeros(newV.shape[0], np.bool_)
+    for r in range(newV.shape[0]):
+        s = 0
+        for k in range(F + 1):
+            if newT[r, k]:
+                s += 1
+        if s >= d:
+            keep_new[r] = True
+            cnt += 1
+    outV = np.empty((cnt, C))
+    outT = np.zeros((cnt, F + 1), np.bool_)
+    p = 0
+    for r in range(idx.size):
+        if keep_old[r]:
+            outV[p] = V[idx[r]]
+            outT[p, :F] = T[idx[r]]
+            p += 1
+    for r in range(newV.shape[0]):
+        if keep_new[r]:
+            outV[p] = newV[r]
+            outT[p] = newT[r]
+            p += 1
+    return outV, outT, cnt >= d + 1
+
+
+@njit(cache=True)
+def _probability_bound(V, fact_d):
+    n, C = V.shape
+    top = 0.0
+    prod = 1.0
+    for k in range(C):
+        lo = V[0, k]
+        hi = V[0, k]
+        for v in range(1, n):
+            lo = min(lo, V[v, k])
+            hi = max(hi, V[v, k])
+        r = hi - lo
+        prod *= r
+        top = max(top, r)
+    return (prod / top if top > 0 else 0.0) * fact_d
+
+
+@njit(cache=True)
+def _argmin_split(F, V, c, eps):
+    """Phase 1 of the splitter (``_Dimension._argmin_split``): ``(found, a)``."""
+    G, C, _ = F.shape
+    n = V.shape[0]
+    a = np.empty(C)
+    for g in range(G):
+        star = 0
+        bv = _dot(F[g, 0], c)
+        for i in range(1, C):
+            x = _dot(F[g, i], c)
+            if x < bv:
+                bv = x
+                star = i
+        viol = np.zeros(C, np.bool_)
+        pos_at = np.zeros(n, np.bool_)
+        anyv = False
+        for i in range(C):
+            for k in range(C):
+                a[k] = F[g, star, k] - F[g, i, k]
+            hp = False
+            hn = False
+            for v in range(n):
+                s = _side(a, V[v], eps)
+                if s > 0:
+                    hp = True
+                    pos_at[v] = True
+                elif s < 0:
+                    hn = True
+            viol[i] = hp and hn
+            anyv = anyv or viol[i]
+        if anyv:
+            vert = 0
+            for v in range(n):
+                if pos_at[v]:
+                    vert = v
+                    break
+            i = 0
+            bv = _dot(F[g, 0], V[vert])
+            for i2 in range(1, C):
+                x = _dot(F[g, i2], V[vert])
+                if x < bv:
+                    bv = x
+                    i = i2
+            if not viol[i]:
+                for i2 in range(C):
+                    if viol[i2]:
+                        i = i2
+                        break
+            for k in range(C):
+                a[k] = F[g, star, k] - F[g, i, k]
+            return True, a
+    return False, a
+
+
+@njit(cache=True)
+def _outcomes(F, groups, c):
+    """``Z[m, j]`` at an interior point (``_Dimension.outcomes``, ``_Column.outcomes``)."""
+    G, C, _ = F.shape
+    Z = np.empty((C, C), np.int64)
+    for g in range(G):
+        star = 0
+        bv = _dot(F[g, 0], c)
+        for i in range(1, C):
+            x = _dot(F[g, i], c)
+            if x < bv:
+                bv = x
+                star = i
+        if g == 0:
+            Z[:, :] = star
+        else:
+            m, j = groups[g, 0], groups[g, 1]
+            Z[m, j] = star
+            Z[j, m] = star
+    return Z
+
+
+@njit(cache=True)
+def _bound_rows_on(Z, low, up, pairmask):
+    """``_Dimension._bound_rows_on``: pairs ``(p, 2)`` and rows ``(p, 2, C*C, C)``."""
+    C = Z.shape[0]
+    valid = np.zeros((C, C), np.bool_)
+    p = 0
+    for j in range(C):
+        delta = True
+        for m in range(C):
+            if Z[m, j] != Z[0, j]:
+                delta = False
+        for l in range(C):
+            if pairmask[j, l] and not delta:
+                valid[j, l] = True
+                p += 1
+    pairs = np.empty((p, 2), np.int64)
+    rows = np.empty((p, 2, C * C, C))
+    q = 0
+    for j in range(C):
+        for l in range(C):
+            if valid[j, l]:
+                pairs[q, 0] = j
+                pairs[q, 1] = l
+                for m in range(C):
+                    o = Z[m, j]
+                    for r in range(C):
+                        for k in range(C):
+                            rows[q, 0, m * C + r, k] = low[j, l, m, o, r, k]
+                            rows[q, 1, m * C + r, k] = -up[j, l, m, o, r, k]
+                q += 1
+    return pairs, rows
+
+
+@njit(cache=True)
+def _ce_split(rows, open_, V, c, same_tol, eps):
+    """Phase 2 of the splitter (``_Dimension.splitter``): ``(found, a, new_open)``."""
+    p, _, R, C = rows.shape
+    n = V.shape[0]
+    new_open = open_.copy()
+    plane = np.zeros(C)
+    found = False
+    A = np.empty((R, C))
+    cut = np.zeros(R, np.bool_)
+    for q in range(p):
+        for s in range(2):
+            if not open_[q, s]:
+                continue
+            sub = rows[q, s]
+            star = 0
+            bv = _dot(sub[0], c)
+            for r in range(1, R):
+                x = _dot(sub[r], c)
+                if x > bv:
+                    bv = x
+                    star = r
+            neg_at = np.zeros(n, np.bool_)
+            still = False
+            for r in range(R):
+                for k in range(C):
+                    b = sub[star, k]
+                    x = sub[r, k]
+                    y = b - x
+                    # rows that are the same function up to rounding: no hyperplane
+                    A[r, k] = 0.0 if abs(y) <= same_tol * (abs(b) + abs(x)) else y
+                hp = False
+                hn = False
+                for v in range(n):
+                    sd = _side(A[r], V[v], eps)
+                    if sd > 0:
+                        hp = True
+                    elif sd < 0:
+                        hn = True
+                        neg_at[v] = True
+                cut[r] = hp and hn
+                still = still or cut[r]
+            new_open[q, s] = still
+            if still and not found:
+                found = True
+                vert = 0
+                for v in range(n):
+                    if neg_at[v]:
+                        vert = v
+                        break
+                rr = 0
+                bv = _dot(sub[0], V[vert])
+                for r in range(1, R):
+                    x = _dot(sub[r], V[vert])
+                    if x > bv:
+                        bv = x
+                        rr = r
+                if not cut[rr]:
+                    for r in range(R):
+                        if cut[r]:
+                            rr = r
+                            break
+                plane[:] = A[rr]
+    return found, plane, new_open
+
+
+@njit(cache=True)
+def _midpoints(pairs, rows, c, C):
+    """``_Dimension.midpoints``: ``mid[j, l, :]`` ``(C, C, C)``."""
+    mid = np.zeros((C, C, C))
+    R = rows.shape[2]
+    for q in range(pairs.shape[0]):
+        st = np.zeros(2, np.int64)
+        for s in range(2):
+            bv = _dot(rows[q, s, 0], c)
+            for r in range(1, R):
+                x = _dot(rows[q, s, r], c)
+                if x > bv:
+                    bv = x
+                    st[s] = r
+        for k in range(C):
+            mid[pairs[q, 0], pairs[q, 1], k] = 0.5 * (rows[q, 0, st[0], k] - rows[q, 1, st[1], k])
+    return mid
+
+
+@njit(cache=True)
+def _add_simplex(S, m0, m1, m2, idx):
+    """Add simplex ``S`` ``(d + 1, C)`` to cell ``idx``'s moments (``cells_moments``)."""
+    d1, C = S.shape
+    d = d1 - 1
+    if d == 1:
+        det = S[1, 0] - S[0, 0]
+    elif d == 2:
+        e00 = S[1, 0] - S[0, 0]
+        e01 = S[1, 1] - S[0, 1]
+        e10 = S[2, 0] - S[0, 0]
+        e11 = S[2, 1] - S[0, 1]
+        det = e00 * e11 - e01 * e10
+    else:
+        M = np.empty((3, 3))
+        for r in range(3):
+            for k in range(3):
+                M[r, k] = S[r + 1, k] - S[0, k]
+        det = (M[0, 0] * (M[1, 1] * M[2, 2] - M[1, 2] * M[2, 1])
+               - M[0, 1] * (M[1, 0] * M[2, 2] - M[1, 2] * M[2, 0])
+               + M[0, 2] * (M[1, 0] * M[2, 1] - M[1, 1] * M[2, 0]))
+    prob = abs(det)
+    tot = np.zeros(C)
+    for v in range(d1):
+        for k in range(C):
+            tot[k] += S[v, k]
+    m0[idx] += prob
+    for k in range(C):
+        m1[idx, k] += prob * tot[k] / (d + 1)
+    den = (d + 1) * (d + 2)
+    for i in range(C):
+        for k in range(C):
+            o = tot[i] * tot[k]
+            for v in range(d1):
+                o += S[v, i] * S[v, k]
+            m2[idx, i, k] += prob * o / den
+
+
+@njit(cache=True)
+def _cell_moments_into(V, T, m0, m1, m2, idx, max_pairs):
+    """The pulling triangulation of ``polytope._simplices`` (``d <= 3``), integrated."""
+    n, C = V.shape
+    d = C - 1
+    if n * n > max_pairs:  # the Python path's vertex-pair matrix would not fit either
+        raise MemoryError("a cell's vertex pairs exceed verify.moments.polytope.MAX_PAIRS: the "
+                          "arrangement is too fine for exact integration on this machine")
+    if n == d + 1:
+        _add_simplex(V, m0, m1, m2, idx)
+        return
+    c = np.zeros(C)
+    for v in range(n):
+        for k in range(C):
+            c[k] += V[v, k]
+    c = c / n
+    S = np.empty((d + 1, C))
+    if d == 1:
+        lo = 0
+        hi = 0
+        for v in range(1, n):
+            if V[v, 0] < V[lo, 0]:
+                lo = v
+            if V[v, 0] > V[hi, 0]:
+                hi = v
+        S[0] = V[lo]
+        S[1] = V[hi]
+        _add_simplex(S, m0, m1, m2, idx)
+        return
+    F = T.shape[1]
+    if d == 2:
+        for u in range(n):
+            for w in range(u + 1, n):
+                sh = 0
+                for k in range(F):
+                    if T[u, k] and T[w, k]:
+                        sh += 1
+                if sh >= 1:
+                    S[0] = c
+                    S[1] = V[u]
+                    S[2] = V[w]
+                    _add_simplex(S, m0, m1, m2, idx)
+        return
+    # d == 3: facets (hyperplanes with at least 3 vertices) coned from their centroids
+    cnt = np.zeros(F, np.int64)
+    for v in range(n):
+        for k in range(F):
+            if T[v, k]:
+                cnt[k] += 1
+    pf = np.zeros((F, C))
+    for k in range(F):
+        if cnt[k] >= 3:
+            for v in range(n):
+                if T[v, k]:
+                    for i in range(C):
+                        pf[k, i] += V[v, i]
+            for i in range(C):
+                pf[k, i] /= cnt[k]
+    for u in range(n):
+        for w in range(u + 1, n):
+            sh = 0
+            for k in range(F):
+                if T[u, k] and T[w, k]:
+                    sh += 1
+            if sh >= 2:
+                for k in range(F):
+                    if cnt[k] >= 3 and T[u, k] and T[w, k]:
+                        S[0] = c
+                        S[1] = pf[k]
+                        S[2] = V[u]
+                        S[3] = V[w]
+                        _add_simplex(S, m0, m1, m2, idx)
+
+
+@njit(cache=True)
+def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_prob,
+            max_cells, moments, eps, max_pairs):
+    """``refine(start, _Dimension.splitter)`` and the per-cell data of ``swap._cells``.
+
+    ``phase0``: 0 (nothing known: the root's state None) or 1 (phase 2 from the swaps'
+    outcomes ``Z0``). Returns the accepted cells' ``Z`` ``(N, C, C)``, ``mid``
+    ``(N, C, C, C)`` (zeros unless ``ce``), moments ``m0, m1, m2`` (zeros unless
+    ``moments``: ``d <= 3``), the vertex and incidence lists, and the unresolved probability.
+    """
+    C = V0.shape[1]
+    d = C - 1
+    fact_d = 1.0
+    for i in range(2, d + 1):
+        fact_d *= i
+    zrows = np.zeros((0, 2, C * C, C))
+    zpairs = np.zeros((0, 2), np.int64)
+    zopen = np.zeros((0, 2), np.bool_)
+    if phase0 == 1:
+        pairs0, rows0 = _bound_rows_on(Z0, low, up, pairmask)
+        open0 = np.ones((pairs0.shape[0], 2), np.bool_)
+    else:
+        pairs0, rows0, open0 = zpairs, zrows, zopen
+    stack = [(V0, T0, phase0, Z0, pairs0, rows0, open0)]
+    doneV = [V0]
+    doneT = [T0]
+    doneZ = [Z0]
+    donePairs = [pairs0]
+    doneRows = [rows0]
+    donePhase = [phase0]
+    donePhase.pop()
+    doneV.pop()
+    doneT.pop()
+    doneZ.pop()
+    donePairs.pop()
+    doneRows.pop()
+    unresolved = 0.0
+    while len(stack) > 0:
+        V, T, phase, Z, pairs, rows, open_ = stack.pop()
+        c = _centroid(V)
+        found = False
+        a = np.zeros(C)
+        if phase == 0:
+            found, a = _argmin_split(F, V, c, eps)
+            if not found:
+                Z = _outcomes(F, groups, c)
+                if ce:
+                    pairs, rows = _bound_rows_on(Z, low, up, pairmask)
+                    open_ = np.ones((pairs.shape[0], 2), np.bool_)
+                    phase = 1
+                else:
+                    phase = 2
+        if phase == 1 and not found:
+            if open_.any():
+                found, a, open_ = _ce_split(rows, open_, V, c, same_tol, eps)
+            if not found:
+                phase = 2
+        if found:
+            bound = _probability_bound(V, fact_d)
+            if bound < min_prob:
+                unresolved += bound
+                found = False
+        if not found:
+            if phase == 0:  # accepted below float64 resolution in phase 1
+                Z = _outcomes(F, groups, c)
+                if ce:
+                    pairs, rows = _bound_rows_on(Z, low, up, pairmask)
+            doneV.append(V)
+            doneT.append(T)
+            doneZ.append(Z)
+            donePairs.append(pairs)
+            doneRows.append(rows)
+            donePhase.append(phase)
+            if len(doneV) > max_cells:
+                raise RuntimeError("too many cells; the arrangement is too fine")
+            continue
+        okl, Vl, Tl, oku, Vu, Tu = _split(V, T, a, d, eps, max_pairs)
+        if okl:
+            stack.append((Vl, Tl, phase, Z, pairs, rows, open_))
+        if oku:
+            stack.append((Vu, Tu, phase, Z, pairs, rows, open_))
+    N = len(doneV)
+    Zs = np.empty((N, C, C), np.int64)
+    mids = np.zeros((N, C, C, C))
+    m0 = np.zeros(N)
+    m1 = np.zeros((N, C))
+    m2 = np.zeros((N, C, C))
+    phases = np.empty(N, np.int64)
+    for i in range(N):
+        Zs[i] = doneZ[i]
+        phases[i] = donePhase[i]
+        if ce:
+            mids[i] = _midpoints(donePairs[i], doneRows[i], _centroid(doneV[i]), C)
+        if moments:
+            _cell_moments_into(doneV[i], doneT[i], m0, m1, m2, i, max_pairs)
+    for i in range(N):
+        for a_ in range(C):
+            for b_ in range(a_ + 1, C):
+                s = 0.5 * (m2[i, a_, b_] + m2[i, b_, a_])
+                m2[i, a_, b_] = s
+                m2[i, b_, a_] = s
+    return Zs, mids, m0, m1, m2, doneV, doneT, phases, unresolved
+
+
+def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarray,
+                 low: np.ndarray | None, up: np.ndarray | None, pairmask: np.ndarray | None,
+                 ce: bool, Z0: np.ndarray | None, same_tol: float, min_prob: float,
+                 max_cells: int = 2_000_000) -> dict:
+    """Compiled ``polytope.refine(Cell(V0, T0), _Dimension.splitter)`` for one dimension (or
+    one ARS+ column) in float64, with the per-cell outcome matrices, CE midpoint rows and
+    degree-2 moments of ``verify.moments.swap._cells`` (module docstring).
+
+    ``V0`` float64 ``(n, C)`` and ``T0`` bool ``(n, hyperplanes)``: the start cell; ``F``
+    ``(G, C, C)``, ``groups`` int ``(G, 2)``, ``low``/``up`` ``(C,) * 6`` and ``pairmask`` bool
+    ``(C, C)`` (CE only; None otherwise): the geometry of ``_Dimension``; ``same_tol``,
+    ``min_prob``: the Python path's tolerances. ``Z0``: the swaps' outcomes known on the start
+    cell (phase 2 from there), or None (phase 1). Returns ``Z``, ``mid``,
+    ``m0``, ``m1``, ``m2`` (None when ``C > 4``: the caller integrates ``cells``), ``cells``
+    (a list of ``(V, T)``), ``phase0`` (bool ``(N,)``: accepted below ``min_prob`` before the
+    swaps were resolved, the splitter's state None) and ``unresolved``."""
+    V0, T0, F = np.asarray(V0), np.asarray(T0), np.asarray(F)
+    if V0.ndim != 2 or T0.shape[:1] != V0.shape[:1] or T0.ndim != 2 or T0.dtype != np.bool_:
+        raise ValueError(f"V0 must be (n, C) and T0 bool (n, hyperplanes); got {V0.shape}, "
+                         f"{T0.shape} {T0.dtype}")
+    C = V0.shape[1]
+    if F.ndim != 3 or F.shape[1:] != (C, C) or np.shape(groups) != (F.shape[0], 2):
+        raise ValueError(f"F must be (G, {C}, {C}) and groups (G, 2); got {F.shape}, "
+                         f"{np.shape(groups)}")
+    if ce and (low is None or up is None or pairmask is None):
+        raise ValueError("ce=True needs the bound rows low, up and pairmask")
+    if V0.dtype == object:
+        raise TypeError("refine_cells is the float64 path; mpmath cells take polytope.refine")
+    if low is None:
+        low = up = np.zeros((C,) * 6)
+        pairmask = np.zeros((C, C), np.bool_)
+    moments = C <= 4
+    Zs, mids, m0, m1, m2, Vs, Ts, phases, unresolved = _refine(
+        np.ascontiguousarray(V0, dtype=np.float64), np.ascontiguousarray(T0, dtype=np.bool_),
+        np.ascontiguousarray(F, dtype=np.float64), np.ascontiguousarray(groups, dtype=np.int64),
+        np.ascontiguousarray(low, dtype=np.float64), np.ascontiguousarray(up, dtype=np.float64),
+        np.ascontiguousarray(pairmask, dtype=np.bool_), bool(ce), 0 if Z0 is None else 1,
+        np.zeros((C, C), np.int64) if Z0 is None else np.ascontiguousarray(Z0, dtype=np.int64),
+        float(same_tol), float(min_prob), int(max_cells), moments, float(SIDE_EPS), int(MAX_PAIRS))
+    out = {"Z": Zs, "mid": mids, "unresolved": float(unresolved), "phase0": phases == 0,
+           "m0": m0 if moments else None, "m1": m1 if moments else None,
+           "m2": m2 if moments else None}
+    out["cells"] = list(zip(list(Vs), list(Ts), strict=True))
+    return out
