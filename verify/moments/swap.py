@@ -638,12 +638,18 @@ def _column_tables(alpha_key: tuple[float, ...], j: int, l: int, dps: int = 0
                 np.add.at(T, idx, np.full(idx.size, v[n], dtype=object))
         P2, L2, Q2 = (T.reshape((C,) * 4) for T in (P2, L2, Q2))
     else:
-        O = (zs[..., None] == np.arange(C)).astype(np.float64)  # (n, m, x)
-        P2 = np.einsum("n,nmx,npy->mpxy", m0, O, O)
-        L2 = np.einsum("n,nmx,npy->mpxy", lin, O, O)
-        Q2 = np.einsum("n,nmx,npy->mpxy", quad, O, O)
+        P2, L2, Q2 = _scatter_column_tables(zs, m0, lin, quad, C)
     total = float(m0.sum())
     return {"P2": P2, "L2": L2, "Q2": Q2, "unresolved": unresolved + abs(1.0 - total)}
+
+
+def _scatter_column_tables(zs: np.ndarray, m0: np.ndarray, lin: np.ndarray, quad: np.ndarray,
+                           C: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``P2, L2, Q2`` ``[m, p, x, y]`` (float64) from the cells' outcomes ``zs[n, m] = Z[m, j]``
+    ``(N, C)`` and their integrals of ``1``, ``W`` and ``W^2`` ``(N,)``: each cell adds to the
+    entries ``[m, p, zs[n, m], zs[n, p]]``."""
+    O = (zs[..., None] == np.arange(C)).astype(np.float64)  # (n, m, x)
+    return tuple(np.einsum("n,nmx,npy->mpxy", v, O, O) for v in (m0, lin, quad))
 
 
 def _fast_column_tables(col: _Column, base: list, base_Z: list, unresolved: float
@@ -663,10 +669,7 @@ def _fast_column_tables(col: _Column, base: list, base_Z: list, unresolved: floa
         lin.append(np.einsum("nc,nc->n", u, fast["m1"]))
         quad.append(np.einsum("nc,ncd,nd->n", u, fast["m2"], u))
     z, p0, p1, p2 = (np.concatenate(x) for x in (zs, m0, lin, quad))
-    O = (z[..., None] == np.arange(C)).astype(np.float64)  # (n, m, x)
-    P2 = np.einsum("n,nmx,npy->mpxy", p0, O, O)
-    L2 = np.einsum("n,nmx,npy->mpxy", p1, O, O)
-    Q2 = np.einsum("n,nmx,npy->mpxy", p2, O, O)
+    P2, L2, Q2 = _scatter_column_tables(z, p0, p1, p2, C)
     return {"P2": P2, "L2": L2, "Q2": Q2, "unresolved": unresolved + abs(1.0 - float(p0.sum()))}
 
 
