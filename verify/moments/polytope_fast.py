@@ -124,11 +124,7 @@ def _split(V, T, a, d, eps, max_pairs):
         u = iN[x]
         for y in range(npos):
             w = iP[y]
-            sh = 0
-            for k in range(F):
-                if T[u, k] and T[w, k]:
-                    sh += 1
-            if sh >= d - 1:
+            if _shared(T, u, w) >= d - 1:
                 eu[ne] = u
                 ev[ne] = w
                 ne += 1
@@ -213,19 +209,26 @@ def _probability_bound(V, fact_d):
 
 
 @njit(cache=True)
+def _row_argmin(Fg, x):
+    """The first ``i`` minimizing ``Fg[i] . x`` (NumPy's ``argmin`` order): ``Fg`` ``(C, C)``."""
+    best = 0
+    bv = _dot(Fg[0], x)
+    for i in range(1, Fg.shape[0]):
+        v = _dot(Fg[i], x)
+        if v < bv:
+            bv = v
+            best = i
+    return best
+
+
+@njit(cache=True)
 def _argmin_split(F, V, c, eps):
     """Phase 1 of the splitter (``_Dimension._argmin_split``): ``(found, a)``."""
     G, C, _ = F.shape
     n = V.shape[0]
     a = np.empty(C)
     for g in range(G):
-        star = 0
-        bv = _dot(F[g, 0], c)
-        for i in range(1, C):
-            x = _dot(F[g, i], c)
-            if x < bv:
-                bv = x
-                star = i
+        star = _row_argmin(F[g], c)
         viol = np.zeros(C, np.bool_)
         pos_at = np.zeros(n, np.bool_)
         anyv = False
@@ -249,13 +252,7 @@ def _argmin_split(F, V, c, eps):
                 if pos_at[v]:
                     vert = v
                     break
-            i = 0
-            bv = _dot(F[g, 0], V[vert])
-            for i2 in range(1, C):
-                x = _dot(F[g, i2], V[vert])
-                if x < bv:
-                    bv = x
-                    i = i2
+            i = _row_argmin(F[g], V[vert])
             if not viol[i]:
                 for i2 in range(C):
                     if viol[i2]:
@@ -273,13 +270,7 @@ def _outcomes(F, groups, c):
     G, C, _ = F.shape
     Z = np.empty((C, C), np.int64)
     for g in range(G):
-        star = 0
-        bv = _dot(F[g, 0], c)
-        for i in range(1, C):
-            x = _dot(F[g, i], c)
-            if x < bv:
-                bv = x
-                star = i
+        star = _row_argmin(F[g], c)
         if g == 0:
             Z[:, :] = star
         else:
@@ -446,6 +437,16 @@ def _add_simplex(S, m0, m1, m2, idx):
 
 
 @njit(cache=True)
+def _shared(T, u, w):
+    """How many hyperplanes vertices ``u`` and ``w`` of a cell both lie on (``T`` incidence)."""
+    sh = 0
+    for k in range(T.shape[1]):
+        if T[u, k] and T[w, k]:
+            sh += 1
+    return sh
+
+
+@njit(cache=True)
 def _cell_moments_into(V, T, m0, m1, m2, idx, max_pairs):
     """The pulling triangulation of ``polytope._simplices`` (``d <= 3``), integrated."""
     n, C = V.shape
@@ -478,11 +479,7 @@ def _cell_moments_into(V, T, m0, m1, m2, idx, max_pairs):
     if d == 2:
         for u in range(n):
             for w in range(u + 1, n):
-                sh = 0
-                for k in range(F):
-                    if T[u, k] and T[w, k]:
-                        sh += 1
-                if sh >= 1:
+                if _shared(T, u, w) >= 1:
                     S[0] = c
                     S[1] = V[u]
                     S[2] = V[w]
@@ -505,11 +502,7 @@ def _cell_moments_into(V, T, m0, m1, m2, idx, max_pairs):
                 pf[k, i] /= cnt[k]
     for u in range(n):
         for w in range(u + 1, n):
-            sh = 0
-            for k in range(F):
-                if T[u, k] and T[w, k]:
-                    sh += 1
-            if sh >= 2:
+            if _shared(T, u, w) >= 2:
                 for k in range(F):
                     if cnt[k] >= 3 and T[u, k] and T[w, k]:
                         S[0] = c
