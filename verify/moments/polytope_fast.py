@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .polytope import MAX_PAIRS, SIDE_EPS
+from . import polytope
 
 __all__ = ["refine_cells"]
 
@@ -654,7 +654,9 @@ def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarr
         np.ascontiguousarray(low, dtype=np.float64), np.ascontiguousarray(up, dtype=np.float64),
         np.ascontiguousarray(pairmask, dtype=np.bool_), bool(ce), 0 if Z0 is None else 1,
         np.zeros((C, C), np.int64) if Z0 is None else np.ascontiguousarray(Z0, dtype=np.int64),
-        float(same_tol), float(min_prob), int(max_cells), moments, float(SIDE_EPS), int(MAX_PAIRS))
+        float(same_tol), float(min_prob), int(max_cells), moments,
+        # read at each call, not at import: a caller (or a test) may change them
+        float(polytope.SIDE_EPS), int(polytope.MAX_PAIRS))
     out = {"Z": Zs, "mid": mids, "unresolved": float(unresolved), "phase0": phases == 0,
            "m0": m0 if moments else None, "m1": m1 if moments else None,
            "m2": m2 if moments else None}
