@@ -55,19 +55,22 @@ def _dot(a, b):
 
 
 @njit(cache=True)
-def _side(a, x, eps):
-    """-1, 0, +1: the side of vertex ``x`` of hyperplane ``a`` (:func:`polytope.sides`)."""
+def _height_side(a, x, eps):
+    """``(a . x, side)``: side -1, 0, +1 of vertex ``x`` of hyperplane ``a``, 0 within
+    ``eps`` relative to ``sum_k |a_k x_k|`` (:func:`polytope.sides`)."""
     h = 0.0
     t = 0.0
     for k in range(a.shape[0]):
         h += a[k] * x[k]
         t += abs(a[k]) * abs(x[k])
     tol = eps * t
-    if h > tol:
-        return 1
-    if h < -tol:
-        return -1
-    return 0
+    return h, (1 if h > tol else (-1 if h < -tol else 0))
+
+
+@njit(cache=True)
+def _side(a, x, eps):
+    """-1, 0, +1: the side of vertex ``x`` of hyperplane ``a`` (:func:`_height_side`)."""
+    return _height_side(a, x, eps)[1]
 
 
 @njit(cache=True)
@@ -79,14 +82,7 @@ def _split(V, T, a, d, eps, max_pairs):
     h = np.empty(n)
     side = np.empty(n, np.int64)
     for v in range(n):
-        s = 0.0
-        t = 0.0
-        for k in range(C):
-            s += a[k] * V[v, k]
-            t += abs(a[k]) * abs(V[v, k])
-        h[v] = s
-        tol = eps * t
-        side[v] = 1 if s > tol else (-1 if s < -tol else 0)
+        h[v], side[v] = _height_side(a, V[v], eps)
     nn = 0
     npos = 0
     non = 0
@@ -222,6 +218,19 @@ def _row_argmin(Fg, x):
 
 
 @njit(cache=True)
+def _row_argmax(rows, x):
+    """The first ``r`` maximizing ``rows[r] . x`` (NumPy's ``argmax`` order)."""
+    best = 0
+    bv = _dot(rows[0], x)
+    for r in range(1, rows.shape[0]):
+        v = _dot(rows[r], x)
+        if v > bv:
+            bv = v
+            best = r
+    return best
+
+
+@njit(cache=True)
 def _argmin_split(F, V, c, eps):
     """Phase 1 of the splitter (``_Dimension._argmin_split``): ``(found, a)``."""
     G, C, _ = F.shape
@@ -328,13 +337,7 @@ def _ce_split(rows, open_, V, c, same_tol, eps):
             if not open_[q, s]:
                 continue
             sub = rows[q, s]
-            star = 0
-            bv = _dot(sub[0], c)
-            for r in range(1, R):
-                x = _dot(sub[r], c)
-                if x > bv:
-                    bv = x
-                    star = r
+            star = _row_argmax(sub, c)
             neg_at = np.zeros(n, np.bool_)
             still = False
             for r in range(R):
@@ -363,13 +366,7 @@ def _ce_split(rows, open_, V, c, same_tol, eps):
                     if neg_at[v]:
                         vert = v
                         break
-                rr = 0
-                bv = _dot(sub[0], V[vert])
-                for r in range(1, R):
-                    x = _dot(sub[r], V[vert])
-                    if x > bv:
-                        bv = x
-                        rr = r
+                rr = _row_argmax(sub, V[vert])
                 if not cut[rr]:
                     for r in range(R):
                         if cut[r]:
@@ -383,18 +380,11 @@ def _ce_split(rows, open_, V, c, same_tol, eps):
 def _midpoints(pairs, rows, c, C):
     """``_Dimension.midpoints``: ``mid[j, l, :]`` ``(C, C, C)``."""
     mid = np.zeros((C, C, C))
-    R = rows.shape[2]
     for q in range(pairs.shape[0]):
-        st = np.zeros(2, np.int64)
-        for s in range(2):
-            bv = _dot(rows[q, s, 0], c)
-            for r in range(1, R):
-                x = _dot(rows[q, s, r], c)
-                if x > bv:
-                    bv = x
-                    st[s] = r
+        lo = _row_argmax(rows[q, 0], c)
+        neg_hi = _row_argmax(rows[q, 1], c)
         for k in range(C):
-            mid[pairs[q, 0], pairs[q, 1], k] = 0.5 * (rows[q, 0, st[0], k] - rows[q, 1, st[1], k])
+            mid[pairs[q, 0], pairs[q, 1], k] = 0.5 * (rows[q, 0, lo, k] - rows[q, 1, neg_hi, k])
     return mid
 
 
@@ -457,11 +447,7 @@ def _cell_moments_into(V, T, m0, m1, m2, idx, max_pairs):
     if n == d + 1:
         _add_simplex(V, m0, m1, m2, idx)
         return
-    c = np.zeros(C)
-    for v in range(n):
-        for k in range(C):
-            c[k] += V[v, k]
-    c = c / n
+    c = _centroid(V)
     S = np.empty((d + 1, C))
     if d == 1:
         lo = 0
@@ -536,6 +522,7 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
     else:
         pairs0, rows0, open0 = zpairs, zrows, zopen
     stack = [(V0, T0, phase0, Z0, pairs0, rows0, open0)]
+    # Numba types a list from its first element: start each with one, then empty it
     doneV = [V0]
     doneT = [T0]
     doneZ = [Z0]
