@@ -102,8 +102,8 @@ PUBLIC_MODULES = {
         "CARMS", "CARMS_MAX_N", "MAX_JOINT", "MAX_N", "MAX_SETS", "REINFORCE_WOR", "UNORD",
         "VIMCO", "all_subsets", "carms_copula_uniforms", "carms_order", "carms_order_index",
         "carms_pair_law", "carms_ratio", "carms_sample", "carms_survival", "carms_weights",
-        "gumbel_top", "inclusion_log_probs", "joint_log_probs", "logit_table",
-        "subset_log_probs", "unord_weights", "vimco_signals"
+        "category_log_probs", "gumbel_top", "inclusion_log_probs", "joint_log_probs",
+        "logit_table", "n_categories", "subset_log_probs", "unord_weights", "vimco_signals"
     ],
     "reference.models": [
         "BatchStream", "CpuOps", "DATA_ENV", "NumpyOps", "VAE", "VAESpec", "binarize",

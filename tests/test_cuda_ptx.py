@@ -28,10 +28,10 @@ def test_all_kernels_compile_to_ptx_sm90():
     assert {"sample_bernoulli", "sample_categorical", "score_combine_bernoulli",
             "score_combine_categorical"} <= names
     # float64 and float32 signatures, except kernels whose inputs are float64 whatever the
-    # parameters' dtype (wor_tables: log q and inclusion probabilities of the joint space,
-    # built from a float64 table; CARMS's kernels: the host widens parameters, noise and
-    # answers to float64 and casts the estimates back)
-    float64_only = {"wor_tables", "carms_ratio", "carms_queries", "carms_bernoulli",
+    # parameters' dtype (joint_tables, wor_tables: log q and inclusion probabilities of the
+    # joint space, built from a float64 table; CARMS's kernels: the host widens parameters,
+    # noise and answers to float64 and casts the estimates back)
+    float64_only = {"joint_tables", "wor_tables", "carms_ratio", "carms_queries", "carms_bernoulli",
                     "carms_categorical"}
     assert len(lines) >= 2 * len(names - float64_only) + len(float64_only & names)
     assert len(REGISTRY) >= 2

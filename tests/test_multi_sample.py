@@ -349,6 +349,20 @@ def test_without_replacement_backends_agree_for_n3(name, dist, shape, small_cuda
                       distribution=HAS_GPU, raise_on_failure=True, **opts)
 
 
+@pytest.mark.parametrize("dist,shape", [("categorical", (7, 3, 4)), ("bernoulli", (7, 5))])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernels_joint_tables_are_the_references_bit_for_bit(dist, shape, dtype, small_cuda_grid):
+    # the CPU and CUDA kernels of UNORD and REINFORCE-WOR take log q of the joint space from
+    # these tables: the reference's sums, in its order, not a recomputation per configuration
+    from reference.estimators.multi_sample import cpu, cuda
+
+    params = (3.0 * np.random.default_rng(8).normal(size=shape)).astype(dtype)
+    params[0] = 40.0  # saturated rows
+    want = joint_log_probs(dist, params)
+    assert np.array_equal(cpu.joint_tables(dist, params), want)
+    assert np.array_equal(cuda.joint_tables(dist, params).copy_to_host(), want)
+
+
 def test_report_row_measures_bias_against_the_records_target():
     from verify.report import _row, row_ok
 

@@ -13,7 +13,7 @@ from reference import _cpu
 from reference.contract import Backend, Queries
 
 from .device import build
-from .numpy_reference import all_subsets, logit_table
+from .numpy_reference import all_subsets, category_log_probs, logit_table, n_categories
 
 MS = build(njit, _cpu.CORE)
 vimco_signals = MS.vimco_signals
@@ -52,23 +52,39 @@ def _vimco_categorical(alpha, z, f, w, out):
 
 
 @njit(parallel=True)
-def _unord_queries(table, u, idx, val, z):
-    # table (B, K, C) logits, u (B, R, N) -> idx, val (B, R, n), z (B, R, n, K)
+def _joint_tables(log_p, lq):
+    # log_p (B, K, C) -> lq (B, C**K)
+    for b in prange(log_p.shape[0]):
+        joint_table(log_p[b], lq[b])
+
+
+def joint_tables(dist: str, params: np.ndarray) -> np.ndarray:
+    """``log q`` of every configuration, float64 ``(B, C**K)``: the arithmetic of
+    :func:`~reference.estimators.multi_sample.numpy_reference.joint_log_probs`."""
+    log_p = np.ascontiguousarray(category_log_probs(dist, params))
+    B, K, C = log_p.shape
+    lq = np.empty((B, C**K))
+    _joint_tables(log_p, lq)
+    return lq
+
+
+@njit(parallel=True)
+def _unord_queries(log_q, u, C, idx, val, z):
+    # log_q (B, N) joint table, u (B, R, N) -> idx, val (B, R, n), z (B, R, n, K)
     B, R = u.shape[0], u.shape[1]
-    C = table.shape[2]
     for t in prange(B * R):
         b, r = t // R, t % R
-        gumbel_top(table[b], u[b, r], idx[b, r], val[b, r])
+        gumbel_top(log_q[b], u[b, r], idx[b, r], val[b, r])
         indices_to_configs(idx[b, r], C, z[b, r])
 
 
 @njit(parallel=True)
-def _unord_weights(table, z, f, lp, logG, w):
-    # table (B, K, C), z (B, R, n, K), f (B, R, n); scratch lp, w (B, R, n), logG (B, R, 2**n)
+def _unord_weights(log_q, z, f, C, lp, logG, w):
+    # log_q (B, N), z (B, R, n, K), f (B, R, n); scratch lp, w (B, R, n), logG (B, R, 2**n)
     B, R = z.shape[0], z.shape[1]
     for t in prange(B * R):
         b, r = t // R, t % R
-        unord_row(table[b], z[b, r], f[b, r], lp[b, r], logG[b, r], w[b, r])
+        unord_row(log_q[b], z[b, r], f[b, r], C, lp[b, r], logG[b, r], w[b, r])
 
 
 @njit(parallel=True)
@@ -88,11 +104,10 @@ def _scores_categorical(alpha, z, w, out):
 
 
 @njit(parallel=True)
-def _wor_tables(table, sets, lq, logps, logpi, acc, lp, logG):
-    # per batch element: log q (B, N) and log pi (B, N); scratch logps (B, M), acc (B, N),
+def _wor_tables(lq, sets, logps, logpi, acc, lp, logG):
+    # per batch element, from log q (B, N): log pi (B, N); scratch logps (B, M), acc (B, N),
     # lp (B, n), logG (B, 2**n)
-    for b in prange(table.shape[0]):
-        joint_table(table[b], lq[b])
+    for b in prange(lq.shape[0]):
         inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b])
 
 
@@ -106,12 +121,11 @@ def _wor_weights(lq, logpi, z, f, baseline, C, w):
 
 def wor_tables(dist: str, params: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``log q`` and ``log pi`` of every configuration, each ``(B, C**K)`` (CPU kernels)."""
-    table = np.ascontiguousarray(logit_table(dist, params), dtype=np.float64)
-    B, K, C = table.shape
-    N = C**K
+    lq = joint_tables(dist, params)
+    B, N = lq.shape
     sets = all_subsets(N, n)
-    lq, logpi, acc = (np.empty((B, N)) for _ in range(3))
-    _wor_tables(table, sets, lq, np.empty((B, sets.shape[0])), logpi, acc, np.empty((B, n)),
+    logpi, acc = (np.empty((B, N)) for _ in range(2))
+    _wor_tables(lq, sets, np.empty((B, sets.shape[0])), logpi, acc, np.empty((B, n)),
                 np.empty((B, 2**n)))
     return lq, logpi
 
@@ -132,22 +146,22 @@ def _vimco_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dic
 def _unord_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
     u = noise["u"]
     n = opts["n"]
-    table = np.ascontiguousarray(logit_table(dist, params))
+    log_q = joint_tables(dist, params)
     idx = np.empty(u.shape[:2] + (n,), dtype=np.int64)
     val = np.empty(u.shape[:2] + (n,), dtype=np.float64)
     z = np.empty(u.shape[:2] + (n, params.shape[1]), dtype=np.int64)
-    _unord_queries(table, u, idx, val, z)
+    _unord_queries(log_q, u, n_categories(dist, params), idx, val, z)
     return Queries(z)
 
 
 def _unord_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
     z, f = queries.z, answers.f_z
     n = z.shape[2]
-    table = np.ascontiguousarray(logit_table(dist, params))
+    log_q = joint_tables(dist, params)
     lp = np.empty(f.shape, dtype=np.float64)
     w = np.empty(f.shape, dtype=np.float64)
     logG = np.empty(f.shape[:2] + (2**n,), dtype=np.float64)
-    _unord_weights(table, z, f, lp, logG, w)
+    _unord_weights(log_q, z, f, n_categories(dist, params), lp, logG, w)
     out = np.empty(z.shape[:2] + params.shape[1:], dtype=params.dtype)
     kernel = _scores_bernoulli if dist == "bernoulli" else _scores_categorical
     kernel(params, z, w, out)
@@ -157,7 +171,7 @@ def _unord_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dic
 def _wor_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
     z, f = queries.z, answers.f_z
     lq, logpi = wor_tables(dist, params, z.shape[2])
-    C = 2 if dist == "bernoulli" else params.shape[-1]
+    C = n_categories(dist, params)
     w = np.empty(f.shape, dtype=np.float64)
     _wor_weights(lq, logpi, z, f, float(opts["baseline"]), C, w)
     out = np.empty(z.shape[:2] + params.shape[1:], dtype=params.dtype)

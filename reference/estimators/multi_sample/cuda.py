@@ -13,7 +13,7 @@ from reference._cuda import FLOATS, arr, kernel, launch
 from reference.contract import Backend, Queries
 
 from .device import build
-from .numpy_reference import all_subsets, logit_table
+from .numpy_reference import all_subsets, category_log_probs, logit_table, n_categories
 
 MS = build(cuda.jit(device=True), _cuda.CORE)
 vimco_signals = MS.vimco_signals
@@ -48,36 +48,41 @@ def _vimco_categorical(alpha, z, f, w, out):
         weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
 
 
-def _unord_queries(table, u, idx, val, z):
-    # table (B, K, C) logits, u (B, R, N) -> idx, val (B, R, n), z (B, R, n, K)
+def _joint_tables(log_p, lq):
+    # log_p (B, K, C) -> lq (B, C**K); one thread per batch element
+    for b in range(cuda.grid(1), log_p.shape[0], cuda.gridsize(1)):
+        joint_table(log_p[b], lq[b])
+
+
+def _unord_queries(log_q, u, C, idx, val, z):
+    # log_q (B, N) joint table, u (B, R, N) -> idx, val (B, R, n), z (B, R, n, K)
     B, R = u.shape[0], u.shape[1]
-    C = table.shape[2]
     for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
         b, r = t // R, t % R
-        gumbel_top(table[b], u[b, r], idx[b, r], val[b, r])
+        gumbel_top(log_q[b], u[b, r], idx[b, r], val[b, r])
         indices_to_configs(idx[b, r], C, z[b, r])
 
 
-def _unord_bernoulli(phi, table, z, f, lp, logG, w, out):
+def _unord_bernoulli(phi, log_q, z, f, lp, logG, w, out):
     B, R = z.shape[0], z.shape[1]
     for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
         b, r = t // R, t % R
-        unord_row(table[b], z[b, r], f[b, r], lp[b, r], logG[b, r], w[b, r])
+        unord_row(log_q[b], z[b, r], f[b, r], 2, lp[b, r], logG[b, r], w[b, r])
         weighted_scores_bernoulli(phi[b], z[b, r], w[b, r], out[b, r])
 
 
-def _unord_categorical(alpha, table, z, f, lp, logG, w, out):
+def _unord_categorical(alpha, log_q, z, f, lp, logG, w, out):
     B, R = z.shape[0], z.shape[1]
+    C = alpha.shape[2]
     for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
         b, r = t // R, t % R
-        unord_row(table[b], z[b, r], f[b, r], lp[b, r], logG[b, r], w[b, r])
+        unord_row(log_q[b], z[b, r], f[b, r], C, lp[b, r], logG[b, r], w[b, r])
         weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
 
 
-def _wor_tables(table, sets, lq, logps, logpi, acc, lp, logG):
-    # one thread per batch element: log q and log pi of every configuration
-    for b in range(cuda.grid(1), table.shape[0], cuda.gridsize(1)):
-        joint_table(table[b], lq[b])
+def _wor_tables(lq, sets, logps, logpi, acc, lp, logG):
+    # one thread per batch element: log pi of every configuration, from log q
+    for b in range(cuda.grid(1), lq.shape[0], cuda.gridsize(1)):
         inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b])
 
 
@@ -98,6 +103,8 @@ def _wor_categorical(alpha, lq, logpi, z, f, baseline, w, out):
         weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
 
 
+joint_tables_kernel = kernel("joint_tables", [
+    (arr(float64, 3), arr(float64, 2))])(_joint_tables)
 vimco_bernoulli_kernel = kernel("vimco_bernoulli", [
     (arr(f, 2), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(f, 3)) for f in FLOATS
 ])(_vimco_bernoulli)
@@ -105,21 +112,22 @@ vimco_categorical_kernel = kernel("vimco_categorical", [
     (arr(f, 3), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(f, 4)) for f in FLOATS
 ])(_vimco_categorical)
 unord_queries_kernel = kernel("unord_queries", [
-    (arr(f, 3), arr(f, 3), arr(int64, 3), arr(float64, 3), arr(int64, 4)) for f in FLOATS
+    (arr(float64, 2), arr(f, 3), int64, arr(int64, 3), arr(float64, 3), arr(int64, 4))
+    for f in FLOATS
 ])(_unord_queries)
 unord_bernoulli_kernel = kernel("unord_bernoulli", [
-    (arr(f, 2), arr(f, 3), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(float64, 3),
+    (arr(f, 2), arr(float64, 2), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(float64, 3),
      arr(float64, 3), arr(f, 3)) for f in FLOATS
 ])(_unord_bernoulli)
 unord_categorical_kernel = kernel("unord_categorical", [
-    (arr(f, 3), arr(f, 3), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(float64, 3),
+    (arr(f, 3), arr(float64, 2), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(float64, 3),
      arr(float64, 3), arr(f, 4)) for f in FLOATS
 ])(_unord_categorical)
 
 
 wor_tables_kernel = kernel("wor_tables", [
-    (arr(float64, 3), arr(int64, 2), arr(float64, 2), arr(float64, 2), arr(float64, 2),
-     arr(float64, 2), arr(float64, 2), arr(float64, 2))
+    (arr(float64, 2), arr(int64, 2), arr(float64, 2), arr(float64, 2), arr(float64, 2),
+     arr(float64, 2), arr(float64, 2))
 ])(_wor_tables)
 wor_bernoulli_kernel = kernel("wor_bernoulli", [
     (arr(f, 2), arr(float64, 2), arr(float64, 2), arr(int64, 4), arr(f, 3), float64,
@@ -148,25 +156,25 @@ def _vimco_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dic
 def _unord_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
     u = noise["u"]
     n = opts["n"]
-    table = np.ascontiguousarray(logit_table(dist, params))
+    d_log_q = joint_tables(dist, params)
     d_idx = cuda.device_array(u.shape[:2] + (n,), dtype=np.int64)
     d_val = cuda.device_array(u.shape[:2] + (n,), dtype=np.float64)
     d_z = cuda.device_array(u.shape[:2] + (n, params.shape[1]), dtype=np.int64)
-    launch(unord_queries_kernel, u.shape[0] * u.shape[1], cuda.to_device(table),
-           cuda.to_device(u), d_idx, d_val, d_z)
+    launch(unord_queries_kernel, u.shape[0] * u.shape[1], d_log_q,
+           cuda.to_device(u), n_categories(dist, params), d_idx, d_val, d_z)
     return Queries(d_z.copy_to_host())
 
 
 def _unord_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
     z, f = queries.z, answers.f_z
     n = z.shape[2]
-    table = np.ascontiguousarray(logit_table(dist, params))
+    d_log_q = joint_tables(dist, params)
     d_lp = cuda.device_array(f.shape, dtype=np.float64)
     d_w = cuda.device_array(f.shape, dtype=np.float64)
     d_logG = cuda.device_array(f.shape[:2] + (2**n,), dtype=np.float64)
     d_out = cuda.device_array(z.shape[:2] + params.shape[1:], dtype=params.dtype)
     kern = unord_bernoulli_kernel if dist == "bernoulli" else unord_categorical_kernel
-    launch(kern, z.shape[0] * z.shape[1], cuda.to_device(params), cuda.to_device(table),
+    launch(kern, z.shape[0] * z.shape[1], cuda.to_device(params), d_log_q,
            cuda.to_device(z), cuda.to_device(f), d_lp, d_logG, d_w, d_out)
     return d_out.copy_to_host()
 
@@ -174,12 +182,11 @@ def _unord_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dic
 def _wor_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict) -> np.ndarray:
     z, f = queries.z, answers.f_z
     n = z.shape[2]
-    table = np.ascontiguousarray(logit_table(dist, params), dtype=np.float64)
-    B, K, C = table.shape
-    N = C**K
+    d_lq = joint_tables(dist, params)
+    B, N = d_lq.shape
     sets = all_subsets(N, n)
-    d_lq, d_logpi, d_acc = (cuda.device_array((B, N), dtype=np.float64) for _ in range(3))
-    launch(wor_tables_kernel, B, cuda.to_device(table), cuda.to_device(sets), d_lq,
+    d_logpi, d_acc = (cuda.device_array((B, N), dtype=np.float64) for _ in range(2))
+    launch(wor_tables_kernel, B, d_lq, cuda.to_device(sets),
            cuda.device_array((B, sets.shape[0]), dtype=np.float64), d_logpi, d_acc,
            cuda.device_array((B, n), dtype=np.float64),
            cuda.device_array((B, 2**n), dtype=np.float64))
@@ -189,6 +196,16 @@ def _wor_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict)
     launch(kern, z.shape[0] * z.shape[1], cuda.to_device(params), d_lq, d_logpi,
            cuda.to_device(z), cuda.to_device(f), float(opts["baseline"]), d_w, d_out)
     return d_out.copy_to_host()
+
+
+def joint_tables(dist: str, params: np.ndarray):
+    """``log q`` of every configuration on the device, float64 ``(B, C**K)`` (the arithmetic of
+    :func:`~reference.estimators.multi_sample.numpy_reference.joint_log_probs`)."""
+    log_p = np.ascontiguousarray(category_log_probs(dist, params))
+    B, K, C = log_p.shape
+    d_lq = cuda.device_array((B, C**K), dtype=np.float64)
+    launch(joint_tables_kernel, B, cuda.to_device(log_p), d_lq)
+    return d_lq
 
 
 CUDA_VIMCO = Backend(_vimco_q, _vimco_c)

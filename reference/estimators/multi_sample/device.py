@@ -83,21 +83,6 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
             weighted_score_row(alpha, k, z, w, out)
 
     @jit
-    def log_prob_index(alpha, x):
-        # log q of configuration index x (z_0 most significant) under logits alpha (K, C)
-        # (Bernoulli: the host passes (0, phi_k) rows), summed over k in order
-        K, C = alpha.shape[0], alpha.shape[1]
-        lq = 0.0
-        for k in range(K):
-            div = 1
-            for _ in range(K - 1 - k):
-                div *= C
-            c = (x // div) % C
-            m, total = softmax_stats(alpha, k)
-            lq += (alpha[k, c] - m) - math.log(total)
-        return lq
-
-    @jit
     def config_index(z_row, C):
         x = 0
         for k in range(z_row.shape[0]):
@@ -105,14 +90,16 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         return x
 
     @jit
-    def gumbel_top(alpha, u, idx, val):
+    def gumbel_top(log_q, u, idx, val):
         # the idx.shape[0] largest G_x = log q(x) - log(-log u_x) in decreasing order, ties to
-        # the lower index (an insertion that only passes strictly smaller values)
+        # the lower index (an insertion that only passes strictly smaller values); log_q (N,)
+        # the joint table of numpy_reference.joint_log_probs (the host computes it once per
+        # batch element, not once per replicate and configuration)
         m = idx.shape[0]
         count = 0
         for x in range(u.shape[0]):
             if u[x] > 0.0:
-                g = log_prob_index(alpha, x) - math.log(-math.log(u[x]))
+                g = log_q[x] - math.log(-math.log(u[x]))
             else:
                 g = -math.inf
             if count == m and not g > val[m - 1]:
@@ -139,12 +126,9 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 x = x // C
 
     @jit
-    def lse_rest(alpha, z):
+    def lse_rest(log_q, z, C):
         # log of the mass of the configurations outside the sample (two passes: max, then sum)
-        C = alpha.shape[1]
-        N = 1
-        for _ in range(z.shape[1]):
-            N *= C
+        N = log_q.shape[0]
         mx = -math.inf
         for x in range(N):
             inside = False
@@ -152,7 +136,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 if config_index(z[i], C) == x:
                     inside = True
             if not inside:
-                mx = max(mx, log_prob_index(alpha, x))
+                mx = max(mx, log_q[x])
         if mx == -math.inf:
             return mx
         s = 0.0
@@ -162,7 +146,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 if config_index(z[i], C) == x:
                     inside = True
             if not inside:
-                s += math.exp(log_prob_index(alpha, x) - mx)
+                s += math.exp(log_q[x] - mx)
         return mx + math.log(s)
 
     @jit
@@ -207,19 +191,29 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
             w[i] = math.exp(lp[i] + logG[wo_i] - logG[full]) * (f[i] - base)
 
     @jit
-    def unord_row(alpha, z, f, lp, logG, w):
-        # the weights of one replicate: z (n, K), f (n,); scratch lp (n,), logG (2**n,), w (n,)
-        C = alpha.shape[1]
+    def unord_row(log_q, z, f, C, lp, logG, w):
+        # the weights of one replicate: log_q (C**K,) joint table, z (n, K), f (n,); scratch
+        # lp (n,), logG (2**n,), w (n,)
         for i in range(z.shape[0]):
-            lp[i] = log_prob_index(alpha, config_index(z[i], C))
-        log_rest = lse_rest(alpha, z)
+            lp[i] = log_q[config_index(z[i], C)]
+        log_rest = lse_rest(log_q, z, C)
         unord_weights(lp, log_rest, f, logG, w)
 
     @jit
-    def joint_table(alpha, lq):
-        # lq[x] = log q(x) for every configuration index x
-        for x in range(lq.shape[0]):
-            lq[x] = log_prob_index(alpha, x)
+    def joint_table(log_p, lq):
+        # lq (C**K,) = log q(x) of every configuration index x (z_0 most significant) from the
+        # per-variable log probabilities log_p (K, C) (numpy_reference.category_log_probs),
+        # summed over k in order like joint_log_probs: each variable is appended as the least
+        # significant digit, in place from the top index down (no index is divided)
+        K, C = log_p.shape[0], log_p.shape[1]
+        lq[0] = 0.0
+        size = 1
+        for k in range(K):
+            for x in range(size - 1, -1, -1):
+                base = lq[x]
+                for c in range(C - 1, -1, -1):
+                    lq[x * C + c] = base + log_p[k, c]
+            size *= C
 
     @jit
     def set_log_prob(lq, members, lp, logG):

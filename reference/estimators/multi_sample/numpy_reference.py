@@ -157,9 +157,10 @@ from reference.distributions import get_distribution, log_softmax
 
 __all__ = ["VIMCO", "UNORD", "REINFORCE_WOR", "MAX_N", "MAX_JOINT", "MAX_SETS", "all_subsets",
            "inclusion_log_probs", "vimco_signals", "joint_log_probs",
-           "gumbel_top", "logit_table", "subset_log_probs", "unord_weights", "CARMS",
-           "CARMS_MAX_N", "carms_order", "carms_order_index", "carms_copula_uniforms",
-           "carms_sample", "carms_survival", "carms_pair_law", "carms_ratio", "carms_weights"]
+           "gumbel_top", "logit_table", "n_categories", "category_log_probs", "subset_log_probs",
+           "unord_weights", "CARMS", "CARMS_MAX_N", "carms_order", "carms_order_index",
+           "carms_copula_uniforms", "carms_sample", "carms_survival", "carms_pair_law",
+           "carms_ratio", "carms_weights"]
 
 #: the largest ``n`` of the unordered set estimator (its recursion has ``2**n`` subsets)
 MAX_N = 8
@@ -208,16 +209,22 @@ def logit_table(dist: str, params: np.ndarray) -> np.ndarray:
     return params
 
 
-def _category_log_probs(dist: str, params: np.ndarray) -> np.ndarray:
-    """``log p_k(c) = (alpha_kc - max_c alpha_kc) - log sum_c exp(alpha_kc - max)``,
-    ``(B, K, C)``, on :func:`logit_table` (the fast backends' arithmetic)."""
+def n_categories(dist: str, params: np.ndarray) -> int:
+    """``C`` of :func:`logit_table`: 2 for Bernoulli, else the last axis of ``params``."""
+    return 2 if dist == "bernoulli" else int(params.shape[-1])
+
+
+def category_log_probs(dist: str, params: np.ndarray) -> np.ndarray:
+    """``log p_k(c) = (alpha_kc - max_c alpha_kc) - log sum_c exp(alpha_kc - max)``, float64
+    ``(B, K, C)``, on :func:`logit_table`. The fast backends take this table as input and sum
+    it into :func:`joint_log_probs` in the same order."""
     return log_softmax(logit_table(dist, params))
 
 
 def joint_log_probs(dist: str, params: np.ndarray) -> np.ndarray:
     """``log q(x)`` of every configuration, ``(B, C**K)`` in the order of
     :meth:`Distribution.enumerate_configs`, summed over ``k`` in order."""
-    lp = _category_log_probs(dist, params)  # (B, K, C)
+    lp = category_log_probs(dist, params)  # (B, K, C)
     K, C = lp.shape[1], lp.shape[2]
     Z = get_distribution(dist).enumerate_configs(K, C)  # (N, K)
     out = np.zeros((lp.shape[0], Z.shape[0]))
@@ -334,7 +341,7 @@ def _config_index(z: np.ndarray, C: int) -> np.ndarray:
 def _unord_parts(dist: str, params: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Log-probabilities of the samples ``(B, R, n)`` and the log outside mass ``(B, R)``."""
     lq = joint_log_probs(dist, params)  # (B, N)
-    C = 2 if dist == "bernoulli" else params.shape[-1]
+    C = n_categories(dist, params)
     idx = _config_index(z, C)  # (B, R, n)
     lp = np.take_along_axis(lq[:, None, :], idx, axis=-1)
     outside = np.broadcast_to(lq[:, None, :], idx.shape[:2] + lq.shape[-1:]).copy()
@@ -365,7 +372,7 @@ def _unord_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Qu
     lq = joint_log_probs(dist, params)
     idx, _ = gumbel_top(lq, noise["u"], opts["n"])
     K = params.shape[1]
-    C = 2 if dist == "bernoulli" else params.shape[-1]
+    C = n_categories(dist, params)
     Z = get_distribution(dist).enumerate_configs(K, C)
     return Queries(Z[idx])
 
@@ -376,7 +383,7 @@ def _unord_combine(dist: str, params: np.ndarray, queries: Queries, answers, opt
 
 
 def _wor_combine(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict):
-    C = 2 if dist == "bernoulli" else params.shape[-1]
+    C = n_categories(dist, params)
     idx = _config_index(queries.z, C)  # (B, R, n)
     lq = joint_log_probs(dist, params)[:, None, :]
     lpi = inclusion_log_probs(dist, params, queries.z.shape[2])[:, None, :]
