@@ -11,6 +11,10 @@ compile each one to PTX for a given compute capability without a GPU.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from numba import cuda, float32, float64, int64, types
@@ -44,11 +48,83 @@ def arr(dtype, ndim: int):
     return types.Array(dtype, ndim, "C")
 
 
+class KernelTimer:
+    """Device time of the kernels launched through :func:`launch` inside
+    :func:`kernel_timer`: a pair of CUDA events around each launch, so host work and
+    transfers between launches are not counted (``scripts/bench_kernels.py``)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, Any]] = []
+        self.host: list[float] = []
+
+    @property
+    def launches(self) -> int:
+        return len(self.events)
+
+    def seconds(self) -> float:
+        """Total kernel time in seconds (waits for the last kernel). The simulator's events
+        carry no time (``elapsed_time`` is -1): its launches run synchronously on the host,
+        so their host durations are the kernel times there."""
+        if not self.events:
+            return 0.0
+        self.events[-1][1].synchronize()
+        ms = [start.elapsed_time(end) for start, end in self.events]
+        if min(ms) < 0:
+            return float(sum(self.host))
+        return float(sum(ms)) / 1e3
+
+
+#: the active timer of :func:`kernel_timer` (None: launches are not timed)
+_TIMER: KernelTimer | None = None
+
+
+@contextmanager
+def kernel_timer() -> Iterator[KernelTimer]:
+    """Time every :func:`launch` in the block with CUDA events (nested blocks: the innermost)."""
+    global _TIMER
+    outer, _TIMER = _TIMER, KernelTimer()
+    try:
+        yield _TIMER
+    finally:
+        _TIMER = outer
+
+
 def launch(kern, n_items: int, *args) -> None:
     """Launch ``kern`` over ``n_items`` work items (grid-stride loops cover the rest)."""
     tpb = int(config.CUDA_THREADS_PER_BLOCK)
     blocks = max(1, min(math.ceil(n_items / tpb), int(config.CUDA_MAX_BLOCKS)))
+    timer = _TIMER
+    if timer is None:
+        kern[blocks, tpb](*args)
+        return
+    start, end = cuda.event(), cuda.event()
+    t0 = time.perf_counter()
+    start.record()
     kern[blocks, tpb](*args)
+    end.record()
+    timer.host.append(time.perf_counter() - t0)
+    timer.events.append((start, end))
+
+
+def device_copy_bandwidth(nbytes: int, repeat: int) -> float:
+    """Best device-to-device copy rate of a float64 array of ``nbytes``, in bytes/s (read plus
+    written bytes), timed with CUDA events (host time under the simulator)."""
+    src = cuda.to_device(np.random.default_rng(0).random(max(1, nbytes // 8)))
+    dst = cuda.device_array_like(src)
+    dst.copy_to_device(src)
+    best = 0.0
+    for _ in range(repeat):
+        start, end = cuda.event(), cuda.event()
+        t0 = time.perf_counter()
+        start.record()
+        dst.copy_to_device(src)
+        end.record()
+        end.synchronize()
+        host = time.perf_counter() - t0
+        ms = start.elapsed_time(end)
+        seconds = ms / 1e3 if ms > 0 else host
+        best = max(best, 2 * src.nbytes / seconds)
+    return best
 
 
 def _sample_bernoulli(phi, u, z):

@@ -1,6 +1,6 @@
 """Throughput of every registered estimator's kernels, against the memory-copy bandwidth.
 
-    python scripts/bench_kernels.py [--backends cpu numpy] [--replicates 65536] [--json OUT]
+    python scripts/bench_kernels.py [--backends cpu cuda] [--replicates 65536] [--json OUT]
 
 For each registered estimator (its first example option set, the categorical distribution where
 it supports it, else its first one, ``K = 16`` (2 for those that sample the joint space)
@@ -21,12 +21,20 @@ the best of ``--repeat`` timed runs:
 * ``torch_ratio``: the speed-up over a PyTorch CPU implementation of the same two phases
   (REINFORCE-LOO, ARM, DisARM, Gumbel-Softmax; checked against ours on shared noise before it
   is timed), when ``torch`` is installed;
+* ``end_to_end_replicates_per_s``: the same through host arrays (for ``cpu`` the same figure;
+  for ``cuda`` with the transfers and the host work between launches, while
+  ``replicates_per_s``, ``bytes_per_s`` and ``bandwidth_ratio`` of a ``cuda`` row come from the
+  kernels' device time, CUDA events around each launch, against a device-to-device copy of
+  ``--device-copy-mib``: data resident on the device, the GPU's memory-bandwidth yardstick);
 * ``memory_bound``: measured, not assumed. The same kernels run on a problem small enough to
   stay in cache (``--cache-replicates``, repeated); where that in-cache rate in bytes per
   second is above the copy bandwidth, the arithmetic per byte is low enough that memory is the
   limit at large batches (the roofline's memory side), and the kernel is marked memory-bound.
   Kernels below the copy bandwidth even in cache are compute- (or overhead-) bound: the
-  bandwidth ratio is not the right yardstick for them.
+  bandwidth ratio is not the right yardstick for them. On a GPU a small problem is bound by
+  launch latency (microseconds per launch), so the default ``--cache-replicates`` can only
+  under-mark ``cuda`` kernels: give it a batch that fills the device but whose bytes fit its L2
+  cache (about 50 MB on an H100).
 
 The phases are timed through the backend objects that the public ``Estimator.queries`` and
 ``combine`` call after validation (``Estimator.backend(name)``), on batch-flattened arrays: the
@@ -149,6 +157,28 @@ def time_phases(backend, dist, params, noise, opts, answers, repeat: int, min_ti
     return best_seconds(both, repeat, min_time)
 
 
+def time_kernels(backend, dist, params, noise, opts, answers, repeat: int, min_time: float
+                 ) -> float:
+    """Best device seconds of the kernels of one run of both phases of a CUDA backend object
+    (CUDA events around each launch, :func:`reference._cuda.kernel_timer`): the time the
+    kernels take on device-resident data, without the transfers and host work between them."""
+    from reference import _cuda
+
+    best = np.inf
+    for _ in range(repeat):
+        total, runs, t0 = 0.0, 0, time.perf_counter()
+        while True:
+            with _cuda.kernel_timer() as timer:
+                backend.combine(dist, params, backend.queries(dist, params, noise, opts),
+                                answers, opts)
+            total += timer.seconds()
+            runs += 1
+            if time.perf_counter() - t0 >= min_time:
+                break
+        best = min(best, total / runs)
+    return best
+
+
 def time_api(est: Estimator, dist, params, noise, opts, answers, backend: str, repeat: int,
              min_time: float) -> float:
     """The same through the public, validating calls (flat batch ``B`` with ``R = 1``)."""
@@ -242,6 +272,14 @@ def bench(args: argparse.Namespace) -> list[dict]:
     print(f"copy bandwidth (read + write): Numba prange {bw_nb / 1e9:.2f} GB/s, "
           f"numpy.copyto {bw_np / 1e9:.2f} GB/s"
           + (f"; torch {torch.__version__}" if torch is not None else "; torch not installed"))
+    bw_of = {"cpu": bw}
+    if "cuda" in args.backends:
+        from reference import _cuda
+
+        bw_of["cuda"] = _cuda.device_copy_bandwidth(args.device_copy_mib << 20, args.repeat)
+        print(f"device copy bandwidth (read + write, device to device): "
+              f"{bw_of['cuda'] / 1e9:.2f} GB/s; cuda rows time the kernels with CUDA events "
+              f"(transfers excluded; end to end in end_to_end_replicates_per_s)")
     print(f"{'estimator':<18}{'backend':<8}{'repl/s':>12}{'GB/s':>8}{'bw ratio':>9}"
           f"{'in-cache GB/s':>14}{'mem-bound':>10}{'vs numpy':>9}{'vs torch':>9}{'api':>6}")
     names = args.estimators or list(REGISTRY)
@@ -272,36 +310,45 @@ def bench(args: argparse.Namespace) -> list[dict]:
             a = random_answers(q)
             g = impl.combine(dist, params, q, a, opts)
             t = time_phases(impl, dist, params, noise, opts, a, args.repeat, args.min_time)
+            # the CPU kernels run on host data; the CUDA rows' throughput is the kernels' device
+            # time (data resident on the device), against the device's own copy bandwidth
+            timed = time_kernels if backend == "cuda" else time_phases
+            tk = t if backend == "cpu" else timed(impl, dist, params, noise, opts, a,
+                                                  args.repeat, args.min_time)
             nbytes = moved_bytes(params, noise, q, a, g)
             Bc = args.cache_replicates
             pc, nc = params[:Bc], {k: v[:Bc] for k, v in noise.items()}
             qc = impl.queries(dist, pc, nc, opts)
             ac = random_answers(qc)
             gc = impl.combine(dist, pc, qc, ac, opts)
-            tc = time_phases(impl, dist, pc, nc, opts, ac, args.repeat, args.min_time)
+            tc = timed(impl, dist, pc, nc, opts, ac, args.repeat, args.min_time)
             cache_bps = moved_bytes(pc, nc, qc, ac, gc) / tc
             t_api = time_api(est, dist, params, {k: v for k, v in noise.items()}, opts, a, backend,
                              1, args.min_time)
+            bwb = bw_of[backend]
             row = {"estimator": name, "backend": backend, "dist": dist, "options": opts,
-                   "replicates_per_s": B / t, "bytes_per_s": nbytes / t,
-                   "bandwidth_ratio": nbytes / t / bw, "in_cache_bytes_per_s": cache_bps,
-                   "memory_bound": bool(cache_bps > bw),
+                   "replicates_per_s": B / tk, "bytes_per_s": nbytes / tk,
+                   "bandwidth_ratio": nbytes / tk / bwb, "in_cache_bytes_per_s": cache_bps,
+                   "memory_bound": bool(cache_bps > bwb),
+                   "end_to_end_replicates_per_s": B / t,
                    "numpy_ratio": t_numpy / (t / B),
                    "torch_ratio": None if t_torch is None else t_torch / (t / B),
-                   "api_ratio": t / t_api, "copy_bytes_per_s": bw}
+                   "api_ratio": t / t_api, "copy_bytes_per_s": bwb}
             rows.append(row)
             tr = "-" if row["torch_ratio"] is None else f"{row['torch_ratio']:.2f}"
             print(f"{name:<18}{backend:<8}{row['replicates_per_s']:12.3g}"
                   f"{row['bytes_per_s'] / 1e9:8.2f}{row['bandwidth_ratio']:9.2f}"
                   f"{cache_bps / 1e9:14.2f}{str(row['memory_bound']):>10}"
                   f"{row['numpy_ratio']:9.1f}{tr:>9}{row['api_ratio']:6.2f}", flush=True)
-    mb = [r["bandwidth_ratio"] for r in rows if r["memory_bound"] and r["backend"] == "cpu"]
-    if mb:
-        print(f"memory-bound cpu kernels: {len(mb)}, median bandwidth ratio {np.median(mb):.2f}")
-    slow = [r["estimator"] for r in rows if r["memory_bound"] and r["backend"] == "cpu"
-            and r["bandwidth_ratio"] < 0.5]
-    if slow:
-        print("memory-bound cpu kernels below half the copy bandwidth: " + ", ".join(slow))
+    for backend in args.backends:
+        mine = [r for r in rows if r["memory_bound"] and r["backend"] == backend]
+        if mine:
+            print(f"memory-bound {backend} kernels: {len(mine)}, median bandwidth ratio "
+                  f"{np.median([r['bandwidth_ratio'] for r in mine]):.2f}")
+        slow = [r["estimator"] for r in mine if r["bandwidth_ratio"] < 0.5]
+        if slow:
+            print(f"memory-bound {backend} kernels below half the copy bandwidth: "
+                  + ", ".join(slow))
     return rows
 
 
@@ -309,18 +356,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backends", nargs="+", default=["cpu"], choices=("cpu", "cuda"),
-                   help="backends to time against the NumPy reference (cuda: end to end, "
-                        "host arrays in and out, so transfers are included)")
+                   help="backends to time against the NumPy reference (cuda: the kernels' "
+                        "device time against the device copy bandwidth, and end to end, host "
+                        "arrays in and out, in end_to_end_replicates_per_s and numpy_ratio)")
     p.add_argument("--estimators", nargs="*", default=None)
     p.add_argument("--replicates", type=int, default=1 << 16)
     p.add_argument("--cache-replicates", type=int, default=2048)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--min-time", type=float, default=0.2, help="seconds per timed run")
     p.add_argument("--copy-mib", type=int, default=512)
+    p.add_argument("--device-copy-mib", type=int, default=1024,
+                   help="size of the device-to-device copy that gives the cuda rows' bandwidth")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    for flag in ("replicates", "cache_replicates", "repeat", "copy_mib", "threads"):
+    for flag in ("replicates", "cache_replicates", "repeat", "copy_mib", "device_copy_mib",
+                 "threads"):
         _cli.at_least(p, "--" + flag.replace("_", "-"), getattr(args, flag), 1)
     _cli.positive_finite(p, "--min-time", args.min_time)
     unknown = sorted(set(args.estimators or []) - set(REGISTRY))

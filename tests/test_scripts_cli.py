@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from reference import evaluate, random_table
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -73,6 +76,46 @@ def test_bench_kernels_writes_one_row_per_estimator_and_backend(tmp_path):
                 "memory_bound"} <= set(r)
         assert r["replicates_per_s"] > 0 and isinstance(r["memory_bound"], bool)
         assert r["bandwidth_ratio"] == pytest.approx(r["bytes_per_s"] / r["copy_bytes_per_s"])
+
+
+def test_bench_kernels_times_cuda_kernels_against_the_device_copy(tmp_path):
+    """The cuda rows (simulator here, a GPU where there is one): throughput from the kernels'
+    device time against the device-to-device copy rate, end to end beside it."""
+    out = tmp_path / "k.json"
+    run = subprocess.run([sys.executable, str(SCRIPTS / "bench_kernels.py"), "--replicates", "8",
+                          "--cache-replicates", "4", "--repeat", "1", "--min-time", "0.001",
+                          "--copy-mib", "1", "--device-copy-mib", "1", "--threads", "1",
+                          "--backends", "cpu", "cuda", "--estimators", "disarm",
+                          "--json", str(out)], capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    import json
+
+    rows = {r["backend"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"cpu", "cuda"}
+    cpu, gpu = rows["cpu"], rows["cuda"]
+    assert cpu["end_to_end_replicates_per_s"] == cpu["replicates_per_s"]
+    assert gpu["copy_bytes_per_s"] != cpu["copy_bytes_per_s"]  # its own yardstick
+    assert gpu["bandwidth_ratio"] == pytest.approx(gpu["bytes_per_s"] / gpu["copy_bytes_per_s"])
+    assert gpu["replicates_per_s"] > 0 and gpu["end_to_end_replicates_per_s"] > 0
+
+
+def test_kernel_timer_times_each_launch_of_a_block_and_nothing_outside():
+    from reference import _cuda, get_estimator
+
+    est = get_estimator("disarm")
+    phi = np.array([[0.3, -1.0, 2.0]])
+    noise = est.draw_noise(np.random.default_rng(0), "bernoulli", phi.shape, 2)
+    cuda_backend = est.backend("cuda")
+    opts = est.options(**est.examples[0])
+    with _cuda.kernel_timer() as timer:
+        q = cuda_backend.queries("bernoulli", phi, noise, opts)
+        assert timer.launches == 1  # the pairs kernel
+    answers = evaluate(random_table(3, 2, 1), q)
+    cuda_backend.combine("bernoulli", phi, q, answers, opts)
+    assert timer.launches == 1  # the combination ran outside the block
+    assert timer.seconds() > 0
+    assert _cuda._TIMER is None
 
 
 @pytest.mark.parametrize("args,words", [
