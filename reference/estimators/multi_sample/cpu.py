@@ -104,11 +104,11 @@ def _scores_categorical(alpha, z, w, out):
 
 
 @njit(parallel=True)
-def _wor_tables(lq, sets, logps, logpi, acc, lp, logG):
+def _wor_tables(lq, sets, logps, logpi, acc, lp, logG, top, E):
     # per batch element, from log q (B, N): log pi (B, N); scratch logps (B, M), acc (B, N),
-    # lp (B, n), logG (B, 2**n)
+    # lp (B, n), logG (B, 2**n), top (B, r), E (B, r, N) with r = min(n + 1, N)
     for b in prange(lq.shape[0]):
-        inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b])
+        inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b], top[b], E[b])
 
 
 @njit(parallel=True)
@@ -125,8 +125,9 @@ def wor_tables(dist: str, params: np.ndarray, n: int) -> tuple[np.ndarray, np.nd
     B, N = lq.shape
     sets = all_subsets(N, n)
     logpi, acc = (np.empty((B, N)) for _ in range(2))
+    r = min(n + 1, N)
     _wor_tables(lq, sets, np.empty((B, sets.shape[0])), logpi, acc, np.empty((B, n)),
-                np.empty((B, 2**n)))
+                np.empty((B, 2**n)), np.empty((B, r), dtype=np.int64), np.empty((B, r, N)))
     return lq, logpi
 
 

@@ -80,10 +80,10 @@ def _unord_categorical(alpha, log_q, z, f, lp, logG, w, out):
         weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
 
 
-def _wor_tables(lq, sets, logps, logpi, acc, lp, logG):
+def _wor_tables(lq, sets, logps, logpi, acc, lp, logG, top, E):
     # one thread per batch element: log pi of every configuration, from log q
     for b in range(cuda.grid(1), lq.shape[0], cuda.gridsize(1)):
-        inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b])
+        inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b], top[b], E[b])
 
 
 def _wor_bernoulli(phi, lq, logpi, z, f, baseline, w, out):
@@ -127,7 +127,7 @@ unord_categorical_kernel = kernel("unord_categorical", [
 
 wor_tables_kernel = kernel("wor_tables", [
     (arr(float64, 2), arr(int64, 2), arr(float64, 2), arr(float64, 2), arr(float64, 2),
-     arr(float64, 2), arr(float64, 2))
+     arr(float64, 2), arr(float64, 2), arr(int64, 2), arr(float64, 3))
 ])(_wor_tables)
 wor_bernoulli_kernel = kernel("wor_bernoulli", [
     (arr(f, 2), arr(float64, 2), arr(float64, 2), arr(int64, 4), arr(f, 3), float64,
@@ -189,7 +189,9 @@ def _wor_c(dist: str, params: np.ndarray, queries: Queries, answers, opts: dict)
     launch(wor_tables_kernel, B, d_lq, cuda.to_device(sets),
            cuda.device_array((B, sets.shape[0]), dtype=np.float64), d_logpi, d_acc,
            cuda.device_array((B, n), dtype=np.float64),
-           cuda.device_array((B, 2**n), dtype=np.float64))
+           cuda.device_array((B, 2**n), dtype=np.float64),
+           cuda.device_array((B, min(n + 1, N)), dtype=np.int64),
+           cuda.device_array((B, min(n + 1, N), N), dtype=np.float64))
     d_w = cuda.device_array(f.shape, dtype=np.float64)
     d_out = cuda.device_array(z.shape[:2] + params.shape[1:], dtype=params.dtype)
     kern = wor_bernoulli_kernel if dist == "bernoulli" else wor_categorical_kernel

@@ -216,40 +216,68 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
             size *= C
 
     @jit
-    def set_log_prob(lq, members, lp, logG):
-        # log p(S) of the set of configuration indices members (n,); scratch lp (n,), logG
+    def top_configs(lq, top):
+        # top (r,) = the indices of the r largest lq in decreasing order (ties to the lower index)
+        r = top.shape[0]
+        count = 0
+        for x in range(lq.shape[0]):
+            v = lq[x]
+            if count == r and not v > lq[top[r - 1]]:
+                continue
+            pos = count if count < r else r - 1
+            while pos > 0 and lq[top[pos - 1]] < v:
+                if pos < r:
+                    top[pos] = top[pos - 1]
+                pos -= 1
+            top[pos] = x
+            if count < r:
+                count += 1
+
+    @jit
+    def set_log_prob(lq, members, top, E, lp, logG):
+        # log p(S) of the set of increasing configuration indices members (n,), with the outside mass
+        # of _log_rest_of_sets (max, then exp(lq - max) summed in index order). Its max is the
+        # first of the top (n + 1) configurations outside the set, so each term is read from
+        # E[r, x] = exp(lq[x] - lq[top[r]]) (the same numbers, computed once per table);
+        # scratch lp (n,), logG (2**n,)
         n = members.shape[0]
         for i in range(n):
             lp[i] = lq[members[i]]
-        mx = -math.inf
-        for x in range(lq.shape[0]):
+        hit = -1
+        for r in range(top.shape[0]):
             inside = False
             for i in range(n):
-                if members[i] == x:
+                if members[i] == top[r]:
                     inside = True
             if not inside:
-                mx = max(mx, lq[x])
-        log_rest = mx
-        if mx > -math.inf:
+                hit = r
+                break
+        log_rest = -math.inf
+        if hit >= 0 and lq[top[hit]] > -math.inf:
             s = 0.0
+            nxt = 0  # members are increasing (all_subsets): one merge pass skips them
             for x in range(lq.shape[0]):
-                inside = False
-                for i in range(n):
-                    if members[i] == x:
-                        inside = True
-                if not inside:
-                    s += math.exp(lq[x] - mx)
-            log_rest = mx + math.log(s)
+                if nxt < n and members[nxt] == x:
+                    nxt += 1
+                else:
+                    s += E[hit, x]
+            log_rest = lq[top[hit]] + math.log(s)
         subset_log_probs(lp, log_rest, logG)
         return logG[(1 << n) - 1]
 
     @jit
-    def inclusion(lq, sets, logps, logpi, acc, lp, logG):
+    def inclusion(lq, sets, logps, logpi, acc, lp, logG, top, E):
         # logpi[x] = log sum_{S ni x} p(S) over the sets (M, n), two passes (max, then sum) in
-        # the order sets-then-members; scratch logps (M,), acc (N,), lp (n,), logG (2**n,)
+        # the order sets-then-members; scratch logps (M,), acc (N,), lp (n,), logG (2**n,),
+        # top (min(n + 1, N),), E (min(n + 1, N), N)
         M, n = sets.shape[0], sets.shape[1]
+        top_configs(lq, top)
+        for r in range(top.shape[0]):
+            mx = lq[top[r]]
+            for x in range(lq.shape[0]):
+                E[r, x] = math.exp(lq[x] - mx) if mx > -math.inf else 0.0
         for m in range(M):
-            logps[m] = set_log_prob(lq, sets[m], lp, logG)
+            logps[m] = set_log_prob(lq, sets[m], top, E, lp, logG)
         for x in range(lq.shape[0]):
             logpi[x] = -math.inf
             acc[x] = 0.0
