@@ -363,6 +363,23 @@ def test_kernels_joint_tables_are_the_references_bit_for_bit(dist, shape, dtype,
     assert np.array_equal(cuda.joint_tables(dist, params).copy_to_host(), want)
 
 
+@pytest.mark.parametrize("dist,params,n", [
+    ("categorical", np.zeros((2, 2, 3)), 2),  # every configuration tied
+    ("categorical", np.array([[[40.0, 0.0, -40.0], [0.0, 0.0, 0.0]]]), 3),  # saturated
+    ("bernoulli", np.array([[0.7]]), 2),  # the whole space: nothing outside the one set
+    ("bernoulli", np.array([[0.3, -2.0, 5.0]]), 3),
+])
+def test_wor_kernel_tables_equal_the_reference_inclusion_probabilities(dist, params, n):
+    # the kernel reads each set's outside mass from n + 1 precomputed rows of exp(log q - max)
+    from reference.estimators.multi_sample import cpu
+    from reference.estimators.multi_sample.numpy_reference import inclusion_log_probs
+
+    lq, logpi = cpu.wor_tables(dist, params, n)
+    assert np.array_equal(lq, joint_log_probs(dist, params))
+    want = inclusion_log_probs(dist, params, n)
+    assert np.allclose(logpi, want, rtol=0, atol=1e-13)
+
+
 def test_report_row_measures_bias_against_the_records_target():
     from verify.report import _row, row_ok
 
