@@ -165,6 +165,7 @@ PUBLIC_MODULES = {
         "BATCH_ENTRIES", "race_pair_moments", "race_pair_tables",
         "race_pair_tables_mp", "swap_coefficients"
     ],
+    "verify.moments.races_sym": ["delta_event", "event_moments", "sym_pair_tables"],
     "verify.moments.swap_mp": ["race_moments_mp"],
     "verify.moments.multi_sample": [
         "CARMS_MP_MAX_TUPLES", "MAX_TERMS", "carms_code_moments", "carms_code_ratio",

@@ -145,14 +145,16 @@ def test_equal_logits_any_c_matches_generic_cells():
 
 
 def test_large_c_with_distinct_logits_is_refused():
-    # ARSM+ needs the cells of the simplex; ARS and ARSM (exponential races) stop at MAX_RACE_C
+    # ARS+ needs the cells of the simplex; ARS, ARSM and ARSM+ (exponential races) stop at
+    # MAX_RACE_C
     with pytest.raises(NotImplementedError, match="C <= 5"):
-        _moments("arsm_plus", verify.make_problem("categorical", np.arange(6.0)[None],
-                                                  random_table(1, 6, seed=1, domain="categorical")))
+        _moments("ars_plus", verify.make_problem("categorical", np.arange(6.0)[None],
+                                                 random_table(1, 6, seed=1, domain="categorical")))
     C = moments_swap.MAX_RACE_C + 1
-    with pytest.raises(NotImplementedError, match=f"C <= {C - 1}"):
-        _moments("ars", verify.make_problem("categorical", np.zeros((1, C)),
-                                            random_table(1, C, seed=1, domain="categorical")))
+    for name in ("ars", "arsm_plus"):
+        with pytest.raises(NotImplementedError, match=f"C <= {C - 1}"):
+            _moments(name, verify.make_problem("categorical", np.arange(float(C))[None],
+                                               random_table(1, C, seed=1, domain="categorical")))
 
 
 # ------------------------------------------------- reductions without a theorem: search

@@ -28,6 +28,12 @@ Method. Everything is assembled from per-dimension *pair tables* (``[m, j, p, q,
 * plain (ARS, ARSM), any ``C <= MAX_RACE_C``: closed-form exponential races for every pair
   of swaps (:mod:`verify.moments.races`: ``pi`` as normalized exponentials; no cells),
   accurate relative to each entry at any logits;
+* ARSM+ (the symmetry factor), float64, any ``C <= MAX_RACE_C``: the plain tables minus
+  corrections on the events ``delta_j = 1`` (:mod:`verify.moments.races_sym`: at most three
+  race winners, or boxes when ``j`` is the argmax), with rounding bounds for their signed
+  terms (``err_L2``, ``err_Q2``, used by :func:`_table_eps`); equal to the cells to 1e-15
+  where both exist (``tests/test_swap_races_sym.py``). The cells below remain ARSM+'s
+  ``mpmath`` path;
 * ARS+ (conditional expectation, one ``j``): for each ``(j, l)`` separately, the simplex is
   split into convex cells on which the swaps ``(m, j)`` and the active pieces of ``lo`` (a max
   of linear functions of ``pi``) and ``hi`` (a min) of the pair ``(j, l)`` are constant
@@ -91,8 +97,8 @@ built in the ordered simplex ``{pi_0 <= ... <= pi_{C-1}}`` only and each per-dim
 pattern of the indices (a tuple's orbit is every tuple with its pattern, each reached
 ``(C - b)!`` times, ``b`` distinct labels).
 
-Scope and cost: ARS and ARSM any logits with ``C <= MAX_RACE_C`` (12); ARSM+ with distinct
-logits in a row ``C <= MAX_GENERIC_C`` (5); ARS+ ``C <= MAX_ARS_PLUS_C`` (5: its per-``(j,
+Scope and cost: ARS, ARSM and ARSM+ any logits with ``C <= MAX_RACE_C`` (12; ARSM+'s tables
+about 8 s per row at ``C = 10``); ARS+ ``C <= MAX_ARS_PLUS_C`` (5: its per-``(j,
 l)`` arrangements, about 4 s of CPU per dimension at ``C = 5``, cells in 4-D
 triangulated by Qhull: moderate logits only, thin cells may fail there); ARSM+CE ``C <=
 MAX_CE_C`` (4: at ``C = 5`` the common refinement of every pair needs more memory than a
@@ -118,11 +124,14 @@ from ..exact import Problem, check_budget, check_enumeration_size, make_problem
 from . import Moments
 from .polytope import Cell, cells_moments, ordered_cell, refine, sides, simplex_cell
 from .races import race_pair_tables, race_pair_tables_mp
+from .races_sym import sym_pair_tables
 
 __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
            "arsm_plus_moments", "arsm_plus_ce_moments", "dimension_tables"]
 
-#: largest C handled for rows with distinct logits (rows of equal logits: any C)
+#: largest C handled by the cells for rows with distinct logits (rows of equal logits: any C):
+#: the ``mpmath`` path of ARSM+ and the cells that :func:`dimension_tables` exposes; in float64,
+#: ARSM+ uses the races of :mod:`verify.moments.races_sym` up to ``MAX_RACE_C``
 MAX_GENERIC_C = 5
 #: the same with the conditional-expectation weights for every reference (ARSM+CE), whose
 #: cells also split along the interval bounds of every pair (j, l)
@@ -138,8 +147,11 @@ MAX_ARS_PLUS_C = 5
 #: path (``dps``) is bounded by its own scope (:func:`_check_mp_scope`)
 _CELL_OPERATIONS = {("sym", 4): 1e7, ("sym", 5): 1e8, ("ce", 3): 1e7, ("ce", 4): 5e7,
                     ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e8}
-#: largest C for ARS and ARSM (any logits): exponential races, pair tables of C^6 entries
+#: largest C for ARS, ARSM and ARSM+ (any logits): exponential races, pair tables of C^6 entries
 MAX_RACE_C = 12
+#: nominal operations of ARSM+'s race tables for one row of distinct logits, per ``C^5`` (the
+#: symmetry events ``D_j^x`` joined with one more race; measured C = 10: about 8 s)
+_SYM_RACE_OPERATIONS = 1e4
 
 #: weights of the per-dimension tables: plain ``1 - C pi_j``, with the symmetry factor, or
 #: with both reductions (conditional expectation)
@@ -694,6 +706,13 @@ def _ars_plus_tensors(alpha_row: np.ndarray, dps: int = 0) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=4)
+def _sym_race_tensors(alpha_key: tuple[float, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = sym_pair_tables(np.array(alpha_key))
+    out["unresolved"] = 0.0
+    return out
+
+
+@lru_cache(maxsize=4)
 def _race_tensors(alpha_key: tuple[float, ...], shared_j: bool, dps: int = 0
                   ) -> dict[str, Any]:
     if dps:
@@ -713,6 +732,8 @@ def _pair_tensors(alpha_row: np.ndarray, weight: str, shared_j: bool, dps: int =
     key = tuple((a - a.max()).tolist())
     if weight == "plain":
         return _race_tensors(key, shared_j, dps)
+    if weight == "sym" and not dps and not shared_j:
+        return _sym_race_tensors(key)
     if weight == "ce" and shared_j and not np.all(a == a[0]) and a.size > 2:
         return _ars_plus_tensors(a, dps)
     tab = dimension_tables(a, weight, dps)
@@ -752,11 +773,10 @@ def _check_scope(pr: Problem, weight: str, shared_j: bool = False) -> None:
     for k in range(K):
         row = pr.params[k]
         distinct = bool(np.any(row != row[0]))
-        if weight == "sym" and C > MAX_GENERIC_C and distinct:
+        if weight == "sym" and C > MAX_RACE_C:
             raise NotImplementedError(
-                f"exact moments with the symmetry factor (ARSM+) need C <= {MAX_GENERIC_C} unless "
-                f"every logit of a row is the same (the cells of the simplex grow like C^(2C)); "
-                f"row {k} of alpha has C={C}")
+                f"exact moments with the symmetry factor (ARSM+) need C <= {MAX_RACE_C} (their "
+                f"per-dimension pair tables hold C^6 entries); row {k} of alpha has C={C}")
         if weight == "ce" and shared_j and C > MAX_ARS_PLUS_C and distinct:
             raise NotImplementedError(
                 f"exact moments of ARS+ need C <= {MAX_ARS_PLUS_C} unless every logit of a row "
@@ -780,7 +800,10 @@ def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: in
     pairs = float(C) ** (2 * K)
     entries = float(C) ** (3 if shared_j else 4)
     key = ("ars_plus" if weight == "ce" and shared_j else weight, C)
-    cells = distinct * _CELL_OPERATIONS.get(key, 0.0) if weight != "plain" else 0.0
+    if weight == "sym" and not shared_j:
+        cells = distinct * _SYM_RACE_OPERATIONS * float(C) ** 5
+    else:
+        cells = distinct * _CELL_OPERATIONS.get(key, 0.0) if weight != "plain" else 0.0
     check_budget(f"exact moments of the swap estimator (weight {weight!r}) at K={K}, C={C}",
                  memory_bytes=8.0 * 3 * pairs,
                  operations=K * (K + 1) * pairs * entries + cells)
@@ -933,9 +956,11 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
         mean_error, cov_error = _entry_bounds(pr, weight, shared_j, f, tabs, diag, T, mean,
                                               second.reshape(P, P), cov)
         mean_error, cov_error = mean_error + err, cov_error + err
-    if weight == "plain":
+    if weight == "plain" or (weight == "sym" and not dps):
         method = ("exact: closed-form exponential races for every pair of swaps (Dirichlet(1) "
-                  "as normalized exponentials), contraction across dimensions in difference form")
+                  "as normalized exponentials)"
+                  + (" and for the symmetry events delta_j = 1" if weight == "sym" else "")
+                  + ", contraction across dimensions in difference form")
     else:
         name = {"sym": " with the symmetry factor",
                 "ce": " with the symmetry factor and the interval conditional expectation"}[weight]
@@ -962,8 +987,10 @@ _U = float(np.finfo(np.float64).eps) / 2
 def _table_eps(pr: Problem, weight: str, shared_j: bool, tabs: list[dict[str, Any]]
                ) -> list[np.ndarray | None]:
     """Per dimension, the *absolute* error of each probability entry of the cells' pair tables
-    ``(C,) * 6``, or None where there is none to add to the relative rounding factor of
-    :func:`_entry_bounds` (the races, accurate relative to each entry; rows of equal logits,
+    ``(C,) * 6`` (for ARSM+'s races, the bounds of their signed corrections, scaled to the
+    probability level as ``L2`` and ``Q2`` are below), or None where there is none to add to
+    the relative rounding factor of :func:`_entry_bounds` (the plain races, accurate relative to
+    each entry; rows of equal logits,
     whose cells are not thin). The cells lose digits on thin cells (module docstring): where
     the races give the same probabilities (``P2`` does not depend on the weight; rows of
     distinct logits, ``C <= MAX_GENERIC_C``) the difference, entry by entry, is the cells'
@@ -972,8 +999,12 @@ def _table_eps(pr: Problem, weight: str, shared_j: bool, tabs: list[dict[str, An
     moves them by at most ``C - 1`` (``(C - 1)^2``) times what it moves ``P2``: an argument,
     not a proof, checked against the ``mpmath`` mode in ``tests/test_swap_scale.py``."""
     eps: list[np.ndarray | None] = []
+    C = pr.C
     for k, t in enumerate(tabs):
         row = pr.params[k]
+        if "err_L2" in t:  # ARSM+'s races: their signed corrections' rounding bounds
+            eps.append(np.maximum(t["err_L2"] / (C + 1.0), t["err_Q2"] / (C + 1.0) ** 2))
+            continue
         if weight == "plain" or not np.any(row != row[0]) or pr.C > MAX_GENERIC_C:
             eps.append(None)
             continue
