@@ -9,8 +9,8 @@ Part 2, the comparison of the coupled-estimators paper (Dong, Mnih, Tucker 2021)
 setting ``C = 10``, equal cost: REINFORCE-LOO with ``n = C`` samples against ARS and ARS+
 (``C`` evaluations of ``f``), REINFORCE-LOO with ``n = M = C(C-1)/2 + 1`` against ARSM, ARSM+
 and ARSM+CE. Each cell is the trace of the covariance of one replicate: exact (closed forms
-for REINFORCE-LOO, exponential races for ARS/ARSM, polytope cells for the others where in
-scope, i.e. rows of equal logits), and in the column ``MC`` an independent Monte Carlo
+for REINFORCE-LOO, exponential races for ARS, ARSM and ARSM+, polytope cells for ARS+ and
+ARSM+CE where in scope, i.e. rows of equal logits), and in the column ``MC`` an independent Monte Carlo
 estimate from ``--R`` replicates of the NumPy reference (fresh noise), with its standard
 error from 20 batches. Problems: ``random`` (logits ``1.5 N(0, 1)``, a seeded random table)
 and ``toy`` (logits 0, the ARSM paper's toy summed over dimensions).
@@ -37,7 +37,7 @@ SWAP = ("ars", "arsm", "ars_plus", "arsm_plus", "arsm_plus_ce")
 
 def _clear() -> None:
     for fn in (moments_swap._cells, moments_swap._column_cells, moments_swap._column_tables,
-               moments_swap._race_tensors):
+               moments_swap._race_tensors, moments_swap._sym_race_tensors):
         fn.cache_clear()
 
 

@@ -1,9 +1,10 @@
 """ARSM+'s per-dimension pair tables (the symmetry factor ``1 - delta_j``) as exponential races,
 in closed form, for any ``C``: the cells of the simplex are not needed.
 
-Used by :mod:`verify.moments.swap` for ``weight="sym"``. Ours; every table is checked in
-``tests/test_swap_races_sym.py`` against the polytope cells of :func:`verify.moments.swap.
-dimension_tables` (``C <= 5``) and against Monte Carlo.
+Used by :mod:`verify.moments.swap` for ``weight="sym"`` in float64. Ours; checked in
+``tests/test_swap_races_sym.py``: the tables against the polytope cells
+(:func:`verify.moments.swap.dimension_tables`, ``C <= 5``), single events against Monte Carlo,
+ARSM+'s moments at ``C = 6`` and ``C = 10`` against the exact gradient and sampling.
 
 Setting and notation as in :mod:`verify.moments.races`: ``pi = x / S`` with ``x_r`` i.i.d.
 ``Exp(1)`` (written ``e_r`` below), ``w_r = exp(max(alpha) - alpha_r) >= 1``, the swap ``(m,
