@@ -141,12 +141,12 @@ MAX_CE_C = 4
 MAX_ARS_PLUS_C = 5
 #: nominal operations (at ``verify.exact.OPERATIONS_PER_SECOND``) of one dimension's cells,
 #: by weight and ``C`` (measured CPU times of the compiled float64 path rounded up, moderate
-#: logits; thin cells at extreme logits cost a few times more; per dimension 0.02 s, 0.5 s,
-#: -, 0.27 s, 0.07 s, 4.4 s in this order, where the Python path took 0.06 s, 0.8 s, -, 3 s,
-#: 0.4 s, 8.7 s): what the up-front time estimate adds to the contraction's. The ``mpmath``
-#: path (``dps``) is bounded by its own scope (:func:`_check_mp_scope`)
-_CELL_OPERATIONS = {("sym", 4): 1e7, ("sym", 5): 1e8, ("ce", 3): 1e7, ("ce", 4): 5e7,
-                    ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e8}
+#: logits; thin cells at extreme logits cost a few times more; per dimension -, 0.27 s,
+#: 0.07 s, 4.4 s in this order, where the Python path took -, 3 s, 0.4 s, 8.7 s): what the
+#: up-front time estimate adds to the contraction's. The ``mpmath`` path (``dps``) is bounded
+#: by its own scope (:func:`_check_mp_scope`); ARSM+ in float64 costs its races
+#: (``_SYM_RACE_OPERATIONS``)
+_CELL_OPERATIONS = {("ce", 3): 1e7, ("ce", 4): 5e7, ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e8}
 #: largest C for ARS, ARSM and ARSM+ (any logits): exponential races, pair tables of C^6 entries
 MAX_RACE_C = 12
 #: nominal operations of ARSM+'s race tables for one row of distinct logits, per ``C^5`` (the
