@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import verify
 from reference import REGISTRY, random_table
@@ -115,3 +117,14 @@ def test_arsm_plus_past_the_cells_is_unbiased_and_agrees_with_sampling():
 @pytest.mark.slow
 def test_arsm_plus_at_the_papers_c():
     _arsm_plus_check(2, 10, 4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(-6, 6), min_size=3, max_size=4))
+def test_race_tables_equal_the_cells_on_drawn_logits(ints):
+    # half-integer logits: ties at the largest logit and elsewhere come up often
+    row = 0.5 * np.array(ints, dtype=np.float64)
+    races = sym_pair_tables(row)
+    cells = swap._tensors(swap.dimension_tables(row, "sym"), row.size)
+    for name in ("L2", "Q2"):
+        assert np.abs(races[name] - cells[name]).max() <= 2e-15 * max(1.0, np.abs(cells[name]).max())
