@@ -408,7 +408,7 @@ def _winner_event(lK: np.ndarray, j: int, q: int) -> np.ndarray:
     """Moments of an event whose variables with upper bounds (winners) are at most three."""
     C = lK.shape[0]
     K = np.exp(lK)  # exp(-inf) = 0: no bound
-    W = [v for v in range(C) if np.any(K[:, v] > 0.0)]
+    W = np.flatnonzero((K > 0.0).any(axis=0)).tolist()
     if len(W) > 3 or len(W) < 2:
         raise AssertionError(f"an event with {len(W)} winners")
     pair = next(((a, b) for a in W for b in W if a < b and K[a, b] > 0.0 and K[b, a] > 0.0),
@@ -571,17 +571,20 @@ def _weight_moments(v: np.ndarray, C: int) -> tuple[np.ndarray, np.ndarray]:
     return v[..., 0] - v[..., 1], v[..., 0] - v[..., 1] - v[..., 2] + C / (C + 1.0) * v[..., 3]
 
 
-def sym_pair_tables(alpha_row: np.ndarray) -> dict[str, np.ndarray]:
+def sym_pair_tables(alpha_row: np.ndarray, plain: dict[str, np.ndarray] | None = None
+                    ) -> dict[str, np.ndarray]:
     """ARSM+'s per-dimension pair tables: ``P2``, ``L2``, ``Q2`` ``(C,) * 6`` indexed ``[m, j,
     p, q, x, y]`` as in :func:`verify.moments.races.race_pair_tables`, with the weight
     ``W_j = (1 - delta_j)(1 - C pi_j)``, and ``err_L2``, ``err_Q2``: bounds on the rounding
     error of the corrections (their terms' magnitudes times ``(n + 40) u``, ``n`` terms), the
-    plain tables' own rounding being relative to each entry. ``alpha_row`` ``(C,)``."""
+    plain tables' own rounding being relative to each entry. ``alpha_row`` ``(C,)``;
+    ``plain``: :func:`verify.moments.races.race_pair_tables` of the row (all ``(j, q)``) when
+    already at hand (read, not modified)."""
     from .races import race_pair_tables
 
     a = np.asarray(alpha_row, dtype=np.float64)
     C = a.size
-    out = race_pair_tables(a, shared_j=False)
+    out = dict(race_pair_tables(a, shared_j=False) if plain is None else plain)
     G = np.zeros((C,) * 5 + (9,))  # [j, x, p, q, y]: E[h 1{D_j^x, Z[p, q] = y}]
     for j in range(C):
         for x in range(C):

@@ -707,7 +707,7 @@ def _ars_plus_tensors(alpha_row: np.ndarray, dps: int = 0) -> dict[str, Any]:
 
 @lru_cache(maxsize=4)
 def _sym_race_tensors(alpha_key: tuple[float, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = sym_pair_tables(np.array(alpha_key))
+    out: dict[str, Any] = sym_pair_tables(np.array(alpha_key), _race_tensors(alpha_key, False))
     out["unresolved"] = 0.0
     return out
 
