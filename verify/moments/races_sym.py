@@ -147,8 +147,8 @@ def _moment_poly(kind, form, var, lin_lo, lin_hi, use_hi):
 
 
 @njit(cache=True)
-def _piece(G, lam0, coef0, lo, hi, point, has_c, mj_kind, mj_form, mj_var, mq_kind, mq_form,
-           mq_var, same, out):
+def _piece(G, lam0, coef0, lo, hi, point, mj_kind, mj_form, mj_var, mq_kind, mq_form, mq_var,
+           same, out):
     """One region of fixed active bounds (the cone of ``G``), its bounds read at ``point``
     (t, u, c): expand the boxes' ``exp(-L) - exp(-U)`` and integrate every term."""
     nv = lo.shape[0]
@@ -301,7 +301,7 @@ def event_moments(lam0, coef0, th_lo, th_hi, has_c, clo, chi, lo, hi, mj_kind, m
             G2[0, 0], G2[0, 1], G2[0, 2] = 1.0, ta, 0.0
             G2[1, 0], G2[1, 1], G2[1, 2] = 1.0, tb, 0.0
             point[0], point[1], point[2] = 1.0, tm, 0.0
-            _piece(G2, lam0, coef0, lo, hi, point, False, mj_kind, mj_form, mj_var, mq_kind,
+            _piece(G2, lam0, coef0, lo, hi, point, mj_kind, mj_form, mj_var, mq_kind,
                    mq_form, mq_var, same, out)
             continue
         # the inner variable's range at this theta: phi = c / t in [phi_lo, phi_hi]
@@ -366,7 +366,7 @@ def event_moments(lam0, coef0, th_lo, th_hi, has_c, clo, chi, lo, hi, mj_kind, m
                 G3[0, 0], G3[0, 1], G3[0, 2] = 1.0, ta, f0a
                 G3[1, 0], G3[1, 1], G3[1, 2] = 1.0, tb, f0b
                 G3[2, 0], G3[2, 1], G3[2, 2] = 0.0, 0.0, 1.0
-                _piece(G3, lam0, coef0, lo, hi, point, True, mj_kind, mj_form, mj_var, mq_kind,
+                _piece(G3, lam0, coef0, lo, hi, point, mj_kind, mj_form, mj_var, mq_kind,
                        mq_form, mq_var, same, out)
                 continue
             f1a = k1 * ta if line1 else k1
@@ -375,12 +375,12 @@ def event_moments(lam0, coef0, th_lo, th_hi, has_c, clo, chi, lo, hi, mj_kind, m
             G3[0, 0], G3[0, 1], G3[0, 2] = 1.0, ta, f0a
             G3[1, 0], G3[1, 1], G3[1, 2] = 1.0, tb, f0b
             G3[2, 0], G3[2, 1], G3[2, 2] = 1.0, tb, f1b
-            _piece(G3, lam0, coef0, lo, hi, point, True, mj_kind, mj_form, mj_var, mq_kind,
+            _piece(G3, lam0, coef0, lo, hi, point, mj_kind, mj_form, mj_var, mq_kind,
                    mq_form, mq_var, same, out)
             G3[0, 0], G3[0, 1], G3[0, 2] = 1.0, ta, f0a
             G3[1, 0], G3[1, 1], G3[1, 2] = 1.0, tb, f1b
             G3[2, 0], G3[2, 1], G3[2, 2] = 1.0, ta, f1a
-            _piece(G3, lam0, coef0, lo, hi, point, True, mj_kind, mj_form, mj_var, mq_kind,
+            _piece(G3, lam0, coef0, lo, hi, point, mj_kind, mj_form, mj_var, mq_kind,
                    mq_form, mq_var, same, out)
     return out
 
@@ -398,10 +398,6 @@ def _race_bounds(lw: np.ndarray, races: list[tuple[int, int, int]], lK: np.ndarr
         v = sig[y]
         lK[:, v] = np.maximum(lK[:, v], lc[v] - lc)
         lK[v, v] = -_INF
-
-
-def _no_moment() -> tuple[int, np.ndarray, int]:
-    return 0, np.zeros(3), 0
 
 
 def _winner_event(lK: np.ndarray, j: int, q: int) -> np.ndarray:
