@@ -205,25 +205,13 @@ def _probability_bound(V, fact_d):
 
 
 @njit(cache=True)
-def _row_argmin(Fg, x):
-    """The first ``i`` minimizing ``Fg[i] . x`` (NumPy's ``argmin`` order): ``Fg`` ``(C, C)``."""
+def _row_best(rows, x, sign):
+    """The first ``r`` maximizing ``sign * (rows[r] . x)``: ``sign = 1`` NumPy's ``argmax``,
+    ``sign = -1`` its ``argmin`` (multiplying by -1 is exact, so the decisions are the same)."""
     best = 0
-    bv = _dot(Fg[0], x)
-    for i in range(1, Fg.shape[0]):
-        v = _dot(Fg[i], x)
-        if v < bv:
-            bv = v
-            best = i
-    return best
-
-
-@njit(cache=True)
-def _row_argmax(rows, x):
-    """The first ``r`` maximizing ``rows[r] . x`` (NumPy's ``argmax`` order)."""
-    best = 0
-    bv = _dot(rows[0], x)
+    bv = sign * _dot(rows[0], x)
     for r in range(1, rows.shape[0]):
-        v = _dot(rows[r], x)
+        v = sign * _dot(rows[r], x)
         if v > bv:
             bv = v
             best = r
@@ -237,7 +225,7 @@ def _argmin_split(F, V, c, eps):
     n = V.shape[0]
     a = np.empty(C)
     for g in range(G):
-        star = _row_argmin(F[g], c)
+        star = _row_best(F[g], c, -1.0)
         viol = np.zeros(C, np.bool_)
         pos_at = np.zeros(n, np.bool_)
         anyv = False
@@ -261,7 +249,7 @@ def _argmin_split(F, V, c, eps):
                 if pos_at[v]:
                     vert = v
                     break
-            i = _row_argmin(F[g], V[vert])
+            i = _row_best(F[g], V[vert], -1.0)
             if not viol[i]:
                 for i2 in range(C):
                     if viol[i2]:
@@ -279,7 +267,7 @@ def _outcomes(F, groups, c):
     G, C, _ = F.shape
     Z = np.empty((C, C), np.int64)
     for g in range(G):
-        star = _row_argmin(F[g], c)
+        star = _row_best(F[g], c, -1.0)
         if g == 0:
             Z[:, :] = star
         else:
@@ -337,7 +325,7 @@ def _ce_split(rows, open_, V, c, same_tol, eps):
             if not open_[q, s]:
                 continue
             sub = rows[q, s]
-            star = _row_argmax(sub, c)
+            star = _row_best(sub, c, 1.0)
             neg_at = np.zeros(n, np.bool_)
             still = False
             for r in range(R):
@@ -366,7 +354,7 @@ def _ce_split(rows, open_, V, c, same_tol, eps):
                     if neg_at[v]:
                         vert = v
                         break
-                rr = _row_argmax(sub, V[vert])
+                rr = _row_best(sub, V[vert], 1.0)
                 if not cut[rr]:
                     for r in range(R):
                         if cut[r]:
@@ -381,8 +369,8 @@ def _midpoints(pairs, rows, c, C):
     """``_Dimension.midpoints``: ``mid[j, l, :]`` ``(C, C, C)``."""
     mid = np.zeros((C, C, C))
     for q in range(pairs.shape[0]):
-        lo = _row_argmax(rows[q, 0], c)
-        neg_hi = _row_argmax(rows[q, 1], c)
+        lo = _row_best(rows[q, 0], c, 1.0)
+        neg_hi = _row_best(rows[q, 1], c, 1.0)
         for k in range(C):
             mid[pairs[q, 0], pairs[q, 1], k] = 0.5 * (rows[q, 0, lo, k] - rows[q, 1, neg_hi, k])
     return mid
