@@ -128,3 +128,23 @@ def test_race_tables_equal_the_cells_on_drawn_logits(ints):
     cells = swap._tensors(swap.dimension_tables(row, "sym"), row.size)
     for name in ("L2", "Q2"):
         assert np.abs(races[name] - cells[name]).max() <= 2e-15 * max(1.0, np.abs(cells[name]).max())
+
+
+@pytest.mark.parametrize("row", ROWS[:-1], ids=lambda r: f"C{r.size}")
+def test_ars_plus_cells_against_the_symmetry_races(row):
+    # Given pi outside {j, l}, s = pi_j + pi_l and every swap (m, j), pi_j is uniform on the
+    # interval [lo, hi], so the ARS+ weight is E[(1 - delta_j)(1 - C pi_j) | ...]: its L2
+    # (entries q = j) is the symmetry-only L2 exactly, and its Q2 lies below the symmetry-only
+    # Q2 by C^2 E[(1 - delta_j)(hi - lo)^2 / 12 1{...}] >= 0. An independent check of the
+    # cells (per (j, l) arrangements, midpoints of the interval) against the races.
+    C = row.size
+    cells = swap._ars_plus_tensors(row)
+    races = sym_pair_tables(row)
+    j = np.arange(C)
+    P, L, Q = (cells[k][:, j, :, j] for k in ("P2", "L2", "Q2"))  # (j, m, p, x, y)
+    Ps, Ls, Qs = (races[k][:, j, :, j] for k in ("P2", "L2", "Q2"))
+    assert np.abs(P - Ps).max() <= 2e-15
+    assert np.abs(L - Ls).max() <= 2e-15 * max(1.0, np.abs(Ls).max())
+    gap = Qs - Q  # C^2 / 12 times the interval's conditional variance on each event
+    assert gap.min() >= -2e-15 * np.abs(Qs).max()
+    assert gap.max() > 1e-2  # the conditional expectation reduces the second moment
