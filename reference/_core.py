@@ -19,11 +19,14 @@ def build(jit) -> SimpleNamespace:
 
     @jit
     def sigmoid(x):
-        # two branches so that exp never overflows
-        if x >= 0:
-            return 1.0 / (1.0 + math.exp(-x))
-        e = math.exp(x)
-        return e / (1.0 + e)
+        # the two-branch form, so that exp never overflows: 1 / (1 + exp(-x)) for x >= 0,
+        # e / (1 + e) with e = exp(x) below. Both branches' exp is exp(-|x|), so both values
+        # are computed and one is selected: the same numbers, without a branch on the sign,
+        # which random logits mispredict half the time (about as costly as the exp itself)
+        e = math.exp(-abs(x))
+        big = 1.0 / (1.0 + e)
+        small = e / (1.0 + e)
+        return big if x >= 0 else small
 
     @jit
     def row_argmax(alpha, k):
@@ -119,7 +122,7 @@ def build(jit) -> SimpleNamespace:
     def sample_bernoulli_row(phi, u, z):
         # phi (K,), u (K,) -> z (K,): z_k = 1[u_k < sigmoid(phi_k)]
         for k in range(u.shape[0]):
-            z[k] = 1 if u[k] < sigmoid(phi[k]) else 0
+            z[k] = u[k] < sigmoid(phi[k])  # stored as 0/1 without a branch on random noise
 
     @jit
     def sample_categorical_row(alpha, u, z):

@@ -23,22 +23,20 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # (sigmoid(x), sigmoid(-x)) from one exp: with e = exp(-|x|) both branches of the
         # two-branch sigmoid are 1 / (1 + e) and e / (1 + e), so the values are those of two
         # calls to base.sigmoid, bit for bit (x = 0 gives 1/2 twice either way)
+        # (selected, not branched on: random logits mispredict a branch on the sign half the
+        # time)
         e = math.exp(-abs(x))
         big = 1.0 / (1.0 + e)
         small = e / (1.0 + e)
-        if x > 0:
-            return big, small
-        if x < 0:
-            return small, big
-        return big, big
+        return (big if x >= 0 else small), (small if x > 0 else big)
 
     @jit
     def arm_pair_row(phi, u, b1, b2):
         # phi (K,), u (K,) -> b1 = 1[u > sigmoid(-phi)], b2 = 1[u < sigmoid(phi)], each (K,)
         for k in range(u.shape[0]):
             s_pos, s_neg = sigmoid_pair(phi[k])
-            b1[k] = 1 if u[k] > s_neg else 0
-            b2[k] = 1 if u[k] < s_pos else 0
+            b1[k] = u[k] > s_neg  # stored as 0/1 without a branch on random noise
+            b2[k] = u[k] < s_pos
 
     @jit
     def ar_combine_row(u, f, out):
@@ -72,9 +70,12 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
             for i in range(n):
                 b1 = z[2 * i, k]
                 b2 = z[2 * i + 1, k]
-                if b1 != b2:
-                    w = -s if b2 == 1 else s
-                    acc += 0.5 * (f[2 * i] - f[2 * i + 1]) * w
+                # selected, not branched on (random outcomes): adding +0.0 leaves acc as it
+                # is, since acc starts at +0.0 and a round-to-nearest sum is never -0.0
+                # unless both terms are
+                w = -s if b2 == 1 else s
+                term = 0.5 * (f[2 * i] - f[2 * i + 1]) * w
+                acc += term if b1 != b2 else 0.0
             out[k] = acc / n
 
     return SimpleNamespace(sigmoid_pair=sigmoid_pair, arm_pair_row=arm_pair_row,
