@@ -115,6 +115,16 @@ def cuts(V: np.ndarray, a: np.ndarray) -> bool:
 def _piece(V: np.ndarray, T: np.ndarray, d: int) -> Cell | None:
     keep = T.sum(axis=1) >= d  # a vertex lies on at least d facets
     V, T = V[keep], T[keep]
+    # one point per incidence pattern (the first): :func:`split` makes a crossing point for
+    # every pair of vertices sharing d - 1 hyperplanes, and where many hyperplanes meet (the
+    # swap boundaries all pass through the simplex's lower faces) several pairs give the same
+    # vertex; the copies multiply at every later cut (C = 6: cells of 10^4 to 10^6 points with
+    # 15 to 100 distinct ones). Dropping them leaves the cell unchanged: points on the same
+    # hyperplanes are one point where those have rank d, and none is a vertex where they don't
+    _, first = np.unique(T, axis=0, return_index=True)
+    if first.size < T.shape[0]:
+        first = np.sort(first)
+        V, T = V[first], T[first]
     if V.shape[0] < d + 1:
         return None
     return Cell(V, T)
@@ -239,11 +249,64 @@ def _simplices(cell: Cell) -> np.ndarray:
     try:
         hull = ConvexHull(np.asarray(V[:, :d], dtype=np.float64))
     except QhullError as e:
-        raise NotImplementedError(
-            f"a cell of the {d}-simplex is too thin for Qhull's triangulation (extreme logits "
-            f"at C = {C}); exact cells in more than 3 dimensions need moderate logits") from e
+        pulled = _pulling(V, T, d)
+        if pulled is None:
+            raise NotImplementedError(
+                f"a cell of the {d}-simplex is too thin for Qhull's triangulation (extreme "
+                f"logits at C = {C}); exact cells in more than 3 dimensions need moderate "
+                f"logits") from e
+        return pulled
     facets = V[hull.simplices]
-    return np.concatenate([np.broadcast_to(c, (facets.shape[0], 1, C)), facets], axis=1)
+    S = np.concatenate([np.broadcast_to(c, (facets.shape[0], 1, C)), facets], axis=1)
+    # Qhull's volume is right where its triangulated facets are not: at C = 6 merged facets
+    # of near-degenerate cells came back with overlapping pieces (one cell 0.2% too large,
+    # the column's total probability 1 + 2e-6); such a cell is triangulated from its
+    # incidences instead
+    Sf = np.asarray(S[:, :, :d], dtype=np.float64)
+    vol = float(np.abs(np.linalg.det(Sf[:, 1:] - Sf[:, :1])).sum()) / factorial(d)
+    if abs(vol - hull.volume) > 1e-9 * hull.volume:
+        pulled = _pulling(V, T, d)
+        if pulled is None:
+            raise NotImplementedError(
+                f"a cell of the {d}-simplex that Qhull triangulates wrongly has more than "
+                f"100 000 simplices by its incidences")
+        return pulled
+    return S
+
+
+def _pulling(V: np.ndarray, T: np.ndarray, d: int, max_simplices: int = 100_000
+             ) -> np.ndarray | None:
+    """A triangulation of the cell ``(V, T)`` from its incidences alone, for cells Qhull
+    cannot take (thin ones, d > 3): cone the centroid over every facet, each triangulated the
+    same way one dimension down. A face is the set of points on one hyperplane (a column of
+    ``T``; the cell lies on one side of every hyperplane it records, so those points are a
+    face); the faces of a face are the maximal such sets among its points, each taken once
+    (two cuts through the same face give the same set). Lower faces taken for facets would
+    only add simplices of zero volume. ``(s, d + 1, C)``, or None past ``max_simplices``."""
+    out: list[np.ndarray] = []
+
+    def cone(idx: np.ndarray, r: int, apex: list[np.ndarray]) -> bool:
+        if r == 0 or idx.size == r + 1:
+            out.append(np.stack(apex + [V[i] for i in idx[: r + 1]]))
+            return len(out) <= max_simplices
+        sub = T[idx]
+        counts = sub.sum(axis=0)
+        faces: dict[bytes, np.ndarray] = {}
+        for k in np.flatnonzero((counts >= r) & (counts < idx.size)):
+            face = idx[sub[:, k]]
+            faces.setdefault(face.tobytes(), face)
+        sets = [set(f.tolist()) for f in faces.values()]
+        c = V[idx].mean(axis=0)
+        for n, face in enumerate(faces.values()):
+            if any(n != m and sets[n] < other for m, other in enumerate(sets)):
+                continue  # a lower face, inside a facet
+            if not cone(face, r - 1, apex + [c]):
+                return False
+        return True
+
+    if not cone(np.arange(V.shape[0]), d, []):
+        return None
+    return np.stack(out) if out else np.zeros((0, d + 1, V.shape[1]))
 
 
 def _det(M: np.ndarray) -> np.ndarray:

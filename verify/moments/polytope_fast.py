@@ -148,8 +148,43 @@ def _split(V, T, a, d, eps, max_pairs):
 
 
 @njit(cache=True)
+def _first_rows(T, keep):
+    """Clear ``keep`` for every row of ``T`` ``(n, F)`` equal to an earlier kept row (the
+    first of each incidence pattern stays, as ``np.unique(..., return_index=True)``)."""
+    n, F = T.shape
+    h = np.empty(n, np.uint64)
+    for r in range(n):
+        x = np.uint64(1469598103934665603)
+        for k in range(F):
+            x = (x ^ np.uint64(T[r, k])) * np.uint64(1099511628211)
+        h[r] = x
+    order = np.argsort(h, kind="mergesort")  # stable: equal hashes in their original order
+    i = 0
+    while i < n:
+        end = i + 1
+        while end < n and h[order[end]] == h[order[i]]:
+            end += 1
+        for a in range(i, end):
+            ra = order[a]
+            if not keep[ra]:
+                continue
+            for b in range(a + 1, end):
+                rb = order[b]
+                if keep[rb]:
+                    same = True
+                    for k in range(F):
+                        if T[ra, k] != T[rb, k]:
+                            same = False
+                            break
+                    if same:
+                        keep[rb] = False
+        i = end
+
+
+@njit(cache=True)
 def _piece(V, T, idx, newV, newT, d):
-    """The vertices ``idx`` of the cell and the new ones, those on at least ``d`` facets."""
+    """The vertices ``idx`` of the cell and the new ones, those on at least ``d`` facets, one
+    per incidence pattern (:func:`polytope._piece`)."""
     C = V.shape[1]
     F = T.shape[1]
     cnt = 0
@@ -171,6 +206,24 @@ def _piece(V, T, idx, newV, newT, d):
         if s >= d:
             keep_new[r] = True
             cnt += 1
+    # the candidates in output order (old, then new) with their full incidence rows
+    nc = idx.size + newV.shape[0]
+    allT = np.zeros((nc, F + 1), np.bool_)
+    keep = np.empty(nc, np.bool_)
+    for r in range(idx.size):
+        allT[r, :F] = T[idx[r]]
+        keep[r] = keep_old[r]
+    for r in range(newV.shape[0]):
+        allT[idx.size + r] = newT[r]
+        keep[idx.size + r] = keep_new[r]
+    _first_rows(allT, keep)
+    cnt = 0
+    for r in range(idx.size):
+        keep_old[r] = keep[r]
+        cnt += keep[r]
+    for r in range(newV.shape[0]):
+        keep_new[r] = keep[idx.size + r]
+        cnt += keep[idx.size + r]
     outV = np.empty((cnt, C))
     outT = np.zeros((cnt, F + 1), np.bool_)
     p = 0

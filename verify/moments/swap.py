@@ -98,9 +98,11 @@ pattern of the indices (a tuple's orbit is every tuple with its pattern, each re
 ``(C - b)!`` times, ``b`` distinct labels).
 
 Scope and cost: ARS, ARSM and ARSM+ any logits with ``C <= MAX_RACE_C`` (12; ARSM+'s tables
-about 8 s per row at ``C = 10``); ARS+ ``C <= MAX_ARS_PLUS_C`` (5: its per-``(j,
-l)`` arrangements, about 4 s of CPU per dimension at ``C = 5``, cells in 4-D
-triangulated by Qhull: moderate logits only, thin cells may fail there); ARSM+CE ``C <=
+about 8 s per row at ``C = 10``); ARS+ ``C <= MAX_ARS_PLUS_C`` (6: its per-``(j,
+l)`` arrangements, about 4 s of CPU per dimension at ``C = 5`` and 45 to 65 s at ``C = 6``,
+cells in 4-D and 5-D triangulated by Qhull, checked against Qhull's own volume and
+triangulated from their incidences where that disagrees or Qhull fails
+(:func:`verify.moments.polytope._pulling`): moderate logits); ARSM+CE ``C <=
 MAX_CE_C`` (4: at ``C = 5`` the common refinement of every pair needs more memory than a
 machine has, one call asked for 206 GiB, so it is refused up front). The contraction costs
 ``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS family). In float64 the cells are refined and
@@ -137,8 +139,8 @@ MAX_GENERIC_C = 5
 #: cells also split along the interval bounds of every pair (j, l)
 MAX_CE_C = 4
 #: the same for ARS+, whose per-``(j, l)`` arrangements stay small (C = 5: about 4 s of CPU
-#: and well under a GiB per dimension at moderate logits)
-MAX_ARS_PLUS_C = 5
+#: per dimension; C = 6: 45 to 65 s and under half a GiB, at moderate logits)
+MAX_ARS_PLUS_C = 6
 #: nominal operations (at ``verify.exact.OPERATIONS_PER_SECOND``) of one dimension's cells,
 #: by weight and ``C`` (measured CPU times of the compiled float64 path rounded up, moderate
 #: logits; thin cells at extreme logits cost a few times more; per dimension -, 0.27 s,
@@ -146,7 +148,8 @@ MAX_ARS_PLUS_C = 5
 #: up-front time estimate adds to the contraction's. The ``mpmath`` path (``dps``) is bounded
 #: by its own scope (:func:`_check_mp_scope`); ARSM+ in float64 costs its races
 #: (``_SYM_RACE_OPERATIONS``)
-_CELL_OPERATIONS = {("ce", 3): 1e7, ("ce", 4): 5e7, ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e8}
+_CELL_OPERATIONS = {("ce", 3): 1e7, ("ce", 4): 5e7, ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e8,
+                    ("ars_plus", 6): 7e9}
 #: largest C for ARS, ARSM and ARSM+ (any logits): exponential races, pair tables of C^6 entries
 MAX_RACE_C = 12
 #: nominal operations of ARSM+'s race tables for one row of distinct logits, per ``C^5`` (the
@@ -605,7 +608,7 @@ def _column_cells(alpha_key: tuple[float, ...], j: int, dps: int = 0
             unresolved)
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=72)
 def _column_tables(alpha_key: tuple[float, ...], j: int, l: int, dps: int = 0
                    ) -> dict[str, Any]:
     """``P2``, ``L2``, ``Q2`` ``(C, C, C, C)`` indexed ``[m, p, x, y]`` for the pair of swaps
@@ -993,7 +996,7 @@ def _table_eps(pr: Problem, weight: str, shared_j: bool, tabs: list[dict[str, An
     each entry; rows of equal logits,
     whose cells are not thin). The cells lose digits on thin cells (module docstring): where
     the races give the same probabilities (``P2`` does not depend on the weight; rows of
-    distinct logits, ``C <= MAX_GENERIC_C``) the difference, entry by entry, is the cells'
+    distinct logits, ``C <= MAX_RACE_C``) the difference, entry by entry, is the cells'
     error, counted 4 times. ``L2`` and ``Q2`` come from the same cells with weights of
     magnitude at most ``C - 1``, continuous within an entry's region, so a misplaced boundary
     moves them by at most ``C - 1`` (``(C - 1)^2``) times what it moves ``P2``: an argument,
@@ -1005,7 +1008,7 @@ def _table_eps(pr: Problem, weight: str, shared_j: bool, tabs: list[dict[str, An
         if "err_L2" in t:  # ARSM+'s races: their signed corrections' rounding bounds
             eps.append(np.maximum(t["err_L2"] / (C + 1.0), t["err_Q2"] / (C + 1.0) ** 2))
             continue
-        if weight == "plain" or not np.any(row != row[0]) or pr.C > MAX_GENERIC_C:
+        if weight == "plain" or not np.any(row != row[0]) or pr.C > MAX_RACE_C:
             eps.append(None)
             continue
         ref = _race_tensors(tuple((row - row.max()).tolist()), shared_j)["P2"]

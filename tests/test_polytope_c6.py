@@ -1,0 +1,72 @@
+"""The cells at C = 6 (ARS+'s scope since issue 14): one point per incidence pattern
+(without it, copies of the same vertex multiplied to cells of 10^4 to 10^6 points and the
+refinement gave up), and cells Qhull triangulates wrongly or not at all triangulated from their
+incidences (:func:`verify.moments.polytope._pulling`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import verify
+from reference import REGISTRY, random_table
+from verify.moments import polytope
+from verify.moments import swap as S
+from verify.moments.races_sym import sym_pair_tables
+
+# the logits of scripts/swap_scale.py's random_problem(2, 6); in the first row's columns
+# j = 2, 3 Qhull's triangulated facets overlap (column j = 2: total probability 1 + 2.1e-6)
+ALPHA6 = 1.5 * np.random.default_rng([0, 2, 6]).standard_normal((2, 6))
+ROW6 = ALPHA6[0]
+
+
+def _key(row: np.ndarray) -> tuple[float, ...]:
+    return tuple((row - row.max()).tolist())
+
+
+def test_column_cells_at_c6_add_up_to_the_simplex():
+    for j in (2, 3):
+        cells, _, unresolved = S._column_cells(_key(ROW6), j)
+        m0, m1, _ = polytope.cells_moments(cells)
+        assert abs(m0.sum() - 1.0) <= 1e-13
+        assert np.abs(m1.sum(axis=0) - 1.0 / 6).max() <= 1e-13  # E[pi] = 1/C
+        assert max(c.V.shape[0] for c in cells) < 200  # no copies of the same vertex
+        assert unresolved <= 1e-9
+
+
+def test_incidence_triangulation_equals_qhull_where_qhull_is_right():
+    row = np.array([0.4, -0.9, 1.3, 0.0, -0.2])
+    cells, _, _ = S._column_cells(_key(row), 0)
+    for cell in cells[:150]:
+        a = polytope.cells_moments([cell])
+        pulled = polytope._pulling(cell.V, cell.T, 4)
+        assert pulled is not None
+        vol = np.abs(np.linalg.det(pulled[:, 1:, :4] - pulled[:, :1, :4])).sum()
+        assert vol == pytest.approx(a[0][0], rel=1e-12, abs=1e-18)
+        first = (np.abs(np.linalg.det(pulled[:, 1:, :4] - pulled[:, :1, :4]))[:, None]
+                 * pulled.sum(axis=1)).sum(axis=0) / 5
+        assert np.abs(first - a[1][0]).max() <= 1e-12 * a[0][0] + 1e-18
+
+
+@pytest.mark.slow
+def test_ars_plus_at_c6():
+    alpha = ALPHA6
+    f = random_table(2, 6, seed=26, domain="categorical")
+    m = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
+    grad = verify.exact_gradient("categorical", alpha, f)
+    assert np.all(np.abs(m.mean - grad) <= m.mean_error + 1e-15)
+    assert np.abs(m.mean - grad).max() <= 1e-12 * np.abs(grad).max()
+    assert m.error_bound <= 1e-9
+    assert np.linalg.eigvalsh(m.cov).min() >= -1e-12 * np.abs(m.cov).max()
+    # the identity of tests/test_swap_races_sym.py at C = 6: L2 equal to the symmetry races',
+    # Q2 below theirs
+    j = np.arange(6)
+    for row in alpha:
+        cells = S._ars_plus_tensors(row)
+        races = sym_pair_tables(row)
+        L, Ls = cells["L2"][:, j, :, j], races["L2"][:, j, :, j]
+        assert np.abs(L - Ls).max() <= 1e-13 * np.abs(Ls).max()
+        gap = races["Q2"][:, j, :, j] - cells["Q2"][:, j, :, j]
+        assert gap.min() >= -1e-13 * np.abs(races["Q2"]).max() and gap.max() > 1e-2
+    verify.assert_mc("ars_plus", verify.make_problem("categorical", alpha, f), R=3000, seed=6,
+                     moments=m)
