@@ -246,32 +246,28 @@ def _simplices(cell: Cell) -> np.ndarray:
                         axis=1)
     from scipy.spatial import ConvexHull, QhullError  # d > 3: Qhull's triangulated facets
 
+    # Qhull's volume is right where its triangulated facets may not be: at C = 6 merged facets
+    # of near-degenerate cells came back with overlapping pieces (one cell 0.2% too large, the
+    # column's total probability 1 + 2e-6); such a cell, and one Qhull fails on (thin), is
+    # triangulated from its incidences instead
     try:
         hull = ConvexHull(np.asarray(V[:, :d], dtype=np.float64))
-    except QhullError as e:
-        pulled = _pulling(V, T, d)
-        if pulled is None:
-            raise NotImplementedError(
-                f"a cell of the {d}-simplex is too thin for Qhull's triangulation (extreme "
-                f"logits at C = {C}); exact cells in more than 3 dimensions need moderate "
-                f"logits") from e
-        return pulled
-    facets = V[hull.simplices]
-    S = np.concatenate([np.broadcast_to(c, (facets.shape[0], 1, C)), facets], axis=1)
-    # Qhull's volume is right where its triangulated facets are not: at C = 6 merged facets
-    # of near-degenerate cells came back with overlapping pieces (one cell 0.2% too large,
-    # the column's total probability 1 + 2e-6); such a cell is triangulated from its
-    # incidences instead
-    Sf = np.asarray(S[:, :, :d], dtype=np.float64)
-    vol = float(np.abs(np.linalg.det(Sf[:, 1:] - Sf[:, :1])).sum()) / factorial(d)
-    if abs(vol - hull.volume) > 1e-9 * hull.volume:
-        pulled = _pulling(V, T, d)
-        if pulled is None:
-            raise NotImplementedError(
-                f"a cell of the {d}-simplex that Qhull triangulates wrongly has more than "
-                f"100 000 simplices by its incidences")
-        return pulled
-    return S
+    except QhullError:
+        hull = None
+    if hull is not None:
+        facets = V[hull.simplices]
+        S = np.concatenate([np.broadcast_to(c, (facets.shape[0], 1, C)), facets], axis=1)
+        Sf = np.asarray(S[:, :, :d], dtype=np.float64)
+        vol = float(np.abs(np.linalg.det(Sf[:, 1:] - Sf[:, :1])).sum()) / factorial(d)
+        if abs(vol - hull.volume) <= 1e-9 * hull.volume:
+            return S
+    pulled = _pulling(V, T, d)
+    if pulled is None:
+        raise NotImplementedError(
+            f"a cell of the {d}-simplex that Qhull cannot triangulate (too thin: extreme logits "
+            f"at C = {C}) has more than 100 000 simplices by its incidences; exact cells in "
+            f"more than 3 dimensions need moderate logits")
+    return pulled
 
 
 def _pulling(V: np.ndarray, T: np.ndarray, d: int, max_simplices: int = 100_000

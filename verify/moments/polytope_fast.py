@@ -187,55 +187,35 @@ def _piece(V, T, idx, newV, newT, d):
     per incidence pattern (:func:`polytope._piece`)."""
     C = V.shape[1]
     F = T.shape[1]
-    cnt = 0
-    keep_old = np.zeros(idx.size, np.bool_)
-    for r in range(idx.size):
-        s = 0
-        for k in range(F):
-            if T[idx[r], k]:
-                s += 1
-        if s >= d:
-            keep_old[r] = True
-            cnt += 1
-    keep_new = np.zeros(newV.shape[0], np.bool_)
+    # the candidates in output order (old, then new) with their full incidence rows
+    n_old = idx.size
+    nc = n_old + newV.shape[0]
+    allV = np.empty((nc, C))
+    allT = np.zeros((nc, F + 1), np.bool_)
+    for r in range(n_old):
+        allV[r] = V[idx[r]]
+        allT[r, :F] = T[idx[r]]
     for r in range(newV.shape[0]):
+        allV[n_old + r] = newV[r]
+        allT[n_old + r] = newT[r]
+    keep = np.zeros(nc, np.bool_)
+    for r in range(nc):
         s = 0
         for k in range(F + 1):
-            if newT[r, k]:
+            if allT[r, k]:
                 s += 1
-        if s >= d:
-            keep_new[r] = True
-            cnt += 1
-    # the candidates in output order (old, then new) with their full incidence rows
-    nc = idx.size + newV.shape[0]
-    allT = np.zeros((nc, F + 1), np.bool_)
-    keep = np.empty(nc, np.bool_)
-    for r in range(idx.size):
-        allT[r, :F] = T[idx[r]]
-        keep[r] = keep_old[r]
-    for r in range(newV.shape[0]):
-        allT[idx.size + r] = newT[r]
-        keep[idx.size + r] = keep_new[r]
+        keep[r] = s >= d
     _first_rows(allT, keep)
     cnt = 0
-    for r in range(idx.size):
-        keep_old[r] = keep[r]
+    for r in range(nc):
         cnt += keep[r]
-    for r in range(newV.shape[0]):
-        keep_new[r] = keep[idx.size + r]
-        cnt += keep[idx.size + r]
     outV = np.empty((cnt, C))
     outT = np.zeros((cnt, F + 1), np.bool_)
     p = 0
-    for r in range(idx.size):
-        if keep_old[r]:
-            outV[p] = V[idx[r]]
-            outT[p, :F] = T[idx[r]]
-            p += 1
-    for r in range(newV.shape[0]):
-        if keep_new[r]:
-            outV[p] = newV[r]
-            outT[p] = newT[r]
+    for r in range(nc):
+        if keep[r]:
+            outV[p] = allV[r]
+            outT[p] = allT[r]
             p += 1
     return outV, outT, cnt >= d + 1
 

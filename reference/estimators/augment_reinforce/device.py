@@ -22,9 +22,8 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     def sigmoid_pair(x):
         # (sigmoid(x), sigmoid(-x)) from one exp: with e = exp(-|x|) both branches of the
         # two-branch sigmoid are 1 / (1 + e) and e / (1 + e), so the values are those of two
-        # calls to base.sigmoid, bit for bit (x = 0 gives 1/2 twice either way)
-        # (selected, not branched on: random logits mispredict a branch on the sign half the
-        # time)
+        # calls to base.sigmoid, bit for bit (x = 0 gives 1/2 twice either way); selected, not
+        # branched on: random logits mispredict a branch on the sign half the time
         e = math.exp(-abs(x))
         big = 1.0 / (1.0 + e)
         small = e / (1.0 + e)
