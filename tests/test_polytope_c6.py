@@ -1,4 +1,4 @@
-"""The cells at C = 6 (ARS+'s scope since issue 14): one point per incidence pattern
+"""The cells at C = 6 and 7 (ARS+'s scope since issue 14): one point per incidence pattern
 (without it, copies of the same vertex multiplied to cells of 10^4 to 10^6 points and the
 refinement gave up), and cells Qhull triangulates wrongly or not at all triangulated from their
 incidences (:func:`verify.moments.polytope._pulling`)."""
@@ -46,6 +46,56 @@ def test_incidence_triangulation_equals_qhull_where_qhull_is_right():
         first = (np.abs(np.linalg.det(pulled[:, 1:, :4] - pulled[:, :1, :4]))[:, None]
                  * pulled.sum(axis=1)).sum(axis=0) / 5
         assert np.abs(first - a[1][0]).max() <= 1e-12 * a[0][0] + 1e-18
+
+
+def test_compiled_pulling_equals_python_pulling_and_qhull():
+    # the compiled path integrates every cell in more than 3 dimensions by the pulling
+    # triangulation from the incidences (polytope_fast._pulling_moments_into); the Python
+    # path by Qhull's, checked against Qhull's volume
+    from verify.moments.polytope_fast import _pulling_moments_into
+
+    for row, j in ((np.array([0.4, -0.9, 1.3, 0.0, -0.2]), 0), (ROW6, 2)):
+        cells = S._column_cells(_key(row), j)[0][:300]
+        N, C = len(cells), row.size
+        m0, m1, m2 = np.zeros(N), np.zeros((N, C)), np.zeros((N, C, C))
+        for i, cell in enumerate(cells):
+            _pulling_moments_into(cell.V, cell.T, m0, m1, m2, i, polytope.MAX_PULLING)
+        q0, q1, q2 = polytope.cells_moments(cells)
+        assert np.abs(m0 - q0).max() <= 1e-12 * q0.max()
+        assert np.abs(m1 - q1).max() <= 1e-12 * q1.max()
+        assert np.abs(0.5 * (m2 + m2.transpose(0, 2, 1)) - q2).max() <= 1e-12 * q2.max()
+        for i in range(0, N, 30):  # the Python twin: the same simplices
+            pulled = polytope._pulling(cells[i].V, cells[i].T, C - 1)
+            vol = np.abs(np.linalg.det(pulled[:, 1:, :C - 1] - pulled[:, :1, :C - 1])).sum()
+            assert vol == pytest.approx(m0[i], rel=1e-12, abs=1e-18)
+
+
+def test_compiled_column_tables_at_c6_add_up():
+    # every cell of a column (Qhull's triangulated facets overlapped on some of these)
+    # integrated by the compiled pulling triangulation: total probability 1 for every pair of
+    # swaps, and the ARS+ L2 equal to the symmetry races' (tests/test_swap_races_sym.py)
+    t = S._column_tables(_key(ROW6), 2, 3)
+    assert np.abs(t["P2"].sum(axis=(2, 3)) - 1.0).max() <= 1e-13
+    assert t["unresolved"] <= 1e-12
+    Ls = sym_pair_tables(ROW6)["L2"][:, 2, :, 2]  # the midpoint is a conditional expectation
+    assert np.abs(t["L2"] - Ls).max() <= 1e-13 * np.abs(Ls).max()
+
+
+@pytest.mark.slow
+def test_ars_plus_at_c7():
+    # C = 7, one dimension (about a minute): the mean is the exact gradient
+    alpha = 1.5 * np.random.default_rng([0, 1, 7]).standard_normal((1, 7))
+    f = random_table(1, 7, seed=17, domain="categorical")
+    m = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
+    grad = verify.exact_gradient("categorical", alpha, f)
+    assert np.all(np.abs(m.mean - grad) <= m.mean_error + 1e-15)
+    assert np.abs(m.mean - grad).max() <= 1e-12 * np.abs(grad).max()
+    assert m.error_bound <= 1e-9
+    assert np.linalg.eigvalsh(m.cov).min() >= -1e-12 * np.abs(m.cov).max()
+    cov_ars = REGISTRY["ars"].exact_moments("categorical", alpha, f).cov
+    assert np.all(np.diag(m.cov) <= np.diag(cov_ars) + 1e-12)  # Var(ARS+) <= Var(ARS)
+    verify.assert_mc("ars_plus", verify.make_problem("categorical", alpha, f), R=2000, seed=7,
+                     moments=m)
 
 
 @pytest.mark.slow

@@ -20,7 +20,9 @@ Integrals are taken against the uniform probability on the simplex (the law of
 ``Dirichlet(1_C)``): ``m0 = P(cell)``, ``m1 = E[pi 1{cell}]`` ``(C,)`` and
 ``m2 = E[pi pi^T 1{cell}]`` ``(C, C)``. The cell is triangulated by pulling: every facet is
 coned from its vertex centroid over its edges, and the result coned from the cell's vertex
-centroid (``d <= 3``; Qhull's triangulation above). Each simplex ``S`` with vertices
+centroid (``d <= 3``; above, Qhull's triangulation, checked against Qhull's volume, or where
+that fails :func:`_pulling` from the incidences, which the compiled path,
+:mod:`verify.moments.polytope_fast`, uses for every such cell). Each simplex ``S`` with vertices
 ``v_0..v_d`` contributes exactly (the closed form for monomials of degree <= 2 over a
 simplex)::
 
@@ -270,15 +272,21 @@ def _simplices(cell: Cell) -> np.ndarray:
     return pulled
 
 
-def _pulling(V: np.ndarray, T: np.ndarray, d: int, max_simplices: int = 100_000
+#: the most simplices :func:`_pulling` (and its compiled twin) makes of one cell
+MAX_PULLING = 100_000
+
+
+def _pulling(V: np.ndarray, T: np.ndarray, d: int, max_simplices: int = MAX_PULLING
              ) -> np.ndarray | None:
-    """A triangulation of the cell ``(V, T)`` from its incidences alone, for cells Qhull
-    cannot take (thin ones, d > 3): cone the centroid over every facet, each triangulated the
-    same way one dimension down. A face is the set of points on one hyperplane (a column of
-    ``T``; the cell lies on one side of every hyperplane it records, so those points are a
-    face); the faces of a face are the maximal such sets among its points, each taken once
-    (two cuts through the same face give the same set). Lower faces taken for facets would
-    only add simplices of zero volume. ``(s, d + 1, C)``, or None past ``max_simplices``."""
+    """A triangulation of the cell ``(V, T)`` from its incidences alone (pulling), for cells
+    Qhull cannot take (thin ones, d > 3) and for the compiled path's cells in d > 3
+    (``polytope_fast._pulling_moments_into``, the same triangulation): cone the first vertex
+    over every facet that does not hold it, each triangulated the same way one dimension down.
+    A face is the set of points on one hyperplane (a column of ``T``; the cell lies on one side
+    of every hyperplane it records, so those points are a face); the faces of a face are the
+    maximal such sets among its points, each taken once (two cuts through the same face give
+    the same set). Lower faces taken for facets, or facets through the apex, would only add
+    simplices of zero volume. ``(s, d + 1, C)``, or None past ``max_simplices``."""
     out: list[np.ndarray] = []
 
     def cone(idx: np.ndarray, r: int, apex: list[np.ndarray]) -> bool:
@@ -288,15 +296,14 @@ def _pulling(V: np.ndarray, T: np.ndarray, d: int, max_simplices: int = 100_000
         sub = T[idx]
         counts = sub.sum(axis=0)
         faces: dict[bytes, np.ndarray] = {}
-        for k in np.flatnonzero((counts >= r) & (counts < idx.size)):
+        for k in np.flatnonzero((counts >= r) & (counts < idx.size) & ~T[idx[0]]):
             face = idx[sub[:, k]]
             faces.setdefault(face.tobytes(), face)
         sets = [set(f.tolist()) for f in faces.values()]
-        c = V[idx].mean(axis=0)
         for n, face in enumerate(faces.values()):
             if any(n != m and sets[n] < other for m, other in enumerate(sets)):
                 continue  # a lower face, inside a facet
-            if not cone(face, r - 1, apex + [c]):
+            if not cone(face, r - 1, apex + [V[idx[0]]]):
                 return False
         return True
 

@@ -98,15 +98,17 @@ pattern of the indices (a tuple's orbit is every tuple with its pattern, each re
 ``(C - b)!`` times, ``b`` distinct labels).
 
 Scope and cost: ARS, ARSM and ARSM+ any logits with ``C <= MAX_RACE_C`` (12; ARSM+'s tables
-about 8 s per row at ``C = 10``); ARS+ ``C <= MAX_ARS_PLUS_C`` (6: its per-``(j,
-l)`` arrangements, about 4 s of CPU per dimension at ``C = 5`` and 45 to 65 s at ``C = 6``,
-cells in 4-D and 5-D triangulated by Qhull, checked against Qhull's own volume and
-triangulated from their incidences where that disagrees or Qhull fails
-(:func:`verify.moments.polytope._pulling`): moderate logits); ARSM+CE ``C <=
+about 8 s per row at ``C = 10``); ARS+ ``C <= MAX_ARS_PLUS_C`` (7: its per-``(j,
+l)`` arrangements, about 0.35 s of CPU per dimension at ``C = 5``, 4 to 5 s at ``C = 6`` and
+55 s at ``C = 7``, cells in 4-D to 6-D triangulated from their incidences by the compiled
+kernels; the Python path triangulates them by Qhull, checked against Qhull's own volume, and
+from their incidences where that disagrees or Qhull fails
+(:func:`verify.moments.polytope._pulling`): moderate logits; at ``C = 8`` one column of
+cells takes about 17 s, so a dimension about 16 min); ARSM+CE ``C <=
 MAX_CE_C`` (4: at ``C = 5`` the common refinement of every pair needs more memory than a
 machine has, one call asked for 206 GiB, so it is refused up front). The contraction costs
 ``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS family). In float64 the cells are refined and
-integrated (``C <= 4``; Qhull's triangulation above) by compiled kernels,
+integrated by compiled kernels,
 :mod:`verify.moments.polytope_fast`, with the same rules as :func:`refine` and
 :meth:`_Dimension.splitter` (``_FAST``; the Python path is the reference they are tested
 against, and the ``mpmath`` path). Timings: ``scripts/swap_scale.py`` and
@@ -138,18 +140,20 @@ MAX_GENERIC_C = 5
 #: the same with the conditional-expectation weights for every reference (ARSM+CE), whose
 #: cells also split along the interval bounds of every pair (j, l)
 MAX_CE_C = 4
-#: the same for ARS+, whose per-``(j, l)`` arrangements stay small (C = 5: about 4 s of CPU
-#: per dimension; C = 6: 45 to 65 s and under half a GiB, at moderate logits)
-MAX_ARS_PLUS_C = 6
+#: the same for ARS+, whose per-``(j, l)`` arrangements stay small (CPU per dimension at
+#: moderate logits: C = 5 about 0.35 s; C = 6 4 to 5 s; C = 7 about 55 s and 0.55 GiB; one
+#: column of C = 8 took 17 s, a dimension would take about 16 min)
+MAX_ARS_PLUS_C = 7
 #: nominal operations (at ``verify.exact.OPERATIONS_PER_SECOND``) of one dimension's cells,
 #: by weight and ``C`` (measured CPU times of the compiled float64 path rounded up, moderate
 #: logits; thin cells at extreme logits cost a few times more; per dimension -, 0.27 s,
-#: 0.07 s, 4.4 s in this order, where the Python path took -, 3 s, 0.4 s, 8.7 s): what the
+#: 0.07 s, 0.35 s, 5 s, 56 s in this order, where the Python path took -, 3 s, 0.4 s, 8.7 s,
+#: 65 s, -): what the
 #: up-front time estimate adds to the contraction's. The ``mpmath`` path (``dps``) is bounded
 #: by its own scope (:func:`_check_mp_scope`); ARSM+ in float64 costs its races
 #: (``_SYM_RACE_OPERATIONS``)
-_CELL_OPERATIONS = {("ce", 3): 1e7, ("ce", 4): 5e7, ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e8,
-                    ("ars_plus", 6): 7e9}
+_CELL_OPERATIONS = {("ce", 3): 1e7, ("ce", 4): 5e7, ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e7,
+                    ("ars_plus", 6): 7e8, ("ars_plus", 7): 7e9}
 #: largest C for ARS, ARSM and ARSM+ (any logits): exponential races, pair tables of C^6 entries
 MAX_RACE_C = 12
 #: nominal operations of ARSM+'s race tables for one row of distinct logits, per ``C^5`` (the
@@ -394,15 +398,13 @@ _FAST = True
 
 def _fast_refine(dim: _Dimension, start: Cell, Z0: np.ndarray | None) -> dict[str, Any]:
     """:func:`verify.moments.polytope_fast.refine_cells` for one dimension (or column) from
-    ``start``; the moments by :func:`cells_moments` where the kernel leaves them (``C > 4``)."""
+    ``start``."""
     from .polytope_fast import refine_cells
 
     groups = np.array(getattr(dim, "groups", None) or _pairs(dim.C), dtype=np.int64)
     out = refine_cells(start.V, start.T, dim.F, groups, dim.low if dim.ce else None,
                        dim.up if dim.ce else None, dim._pairs if dim.ce else None, dim.ce, Z0,
                        dim.same_tol, _min_prob(0))
-    if out["m0"] is None:
-        out["m0"], out["m1"], out["m2"] = cells_moments([Cell(V, T) for V, T in out["cells"]])
     return out
 
 
@@ -663,27 +665,31 @@ def _scatter_column_tables(zs: np.ndarray, m0: np.ndarray, lin: np.ndarray, quad
     """``P2, L2, Q2`` ``[m, p, x, y]`` (float64) from the cells' outcomes ``zs[n, m] = Z[m, j]``
     ``(N, C)`` and their integrals of ``1``, ``W`` and ``W^2`` ``(N,)``: each cell adds to the
     entries ``[m, p, zs[n, m], zs[n, p]]``."""
-    O = (zs[..., None] == np.arange(C)).astype(np.float64)  # (n, m, x)
-    return tuple(np.einsum("n,nmx,npy->mpxy", v, O, O) for v in (m0, lin, quad))
+    m, p = np.indices((C, C)).reshape(2, -1)
+    idx = (((m * C + p) * C + zs[:, m]) * C + zs[:, p]).ravel()  # (n, C^2) flat [m, p, x, y]
+    return tuple(np.bincount(idx, np.repeat(v, C * C), minlength=C**4).reshape((C,) * 4)
+                 for v in (m0, lin, quad))
 
 
 def _fast_column_tables(col: _Column, base: list, base_Z: list, unresolved: float
                         ) -> dict[str, Any]:
     """:func:`_column_tables` by the compiled refinement (float64; ``_FAST``)."""
     C, j, l = col.C, col.j, col.l
-    zs, m0, lin, quad = [], [], [], []
-    ones = np.ones(C)
+    zs, m0, m1, m2, mid = [], [], [], [], []
     for b, Zb in zip(base, base_Z, strict=True):
         fast = _fast_refine(col, b, Zb)
         unresolved += fast["unresolved"]
-        z = fast["Z"][:, :, j]  # (n, C): Z[m, j]
-        keep = ~np.all(z == z[:, :1], axis=1)  # delta_j = 1: the symmetry factor removes W
-        u = (ones - C * fast["mid"][:, j, l]) * keep[:, None]  # W = u . pi on each cell
-        zs.append(z)
+        zs.append(fast["Z"][:, :, j])  # (n, C): Z[m, j]
         m0.append(fast["m0"])
-        lin.append(np.einsum("nc,nc->n", u, fast["m1"]))
-        quad.append(np.einsum("nc,ncd,nd->n", u, fast["m2"], u))
-    z, p0, p1, p2 = (np.concatenate(x) for x in (zs, m0, lin, quad))
+        m1.append(fast["m1"])
+        m2.append(fast["m2"])
+        mid.append(fast["mid"][:, j, l])
+    # once over all cells, the scatter by bincount (einsum took a fifth of the time at C = 6)
+    z, p0, m1c, m2c, midc = (np.concatenate(x) for x in (zs, m0, m1, m2, mid))
+    keep = ~np.all(z == z[:, :1], axis=1)  # delta_j = 1: the symmetry factor removes W
+    u = (1.0 - C * midc) * keep[:, None]  # W = u . pi on each cell
+    p1 = np.einsum("nc,nc->n", u, m1c)
+    p2 = np.einsum("nc,nc->n", np.matmul(m2c, u[:, :, None])[:, :, 0], u)
     P2, L2, Q2 = _scatter_column_tables(z, p0, p1, p2, C)
     return {"P2": P2, "L2": L2, "Q2": Q2, "unresolved": unresolved + abs(1.0 - float(p0.sum()))}
 
