@@ -632,14 +632,14 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
 
 @njit(cache=True)
 def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_prob,
-            max_cells, eps, max_pairs, max_simplices):
+            max_cells, eps, max_pairs, max_simplices, keep_cells):
     """``refine(start, _Dimension.splitter)`` and the per-cell data of ``swap._cells``.
 
     ``phase0``: 0 (nothing known: the root's state None) or 1 (phase 2 from the swaps'
     outcomes ``Z0``). Returns the accepted cells' ``Z`` ``(N, C, C)``, ``mid``
-    ``(N, C, C, C)`` (zeros unless ``ce``), moments ``m0, m1, m2`` (the cells' own pulling
-    triangulation for ``d <= 3``, :func:`_pulling_moments_into` above), the vertex and
-    incidence lists, and the unresolved probability.
+    ``(N, C, C, C)`` (``(0, C, C, C)`` unless ``ce``), moments ``m0, m1, m2`` (the cells' own
+    pulling triangulation for ``d <= 3``, :func:`_pulling_moments_into` above), the vertex and
+    incidence lists (empty unless ``keep_cells``), and the unresolved probability.
     """
     C = V0.shape[1]
     d = C - 1
@@ -655,20 +655,26 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
     else:
         pairs0, rows0, open0 = zpairs, zrows, zopen
     stack = [(V0, T0, phase0, Z0, pairs0, rows0, open0)]
-    # Numba types a list from its first element: start each with one, then empty it
+    # Numba types a list from its first element: start each with one, then empty it. Each
+    # accepted cell is integrated at once and only its results are kept (ARSM+CE at C = 5:
+    # 900 000 cells, whose vertex lists and bound rows held gigabytes); its vertices and
+    # incidences only where the caller asks for them (``keep_cells``)
     doneV = [V0]
     doneT = [T0]
     doneZ = [Z0]
-    donePairs = [pairs0]
-    doneRows = [rows0]
+    doneMid = [np.zeros((C, C, C))]
+    doneM = [np.zeros(1 + C + C * C)]
     donePhase = [phase0]
     donePhase.pop()
     doneV.pop()
     doneT.pop()
     doneZ.pop()
-    donePairs.pop()
-    doneRows.pop()
+    doneMid.pop()
+    doneM.pop()
     unresolved = 0.0
+    one0 = np.zeros(1)
+    one1 = np.zeros((1, C))
+    one2 = np.zeros((1, C, C))
     while len(stack) > 0:
         V, T, phase, Z, pairs, rows, open_ = stack.pop()
         c = _centroid(V)
@@ -699,13 +705,26 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
                 Z = _outcomes(F, groups, c)
                 if ce:
                     pairs, rows = _bound_rows_on(Z, low, up, pairmask)
-            doneV.append(V)
-            doneT.append(T)
             doneZ.append(Z)
-            donePairs.append(pairs)
-            doneRows.append(rows)
             donePhase.append(phase)
-            if len(doneV) > max_cells:
+            if ce:
+                doneMid.append(_midpoints(pairs, rows, c, C))
+            one0[0] = 0.0
+            one1[:] = 0.0
+            one2[:] = 0.0
+            if d <= 3:
+                _cell_moments_into(V, T, one0, one1, one2, 0, max_pairs)
+            else:
+                _pulling_moments_into(V, T, one0, one1, one2, 0, max_simplices)
+            mom = np.empty(1 + C + C * C)
+            mom[0] = one0[0]
+            mom[1 : 1 + C] = one1[0]
+            mom[1 + C :] = one2[0].ravel()
+            doneM.append(mom)
+            if keep_cells:
+                doneV.append(V)
+                doneT.append(T)
+            if len(doneZ) > max_cells:
                 raise RuntimeError("too many cells; the arrangement is too fine")
             continue
         okl, Vl, Tl, oku, Vu, Tu = _split(V, T, a, d, eps, max_pairs)
@@ -713,22 +732,22 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
             stack.append((Vl, Tl, phase, Z, pairs, rows, open_))
         if oku:
             stack.append((Vu, Tu, phase, Z, pairs, rows, open_))
-    N = len(doneV)
+    N = len(doneZ)
     Zs = np.empty((N, C, C), np.int64)
-    mids = np.zeros((N, C, C, C))
-    m0 = np.zeros(N)
-    m1 = np.zeros((N, C))
-    m2 = np.zeros((N, C, C))
+    mids = np.zeros((N if ce else 0, C, C, C))
+    m0 = np.empty(N)
+    m1 = np.empty((N, C))
+    m2 = np.empty((N, C, C))
     phases = np.empty(N, np.int64)
     for i in range(N):
         Zs[i] = doneZ[i]
         phases[i] = donePhase[i]
         if ce:
-            mids[i] = _midpoints(donePairs[i], doneRows[i], _centroid(doneV[i]), C)
-        if d <= 3:
-            _cell_moments_into(doneV[i], doneT[i], m0, m1, m2, i, max_pairs)
-        else:
-            _pulling_moments_into(doneV[i], doneT[i], m0, m1, m2, i, max_simplices)
+            mids[i] = doneMid[i]
+        mom = doneM[i]
+        m0[i] = mom[0]
+        m1[i] = mom[1 : 1 + C]
+        m2[i] = mom[1 + C :].reshape(C, C)
     for i in range(N):
         for a_ in range(C):
             for b_ in range(a_ + 1, C):
@@ -741,7 +760,7 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
 def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarray,
                  low: np.ndarray | None, up: np.ndarray | None, pairmask: np.ndarray | None,
                  ce: bool, Z0: np.ndarray | None, same_tol: float, min_prob: float,
-                 max_cells: int = 2_000_000) -> dict:
+                 max_cells: int = 2_000_000, keep_cells: bool = True) -> dict:
     """Compiled ``polytope.refine(Cell(V0, T0), _Dimension.splitter)`` for one dimension (or
     one ARS+ column) in float64, with the per-cell outcome matrices, CE midpoint rows and
     degree-2 moments of ``verify.moments.swap._cells`` (module docstring).
@@ -750,10 +769,11 @@ def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarr
     ``(G, C, C)``, ``groups`` int ``(G, 2)``, ``low``/``up`` ``(C,) * 6`` and ``pairmask`` bool
     ``(C, C)`` (CE only; None otherwise): the geometry of ``_Dimension``; ``same_tol``,
     ``min_prob``: the Python path's tolerances. ``Z0``: the swaps' outcomes known on the start
-    cell (phase 2 from there), or None (phase 1). Returns ``Z``, ``mid``,
-    ``m0``, ``m1``, ``m2``, ``cells``
-    (a list of ``(V, T)``), ``phase0`` (bool ``(N,)``: accepted below ``min_prob`` before the
-    swaps were resolved, the splitter's state None) and ``unresolved``."""
+    cell (phase 2 from there), or None (phase 1). Returns ``Z``, ``mid`` (``(0, C, C, C)``
+    unless ``ce``), ``m0``, ``m1``, ``m2``, ``cells`` (a list of ``(V, T)``; empty unless
+    ``keep_cells``: each cell is integrated as it is accepted), ``phase0`` (bool ``(N,)``:
+    accepted below ``min_prob`` before the swaps were resolved, the splitter's state None) and
+    ``unresolved``."""
     V0, T0, F = np.asarray(V0), np.asarray(T0), np.asarray(F)
     if V0.ndim != 2 or T0.shape[:1] != V0.shape[:1] or T0.ndim != 2 or T0.dtype != np.bool_:
         raise ValueError(f"V0 must be (n, C) and T0 bool (n, hyperplanes); got {V0.shape}, "
@@ -777,7 +797,8 @@ def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarr
         np.zeros((C, C), np.int64) if Z0 is None else np.ascontiguousarray(Z0, dtype=np.int64),
         float(same_tol), float(min_prob), int(max_cells),
         # read at each call, not at import: a caller (or a test) may change them
-        float(polytope.SIDE_EPS), int(polytope.MAX_PAIRS), int(polytope.MAX_PULLING))
+        float(polytope.SIDE_EPS), int(polytope.MAX_PAIRS), int(polytope.MAX_PULLING),
+        bool(keep_cells))
     out = {"Z": Zs, "mid": mids, "unresolved": float(unresolved), "phase0": phases == 0,
            "m0": m0, "m1": m1, "m2": m2}
     out["cells"] = list(zip(list(Vs), list(Ts), strict=True))

@@ -105,8 +105,10 @@ kernels; the Python path triangulates them by Qhull, checked against Qhull's own
 from their incidences where that disagrees or Qhull fails
 (:func:`verify.moments.polytope._pulling`): moderate logits; at ``C = 8`` one column of
 cells takes about 17 s, so a dimension about 16 min); ARSM+CE ``C <=
-MAX_CE_C`` (4: at ``C = 5`` the common refinement of every pair needs more memory than a
-machine has, one call asked for 206 GiB, so it is refused up front). The contraction costs
+MAX_CE_C`` (5: the common refinement of every pair, 900 000 cells at ``C = 5``, about 48 s
+of CPU and 3.2 GiB at the peak per dimension; before the cells were integrated as they are
+accepted and the vertex copies dropped, one call at ``C = 5`` asked for 206 GiB). The
+contraction costs
 ``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS family). In float64 the cells are refined and
 integrated by compiled kernels,
 :mod:`verify.moments.polytope_fast`, with the same rules as :func:`refine` and
@@ -138,8 +140,9 @@ __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
 #: ARSM+ uses the races of :mod:`verify.moments.races_sym` up to ``MAX_RACE_C``
 MAX_GENERIC_C = 5
 #: the same with the conditional-expectation weights for every reference (ARSM+CE), whose
-#: cells also split along the interval bounds of every pair (j, l)
-MAX_CE_C = 4
+#: cells also split along the interval bounds of every pair (j, l) (C = 5: 900 000 cells, 48 s
+#: of CPU and 3.2 GiB at the peak per dimension)
+MAX_CE_C = 5
 #: the same for ARS+, whose per-``(j, l)`` arrangements stay small (CPU per dimension at
 #: moderate logits: C = 5 about 0.35 s; C = 6 4 to 5 s; C = 7 about 55 s and 0.55 GiB; one
 #: column of C = 8 took 17 s, a dimension would take about 16 min)
@@ -153,7 +156,7 @@ MAX_ARS_PLUS_C = 7
 #: by its own scope (:func:`_check_mp_scope`); ARSM+ in float64 costs its races
 #: (``_SYM_RACE_OPERATIONS``)
 _CELL_OPERATIONS = {("ce", 3): 1e7, ("ce", 4): 5e7, ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e7,
-                    ("ars_plus", 6): 7e8, ("ars_plus", 7): 7e9}
+                    ("ars_plus", 6): 7e8, ("ars_plus", 7): 7e9, ("ce", 5): 6e9}
 #: largest C for ARS, ARSM and ARSM+ (any logits): exponential races, pair tables of C^6 entries
 MAX_RACE_C = 12
 #: nominal operations of ARSM+'s race tables for one row of distinct logits, per ``C^5`` (the
@@ -396,15 +399,16 @@ def _min_prob(dps: int) -> float:
 _FAST = True
 
 
-def _fast_refine(dim: _Dimension, start: Cell, Z0: np.ndarray | None) -> dict[str, Any]:
+def _fast_refine(dim: _Dimension, start: Cell, Z0: np.ndarray | None, keep_cells: bool = False
+                 ) -> dict[str, Any]:
     """:func:`verify.moments.polytope_fast.refine_cells` for one dimension (or column) from
-    ``start``."""
+    ``start`` (the cells' vertices and incidences only with ``keep_cells``)."""
     from .polytope_fast import refine_cells
 
     groups = np.array(getattr(dim, "groups", None) or _pairs(dim.C), dtype=np.int64)
     out = refine_cells(start.V, start.T, dim.F, groups, dim.low if dim.ce else None,
                        dim.up if dim.ce else None, dim._pairs if dim.ce else None, dim.ce, Z0,
-                       dim.same_tol, _min_prob(0))
+                       dim.same_tol, _min_prob(0), keep_cells=keep_cells)
     return out
 
 
@@ -463,23 +467,20 @@ def dimension_tables(alpha_row: np.ndarray, weight: str, dps: int = 0) -> dict[s
         raise ValueError(f"weight must be one of {WEIGHTS}, got {weight!r}")
     a = np.asarray(alpha_row, dtype=np.float64)
     C = a.size
-    cells = _cells(tuple((a - a.max()).tolist()), weight == "ce", dps)
-    Z, m0, m1, m2 = cells["Z"], cells["m0"], cells["m1"], cells["m2"]
+    ce = weight == "ce"
+    # ARSM+CE's cells from C = 5 on (900 000 of them, over a GiB) stay out of _cells' cache:
+    # callers need only the aggregated tables, once per dimension
+    get = _cells.__wrapped__ if ce and C >= 5 and not dps else _cells
+    cells = get(tuple((a - a.max()).tolist()), ce, dps)
+    Z, m0 = cells["Z"], cells["m0"]
     N = Z.shape[0]
-    ones, eye = np.ones(C), np.eye(C)
-    keep = np.ones((N, C)) if weight == "plain" else (~np.all(Z == Z[:, :1, :], axis=1)) * 1.0
-    if weight == "ce":
-        u = ones - C * cells["mid"]  # (N, j, l, C): W_jl = u . pi
-        others = ~eye.astype(bool)  # l != j
-        ubar = (u * others[None, :, :, None]).sum(axis=2) / (C - 1) * keep[:, :, None]
-        Q = np.einsum("njc,ncd,nkd->njk", ubar, m2, ubar)
-        sq = np.einsum("njlc,ncd,njld->njl", u, m2, u)
-        diag = (sq * others).sum(axis=2) / (C - 1) * keep
-        Q[:, np.arange(C), np.arange(C)] = diag
-    else:
-        ubar = (ones - C * eye)[None] * keep[:, :, None]  # (N, j, C)
-        Q = np.einsum("njc,ncd,nkd->njk", ubar, m2, ubar)
-    L = np.einsum("njc,nc->nj", ubar, m1)
+    L = np.empty((N, C), dtype=m0.dtype)
+    Q = np.empty((N, C, C), dtype=m0.dtype)
+    step = 1 << 16  # in blocks of cells: ARSM+CE at C = 5 has 900 000 of them
+    for s in range(0, N, step):
+        b = slice(s, min(N, s + step))
+        L[b], Q[b] = _cell_weights(Z[b], cells["m1"][b], cells["m2"][b],
+                                   None if cells["mid"] is None else cells["mid"][b], weight)
     # aggregate cells with the same outcome matrix
     keys, inverse = np.unique(Z.reshape(N, -1), axis=0, return_inverse=True)
     inverse = inverse.ravel()
@@ -493,6 +494,28 @@ def dimension_tables(alpha_row: np.ndarray, weight: str, dps: int = 0) -> dict[s
     np.add.at(Qs, inverse, Q)
     return {"Z": keys.reshape(n, C, C), "P": P, "L": Ls, "Q": Qs,
             "unresolved": cells["unresolved"], "symmetric": cells["symmetric"]}
+
+
+def _cell_weights(Z: np.ndarray, m1: np.ndarray, m2: np.ndarray, mid: np.ndarray | None,
+                  weight: str) -> tuple[np.ndarray, np.ndarray]:
+    """``L = E[W_j 1{cell}]`` ``(n, C)`` and ``Q = E[W_j W_q 1{cell}]`` ``(n, C, C)`` of cells
+    with outcome matrices ``Z`` ``(n, C, C)``, moments ``m1``, ``m2`` and (CE) midpoint rows
+    ``mid`` ``(n, C, C, C)`` (:func:`dimension_tables`)."""
+    n, C = m1.shape
+    ones, eye = np.ones(C), np.eye(C)
+    keep = np.ones((n, C)) if weight == "plain" else (~np.all(Z == Z[:, :1, :], axis=1)) * 1.0
+    if weight == "ce":
+        u = ones - C * mid  # (n, j, l, C): W_jl = u . pi
+        others = ~eye.astype(bool)  # l != j
+        ubar = (u * others[None, :, :, None]).sum(axis=2) / (C - 1) * keep[:, :, None]
+        Q = np.einsum("njc,ncd,nkd->njk", ubar, m2, ubar)
+        sq = np.einsum("njlc,ncd,njld->njl", u, m2, u)
+        diag = (sq * others).sum(axis=2) / (C - 1) * keep
+        Q[:, np.arange(C), np.arange(C)] = diag
+    else:
+        ubar = (ones - C * eye)[None] * keep[:, :, None]  # (n, j, C)
+        Q = np.einsum("njc,ncd,nkd->njk", ubar, m2, ubar)
+    return np.einsum("njc,nc->nj", ubar, m1), Q
 
 
 # ------------------------------------------------------------------------ across dimensions
@@ -599,7 +622,7 @@ def _column_cells(alpha_key: tuple[float, ...], j: int, dps: int = 0
     probability left unresolved."""
     if not dps and _FAST:
         fast = _fast_refine(_Column(np.array(alpha_key), j, None), simplex_cell(len(alpha_key)),
-                            None)
+                            None, keep_cells=True)
         return ([Cell(V, T) for V, T in fast["cells"]],
                 [None if p0 else Z for Z, p0 in zip(fast["Z"], fast["phase0"], strict=True)],
                 fast["unresolved"])
@@ -793,8 +816,8 @@ def _check_scope(pr: Problem, weight: str, shared_j: bool = False) -> None:
         if weight == "ce" and not shared_j and C > MAX_CE_C and distinct:
             raise NotImplementedError(
                 f"exact moments with the conditional expectation for every reference (ARSM+CE) "
-                f"need C <= {MAX_CE_C} unless every logit of a row is the same (at C = 5 the "
-                f"common refinement of every (j, l) needs hundreds of GiB); row {k} of alpha "
+                f"need C <= {MAX_CE_C} unless every logit of a row is the same (the common "
+                f"refinement of every (j, l) has 900 000 cells at C = 5); row {k} of alpha "
                 f"has C={C}")
 
 
