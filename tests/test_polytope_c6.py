@@ -81,17 +81,24 @@ def test_compiled_column_tables_at_c6_add_up():
     assert np.abs(t["L2"] - Ls).max() <= 1e-13 * np.abs(Ls).max()
 
 
-@pytest.mark.slow
-def test_ars_plus_at_c7():
-    # C = 7, one dimension (about a minute): the mean is the exact gradient
-    alpha = 1.5 * np.random.default_rng([0, 1, 7]).standard_normal((1, 7))
-    f = random_table(1, 7, seed=17, domain="categorical")
-    m = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
+def _exact(name: str, alpha: np.ndarray, f: np.ndarray) -> verify.Moments:
+    """Exact moments whose mean is the exact gradient (within its bounds), with a PSD
+    covariance."""
+    m = REGISTRY[name].exact_moments("categorical", alpha, f)
     grad = verify.exact_gradient("categorical", alpha, f)
     assert np.all(np.abs(m.mean - grad) <= m.mean_error + 1e-15)
     assert np.abs(m.mean - grad).max() <= 1e-12 * np.abs(grad).max()
     assert m.error_bound <= 1e-9
     assert np.linalg.eigvalsh(m.cov).min() >= -1e-12 * np.abs(m.cov).max()
+    return m
+
+
+@pytest.mark.slow
+def test_ars_plus_at_c7():
+    # C = 7, one dimension (about a minute): the mean is the exact gradient
+    alpha = 1.5 * np.random.default_rng([0, 1, 7]).standard_normal((1, 7))
+    f = random_table(1, 7, seed=17, domain="categorical")
+    m = _exact("ars_plus", alpha, f)
     cov_ars = REGISTRY["ars"].exact_moments("categorical", alpha, f).cov
     assert np.all(np.diag(m.cov) <= np.diag(cov_ars) + 1e-12)  # Var(ARS+) <= Var(ARS)
     verify.assert_mc("ars_plus", verify.make_problem("categorical", alpha, f), R=2000, seed=7,
@@ -102,12 +109,7 @@ def test_ars_plus_at_c7():
 def test_ars_plus_at_c6():
     alpha = ALPHA6
     f = random_table(2, 6, seed=26, domain="categorical")
-    m = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
-    grad = verify.exact_gradient("categorical", alpha, f)
-    assert np.all(np.abs(m.mean - grad) <= m.mean_error + 1e-15)
-    assert np.abs(m.mean - grad).max() <= 1e-12 * np.abs(grad).max()
-    assert m.error_bound <= 1e-9
-    assert np.linalg.eigvalsh(m.cov).min() >= -1e-12 * np.abs(m.cov).max()
+    m = _exact("ars_plus", alpha, f)
     # the identity of tests/test_swap_races_sym.py at C = 6: L2 equal to the symmetry races',
     # Q2 below theirs
     j = np.arange(6)
@@ -129,11 +131,6 @@ def test_arsm_plus_ce_at_c5():
     # the Monte Carlo check passes
     alpha = 1.5 * np.random.default_rng([0, 1, 5]).standard_normal((1, 5))
     f = random_table(1, 5, seed=15, domain="categorical")
-    m = REGISTRY["arsm_plus_ce"].exact_moments("categorical", alpha, f)
-    grad = verify.exact_gradient("categorical", alpha, f)
-    assert np.all(np.abs(m.mean - grad) <= m.mean_error + 1e-15)
-    assert np.abs(m.mean - grad).max() <= 1e-12 * np.abs(grad).max()
-    assert m.error_bound <= 1e-9
-    assert np.linalg.eigvalsh(m.cov).min() >= -1e-12 * np.abs(m.cov).max()
+    m = _exact("arsm_plus_ce", alpha, f)
     verify.assert_mc("arsm_plus_ce", verify.make_problem("categorical", alpha, f), R=2000,
                      seed=5, moments=m)
