@@ -20,7 +20,7 @@ TABLE_ATOL = 1e-13
 
 
 def _clear() -> None:
-    for fn in (S._cells, S._column_cells, S._column_tables, S._race_tensors):
+    for fn in (S._cells, S._ce_tables, S._column_cells, S._column_tables, S._race_tensors):
         fn.cache_clear()
 
 
@@ -123,3 +123,63 @@ def test_refine_cells_rejects_bad_shapes():
                      1e-24)
     with pytest.raises(ValueError, match="bound rows"):
         refine_cells(cell.V, cell.T, dim.F, groups, None, None, None, True, None, 1e-13, 1e-24)
+    with pytest.raises(ValueError, match="aggregate=True needs ce=True"):
+        refine_cells(cell.V, cell.T, dim.F, groups, None, None, None, False, None, 1e-13, 1e-24,
+                     aggregate=True)
+
+
+@pytest.mark.parametrize("row", [np.array([0.3, -1.2, 0.8, 0.1]), np.zeros(4),
+                                 np.array([4.0, -5.0, 0.3])])
+def test_ce_tables_aggregated_in_the_kernel_match_the_cells(row):
+    # the kernel sums each accepted cell's P, L, Q into its outcome matrix's row; the same
+    # cells kept one by one and weighed in NumPy (_cell_weights) give the same tables
+    _clear()
+    key = tuple((row - row.max()).tolist())
+    agg = S._ce_tables(key)
+    cells = S._cells(key, True)
+    L, Q = S._cell_weights(cells["Z"], cells["m1"], cells["m2"], cells["mid"], "ce")
+    keys, inverse = S._distinct_outcomes(cells["Z"])
+    n, C = keys.shape[0], row.size
+    np.testing.assert_array_equal(agg["Z"], keys.reshape(n, C, C))
+    for got, per_cell in ((agg["P"], cells["m0"]), (agg["L"], L), (agg["Q"], Q)):
+        want = np.zeros((n,) + per_cell.shape[1:])
+        np.add.at(want, inverse, per_cell)
+        np.testing.assert_allclose(got, want, rtol=0, atol=TABLE_ATOL)
+    assert agg["symmetric"] == cells["symmetric"]
+    assert abs(agg["unresolved"] - cells["unresolved"]) <= 1e-15
+    _clear()
+
+
+def test_distinct_outcomes_is_numpy_unique():
+    rng = np.random.default_rng(0)
+    for C in (3, 5, 6):  # C = 6: the row sort (6^36 does not fit an int64)
+        Z = rng.integers(0, C, size=(400, C, C))
+        Z[200:] = Z[rng.integers(0, 200, 200)]
+        keys, inverse = S._distinct_outcomes(Z)
+        want, want_inv = np.unique(Z.reshape(400, -1), axis=0, return_inverse=True)
+        np.testing.assert_array_equal(keys, want)
+        np.testing.assert_array_equal(inverse, want_inv.ravel())
+
+
+@pytest.mark.parametrize(("name", "shape"), [("arsm_plus_ce", (2, 4)), ("ars_plus", (1, 4))])
+def test_threads_give_the_serial_numbers(name, shape):
+    # dimensions (ARSM+CE) and ARS+'s references j are refined side by side on the numba
+    # threads: the same computations, so the same numbers to the last bit
+    import numba
+
+    from reference import random_table
+
+    alpha = np.random.default_rng([7, *shape]).normal(size=shape)
+    f = random_table(shape[0], shape[1], seed=3, domain="categorical")
+    before = numba.get_num_threads()
+    out = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            _clear()
+            out.append(REGISTRY[name].exact_moments("categorical", alpha, f))
+    finally:
+        numba.set_num_threads(before)
+        _clear()
+    np.testing.assert_array_equal(out[0].mean, out[1].mean)
+    np.testing.assert_array_equal(out[0].cov, out[1].cov)

@@ -276,12 +276,14 @@ def test_polytope_refuses_a_cell_too_fine_for_memory(monkeypatch):
 
     monkeypatch.setattr(polytope, "MAX_PAIRS", 4)
     moments_swap._cells.cache_clear()
+    moments_swap._ce_tables.cache_clear()
     try:
         with pytest.raises(MemoryError, match="MAX_PAIRS"):  # ARSM+CE's cells (ARSM+: races)
             get_estimator("arsm_plus_ce").exact_moments(
                 "categorical", np.array([[0.3, -0.5, 1.0, 0.1]]), reference.random_table(1, 4, seed=0))
     finally:
         moments_swap._cells.cache_clear()
+        moments_swap._ce_tables.cache_clear()
 
 
 # ------------------------------------------------------------- the port checker's power

@@ -34,7 +34,8 @@ keyed on this file) and the constants of :mod:`verify.moments.polytope` (``SIDE_
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.typed import Dict
 
 from . import polytope
 
@@ -257,17 +258,47 @@ def _row_best(rows, x, sign):
 
 
 @njit(cache=True)
-def _argmin_split(F, V, c, eps):
-    """Phase 1 of the splitter (``_Dimension._argmin_split``): ``(found, a)``."""
+def _row_best_active(rows, act, x, sign):
+    """:func:`_row_best` over the rows with ``act`` set (at least one)."""
+    best = -1
+    bv = 0.0
+    for r in range(rows.shape[0]):
+        if not act[r]:
+            continue
+        v = sign * _dot(rows[r], x)
+        if best < 0 or v > bv:
+            bv = v
+            best = r
+    return best
+
+
+@njit(cache=True)
+def _argmin_split(F, V, c, eps, act):
+    """Phase 1 of the splitter (``_Dimension._argmin_split``): ``(found, a, act)``.
+
+    ``act`` bool ``(G, C)``: the rows of each swap that can still be its argmin somewhere in
+    the cell. A row that the centroid's argmin ``star`` does not exceed at any vertex cannot
+    win anywhere in the cell or its pieces, so it is dropped for them (the returned copy):
+    the candidates shrink as the cells do instead of every row being tested against every
+    vertex at every level of the refinement. A swap is resolved when ``star`` alone is left.
+    """
     G, C, _ = F.shape
     n = V.shape[0]
     a = np.empty(C)
+    act = act.copy()
     for g in range(G):
-        star = _row_best(F[g], c, -1.0)
+        left = 0
+        for i in range(C):
+            left += act[g, i]
+        if left <= 1:
+            continue
+        star = _row_best_active(F[g], act[g], c, -1.0)
         viol = np.zeros(C, np.bool_)
         pos_at = np.zeros(n, np.bool_)
         anyv = False
         for i in range(C):
+            if not act[g, i] or i == star:
+                continue
             for k in range(C):
                 a[k] = F[g, star, k] - F[g, i, k]
             hp = False
@@ -281,13 +312,15 @@ def _argmin_split(F, V, c, eps):
                     hn = True
             viol[i] = hp and hn
             anyv = anyv or viol[i]
+            if not hp:  # star <= row i on the whole cell
+                act[g, i] = False
         if anyv:
             vert = 0
             for v in range(n):
                 if pos_at[v]:
                     vert = v
                     break
-            i = _row_best(F[g], V[vert], -1.0)
+            i = _row_best_active(F[g], act[g], V[vert], -1.0)
             if not viol[i]:
                 for i2 in range(C):
                     if viol[i2]:
@@ -295,8 +328,8 @@ def _argmin_split(F, V, c, eps):
                         break
             for k in range(C):
                 a[k] = F[g, star, k] - F[g, i, k]
-            return True, a
-    return False, a
+            return True, a, act
+    return False, a, act
 
 
 @njit(cache=True)
@@ -349,11 +382,53 @@ def _bound_rows_on(Z, low, up, pairmask):
 
 
 @njit(cache=True)
-def _ce_split(rows, open_, V, c, same_tol, eps):
-    """Phase 2 of the splitter (``_Dimension.splitter``): ``(found, a, new_open)``."""
+def _distinct_rows(rows):
+    """``act`` bool ``(p, 2, R)``: the first of each set of equal bound rows of ``rows``
+    ``(p, 2, R, C)`` (``_bound_rows_on``). Two thirds of them repeat (ARSM+CE at C = 5: the
+    bounds 0 and ``s`` that pad every swap's rows), and a repeat can never be the only
+    largest, so the splitter need not test it against every vertex."""
+    p, _, R, C = rows.shape
+    act = np.ones((p, 2, R), np.bool_)
+    h = np.empty(R, np.int64)
+    for q in range(p):
+        for s in range(2):
+            sub = rows[q, s]
+            for r in range(R):
+                x = np.int64(1469598103934665603)
+                for k in range(C):
+                    x = (x ^ np.int64(hash(sub[r, k]))) * np.int64(1099511628211)
+                h[r] = x
+            order = np.argsort(h, kind="mergesort")
+            for a in range(R):
+                ra = order[a]
+                if not act[q, s, ra]:
+                    continue
+                for b in range(a + 1, R):
+                    rb = order[b]
+                    if h[rb] != h[ra]:
+                        break
+                    if act[q, s, rb]:
+                        same = True
+                        for k in range(C):
+                            if sub[ra, k] != sub[rb, k]:
+                                same = False
+                                break
+                        if same:  # the stable sort keeps equal hashes in index order
+                            act[q, s, rb] = False
+    return act
+
+
+@njit(cache=True)
+def _ce_split(rows, open_, act, V, c, same_tol, eps):
+    """Phase 2 of the splitter (``_Dimension.splitter``): ``(found, a, new_open, new_act)``.
+
+    ``act`` bool ``(p, 2, R)``: the bound rows that can still be the largest somewhere in the
+    cell (:func:`_argmin_split`'s rule: a row the centroid's best one exceeds or equals at
+    every vertex is dropped for the cell's pieces)."""
     p, _, R, C = rows.shape
     n = V.shape[0]
     new_open = open_.copy()
+    act = act.copy()
     plane = np.zeros(C)
     found = False
     A = np.empty((R, C))
@@ -363,10 +438,13 @@ def _ce_split(rows, open_, V, c, same_tol, eps):
             if not open_[q, s]:
                 continue
             sub = rows[q, s]
-            star = _row_best(sub, c, 1.0)
+            star = _row_best_active(sub, act[q, s], c, 1.0)
             neg_at = np.zeros(n, np.bool_)
             still = False
             for r in range(R):
+                cut[r] = False
+                if not act[q, s, r] or r == star:
+                    continue
                 for k in range(C):
                     b = sub[star, k]
                     x = sub[r, k]
@@ -384,6 +462,8 @@ def _ce_split(rows, open_, V, c, same_tol, eps):
                         neg_at[v] = True
                 cut[r] = hp and hn
                 still = still or cut[r]
+                if not hn:  # row r <= star on the whole cell
+                    act[q, s, r] = False
             new_open[q, s] = still
             if still and not found:
                 found = True
@@ -392,14 +472,14 @@ def _ce_split(rows, open_, V, c, same_tol, eps):
                     if neg_at[v]:
                         vert = v
                         break
-                rr = _row_best(sub, V[vert], 1.0)
+                rr = _row_best_active(sub, act[q, s], V[vert], 1.0)
                 if not cut[rr]:
                     for r in range(R):
                         if cut[r]:
                             rr = r
                             break
                 plane[:] = A[rr]
-    return found, plane, new_open
+    return found, plane, new_open, act
 
 
 @njit(cache=True)
@@ -412,6 +492,63 @@ def _midpoints(pairs, rows, c, C):
         for k in range(C):
             mid[pairs[q, 0], pairs[q, 1], k] = 0.5 * (rows[q, 0, lo, k] - rows[q, 1, neg_hi, k])
     return mid
+
+
+@njit(cache=True)
+def _ce_cell_tables(Z, mid, m0, m1, m2, out):
+    """Add one cell's ARSM+CE tables to ``out`` ``(1 + C + C^2,)`` = ``[P, L, Q.ravel()]``
+    (:func:`verify.moments.swap._cell_weights` with ``weight="ce"``): the cell's outcome
+    matrix ``Z`` ``(C, C)``, midpoint rows ``mid`` ``(C, C, C)`` and moments ``m0``, ``m1``
+    ``(C,)``, ``m2`` ``(C, C)``. ``W_jl = (1 - delta_j) u_jl . pi`` with
+    ``u_jl = 1 - C mid[j, l]``; ``L_j = E[mean_l W_jl]``, ``Q_jq = E[mean_l W_jl mean_l W_ql]``
+    (independent ``l``), ``Q_jj = E[mean_l W_jl^2]`` (the same ``l``)."""
+    C = Z.shape[0]
+    S2 = np.empty((C, C))
+    for a in range(C):
+        for b in range(C):
+            S2[a, b] = 0.5 * (m2[a, b] + m2[b, a])
+    keep = np.empty(C)
+    for j in range(C):
+        keep[j] = 0.0
+        for m in range(C):
+            if Z[m, j] != Z[0, j]:
+                keep[j] = 1.0
+    ubar = np.zeros((C, C))
+    u = np.empty(C)
+    Su = np.empty(C)
+    out[0] += m0
+    for j in range(C):
+        sq = 0.0
+        for l in range(C):
+            if l == j:
+                continue
+            for k in range(C):
+                u[k] = 1.0 - C * mid[j, l, k]
+                ubar[j, k] += u[k]
+            for k in range(C):
+                Su[k] = 0.0
+                for k2 in range(C):
+                    Su[k] += S2[k, k2] * u[k2]
+            for k in range(C):
+                sq += u[k] * Su[k]
+        for k in range(C):
+            ubar[j, k] *= keep[j] / (C - 1)
+        out[1 + C + j * C + j] += sq / (C - 1) * keep[j]
+        lin = 0.0
+        for k in range(C):
+            lin += ubar[j, k] * m1[k]
+        out[1 + j] += lin
+    for j in range(C):
+        for k in range(C):
+            Su[k] = 0.0
+            for k2 in range(C):
+                Su[k] += S2[k, k2] * ubar[j, k2]
+        for q in range(C):
+            if q != j:
+                v = 0.0
+                for k in range(C):
+                    v += ubar[q, k] * Su[k]
+                out[1 + C + j * C + q] += v
 
 
 @njit(cache=True)
@@ -443,13 +580,12 @@ def _det_lu(S, d):
 
 
 @njit(cache=True)
-def _add_simplex(S, m0, m1, m2, idx):
-    """Add simplex ``S`` ``(d + 1, C)`` to cell ``idx``'s moments (``cells_moments``)."""
-    d1, C = S.shape
-    d = d1 - 1
+def _simplex_det(S, d):
+    """``det(S[1:, :d] - S[0, :d])``: ``d!`` times the volume of simplex ``S`` ``(d + 1, C)`` in
+    the coordinates ``0..d-1`` (the simplex's last coordinate follows from the others)."""
     if d == 1:
-        det = S[1, 0] - S[0, 0]
-    elif d == 2:
+        return S[1, 0] - S[0, 0]
+    if d == 2:
         e00 = S[1, 0] - S[0, 0]
         e01 = S[1, 1] - S[0, 1]
         e10 = S[2, 0] - S[0, 0]
@@ -465,7 +601,15 @@ def _add_simplex(S, m0, m1, m2, idx):
                + M[0, 2] * (M[1, 0] * M[2, 1] - M[1, 1] * M[2, 0]))
     else:
         det = _det_lu(S, d)
-    prob = abs(det)
+    return det
+
+
+@njit(cache=True)
+def _add_simplex(S, m0, m1, m2, idx):
+    """Add simplex ``S`` ``(d + 1, C)`` to cell ``idx``'s moments (``cells_moments``)."""
+    d1, C = S.shape
+    d = d1 - 1
+    prob = abs(_simplex_det(S, d))
     tot = np.zeros(C)
     for v in range(d1):
         for k in range(C):
@@ -564,8 +708,27 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
     ``max_simplices`` (the Python path's limit) instead of exhausting the machine."""
     n, C = V.shape
     d = C - 1
-    F = T.shape[1]
+    # only the hyperplanes holding at least d of the cell's vertices: the vertex sets that
+    # another one cuts out of a face lie in a face of the cell, so they are subsets of (or
+    # equal to) the sets of these and would be dropped below; the cells' incidences record
+    # every cut above them (32 columns on average at ARSM+CE C = 5, 8 to 12 of them facets)
+    F = 0
+    cols = np.empty(T.shape[1], np.int64)
+    for k in range(T.shape[1]):
+        cnt = 0
+        for v in range(n):
+            cnt += T[v, k]
+        if cnt >= d:
+            cols[F] = k
+            F += 1
     S = np.empty((d + 1, C))
+    # every simplex's volume is added to its vertices' weights w and to the pair weights W of
+    # its vertex pairs: its degree-2 moments are vol (sum_v v v^T + (sum_v v)(sum_v v)^T) /
+    # ((d + 1)(d + 2)), so the cell's are V^T (W + diag(w)) V / ((d + 1)(d + 2)), one product
+    # per cell instead of C^2 (d + 2) operations per simplex
+    w = np.zeros(n)
+    W = np.zeros((n, n))
+    sv = np.empty(d + 1, np.int64)
     stack = [(np.arange(n), d, np.zeros(0, np.int64))]
     cand = np.zeros((F, n), np.bool_)
     ok = np.zeros(F, np.bool_)
@@ -575,10 +738,16 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
         m = face.size
         if r == 0 or m == r + 1:
             for a in range(d - r):
-                S[a] = V[apex[a]]
+                sv[a] = apex[a]
             for a in range(r + 1):
-                S[d - r + a] = V[face[a]]
-            _add_simplex(S, m0, m1, m2, idx)
+                sv[d - r + a] = face[a]
+            for a in range(d + 1):
+                S[a] = V[sv[a]]
+            vol = abs(_simplex_det(S, d))
+            for a in range(d + 1):
+                w[sv[a]] += vol
+                for b in range(d + 1):
+                    W[sv[a], sv[b]] += vol
             count += 1
             if count > max_simplices:
                 raise NotImplementedError(
@@ -590,11 +759,12 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
         # the facets: the face's vertices on hyperplane k, at least r of them, not all, and
         # not the apex (a cone from a vertex over a facet through it is flat)
         for k in range(F):
+            col = cols[k]
             cnt = 0
             for a in range(m):
-                cand[k, a] = T[face[a], k]
+                cand[k, a] = T[face[a], col]
                 cnt += cand[k, a]
-            ok[k] = cnt >= r and cnt < m and not T[v0, k]
+            ok[k] = cnt >= r and cnt < m and not T[v0, col]
         # each set once (the first hyperplane that gives it), and none inside another
         for k in range(F):
             if not ok[k]:
@@ -628,11 +798,34 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
                         sub_face[p] = face[a]
                         p += 1
                 stack.append((sub_face, r - 1, apex2))
+    tot = 0.0
+    for v in range(n):
+        tot += w[v]
+        W[v, v] += w[v]
+    # w counts each simplex d + 1 times
+    m0[idx] += tot / (d + 1)
+    den = (d + 1) * (d + 2)
+    WV = np.zeros((n, C))
+    for v in range(n):
+        for u in range(n):
+            if W[v, u] != 0.0:
+                for k in range(C):
+                    WV[v, k] += W[v, u] * V[u, k]
+    for i in range(C):
+        s1 = 0.0
+        for v in range(n):
+            s1 += w[v] * V[v, i]
+        m1[idx, i] += s1 / (d + 1)
+        for k in range(C):
+            s2 = 0.0
+            for v in range(n):
+                s2 += V[v, i] * WV[v, k]
+            m2[idx, i, k] += s2 / den
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_prob,
-            max_cells, eps, max_pairs, max_simplices, keep_cells):
+            max_cells, eps, max_pairs, max_simplices, keep_cells, agg):
     """``refine(start, _Dimension.splitter)`` and the per-cell data of ``swap._cells``.
 
     ``phase0``: 0 (nothing known: the root's state None) or 1 (phase 2 from the swaps'
@@ -640,6 +833,12 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
     ``(N, C, C, C)`` (``(0, C, C, C)`` unless ``ce``), moments ``m0, m1, m2`` (the cells' own
     pulling triangulation for ``d <= 3``, :func:`_pulling_moments_into` above), the vertex and
     incidence lists (empty unless ``keep_cells``), and the unresolved probability.
+
+    ``agg`` (``ce`` only, ``C <= 5``): no per-cell output; each cell's ``P``, ``L``, ``Q`` of
+    ``swap.dimension_tables`` (:func:`_ce_cell_tables`) is added at once to its outcome
+    matrix's row, and the rows are returned as ``(codes, Z, PLQ, cells)`` (``codes``:
+    ``Z`` read as one base-``C`` number, first entry most significant). ARSM+CE at C = 5
+    has a million cells but 700 distinct outcome matrices: its memory stays in megabytes.
     """
     C = V0.shape[1]
     d = C - 1
@@ -654,7 +853,10 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
         open0 = np.ones((pairs0.shape[0], 2), np.bool_)
     else:
         pairs0, rows0, open0 = zpairs, zrows, zopen
-    stack = [(V0, T0, phase0, Z0, pairs0, rows0, open0)]
+    # the candidate rows still alive in each cell (see _argmin_split), handed to its pieces
+    gact0 = np.ones((F.shape[0], C), np.bool_)
+    ract0 = _distinct_rows(rows0)
+    stack = [(V0, T0, phase0, Z0, pairs0, rows0, open0, gact0, ract0)]
     # Numba types a list from its first element: start each with one, then empty it. Each
     # accepted cell is integrated at once and only its results are kept (ARSM+CE at C = 5:
     # 900 000 cells, whose vertex lists and bound rows held gigabytes); its vertices and
@@ -671,28 +873,35 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
     doneZ.pop()
     doneMid.pop()
     doneM.pop()
+    slots = Dict.empty(key_type=types.int64, value_type=types.int64)
+    aggZ = [Z0]
+    aggW = [np.zeros(1 + C + C * C)]
+    aggZ.pop()
+    aggW.pop()
+    ncells = 0
     unresolved = 0.0
     one0 = np.zeros(1)
     one1 = np.zeros((1, C))
     one2 = np.zeros((1, C, C))
     while len(stack) > 0:
-        V, T, phase, Z, pairs, rows, open_ = stack.pop()
+        V, T, phase, Z, pairs, rows, open_, gact, ract = stack.pop()
         c = _centroid(V)
         found = False
         a = np.zeros(C)
         if phase == 0:
-            found, a = _argmin_split(F, V, c, eps)
+            found, a, gact = _argmin_split(F, V, c, eps, gact)
             if not found:
                 Z = _outcomes(F, groups, c)
                 if ce:
                     pairs, rows = _bound_rows_on(Z, low, up, pairmask)
                     open_ = np.ones((pairs.shape[0], 2), np.bool_)
+                    ract = _distinct_rows(rows)
                     phase = 1
                 else:
                     phase = 2
         if phase == 1 and not found:
             if open_.any():
-                found, a, open_ = _ce_split(rows, open_, V, c, same_tol, eps)
+                found, a, open_, ract = _ce_split(rows, open_, ract, V, c, same_tol, eps)
             if not found:
                 phase = 2
         if found:
@@ -705,10 +914,6 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
                 Z = _outcomes(F, groups, c)
                 if ce:
                     pairs, rows = _bound_rows_on(Z, low, up, pairmask)
-            doneZ.append(Z)
-            donePhase.append(phase)
-            if ce:
-                doneMid.append(_midpoints(pairs, rows, c, C))
             one0[0] = 0.0
             one1[:] = 0.0
             one2[:] = 0.0
@@ -716,6 +921,28 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
                 _cell_moments_into(V, T, one0, one1, one2, 0, max_pairs)
             else:
                 _pulling_moments_into(V, T, one0, one1, one2, 0, max_simplices)
+            ncells += 1
+            if ncells > max_cells:
+                raise RuntimeError("too many cells; the arrangement is too fine")
+            if agg:
+                code = np.int64(0)
+                for a_ in range(C):
+                    for b_ in range(C):
+                        code = code * C + Z[a_, b_]
+                if code in slots:
+                    slot = slots[code]
+                else:
+                    slot = len(aggZ)
+                    slots[code] = slot
+                    aggZ.append(Z.copy())
+                    aggW.append(np.zeros(1 + C + C * C))
+                _ce_cell_tables(Z, _midpoints(pairs, rows, c, C), one0[0], one1[0], one2[0],
+                                aggW[slot])
+                continue
+            doneZ.append(Z)
+            donePhase.append(phase)
+            if ce:
+                doneMid.append(_midpoints(pairs, rows, c, C))
             mom = np.empty(1 + C + C * C)
             mom[0] = one0[0]
             mom[1 : 1 + C] = one1[0]
@@ -724,14 +951,12 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
             if keep_cells:
                 doneV.append(V)
                 doneT.append(T)
-            if len(doneZ) > max_cells:
-                raise RuntimeError("too many cells; the arrangement is too fine")
             continue
         okl, Vl, Tl, oku, Vu, Tu = _split(V, T, a, d, eps, max_pairs)
         if okl:
-            stack.append((Vl, Tl, phase, Z, pairs, rows, open_))
+            stack.append((Vl, Tl, phase, Z, pairs, rows, open_, gact, ract))
         if oku:
-            stack.append((Vu, Tu, phase, Z, pairs, rows, open_))
+            stack.append((Vu, Tu, phase, Z, pairs, rows, open_, gact, ract))
     N = len(doneZ)
     Zs = np.empty((N, C, C), np.int64)
     mids = np.zeros((N if ce else 0, C, C, C))
@@ -754,13 +979,22 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
                 s = 0.5 * (m2[i, a_, b_] + m2[i, b_, a_])
                 m2[i, a_, b_] = s
                 m2[i, b_, a_] = s
-    return Zs, mids, m0, m1, m2, doneV, doneT, phases, unresolved
+    n = len(aggZ)
+    codes = np.empty(n, np.int64)
+    Zagg = np.empty((n, C, C), np.int64)
+    PLQ = np.empty((n, 1 + C + C * C))
+    for code, slot in slots.items():
+        codes[slot] = code
+        Zagg[slot] = aggZ[slot]
+        PLQ[slot] = aggW[slot]
+    return Zs, mids, m0, m1, m2, doneV, doneT, phases, unresolved, (codes, Zagg, PLQ, ncells)
 
 
 def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarray,
                  low: np.ndarray | None, up: np.ndarray | None, pairmask: np.ndarray | None,
                  ce: bool, Z0: np.ndarray | None, same_tol: float, min_prob: float,
-                 max_cells: int = 2_000_000, keep_cells: bool = True) -> dict:
+                 max_cells: int = 2_000_000, keep_cells: bool = True, aggregate: bool = False
+                 ) -> dict:
     """Compiled ``polytope.refine(Cell(V0, T0), _Dimension.splitter)`` for one dimension (or
     one ARS+ column) in float64, with the per-cell outcome matrices, CE midpoint rows and
     degree-2 moments of ``verify.moments.swap._cells`` (module docstring).
@@ -773,6 +1007,12 @@ def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarr
     unless ``ce``), ``m0``, ``m1``, ``m2``, ``cells`` (a list of ``(V, T)``; empty unless
     ``keep_cells``: each cell is integrated as it is accepted), ``phase0`` (bool ``(N,)``:
     accepted below ``min_prob`` before the swaps were resolved, the splitter's state None) and
+    ``unresolved``.
+
+    ``aggregate=True`` (``ce`` only, ``C <= 5``): the ARSM+CE tables of
+    ``swap.dimension_tables`` summed per distinct outcome matrix inside the kernel, no cell
+    kept: returns ``Z`` int ``(n, C, C)`` (lexicographic order), ``P`` ``(n,)``, ``L``
+    ``(n, C)``, ``Q`` ``(n, C, C)``, ``cells`` (how many were integrated) and
     ``unresolved``."""
     V0, T0, F = np.asarray(V0), np.asarray(T0), np.asarray(F)
     if V0.ndim != 2 or T0.shape[:1] != V0.shape[:1] or T0.ndim != 2 or T0.dtype != np.bool_:
@@ -786,10 +1026,13 @@ def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarr
         raise ValueError("ce=True needs the bound rows low, up and pairmask")
     if V0.dtype == object:
         raise TypeError("refine_cells is the float64 path; mpmath cells take polytope.refine")
+    if aggregate and (not ce or C ** (C * C) >= 2**63):
+        raise ValueError(f"aggregate=True needs ce=True and C <= 5 (outcome matrices read as "
+                         f"one int64); got ce={ce}, C={C}")
     if low is None:
         low = up = np.zeros((C,) * 6)
         pairmask = np.zeros((C, C), np.bool_)
-    Zs, mids, m0, m1, m2, Vs, Ts, phases, unresolved = _refine(
+    Zs, mids, m0, m1, m2, Vs, Ts, phases, unresolved, agg = _refine(
         np.ascontiguousarray(V0, dtype=np.float64), np.ascontiguousarray(T0, dtype=np.bool_),
         np.ascontiguousarray(F, dtype=np.float64), np.ascontiguousarray(groups, dtype=np.int64),
         np.ascontiguousarray(low, dtype=np.float64), np.ascontiguousarray(up, dtype=np.float64),
@@ -798,7 +1041,15 @@ def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarr
         float(same_tol), float(min_prob), int(max_cells),
         # read at each call, not at import: a caller (or a test) may change them
         float(polytope.SIDE_EPS), int(polytope.MAX_PAIRS), int(polytope.MAX_PULLING),
-        bool(keep_cells))
+        bool(keep_cells and not aggregate), bool(aggregate))
+    if aggregate:
+        codes, Z, PLQ, ncells = agg
+        order = np.argsort(codes)
+        Z, PLQ = Z[order], PLQ[order]
+        n = Z.shape[0]
+        return {"Z": Z, "P": PLQ[:, 0], "L": PLQ[:, 1 : 1 + C],
+                "Q": PLQ[:, 1 + C :].reshape(n, C, C), "cells": int(ncells),
+                "unresolved": float(unresolved)}
     out = {"Z": Zs, "mid": mids, "unresolved": float(unresolved), "phase0": phases == 0,
            "m0": m0, "m1": m1, "m2": m2}
     out["cells"] = list(zip(list(Vs), list(Ts), strict=True))

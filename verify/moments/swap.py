@@ -105,9 +105,10 @@ kernels; the Python path triangulates them by Qhull, checked against Qhull's own
 from their incidences where that disagrees or Qhull fails
 (:func:`verify.moments.polytope._pulling`): moderate logits; at ``C = 8`` one column of
 cells takes about 17 s, so a dimension about 16 min); ARSM+CE ``C <=
-MAX_CE_C`` (5: the common refinement of every pair, 900 000 cells at ``C = 5``, about 48 s
-of CPU and 3.2 GiB at the peak per dimension; before the cells were integrated as they are
-accepted and the vertex copies dropped, one call at ``C = 5`` asked for 206 GiB). The
+MAX_CE_C`` (5: the common refinement of every pair, 980 000 cells at ``C = 5``, about 27 s
+of CPU and 0.2 GiB per dimension: each cell's tables are added to its outcome matrix's as
+the cell is accepted, :func:`_ce_tables`; keeping the cells took 3.2 GiB, and before they were
+integrated as they are accepted one call asked for 206 GiB). The
 contraction costs
 ``C^(2K + 4)`` (``C^(2K + 3)`` for the ARS family). In float64 the cells are refined and
 integrated by compiled kernels,
@@ -120,6 +121,8 @@ rounding of the total probability (0 for the races).
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from math import factorial
 from typing import Any
@@ -140,8 +143,8 @@ __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
 #: ARSM+ uses the races of :mod:`verify.moments.races_sym` up to ``MAX_RACE_C``
 MAX_GENERIC_C = 5
 #: the same with the conditional-expectation weights for every reference (ARSM+CE), whose
-#: cells also split along the interval bounds of every pair (j, l) (C = 5: 900 000 cells, 48 s
-#: of CPU and 3.2 GiB at the peak per dimension)
+#: cells also split along the interval bounds of every pair (j, l) (C = 5: 980 000 cells, 27 s
+#: of CPU and 0.2 GiB per dimension, the tables summed per outcome matrix in the kernel)
 MAX_CE_C = 5
 #: the same for ARS+, whose per-``(j, l)`` arrangements stay small (CPU per dimension at
 #: moderate logits: C = 5 about 0.35 s; C = 6 4 to 5 s; C = 7 about 55 s and 0.55 GiB; one
@@ -156,7 +159,7 @@ MAX_ARS_PLUS_C = 7
 #: by its own scope (:func:`_check_mp_scope`); ARSM+ in float64 costs its races
 #: (``_SYM_RACE_OPERATIONS``)
 _CELL_OPERATIONS = {("ce", 3): 1e7, ("ce", 4): 5e7, ("ars_plus", 4): 2e7, ("ars_plus", 5): 5e7,
-                    ("ars_plus", 6): 7e8, ("ars_plus", 7): 7e9, ("ce", 5): 6e9}
+                    ("ars_plus", 6): 7e8, ("ars_plus", 7): 7e9, ("ce", 5): 3e9}
 #: largest C for ARS, ARSM and ARSM+ (any logits): exponential races, pair tables of C^6 entries
 MAX_RACE_C = 12
 #: nominal operations of ARSM+'s race tables for one row of distinct logits, per ``C^5`` (the
@@ -398,18 +401,65 @@ def _min_prob(dps: int) -> float:
 #: the reference the compiled one is tested against (``tests/test_swap_fast.py``)
 _FAST = True
 
+#: set in the threads of :func:`_threaded`: work they start runs in them, not in more threads
+_WORKER = threading.local()
 
-def _fast_refine(dim: _Dimension, start: Cell, Z0: np.ndarray | None, keep_cells: bool = False
-                 ) -> dict[str, Any]:
+
+def _threaded(fn: Any, items: list) -> list:
+    """``[fn(x) for x in items]`` on up to ``numba.get_num_threads()`` threads (the cores, or
+    ``NUMBA_NUM_THREADS``), in order. The compiled refinement releases the GIL
+    (``nogil=True``), so the dimensions' cells, or ARS+'s references ``j``, are refined side
+    by side (ARSM+CE K = 2, C = 5 on 2 cores: 29 s instead of 56 s). Calls made
+    from inside a worker run serially (no nested pools)."""
+    import numba
+
+    workers = min(len(items), numba.get_num_threads())
+    if workers <= 1 or getattr(_WORKER, "busy", False):
+        return [fn(x) for x in items]
+
+    def run(x: Any) -> Any:
+        _WORKER.busy = True
+        try:
+            return fn(x)
+        finally:
+            _WORKER.busy = False
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(run, items))
+
+
+def _fast_refine(dim: _Dimension, start: Cell, Z0: np.ndarray | None, keep_cells: bool = False,
+                 aggregate: bool = False) -> dict[str, Any]:
     """:func:`verify.moments.polytope_fast.refine_cells` for one dimension (or column) from
-    ``start`` (the cells' vertices and incidences only with ``keep_cells``)."""
+    ``start`` (the cells' vertices and incidences only with ``keep_cells``; the ARSM+CE
+    tables per outcome matrix instead of cells with ``aggregate``)."""
     from .polytope_fast import refine_cells
 
     groups = np.array(getattr(dim, "groups", None) or _pairs(dim.C), dtype=np.int64)
     out = refine_cells(start.V, start.T, dim.F, groups, dim.low if dim.ce else None,
                        dim.up if dim.ce else None, dim._pairs if dim.ce else None, dim.ce, Z0,
-                       dim.same_tol, _min_prob(0), keep_cells=keep_cells)
+                       dim.same_tol, _min_prob(0), keep_cells=keep_cells, aggregate=aggregate)
     return out
+
+
+def _symmetric(alpha_key: tuple[float, ...], dps: int) -> bool:
+    """Rows of equal logits: every relabelling of the categories leaves the law invariant,
+    so the ordered simplex (probability ``1/C!``) suffices; the tables are symmetrized later."""
+    return bool(np.all(np.array(alpha_key) == alpha_key[0])) and len(alpha_key) > 2 and not dps
+
+
+@lru_cache(maxsize=64)
+def _ce_tables(alpha_key: tuple[float, ...]) -> dict[str, Any]:
+    """:func:`dimension_tables` with ``weight="ce"`` in float64 by the compiled refinement,
+    each cell's tables summed into its outcome matrix's as the cell is accepted (no cell is
+    kept: ARSM+CE at C = 5 integrates a million cells into 700 rows)."""
+    dim = _Dimension(np.array(alpha_key), True)
+    symmetric = _symmetric(alpha_key, 0)
+    start = ordered_cell(dim.C) if symmetric else simplex_cell(dim.C)
+    out = _fast_refine(dim, start, None, aggregate=True)
+    total = out["P"].sum() * (factorial(dim.C) if symmetric else 1)
+    return {"Z": out["Z"], "P": out["P"], "L": out["L"], "Q": out["Q"],
+            "unresolved": out["unresolved"] + abs(1.0 - float(total)), "symmetric": symmetric}
 
 
 @lru_cache(maxsize=64)
@@ -419,9 +469,7 @@ def _cells(alpha_key: tuple[float, ...], ce: bool, dps: int = 0) -> dict[str, An
     (CE only), and ``unresolved``, a bound on the probability not integrated exactly
     (cells below float64 resolution, and the rounding of the total)."""
     dim = _Dimension(np.array(alpha_key), ce, dps=dps)
-    # equal logits: every relabelling of the categories leaves the law invariant, so the
-    # ordered simplex (probability 1/C!) suffices; the tables are symmetrized later
-    symmetric = bool(np.all(np.array(alpha_key) == alpha_key[0])) and dim.C > 2 and not dps
+    symmetric = _symmetric(alpha_key, dps)
     start = _start(ordered_cell(dim.C) if symmetric else simplex_cell(dim.C), dps)
     if not dps and _FAST:
         fast = _fast_refine(dim, start, None)
@@ -468,10 +516,10 @@ def dimension_tables(alpha_row: np.ndarray, weight: str, dps: int = 0) -> dict[s
     a = np.asarray(alpha_row, dtype=np.float64)
     C = a.size
     ce = weight == "ce"
-    # ARSM+CE's cells from C = 5 on (900 000 of them, over a GiB) stay out of _cells' cache:
-    # callers need only the aggregated tables, once per dimension
-    get = _cells.__wrapped__ if ce and C >= 5 and not dps else _cells
-    cells = get(tuple((a - a.max()).tolist()), ce, dps)
+    key = tuple((a - a.max()).tolist())
+    if ce and not dps and _FAST:
+        return dict(_ce_tables(key))
+    cells = _cells(key, ce, dps)
     Z, m0 = cells["Z"], cells["m0"]
     N = Z.shape[0]
     L = np.empty((N, C), dtype=m0.dtype)
@@ -481,9 +529,7 @@ def dimension_tables(alpha_row: np.ndarray, weight: str, dps: int = 0) -> dict[s
         b = slice(s, min(N, s + step))
         L[b], Q[b] = _cell_weights(Z[b], cells["m1"][b], cells["m2"][b],
                                    None if cells["mid"] is None else cells["mid"][b], weight)
-    # aggregate cells with the same outcome matrix
-    keys, inverse = np.unique(Z.reshape(N, -1), axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+    keys, inverse = _distinct_outcomes(Z)
     n = keys.shape[0]
     dt = m0.dtype
     P = np.zeros(n, dtype=dt)
@@ -494,6 +540,25 @@ def dimension_tables(alpha_row: np.ndarray, weight: str, dps: int = 0) -> dict[s
     np.add.at(Qs, inverse, Q)
     return {"Z": keys.reshape(n, C, C), "P": P, "L": Ls, "Q": Qs,
             "unresolved": cells["unresolved"], "symmetric": cells["symmetric"]}
+
+
+def _distinct_outcomes(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(Z.reshape(N, -1), axis=0, return_inverse=True)`` for outcome matrices
+    ``Z`` int ``(N, C, C)`` (entries in ``range(C)``): the distinct rows ``(n, C * C)`` in
+    lexicographic order and the index ``(N,)`` of each cell's. Where ``C ** (C * C)`` fits an
+    int64 (``C <= 5``) each row is one mixed-radix number, first entry most significant (the
+    same order), and a 1-D unique replaces the row sort (ARSM+CE at C = 5: a million cells,
+    8 s by rows)."""
+    N, C = Z.shape[0], Z.shape[1]
+    flat = Z.reshape(N, -1)
+    if C ** (C * C) >= 2**63:
+        keys, inverse = np.unique(flat, axis=0, return_inverse=True)
+        return keys, inverse.ravel()
+    code = np.zeros(N, dtype=np.int64)
+    for col in range(C * C):
+        code = code * C + flat[:, col]
+    first, inverse = np.unique(code, return_index=True, return_inverse=True)[1:]
+    return flat[first], inverse.ravel()
 
 
 def _cell_weights(Z: np.ndarray, m1: np.ndarray, m2: np.ndarray, mid: np.ndarray | None,
@@ -508,8 +573,9 @@ def _cell_weights(Z: np.ndarray, m1: np.ndarray, m2: np.ndarray, mid: np.ndarray
         u = ones - C * mid  # (n, j, l, C): W_jl = u . pi
         others = ~eye.astype(bool)  # l != j
         ubar = (u * others[None, :, :, None]).sum(axis=2) / (C - 1) * keep[:, :, None]
-        Q = np.einsum("njc,ncd,nkd->njk", ubar, m2, ubar)
-        sq = np.einsum("njlc,ncd,njld->njl", u, m2, u)
+        Q = ubar @ m2 @ ubar.transpose(0, 2, 1)
+        uf = u.reshape(n, C * C, C)
+        sq = np.einsum("nac,nac->na", uf @ m2, uf).reshape(n, C, C)
         diag = (sq * others).sum(axis=2) / (C - 1) * keep
         Q[:, np.arange(C), np.arange(C)] = diag
     else:
@@ -725,9 +791,13 @@ def _ars_plus_tensors(alpha_row: np.ndarray, dps: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {k: np.zeros((C,) * 6, dtype=object if dps else np.float64)
                            for k in ("P2", "L2", "Q2")}
     unresolved = 0.0
-    for j in range(C):
-        for i, l in enumerate(x for x in range(C) if x != j):
-            t = _column_tables(key, j, l, dps)
+
+    def columns(j: int) -> list[dict[str, Any]]:
+        return [_column_tables(key, j, l, dps) for l in range(C) if l != j]
+
+    per_j = _threaded(columns, list(range(C))) if _FAST and not dps else map(columns, range(C))
+    for j, tables in enumerate(per_j):
+        for i, t in enumerate(tables):
             if i == 0:
                 out["P2"][:, j, :, j] = t["P2"]
             out["L2"][:, j, :, j] += t["L2"] / (C - 1)
@@ -946,7 +1016,17 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
         f = np.vectorize(mpmath.mpf, otypes=[object])(f)
     f = f - f.mean()  # the estimators are invariant to a constant shift of f
     dt = f.dtype
-    tabs = [_pair_tensors(pr.params[k], weight, shared_j, dps) for k in range(K)]
+    # each distinct row once; the rows' cells side by side where they are refined in float64
+    rows = [tuple(pr.params[k].tolist()) for k in range(K)]
+    distinct = list(dict.fromkeys(rows))
+
+    def tables(row: tuple[float, ...]) -> dict[str, Any]:
+        return _pair_tensors(np.array(row), weight, shared_j, dps)
+
+    cells = _FAST and not dps and weight == "ce"
+    done = dict(zip(distinct, _threaded(tables, distinct) if cells else map(tables, distinct),
+                    strict=True))
+    tabs = [done[r] for r in rows]
     names = ("P2", "L2", "Q2")
     # the diagonal q = j: every pair the mean needs, and every pair of the ARS family
     diag = [{n: np.einsum("ajbjxy->ajbxy", t[n]).reshape(-1, C, C) for n in names} for t in tabs]
