@@ -35,14 +35,8 @@ from verify.problems import builtin_problems
 SWAP = ("ars", "arsm", "ars_plus", "arsm_plus", "arsm_plus_ce")
 
 
-def _clear() -> None:
-    for fn in (moments_swap._cells, moments_swap._column_cells, moments_swap._column_tables,
-               moments_swap._race_tensors, moments_swap._sym_race_tensors):
-        fn.cache_clear()
-
-
 def timed(name: str, alpha: np.ndarray, obj) -> tuple[str, object]:
-    _clear()
+    moments_swap.clear_caches()
     t, c = time.perf_counter(), time.process_time()
     try:
         m = REGISTRY[name].exact_moments("categorical", alpha, obj)

@@ -138,7 +138,7 @@ PUBLIC_MODULES = {
     ],
     "verify.moments.swap": [
         "ars_moments", "ars_plus_moments", "arsm_moments", "arsm_plus_ce_moments",
-        "arsm_plus_moments", "dimension_tables", "swap_moments"
+        "arsm_plus_moments", "clear_caches", "dimension_tables", "swap_moments"
     ],
     "verify.moments.relaxation": [
         "cached_moments", "check_rqmc_budget", "grad_at", "gumbel_softmax_moments", "imle_moments",
@@ -182,7 +182,7 @@ PUBLIC_MODULES = {
         "Cell", "SIDE_EPS", "Splitter", "cell_moments", "cells_moments", "cuts", "ordered_cell",
         "probability_bound", "refine", "side_eps", "sides", "simplex_cell", "split"
     ],
-    "verify.moments.polytope_fast": ["refine_cells"],
+    "verify.moments.polytope_fast": ["refine_cells", "refine_starts"],
     "verify.port": [
         "LEVELS", "PortReport", "STATEFUL", "StateRule", "assert_mc", "backend_port",
         "check_port", "default_rtol", "mc_check", "repro_source"

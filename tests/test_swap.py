@@ -112,8 +112,7 @@ def test_arsm_plus_ce_k3_c4_from_a_cold_cache():
     ``scripts/bench_oracle.py``, not asserted here (the machines are shared and noisy)."""
     label, pr = builtin_problems("categorical")[1]
     assert pr.params.shape == (3, 4), label
-    moments_swap._cells.cache_clear()
-    moments_swap._ce_tables.cache_clear()
+    moments_swap.clear_caches()
     m = _assert_unbiased("arsm_plus_ce", pr)
     assert m.error_bound < 1e-9
     verify.assert_mc("arsm_plus_ce", pr, R=2000, seed=3, moments=m)

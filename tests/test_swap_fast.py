@@ -20,8 +20,7 @@ TABLE_ATOL = 1e-13
 
 
 def _clear() -> None:
-    for fn in (S._cells, S._ce_tables, S._column_cells, S._column_tables, S._race_tensors):
-        fn.cache_clear()
+    S.clear_caches()
 
 
 def _both(monkeypatch: pytest.MonkeyPatch, fn):
@@ -126,6 +125,12 @@ def test_refine_cells_rejects_bad_shapes():
     with pytest.raises(ValueError, match="aggregate=True needs ce=True"):
         refine_cells(cell.V, cell.T, dim.F, groups, None, None, None, False, None, 1e-13, 1e-24,
                      aggregate=True)
+    from verify.moments.polytope_fast import refine_starts
+
+    col = S._Column(np.array([0.5, -0.4, 1.1]), 0, 1)
+    with pytest.raises(ValueError, match="one length"):
+        refine_starts([(cell.V, cell.T)], [], 0, 1, col.F, np.array(col.groups), col.low,
+                      col.up, col._pairs, 1e-13, 1e-24)
 
 
 @pytest.mark.parametrize("row", [np.array([0.3, -1.2, 0.8, 0.1]), np.zeros(4),

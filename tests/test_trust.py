@@ -275,15 +275,13 @@ def test_polytope_refuses_a_cell_too_fine_for_memory(monkeypatch):
     from verify.moments import swap as moments_swap
 
     monkeypatch.setattr(polytope, "MAX_PAIRS", 4)
-    moments_swap._cells.cache_clear()
-    moments_swap._ce_tables.cache_clear()
+    moments_swap.clear_caches()
     try:
         with pytest.raises(MemoryError, match="MAX_PAIRS"):  # ARSM+CE's cells (ARSM+: races)
             get_estimator("arsm_plus_ce").exact_moments(
                 "categorical", np.array([[0.3, -0.5, 1.0, 0.1]]), reference.random_table(1, 4, seed=0))
     finally:
-        moments_swap._cells.cache_clear()
-        moments_swap._ce_tables.cache_clear()
+        moments_swap.clear_caches()
 
 
 # ------------------------------------------------------------- the port checker's power

@@ -39,7 +39,7 @@ from numba.typed import Dict
 
 from . import polytope
 
-__all__ = ["refine_cells"]
+__all__ = ["refine_cells", "refine_starts"]
 
 
 @njit(cache=True)
@@ -988,6 +988,94 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
         Zagg[slot] = aggZ[slot]
         PLQ[slot] = aggW[slot]
     return Zs, mids, m0, m1, m2, doneV, doneT, phases, unresolved, (codes, Zagg, PLQ, ncells)
+
+
+@njit(cache=True, nogil=True)
+def _refine_starts(Vall, Tall, offsets, Z0s, known, j, l, F, groups, low, up, pairmask,
+                   same_tol, min_prob, max_cells, eps, max_pairs, max_simplices):
+    """:func:`_refine` (ARS+ column ``(j, l)``, ``ce``) from each of many start cells in one
+    call: cell ``i`` has the vertices ``Vall[offsets[i]:offsets[i + 1]]`` and incidences
+    ``Tall`` (padded with False columns, which no vertex lies on), and starts in phase 2
+    from ``Z0s[i]`` where ``known[i]`` (else phase 1). Returns the accepted cells' column
+    ``Z[:, j]`` ``(N, C)``, midpoint row ``mid[j, l]`` ``(N, C)``, moments ``m0, m1, m2`` and
+    the unresolved probability: what ``swap._fast_column_tables`` keeps, without a Python
+    call per start cell (30 000 of them per column at C = 6 cost a quarter of the time)."""
+    C = Vall.shape[1]
+    zs = [np.zeros((0, C), np.int64)]
+    mids = [np.zeros((0, C))]
+    m0s = [np.zeros(0)]
+    m1s = [np.zeros((0, C))]
+    m2s = [np.zeros((0, C, C))]
+    unresolved = 0.0
+    total = 0
+    for i in range(offsets.size - 1):
+        V0 = Vall[offsets[i]:offsets[i + 1]].copy()
+        T0 = Tall[offsets[i]:offsets[i + 1]].copy()
+        Zs, mid, m0, m1, m2, _, _, _, un, _ = _refine(
+            V0, T0, F, groups, low, up, pairmask, True, 1 if known[i] else 0, Z0s[i],
+            same_tol, min_prob, max_cells - total, eps, max_pairs, max_simplices, False, False)
+        n = m0.size
+        total += n
+        z = np.empty((n, C), np.int64)
+        md = np.empty((n, C))
+        for r in range(n):
+            for m in range(C):
+                z[r, m] = Zs[r, m, j]
+                md[r, m] = mid[r, j, l, m]
+        zs.append(z)
+        mids.append(md)
+        m0s.append(m0)
+        m1s.append(m1)
+        m2s.append(m2)
+        unresolved += un
+    z = np.empty((total, C), np.int64)
+    md = np.empty((total, C))
+    m0 = np.empty(total)
+    m1 = np.empty((total, C))
+    m2 = np.empty((total, C, C))
+    p = 0
+    for i in range(len(zs)):
+        n = m0s[i].size
+        z[p : p + n] = zs[i]
+        md[p : p + n] = mids[i]
+        m0[p : p + n] = m0s[i]
+        m1[p : p + n] = m1s[i]
+        m2[p : p + n] = m2s[i]
+        p += n
+    return z, md, m0, m1, m2, unresolved
+
+
+def refine_starts(cells: list, Zs: list, j: int, l: int, F: np.ndarray, groups: np.ndarray,
+                  low: np.ndarray, up: np.ndarray, pairmask: np.ndarray, same_tol: float,
+                  min_prob: float, max_cells: int = 2_000_000) -> dict:
+    """:func:`refine_cells` with ``ce=True`` for one ARS+ column ``(j, l)`` from every start
+    cell of ``cells`` (a list of ``(V, T)``, float64 ``(n, C)`` and bool ``(n, hyperplanes)``)
+    in one compiled call; ``Zs[i]`` is the swaps' outcome matrix on cell ``i`` (phase 2 from
+    there) or None. Returns ``z`` int ``(N, C)`` (``Z[:, j]`` of each accepted cell), ``mid``
+    ``(N, C)`` (its midpoint row of the pair ``(j, l)``), ``m0``, ``m1``, ``m2`` and
+    ``unresolved``."""
+    C = F.shape[1]
+    if len(cells) != len(Zs) or not cells:
+        raise ValueError(f"cells and Zs must be non-empty lists of one length; got "
+                         f"{len(cells)}, {len(Zs)}")
+    sizes = np.array([V.shape[0] for V, _ in cells], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    width = max(T.shape[1] for _, T in cells)
+    Vall = np.concatenate([np.asarray(V, dtype=np.float64) for V, _ in cells])
+    Tall = np.zeros((int(offsets[-1]), width), np.bool_)
+    for (_, T), a, b in zip(cells, offsets[:-1], offsets[1:], strict=True):
+        Tall[a:b, : T.shape[1]] = T
+    known = np.array([Z is not None for Z in Zs], dtype=np.bool_)
+    Z0s = np.stack([np.zeros((C, C), np.int64) if Z is None else np.asarray(Z, np.int64)
+                    for Z in Zs])
+    z, mid, m0, m1, m2, unresolved = _refine_starts(
+        Vall, Tall, offsets, Z0s, known, int(j), int(l),
+        np.ascontiguousarray(F, dtype=np.float64), np.ascontiguousarray(groups, dtype=np.int64),
+        np.ascontiguousarray(low, dtype=np.float64), np.ascontiguousarray(up, dtype=np.float64),
+        np.ascontiguousarray(pairmask, dtype=np.bool_), float(same_tol), float(min_prob),
+        int(max_cells), float(polytope.SIDE_EPS), int(polytope.MAX_PAIRS),
+        int(polytope.MAX_PULLING))
+    return {"z": z, "mid": mid, "m0": m0, "m1": m1, "m2": m2, "unresolved": float(unresolved)}
 
 
 def refine_cells(V0: np.ndarray, T0: np.ndarray, F: np.ndarray, groups: np.ndarray,

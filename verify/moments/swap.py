@@ -136,7 +136,7 @@ from .races import race_pair_tables, race_pair_tables_mp
 from .races_sym import sym_pair_tables
 
 __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
-           "arsm_plus_moments", "arsm_plus_ce_moments", "dimension_tables"]
+           "arsm_plus_moments", "arsm_plus_ce_moments", "dimension_tables", "clear_caches"]
 
 #: largest C handled by the cells for rows with distinct logits (rows of equal logits: any C):
 #: the ``mpmath`` path of ARSM+ and the cells that :func:`dimension_tables` exposes; in float64,
@@ -494,6 +494,14 @@ def _cells(alpha_key: tuple[float, ...], ce: bool, dps: int = 0) -> dict[str, An
             "unresolved": unresolved + abs(1.0 - float(total))}
 
 
+def clear_caches() -> None:
+    """Empty the per-row caches of cells and tables (timings from a cold cache; tests that
+    change a module limit such as ``polytope.MAX_PAIRS``)."""
+    for fn in (_cells, _ce_tables, _column_cells, _column_tables, _race_tensors,
+               _sym_race_tensors):
+        fn.cache_clear()
+
+
 def _start(cell: Any, dps: int) -> Any:
     """The starting cell, its vertices as ``mpmath`` numbers when ``dps > 0``."""
     if not dps:
@@ -763,18 +771,15 @@ def _scatter_column_tables(zs: np.ndarray, m0: np.ndarray, lin: np.ndarray, quad
 def _fast_column_tables(col: _Column, base: list, base_Z: list, unresolved: float
                         ) -> dict[str, Any]:
     """:func:`_column_tables` by the compiled refinement (float64; ``_FAST``)."""
+    from .polytope_fast import refine_starts
+
     C, j, l = col.C, col.j, col.l
-    zs, m0, m1, m2, mid = [], [], [], [], []
-    for b, Zb in zip(base, base_Z, strict=True):
-        fast = _fast_refine(col, b, Zb)
-        unresolved += fast["unresolved"]
-        zs.append(fast["Z"][:, :, j])  # (n, C): Z[m, j]
-        m0.append(fast["m0"])
-        m1.append(fast["m1"])
-        m2.append(fast["m2"])
-        mid.append(fast["mid"][:, j, l])
+    groups = np.array(col.groups, dtype=np.int64)
+    fast = refine_starts([(b.V, b.T) for b in base], base_Z, j, l, col.F, groups, col.low,
+                         col.up, col._pairs, col.same_tol, _min_prob(0))
+    unresolved += fast["unresolved"]
     # once over all cells, the scatter by bincount (einsum took a fifth of the time at C = 6)
-    z, p0, m1c, m2c, midc = (np.concatenate(x) for x in (zs, m0, m1, m2, mid))
+    z, p0, m1c, m2c, midc = fast["z"], fast["m0"], fast["m1"], fast["m2"], fast["mid"]
     keep = ~np.all(z == z[:, :1], axis=1)  # delta_j = 1: the symmetry factor removes W
     u = (1.0 - C * midc) * keep[:, None]  # W = u . pi on each cell
     p1 = np.einsum("nc,nc->n", u, m1c)
