@@ -99,12 +99,14 @@ pattern of the indices (a tuple's orbit is every tuple with its pattern, each re
 
 Scope and cost: ARS, ARSM and ARSM+ any logits with ``C <= MAX_RACE_C`` (12; ARSM+'s tables
 about 8 s per row at ``C = 10``); ARS+ ``C <= MAX_ARS_PLUS_C`` (7: its per-``(j,
-l)`` arrangements, about 0.35 s of CPU per dimension at ``C = 5``, 4 to 5 s at ``C = 6`` and
-55 s at ``C = 7``, cells in 4-D to 6-D triangulated from their incidences by the compiled
+l)`` arrangements, about 0.35 s of CPU per dimension at ``C = 5``, 4 s at ``C = 6`` and
+45 s at ``C = 7``, the references ``j`` on the numba threads (:func:`_threaded`), cells in
+4-D to 6-D triangulated from their incidences by the compiled
 kernels; the Python path triangulates them by Qhull, checked against Qhull's own volume, and
 from their incidences where that disagrees or Qhull fails
 (:func:`verify.moments.polytope._pulling`): moderate logits; at ``C = 8`` one column of
-cells takes about 17 s, so a dimension about 16 min); ARSM+CE ``C <=
+cells takes about 17 s, so a dimension about 16 min, and one 7-D cell of ``random_problem(1,
+8)`` passed ``polytope.MAX_PULLING`` simplices); ARSM+CE ``C <=
 MAX_CE_C`` (5: the common refinement of every pair, 980 000 cells at ``C = 5``, about 27 s
 of CPU and 0.2 GiB per dimension: each cell's tables are added to its outcome matrix's as
 the cell is accepted, :func:`_ce_tables`; keeping the cells took 3.2 GiB, and before they were
@@ -147,8 +149,9 @@ MAX_GENERIC_C = 5
 #: of CPU and 0.2 GiB per dimension, the tables summed per outcome matrix in the kernel)
 MAX_CE_C = 5
 #: the same for ARS+, whose per-``(j, l)`` arrangements stay small (CPU per dimension at
-#: moderate logits: C = 5 about 0.35 s; C = 6 4 to 5 s; C = 7 about 55 s and 0.55 GiB; one
-#: column of C = 8 took 17 s, a dimension would take about 16 min)
+#: moderate logits: C = 5 about 0.35 s; C = 6 about 4 s; C = 7 about 45 s and 0.55 GiB; one
+#: column of C = 8 took 17 s, a dimension would take about 16 min, and one of its 7-D cells
+#: passed polytope.MAX_PULLING simplices)
 MAX_ARS_PLUS_C = 7
 #: nominal operations (at ``verify.exact.OPERATIONS_PER_SECOND``) of one dimension's cells,
 #: by weight and ``C`` (measured CPU times of the compiled float64 path rounded up, moderate
