@@ -131,6 +131,9 @@ def test_refine_cells_rejects_bad_shapes():
     with pytest.raises(ValueError, match="one length"):
         refine_starts([(cell.V, cell.T)], [], 0, 1, col.F, np.array(col.groups), col.low,
                       col.up, col._pairs, 1e-13, 1e-24)
+    with pytest.raises(ValueError, match="j = l = None"):
+        refine_starts([(cell.V, cell.T)], [None], 0, None, col.F, np.array(col.groups),
+                      col.low, col.up, col._pairs, 1e-13, 1e-24)
 
 
 @pytest.mark.parametrize("row", [np.array([0.3, -1.2, 0.8, 0.1]), np.zeros(4),
@@ -155,6 +158,27 @@ def test_ce_tables_aggregated_in_the_kernel_match_the_cells(row):
     _clear()
 
 
+def test_ce_tables_in_chunks_match_one_aggregated_refinement():
+    # _ce_tables refines the swaps' cells in fixed chunks (refine_starts) and sums the chunks'
+    # rows; one refine_cells(aggregate=True) call over the whole simplex gives the same tables
+    from verify.moments.polytope import simplex_cell
+    from verify.moments.polytope_fast import refine_cells
+
+    row = np.array([0.3, -1.2, 0.8, 0.1])
+    _clear()
+    key = tuple((row - row.max()).tolist())
+    chunked = S._ce_tables(key)
+    dim = S._Dimension(np.array(key), True)
+    start = simplex_cell(4)
+    whole = refine_cells(start.V, start.T, dim.F, np.array(S._pairs(4)), dim.low, dim.up,
+                         dim._pairs, True, None, dim.same_tol, S._min_prob(0), aggregate=True)
+    np.testing.assert_array_equal(chunked["Z"], whole["Z"])
+    for k in "PLQ":
+        np.testing.assert_allclose(chunked[k], whole[k], rtol=0, atol=TABLE_ATOL, err_msg=k)
+    assert whole["cells"] > 1000
+    _clear()
+
+
 def test_distinct_outcomes_is_numpy_unique():
     rng = np.random.default_rng(0)
     for C in (3, 5, 6):  # C = 6: the row sort (6^36 does not fit an int64)
@@ -166,10 +190,12 @@ def test_distinct_outcomes_is_numpy_unique():
         np.testing.assert_array_equal(inverse, want_inv.ravel())
 
 
-@pytest.mark.parametrize(("name", "shape"), [("arsm_plus_ce", (2, 4)), ("ars_plus", (1, 4))])
+@pytest.mark.parametrize(("name", "shape"), [("arsm_plus_ce", (2, 4)), ("arsm_plus_ce", (1, 4)),
+                                           ("ars_plus", (1, 4))])
 def test_threads_give_the_serial_numbers(name, shape):
-    # dimensions (ARSM+CE) and ARS+'s references j are refined side by side on the numba
-    # threads: the same computations, so the same numbers to the last bit
+    # dimensions (ARSM+CE), one dimension's fixed chunks of start cells (ARSM+CE, K = 1) and
+    # ARS+'s references j are refined side by side on the numba threads: the same
+    # computations, so the same numbers to the last bit
     import numba
 
     from reference import random_table

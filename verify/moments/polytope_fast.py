@@ -991,11 +991,12 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
 
 
 @njit(cache=True, nogil=True)
-def _refine_starts(Vall, Tall, offsets, Z0s, known, j, l, F, groups, low, up, pairmask,
-                   same_tol, min_prob, max_cells, eps, max_pairs, max_simplices):
+def _refine_starts(Vall, Tall, offsets, widths, Z0s, known, j, l, F, groups, low, up,
+                   pairmask, same_tol, min_prob, max_cells, eps, max_pairs, max_simplices):
     """:func:`_refine` (ARS+ column ``(j, l)``, ``ce``) from each of many start cells in one
     call: cell ``i`` has the vertices ``Vall[offsets[i]:offsets[i + 1]]`` and incidences
-    ``Tall`` (padded with False columns, which no vertex lies on), and starts in phase 2
+    ``Tall[offsets[i]:offsets[i + 1], :widths[i]]`` (the rest is padding: every extra column
+    would be read at every split and facet search below), and starts in phase 2
     from ``Z0s[i]`` where ``known[i]`` (else phase 1). Returns the accepted cells' column
     ``Z[:, j]`` ``(N, C)``, midpoint row ``mid[j, l]`` ``(N, C)``, moments ``m0, m1, m2`` and
     the unresolved probability: what ``swap._fast_column_tables`` keeps, without a Python
@@ -1010,7 +1011,7 @@ def _refine_starts(Vall, Tall, offsets, Z0s, known, j, l, F, groups, low, up, pa
     total = 0
     for i in range(offsets.size - 1):
         V0 = Vall[offsets[i]:offsets[i + 1]].copy()
-        T0 = Tall[offsets[i]:offsets[i + 1]].copy()
+        T0 = Tall[offsets[i]:offsets[i + 1], : widths[i]].copy()
         Zs, mid, m0, m1, m2, _, _, _, un, _ = _refine(
             V0, T0, F, groups, low, up, pairmask, True, 1 if known[i] else 0, Z0s[i],
             same_tol, min_prob, max_cells - total, eps, max_pairs, max_simplices, False, False)
@@ -1045,22 +1046,73 @@ def _refine_starts(Vall, Tall, offsets, Z0s, known, j, l, F, groups, low, up, pa
     return z, md, m0, m1, m2, unresolved
 
 
-def refine_starts(cells: list, Zs: list, j: int, l: int, F: np.ndarray, groups: np.ndarray,
-                  low: np.ndarray, up: np.ndarray, pairmask: np.ndarray, same_tol: float,
-                  min_prob: float, max_cells: int = 2_000_000) -> dict:
+@njit(cache=True, nogil=True)
+def _refine_starts_agg(Vall, Tall, offsets, widths, Z0s, known, F, groups, low, up, pairmask,
+                       same_tol, min_prob, max_cells, eps, max_pairs, max_simplices):
+    """:func:`_refine` with ``agg`` (ARSM+CE, every pair) from each of many start cells
+    (packed as in :func:`_refine_starts`), the rows of equal outcome matrices summed in the
+    order of the start cells: ``(codes, Z, PLQ, cells, unresolved)``."""
+    C = Vall.shape[1]
+    slots = Dict.empty(key_type=types.int64, value_type=types.int64)
+    Zs = [np.zeros((C, C), np.int64)]
+    Ws = [np.zeros(1 + C + C * C)]
+    Zs.pop()
+    Ws.pop()
+    total = 0
+    unresolved = 0.0
+    for i in range(offsets.size - 1):
+        V0 = Vall[offsets[i]:offsets[i + 1]].copy()
+        T0 = Tall[offsets[i]:offsets[i + 1], : widths[i]].copy()
+        res = _refine(V0, T0, F, groups, low, up, pairmask, True, 1 if known[i] else 0, Z0s[i],
+                      same_tol, min_prob, max_cells - total, eps, max_pairs, max_simplices,
+                      False, True)
+        unresolved += res[8]
+        codes, Zc, PLQ, n = res[9]
+        total += n
+        for r in range(codes.size):
+            code = codes[r]
+            if code in slots:
+                slot = slots[code]
+            else:
+                slot = len(Zs)
+                slots[code] = slot
+                Zs.append(Zc[r].copy())
+                Ws.append(np.zeros(1 + C + C * C))
+            w = Ws[slot]
+            for k in range(w.size):
+                w[k] += PLQ[r, k]
+    n = len(Zs)
+    codes = np.empty(n, np.int64)
+    Z = np.empty((n, C, C), np.int64)
+    PLQ = np.empty((n, 1 + C + C * C))
+    for code, slot in slots.items():
+        codes[slot] = code
+        Z[slot] = Zs[slot]
+        PLQ[slot] = Ws[slot]
+    return codes, Z, PLQ, total, unresolved
+
+
+def refine_starts(cells: list, Zs: list, j: int | None, l: int | None, F: np.ndarray,
+                  groups: np.ndarray, low: np.ndarray, up: np.ndarray, pairmask: np.ndarray,
+                  same_tol: float, min_prob: float, max_cells: int = 2_000_000) -> dict:
     """:func:`refine_cells` with ``ce=True`` for one ARS+ column ``(j, l)`` from every start
     cell of ``cells`` (a list of ``(V, T)``, float64 ``(n, C)`` and bool ``(n, hyperplanes)``)
     in one compiled call; ``Zs[i]`` is the swaps' outcome matrix on cell ``i`` (phase 2 from
     there) or None. Returns ``z`` int ``(N, C)`` (``Z[:, j]`` of each accepted cell), ``mid``
     ``(N, C)`` (its midpoint row of the pair ``(j, l)``), ``m0``, ``m1``, ``m2`` and
-    ``unresolved``."""
+    ``unresolved``.
+
+    ``j = l = None``: ARSM+CE (every pair of ``pairmask``), the tables of
+    ``refine_cells(aggregate=True)`` summed over the start cells' refinements: ``Z``,
+    ``P``, ``L``, ``Q``, ``cells`` and ``unresolved`` (``C <= 5``)."""
     C = F.shape[1]
     if len(cells) != len(Zs) or not cells:
         raise ValueError(f"cells and Zs must be non-empty lists of one length; got "
                          f"{len(cells)}, {len(Zs)}")
     sizes = np.array([V.shape[0] for V, _ in cells], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    width = max(T.shape[1] for _, T in cells)
+    widths = np.array([T.shape[1] for _, T in cells], dtype=np.int64)
+    width = int(widths.max())
     Vall = np.concatenate([np.asarray(V, dtype=np.float64) for V, _ in cells])
     Tall = np.zeros((int(offsets[-1]), width), np.bool_)
     for (_, T), a, b in zip(cells, offsets[:-1], offsets[1:], strict=True):
@@ -1068,13 +1120,26 @@ def refine_starts(cells: list, Zs: list, j: int, l: int, F: np.ndarray, groups: 
     known = np.array([Z is not None for Z in Zs], dtype=np.bool_)
     Z0s = np.stack([np.zeros((C, C), np.int64) if Z is None else np.asarray(Z, np.int64)
                     for Z in Zs])
-    z, mid, m0, m1, m2, unresolved = _refine_starts(
-        Vall, Tall, offsets, Z0s, known, int(j), int(l),
-        np.ascontiguousarray(F, dtype=np.float64), np.ascontiguousarray(groups, dtype=np.int64),
-        np.ascontiguousarray(low, dtype=np.float64), np.ascontiguousarray(up, dtype=np.float64),
-        np.ascontiguousarray(pairmask, dtype=np.bool_), float(same_tol), float(min_prob),
-        int(max_cells), float(polytope.SIDE_EPS), int(polytope.MAX_PAIRS),
-        int(polytope.MAX_PULLING))
+    geometry = (np.ascontiguousarray(F, dtype=np.float64),
+                np.ascontiguousarray(groups, dtype=np.int64),
+                np.ascontiguousarray(low, dtype=np.float64),
+                np.ascontiguousarray(up, dtype=np.float64),
+                np.ascontiguousarray(pairmask, dtype=np.bool_), float(same_tol),
+                float(min_prob), int(max_cells), float(polytope.SIDE_EPS),
+                int(polytope.MAX_PAIRS), int(polytope.MAX_PULLING))
+    if j is None or l is None:
+        if j is not None or l is not None or C ** (C * C) >= 2**63:
+            raise ValueError(f"the ARSM+CE tables (j = l = None) need C <= 5; got j={j}, l={l}, "
+                             f"C={C}")
+        codes, Z, PLQ, n, unresolved = _refine_starts_agg(Vall, Tall, offsets, widths, Z0s,
+                                                          known, *geometry)
+        order = np.argsort(codes)
+        Z, PLQ = Z[order], PLQ[order]
+        return {"Z": Z, "P": PLQ[:, 0], "L": PLQ[:, 1 : 1 + C],
+                "Q": PLQ[:, 1 + C :].reshape(-1, C, C), "cells": int(n),
+                "unresolved": float(unresolved)}
+    z, mid, m0, m1, m2, unresolved = _refine_starts(Vall, Tall, offsets, widths, Z0s, known,
+                                                    int(j), int(l), *geometry)
     return {"z": z, "mid": mid, "m0": m0, "m1": m1, "m2": m2, "unresolved": float(unresolved)}
 
 

@@ -411,9 +411,10 @@ _WORKER = threading.local()
 def _threaded(fn: Any, items: list) -> list:
     """``[fn(x) for x in items]`` on up to ``numba.get_num_threads()`` threads (the cores, or
     ``NUMBA_NUM_THREADS``), in order. The compiled refinement releases the GIL
-    (``nogil=True``), so the dimensions' cells, or ARS+'s references ``j``, are refined side
-    by side (ARSM+CE K = 2, C = 5 on 2 cores: 29 s instead of 56 s). Calls made
-    from inside a worker run serially (no nested pools)."""
+    (``nogil=True``), so the dimensions' cells, one dimension's chunks of start cells
+    (:func:`_ce_tables`) or ARS+'s references ``j`` are refined side by side (ARSM+CE K = 2,
+    C = 5 on 2 cores: 28 s instead of 55 s). Calls made from inside a worker run serially
+    (no nested pools)."""
     import numba
 
     workers = min(len(items), numba.get_num_threads())
@@ -431,17 +432,16 @@ def _threaded(fn: Any, items: list) -> list:
         return list(pool.map(run, items))
 
 
-def _fast_refine(dim: _Dimension, start: Cell, Z0: np.ndarray | None, keep_cells: bool = False,
-                 aggregate: bool = False) -> dict[str, Any]:
+def _fast_refine(dim: _Dimension, start: Cell, Z0: np.ndarray | None, keep_cells: bool = False
+                 ) -> dict[str, Any]:
     """:func:`verify.moments.polytope_fast.refine_cells` for one dimension (or column) from
-    ``start`` (the cells' vertices and incidences only with ``keep_cells``; the ARSM+CE
-    tables per outcome matrix instead of cells with ``aggregate``)."""
+    ``start`` (the cells' vertices and incidences only with ``keep_cells``)."""
     from .polytope_fast import refine_cells
 
     groups = np.array(getattr(dim, "groups", None) or _pairs(dim.C), dtype=np.int64)
     out = refine_cells(start.V, start.T, dim.F, groups, dim.low if dim.ce else None,
                        dim.up if dim.ce else None, dim._pairs if dim.ce else None, dim.ce, Z0,
-                       dim.same_tol, _min_prob(0), keep_cells=keep_cells, aggregate=aggregate)
+                       dim.same_tol, _min_prob(0), keep_cells=keep_cells)
     return out
 
 
@@ -451,18 +451,47 @@ def _symmetric(alpha_key: tuple[float, ...], dps: int) -> bool:
     return bool(np.all(np.array(alpha_key) == alpha_key[0])) and len(alpha_key) > 2 and not dps
 
 
+#: fixed number of chunks of ARSM+CE's start cells (:func:`_ce_tables`), so that a single
+#: dimension's refinement runs on the threads and the sums do not depend on how many there are
+_CE_CHUNKS = 4
+
+
 @lru_cache(maxsize=64)
 def _ce_tables(alpha_key: tuple[float, ...]) -> dict[str, Any]:
     """:func:`dimension_tables` with ``weight="ce"`` in float64 by the compiled refinement,
     each cell's tables summed into its outcome matrix's as the cell is accepted (no cell is
     kept: ARSM+CE at C = 5 integrates a million cells into 700 rows)."""
+    from .polytope_fast import refine_cells, refine_starts
+
     dim = _Dimension(np.array(alpha_key), True)
+    C = dim.C
     symmetric = _symmetric(alpha_key, 0)
-    start = ordered_cell(dim.C) if symmetric else simplex_cell(dim.C)
-    out = _fast_refine(dim, start, None, aggregate=True)
-    total = out["P"].sum() * (factorial(dim.C) if symmetric else 1)
-    return {"Z": out["Z"], "P": out["P"], "L": out["L"], "Q": out["Q"],
-            "unresolved": out["unresolved"] + abs(1.0 - float(total)), "symmetric": symmetric}
+    start = ordered_cell(C) if symmetric else simplex_cell(C)
+    groups = np.array(_pairs(C), dtype=np.int64)
+    # the swaps' cells first (C = 5: 2 000 of them, against a million after the intervals'
+    # cuts), then the intervals' refinement of each, in _CE_CHUNKS fixed chunks on the threads;
+    # the swaps' pass only feeds the second, whose unresolved probability covers every cell
+    swaps = refine_cells(start.V, start.T, dim.F, groups, None, None, None, False, None,
+                         dim.same_tol, _min_prob(0), keep_cells=True)
+    Zs = [None if p0 else Z for Z, p0 in zip(swaps["Z"], swaps["phase0"], strict=True)]
+    chunks = [list(range(c, len(Zs), _CE_CHUNKS)) for c in range(min(_CE_CHUNKS, len(Zs)))]
+
+    def refine_chunk(idx: list[int]) -> dict[str, Any]:
+        return refine_starts([swaps["cells"][i] for i in idx], [Zs[i] for i in idx], None,
+                             None, dim.F, groups, dim.low, dim.up, dim._pairs, dim.same_tol,
+                             _min_prob(0))
+
+    outs = _threaded(refine_chunk, chunks)
+    # rows of equal outcome matrices summed in chunk order: the same numbers on any thread count
+    keys, inverse = _distinct_outcomes(np.concatenate([o["Z"] for o in outs]))
+    n = keys.shape[0]
+    P, L, Q = np.zeros(n), np.zeros((n, C)), np.zeros((n, C, C))
+    for T, name in ((P, "P"), (L, "L"), (Q, "Q")):
+        np.add.at(T, inverse, np.concatenate([o[name] for o in outs]))
+    total = P.sum() * (factorial(C) if symmetric else 1)
+    unresolved = sum(o["unresolved"] for o in outs)
+    return {"Z": keys.reshape(n, C, C), "P": P, "L": L, "Q": Q,
+            "unresolved": unresolved + abs(1.0 - float(total)), "symmetric": symmetric}
 
 
 @lru_cache(maxsize=64)
@@ -528,7 +557,9 @@ def dimension_tables(alpha_row: np.ndarray, weight: str, dps: int = 0) -> dict[s
     C = a.size
     ce = weight == "ce"
     key = tuple((a - a.max()).tolist())
-    if ce and not dps and _FAST:
+    if ce and not dps and _FAST and C ** (C * C) < 2**63:
+        # summed per outcome matrix in the kernel, each read as one int64 (C <= 5; beyond, only
+        # rows of equal logits have CE cells, few enough to keep: the ordered simplex)
         return dict(_ce_tables(key))
     cells = _cells(key, ce, dps)
     Z, m0 = cells["Z"], cells["m0"]
