@@ -823,6 +823,35 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
             m2[idx, i, k] += s2 / den
 
 
+@njit(cache=True)
+def _slot(slots, Zs, Ws, code, Z):
+    """The row of outcome matrix ``Z`` (read as the int64 ``code``) in the running sums
+    ``Ws`` of ARSM+CE's ``[P, L, Q]``, appended (zero) the first time it is seen."""
+    if code in slots:
+        return slots[code]
+    C = Z.shape[0]
+    slot = len(Zs)
+    slots[code] = slot
+    Zs.append(Z.copy())
+    Ws.append(np.zeros(1 + C + C * C))
+    return slot
+
+
+@njit(cache=True)
+def _packed(slots, Zs, Ws, C):
+    """The running sums of :func:`_slot` as arrays: ``codes`` ``(n,)``, ``Z`` ``(n, C, C)``,
+    ``PLQ`` ``(n, 1 + C + C^2)``."""
+    n = len(Zs)
+    codes = np.empty(n, np.int64)
+    Z = np.empty((n, C, C), np.int64)
+    PLQ = np.empty((n, 1 + C + C * C))
+    for code, slot in slots.items():
+        codes[slot] = code
+        Z[slot] = Zs[slot]
+        PLQ[slot] = Ws[slot]
+    return codes, Z, PLQ
+
+
 @njit(cache=True, nogil=True)
 def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_prob,
             max_cells, eps, max_pairs, max_simplices, keep_cells, agg):
@@ -929,13 +958,7 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
                 for a_ in range(C):
                     for b_ in range(C):
                         code = code * C + Z[a_, b_]
-                if code in slots:
-                    slot = slots[code]
-                else:
-                    slot = len(aggZ)
-                    slots[code] = slot
-                    aggZ.append(Z.copy())
-                    aggW.append(np.zeros(1 + C + C * C))
+                slot = _slot(slots, aggZ, aggW, code, Z)
                 _ce_cell_tables(Z, _midpoints(pairs, rows, c, C), one0[0], one1[0], one2[0],
                                 aggW[slot])
                 continue
@@ -979,14 +1002,7 @@ def _refine(V0, T0, F, groups, low, up, pairmask, ce, phase0, Z0, same_tol, min_
                 s = 0.5 * (m2[i, a_, b_] + m2[i, b_, a_])
                 m2[i, a_, b_] = s
                 m2[i, b_, a_] = s
-    n = len(aggZ)
-    codes = np.empty(n, np.int64)
-    Zagg = np.empty((n, C, C), np.int64)
-    PLQ = np.empty((n, 1 + C + C * C))
-    for code, slot in slots.items():
-        codes[slot] = code
-        Zagg[slot] = aggZ[slot]
-        PLQ[slot] = aggW[slot]
+    codes, Zagg, PLQ = _packed(slots, aggZ, aggW, C)
     return Zs, mids, m0, m1, m2, doneV, doneT, phases, unresolved, (codes, Zagg, PLQ, ncells)
 
 
@@ -1070,25 +1086,10 @@ def _refine_starts_agg(Vall, Tall, offsets, widths, Z0s, known, F, groups, low, 
         codes, Zc, PLQ, n = res[9]
         total += n
         for r in range(codes.size):
-            code = codes[r]
-            if code in slots:
-                slot = slots[code]
-            else:
-                slot = len(Zs)
-                slots[code] = slot
-                Zs.append(Zc[r].copy())
-                Ws.append(np.zeros(1 + C + C * C))
-            w = Ws[slot]
+            w = Ws[_slot(slots, Zs, Ws, codes[r], Zc[r])]
             for k in range(w.size):
                 w[k] += PLQ[r, k]
-    n = len(Zs)
-    codes = np.empty(n, np.int64)
-    Z = np.empty((n, C, C), np.int64)
-    PLQ = np.empty((n, 1 + C + C * C))
-    for code, slot in slots.items():
-        codes[slot] = code
-        Z[slot] = Zs[slot]
-        PLQ[slot] = Ws[slot]
+    codes, Z, PLQ = _packed(slots, Zs, Ws, C)
     return codes, Z, PLQ, total, unresolved
 
 
