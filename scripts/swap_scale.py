@@ -10,7 +10,9 @@ setting ``C = 10``, equal cost: REINFORCE-LOO with ``n = C`` samples against ARS
 (``C`` evaluations of ``f``), REINFORCE-LOO with ``n = M = C(C-1)/2 + 1`` against ARSM, ARSM+
 and ARSM+CE. Each cell is the trace of the covariance of one replicate: exact (closed forms
 for REINFORCE-LOO, exponential races for ARS, ARSM and ARSM+, polytope cells for ARS+ and
-ARSM+CE where in scope, i.e. rows of equal logits), and in the column ``MC`` an independent Monte Carlo
+ARSM+CE where in scope, i.e. rows of equal logits; certified for ARS+ on distinct logits:
+races and RQMC, with ``+-`` the sum of the per-entry bounds over the diagonal), and in the
+column ``MC`` an independent Monte Carlo
 estimate from ``--R`` replicates of the NumPy reference (fresh noise), with its standard
 error from 20 batches. Problems: ``random`` (logits ``1.5 N(0, 1)``, a seeded random table)
 and ``toy`` (logits 0, the ARSM paper's toy summed over dimensions).
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 m = REGISTRY[name].exact_moments("categorical", alpha, obj, **opts)
                 exact = f"{m.variance_trace:11.4e}"
+                if m.method.startswith("certified"):  # every diagonal entry within the bound
+                    exact += f" +- {m.error_bound * m.mean.size:.1e}"
             except NotImplementedError:
                 exact = f"{'(out of scope)':>11s}"
             mc, se = mc_trace(name, alpha, obj, args.R, seed=100 + i, **opts)

@@ -1,6 +1,7 @@
 """Exact moments of the categorical swap estimators (ARS, ARSM, ARS+, ARSM+, ARSM+ with the
-conditional expectation): exponential races in closed form (ARS, ARSM) and exact integration
-over polytopes of the simplex (the reduced variants).
+conditional expectation): exponential races in closed form (ARS, ARSM, ARSM+) and exact
+integration over polytopes of the simplex (the reduced variants); ARS+ past its cells
+certified (races and RQMC).
 
 Setting (see :mod:`reference.estimators.swap.numpy_reference` for the estimators). Per dimension ``k``,
 ``pi_k ~ Dirichlet(1_C)`` (uniform on the simplex), independently across ``k``; with
@@ -42,6 +43,19 @@ Method. Everything is assembled from per-dimension *pair tables* (``[m, j, p, q,
   12 000);
 * ARSM+, ARSM+CE: one arrangement for every swap (and every ``(j, l)``), cells refined only
   where a vertex test shows that something varies.
+* ARS+ past its cells (rows of distinct logits, ``MAX_ARS_PLUS_C < C <= MAX_RACE_C``),
+  **certified**, not exact: given ``pi`` outside ``{j, l}``, ``s`` and the row of swaps,
+  ``pi_j`` is uniform on ``[lo, hi]``, so ARS+'s ``L2`` (entries ``q = j``, all it uses) is
+  ARSM+'s (races, exact) and its ``Q2`` is ARSM+'s minus ``C^2 / 12`` times the interval
+  variance ``V = mean_l E[(1 - delta_j)(hi - lo)^2 1{...}]``, which
+  :mod:`verify.moments.swap_interval` estimates by randomized QMC with ``pi_j`` integrated
+  out exactly on its pieces (``ARS_PLUS_RQMC_RANDOMIZATIONS`` scrambled Sobol sets of
+  ``2**ARS_PLUS_RQMC_LOG2_POINTS`` points). The mean stays exact; the covariance is linear
+  in each dimension's ``V`` (block ``(k, k)`` only), so every randomization gives a whole
+  covariance and their spread a Student-t half-width at confidence
+  ``ARS_PLUS_RQMC_CONFIDENCE``, the largest over the entries being ``error_bound``
+  (:func:`_interval_half_width`). Measured at ``C = 10``, logits ``1.5 N(0, 1)``: about
+  1e-3 of the largest entry, ``K = 2`` in about 60 s and ``K = 3`` in about 90 s on 2 cores.
 
 On each cell the weights are linear in ``pi``, so ``P(cell)``, ``E[W_j 1{cell}]`` and
 ``E[W_j W_j' 1{cell}]`` follow exactly from the cell's moments of degree <= 2
@@ -98,7 +112,8 @@ pattern of the indices (a tuple's orbit is every tuple with its pattern, each re
 ``(C - b)!`` times, ``b`` distinct labels).
 
 Scope and cost: ARS, ARSM and ARSM+ any logits with ``C <= MAX_RACE_C`` (12; ARSM+'s tables
-about 8 s per row at ``C = 10``); ARS+ ``C <= MAX_ARS_PLUS_C`` (7: its per-``(j,
+about 8 s per row at ``C = 10``); ARS+ exact for ``C <= MAX_ARS_PLUS_C`` and certified up to
+``MAX_RACE_C`` (above; exact: its per-``(j,
 l)`` arrangements, about 0.35 s of CPU per dimension at ``C = 5``, 4 s at ``C = 6`` and
 45 s at ``C = 7``, the references ``j`` on the numba threads (:func:`_threaded`), cells in
 4-D to 6-D triangulated from their incidences by the compiled
@@ -136,6 +151,7 @@ from . import Moments
 from .polytope import Cell, cells_moments, ordered_cell, refine, sides, simplex_cell
 from .races import race_pair_tables, race_pair_tables_mp
 from .races_sym import sym_pair_tables
+from .swap_interval import interval_variance_tables
 
 __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
            "arsm_plus_moments", "arsm_plus_ce_moments", "dimension_tables", "clear_caches"]
@@ -151,7 +167,8 @@ MAX_CE_C = 5
 #: the same for ARS+, whose per-``(j, l)`` arrangements stay small (CPU per dimension at
 #: moderate logits: C = 5 about 0.35 s; C = 6 about 4 s; C = 7 about 45 s and 0.55 GiB; one
 #: column of C = 8 took 17 s, a dimension would take about 16 min, and one of its 7-D cells
-#: passed polytope.MAX_PULLING simplices)
+#: passed polytope.MAX_PULLING simplices); past it, up to MAX_RACE_C, ARS+ is certified (races
+#: and RQMC, :func:`_ars_plus_interval_tensors`)
 MAX_ARS_PLUS_C = 7
 #: nominal operations (at ``verify.exact.OPERATIONS_PER_SECOND``) of one dimension's cells,
 #: by weight and ``C`` (measured CPU times of the compiled float64 path rounded up, moderate
@@ -530,7 +547,7 @@ def clear_caches() -> None:
     """Empty the per-row caches of cells and tables (timings from a cold cache; tests that
     change a module limit such as ``polytope.MAX_PAIRS``)."""
     for fn in (_cells, _ce_tables, _column_cells, _column_tables, _race_tensors,
-               _sym_race_tensors):
+               _sym_race_tensors, _ars_plus_interval_tensors):
         fn.cache_clear()
 
 
@@ -846,6 +863,38 @@ def _ars_plus_tensors(alpha_row: np.ndarray, dps: int = 0) -> dict[str, Any]:
     return out
 
 
+#: ARS+ beyond ``MAX_ARS_PLUS_C`` (rows of distinct logits): scrambled Sobol sets of
+#: ``2**ARS_PLUS_RQMC_LOG2_POINTS`` points for its interval variance
+#: (:mod:`verify.moments.swap_interval`; C = 10: about 0.12 ms per point, 32 s of CPU per row)
+ARS_PLUS_RQMC_LOG2_POINTS = 13
+ARS_PLUS_RQMC_RANDOMIZATIONS = 32
+#: nominal operations of one such point per ``C^5`` (measured C = 10: 0.12 ms)
+_INTERVAL_OPERATIONS = 0.15
+#: two-sided confidence of the Student-t half-width over the randomizations (as
+#: :func:`verify.moments.relaxation.rqmc_moments`)
+ARS_PLUS_RQMC_CONFIDENCE = 1 - 1e-6
+
+
+@lru_cache(maxsize=4)
+def _ars_plus_interval_tensors(alpha_key: tuple[float, ...]) -> dict[str, Any]:
+    """ARS+ pair tables beyond the cells: ``P2``, ``L2`` and the symmetry-only ``Q2`` of the
+    races (:mod:`verify.moments.races_sym`, exact), minus ``C^2 / 12`` times the interval
+    variance ``V`` on the entries ``q = j`` (:mod:`verify.moments.swap_interval`, RQMC: its
+    mean over the randomizations); ``V_r`` keeps each randomization's ``V`` for the
+    half-width (:func:`_interval_half_width`)."""
+    C = len(alpha_key)
+    V_r = interval_variance_tables(np.array(alpha_key), log2_points=ARS_PLUS_RQMC_LOG2_POINTS,
+                                   randomizations=ARS_PLUS_RQMC_RANDOMIZATIONS, mapper=_threaded)
+    out: dict[str, Any] = dict(_sym_race_tensors(alpha_key))
+    Q2 = np.array(out["Q2"], dtype=np.float64)
+    idx = np.arange(C)
+    # Q2[m, j, p, j, x, y] -= C^2 / 12 V[j, m, p, x, y]
+    Q2[:, idx, :, idx] -= C * C / 12.0 * V_r.mean(axis=0)
+    out["Q2"] = Q2
+    out["V_r"] = V_r
+    return out
+
+
 @lru_cache(maxsize=4)
 def _sym_race_tensors(alpha_key: tuple[float, ...]) -> dict[str, Any]:
     out: dict[str, Any] = sym_pair_tables(np.array(alpha_key), _race_tensors(alpha_key, False))
@@ -864,17 +913,25 @@ def _race_tensors(alpha_key: tuple[float, ...], shared_j: bool, dps: int = 0
     return out
 
 
+def _row_key(a: np.ndarray) -> tuple[float, ...]:
+    """The cache key of a row of logits: shifted to a maximum of 0 (the tables depend only on
+    the differences)."""
+    return tuple((a - a.max()).tolist())
+
+
 def _pair_tensors(alpha_row: np.ndarray, weight: str, shared_j: bool, dps: int = 0
                   ) -> dict[str, Any]:
     """Per-dimension pair tables ``P2``, ``L2``, ``Q2`` (``[m, j, p, q, x, y]``) and
     ``unresolved``, by the cheapest exact method for the weight (module docstring); with
     ``dps > 0`` in ``mpmath`` (object arrays; call inside ``mpmath.workdps(dps)``)."""
     a = np.asarray(alpha_row, dtype=np.float64)
-    key = tuple((a - a.max()).tolist())
+    key = _row_key(a)
     if weight == "plain":
         return _race_tensors(key, shared_j, dps)
     if weight == "sym" and not dps and not shared_j:
         return _sym_race_tensors(key)
+    if weight == "ce" and shared_j and not np.all(a == a[0]) and a.size > MAX_ARS_PLUS_C:
+        return _ars_plus_interval_tensors(key)
     if weight == "ce" and shared_j and not np.all(a == a[0]) and a.size > 2:
         return _ars_plus_tensors(a, dps)
     tab = dimension_tables(a, weight, dps)
@@ -918,10 +975,11 @@ def _check_scope(pr: Problem, weight: str, shared_j: bool = False) -> None:
             raise NotImplementedError(
                 f"exact moments with the symmetry factor (ARSM+) need C <= {MAX_RACE_C} (their "
                 f"per-dimension pair tables hold C^6 entries); row {k} of alpha has C={C}")
-        if weight == "ce" and shared_j and C > MAX_ARS_PLUS_C and distinct:
+        if weight == "ce" and shared_j and C > MAX_RACE_C and distinct:
             raise NotImplementedError(
-                f"exact moments of ARS+ need C <= {MAX_ARS_PLUS_C} unless every logit of a row "
-                f"is the same (its per-(j, l) cells grow like C^(2C)); row {k} of alpha has C={C}")
+                f"moments of ARS+ need C <= {MAX_RACE_C} unless every logit of a row is the same "
+                f"(exact cells up to C = {MAX_ARS_PLUS_C}, then races and RQMC: pair tables of "
+                f"C^6 entries); row {k} of alpha has C={C}")
         if weight == "ce" and not shared_j and C > MAX_CE_C and distinct:
             raise NotImplementedError(
                 f"exact moments with the conditional expectation for every reference (ARSM+CE) "
@@ -943,6 +1001,10 @@ def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: in
     key = ("ars_plus" if weight == "ce" and shared_j else weight, C)
     if weight == "sym" and not shared_j:
         cells = distinct * _SYM_RACE_OPERATIONS * float(C) ** 5
+    elif key[0] == "ars_plus" and C > MAX_ARS_PLUS_C:
+        cells = distinct * float(C) ** 5 * (_SYM_RACE_OPERATIONS + _INTERVAL_OPERATIONS
+                                            * ARS_PLUS_RQMC_RANDOMIZATIONS
+                                            * 2.0 ** ARS_PLUS_RQMC_LOG2_POINTS)
     else:
         cells = distinct * _CELL_OPERATIONS.get(key, 0.0) if weight != "plain" else 0.0
     check_budget(f"exact moments of the swap estimator (weight {weight!r}) at K={K}, C={C}",
@@ -1063,6 +1125,11 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
         return _pair_tensors(np.array(row), weight, shared_j, dps)
 
     cells = _FAST and not dps and weight == "ce"
+    if cells and shared_j and C > MAX_ARS_PLUS_C:
+        # ARS+ by races and RQMC: the rows' races on the threads here, then each row's
+        # randomizations on the threads (three rows on two threads would leave one idle)
+        _threaded(lambda row: _sym_race_tensors(_row_key(np.array(row))), distinct)
+        cells = False
     done = dict(zip(distinct, _threaded(tables, distinct) if cells else map(tables, distinct),
                     strict=True))
     tabs = [done[r] for r in rows]
@@ -1094,6 +1161,8 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
     mu = mean.ravel()
     cov = second.reshape(P, P) - np.outer(mu, mu)
     cov = 0.5 * (cov + cov.T)
+    half, trace_half = _interval_half_width(tabs, diag, d2, C) if shared_j and not dps \
+        else (0.0, 0.0)
     if dps:  # round once, at the end
         mean, cov = mean.astype(np.float64), cov.astype(np.float64)
     spread = float(f.max() - f.min())
@@ -1107,6 +1176,18 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
         mean_error, cov_error = _entry_bounds(pr, weight, shared_j, f, tabs, diag, T, mean,
                                               second.reshape(P, P), cov)
         mean_error, cov_error = mean_error + err, cov_error + err
+    if half:
+        R = ARS_PLUS_RQMC_RANDOMIZATIONS
+        return Moments(mean, cov, (
+            f"certified: the mean exact (closed-form exponential races with the symmetry "
+            f"events; ARS+'s L2 is the symmetry-only one), the covariance from the same races "
+            f"minus the interval variance of pi_j by randomized QMC ({R} scrambled Sobol sets "
+            f"of 2^{ARS_PLUS_RQMC_LOG2_POINTS} points, pi_j integrated out on its pieces); "
+            f"error bound = Student-t half-width at confidence {ARS_PLUS_RQMC_CONFIDENCE:.6g} "
+            f"over every covariance entry (relative to the largest: "
+            f"{half / max(float(np.abs(cov).max()), 1e-300):.2g}; the trace's own: "
+            f"{trace_half:.2g}); the races' own per-entry bounds in mean_error/cov_error"),
+            float(err) + half, rng, mean_error, cov_error)
     if weight == "plain" or (weight == "sym" and not dps):
         method = ("exact: closed-form exponential races for every pair of swaps (Dirichlet(1) "
                   "as normalized exponentials)"
@@ -1129,6 +1210,49 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
                        f"the largest are not accurate relative to themselves (dps=30 is, for "
                        f"C <= {MP_MAX_C}, C^K <= {MP_MAX_CONFIGURATIONS})")
     return Moments(mean, cov, method, float(err), rng, mean_error, cov_error)
+
+
+def _interval_half_width(tabs: list[dict[str, Any]], diag: list[dict[str, np.ndarray]],
+                         d2: np.ndarray, C: int) -> tuple[float, float]:
+    """The Student-t half-widths (confidence ``ARS_PLUS_RQMC_CONFIDENCE``) of ARS+'s
+    covariance from its RQMC interval variance (:func:`_ars_plus_interval_tensors`): over
+    every entry, and of the trace; ``(0, 0)`` when no dimension has one. The covariance is
+    linear in each dimension's ``V`` and only its block ``(k, k)`` reads it (``Q2_k``), so
+    each randomization's ``V`` gives one estimate of that block, contracted as the moments are;
+    their spread gives the half-width per entry, and the largest is returned (one bound for
+    all entries, as :func:`verify.moments.quadrature.rqmc_mean_cov`: an entry's own spread
+    misses the rare outcomes that few points see)."""
+    from scipy import stats
+
+    K = len(tabs)
+    half = 0.0
+    traces = 0.0
+    for k, t in enumerate(tabs):
+        if "V_r" not in t:
+            continue
+        V_r = t["V_r"]  # (R, j, m, p, x, y)
+        R = V_r.shape[0]
+        # the other dimensions contracted once: Wk[n, x_k, y_k] = sum over the others' (x_i,
+        # y_i) of d2 prod_i P2_i[n, x_i, y_i] (n = [m, j, p], the diagonal tables' order)
+        dk = np.moveaxis(d2, (k, K + k), (0, 1))
+        others = [diag[i]["P2"] for i in range(K) if i != k]
+        Wk = np.empty((C**3, C, C))
+        for x in range(C):
+            for y in range(C):
+                Wk[:, x, y] = _pair_contract(dk[x, y], others) if others else dk[x, y]
+        Vk = V_r.transpose(0, 2, 1, 3, 4, 5).reshape(R, C**3, C, C)
+        S = (-C * C / 12.0) * np.einsum("nxy,rnxy->rn", Wk, Vk)
+        blocks = np.stack([_polarized(S[r], True, C, -1.0) for r in range(R)])
+        q = stats.t.ppf(0.5 + ARS_PLUS_RQMC_CONFIDENCE / 2, R - 1) / np.sqrt(R)
+        half = max(half, float(q * blocks.std(axis=0, ddof=1).max()))
+        # the randomizations of different rows are independent: the trace's per-randomization
+        # values add up (same R for every row)
+        traces = traces + np.trace(blocks, axis1=1, axis2=2)
+    if np.ndim(traces) == 0:
+        return half, 0.0
+    R = traces.size
+    q = stats.t.ppf(0.5 + ARS_PLUS_RQMC_CONFIDENCE / 2, R - 1) / np.sqrt(R)
+    return half, float(q * traces.std(ddof=1))
 
 
 #: unit roundoff of float64
@@ -1267,8 +1391,11 @@ def arsm_moments(dist: Any, params: object, objective: Any, *, dps: int | None =
 
 def ars_plus_moments(dist: Any, params: object, objective: Any, *, dps: int | None = None
                      ) -> Moments:
-    """Exact moments of ARS+ (symmetry and interval conditional expectation, one ``j``);
-    ``dps``: see :func:`swap_moments`."""
+    """Exact moments of ARS+ (symmetry and interval conditional expectation, one ``j``) for
+    ``C <= MAX_ARS_PLUS_C`` or rows of equal logits; certified (exact mean, covariance within
+    ``error_bound`` at confidence ``ARS_PLUS_RQMC_CONFIDENCE``: races and RQMC, module
+    docstring) for rows of distinct logits up to ``MAX_RACE_C``; ``dps``: see
+    :func:`swap_moments` (within the cells' scope)."""
     return swap_moments(dist, params, objective, weight="ce", shared_j=True, dps=dps)
 
 

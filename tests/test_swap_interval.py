@@ -1,0 +1,136 @@
+"""ARS+ past the cells: the races give its mean and all of its covariance but the interval
+variance ``V`` of ``pi_j``, which :mod:`verify.moments.swap_interval` estimates by RQMC with
+``pi_j`` integrated out. Checked against the polytope cells (exact) where both exist, by
+lowering ``MAX_ARS_PLUS_C``; at ``C = 10`` (slow) against the exact gradient and sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import verify
+from reference import REGISTRY, random_table
+from verify.moments import swap
+from verify.moments.swap_interval import interval_variance_tables
+
+ROWS = [np.array([0.3, -0.5, 1.0, 0.1]), np.array([1.2, -0.4, 0.0, 0.7, -1.1])]
+
+
+@pytest.fixture
+def past_the_cells(monkeypatch):
+    """ARS+ of every C > 3 through the races and RQMC, with fewer points (fast tests)."""
+    monkeypatch.setattr(swap, "MAX_ARS_PLUS_C", 3)
+    monkeypatch.setattr(swap, "ARS_PLUS_RQMC_LOG2_POINTS", 10)
+    swap.clear_caches()
+    yield
+    swap.clear_caches()
+
+
+def _half_width(samples: np.ndarray, confidence: float = 1 - 1e-6) -> float:
+    """Student-t half-width of the mean over axis 0, the largest over the entries."""
+    R = samples.shape[0]
+    q = stats.t.ppf(0.5 + confidence / 2, R - 1) / np.sqrt(R)
+    return float(q * samples.std(axis=0, ddof=1).max())
+
+
+@pytest.mark.parametrize("row", ROWS, ids=["C4", "C5"])
+def test_interval_variance_matches_the_cells(row):
+    # the cells give ARS+'s Q2 exactly; the symmetry-only Q2 (races) lies above it by
+    # C^2 / 12 V on the entries q = j
+    C = row.size
+    V_r = interval_variance_tables(row, log2_points=11, randomizations=16)
+    V = V_r.mean(axis=0)
+    j = np.arange(C)
+    gap = (swap._sym_race_tensors(swap._row_key(row))["Q2"] - swap._ars_plus_tensors(row)["Q2"])
+    gap = gap[:, j, :, j] * 12.0 / C**2  # (j, m, p, x, y)
+    h = _half_width(V_r)
+    assert np.abs(V - gap).max() <= h
+    assert h <= 0.05 * gap.max()  # the bound is far below what it bounds
+    assert V.min() >= 0.0
+    # (m, x) <-> (p, y) symmetric, zero where the swap (m, j) cannot reach x
+    assert np.array_equal(V, V.transpose(0, 2, 1, 4, 3))
+    assert np.all(V[gap == 0.0] == 0.0)
+
+
+def test_interval_variance_does_not_depend_on_the_threads():
+    row = ROWS[1]
+    serial = interval_variance_tables(row, log2_points=8, randomizations=4)
+    threaded = interval_variance_tables(row, log2_points=8, randomizations=4, mapper=swap._threaded)
+    assert np.array_equal(serial, threaded)
+
+
+@pytest.mark.parametrize("K,C", [(1, 5), (2, 5), (3, 4)])
+def test_certified_ars_plus_moments_match_the_cells(K, C, past_the_cells, monkeypatch):
+    rng = np.random.default_rng([K, C])
+    alpha = 1.2 * rng.standard_normal((K, C))
+    f = random_table(K, C, seed=K + C, domain="categorical")
+    cert = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
+    assert cert.method.startswith("certified") and cert.error_bound > 0.0
+    monkeypatch.setattr(swap, "MAX_ARS_PLUS_C", 7)
+    swap.clear_caches()
+    exact = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
+    sym_only = swap.swap_moments("categorical", alpha, f, weight="sym", shared_j=True)
+    assert exact.method.startswith("exact")
+    # the mean is exact either way: ARS+'s L2 is the symmetry-only one
+    assert np.abs(cert.mean - exact.mean).max() <= 1e-15 * max(1.0, np.abs(exact.mean).max())
+    assert np.abs(cert.cov - exact.cov).max() <= cert.error_bound
+    # teeth: the interval variance moves the covariance by far more than the bound
+    assert np.abs(sym_only.cov - exact.cov).max() >= 20 * cert.error_bound
+
+
+def test_the_bound_is_the_spread_of_the_randomizations(past_the_cells, monkeypatch):
+    # each randomization's V alone, through the whole contraction: their spread is the bound
+    K, C = 2, 4
+    alpha = np.array([[0.3, -0.5, 1.0, 0.1], [0.0, 0.4, -0.2, 0.9]])
+    f = random_table(K, C, seed=3, domain="categorical")
+    stacks = {tuple(swap._row_key(a)): interval_variance_tables(a, log2_points=7, randomizations=5)
+              for a in alpha}
+    pick: list[int | None] = [None]
+
+    def fixed(a, **kw):
+        V_r = stacks[tuple(swap._row_key(a))]
+        return V_r if pick[0] is None else V_r[[pick[0]] * V_r.shape[0]]
+
+    monkeypatch.setattr(swap, "interval_variance_tables", fixed)
+    swap.clear_caches()
+    m = swap.ars_plus_moments("categorical", alpha, f)
+    covs = []
+    for r in range(5):
+        pick[0] = r
+        swap.clear_caches()
+        covs.append(swap.ars_plus_moments("categorical", alpha, f).cov)
+    covs = np.array(covs)
+    assert np.abs(covs.mean(axis=0) - m.cov).max() <= 1e-15 * np.abs(m.cov).max()
+    assert m.error_bound == pytest.approx(_half_width(covs), rel=1e-9)
+
+
+def test_interval_variance_refuses_bad_rows():
+    for row in (np.array([0.0, 1.0]), np.array([0.0, np.nan, 1.0]), np.zeros((2, 3))):
+        with pytest.raises(ValueError, match="C >= 3"):
+            interval_variance_tables(row)
+
+
+def test_ars_plus_past_the_races_is_refused():
+    C = swap.MAX_RACE_C + 1
+    f = random_table(1, C, seed=1, domain="categorical")
+    with pytest.raises(NotImplementedError, match=f"C <= {C - 1}"):
+        REGISTRY["ars_plus"].exact_moments("categorical", np.arange(float(C))[None], f)
+
+
+@pytest.mark.slow
+def test_ars_plus_at_the_papers_c():
+    # K = 2, C = 10 (the README's equal-cost table): the mean exact, the covariance within its
+    # bound of what 3000 samples of the NumPy reference say
+    K, C = 2, 10
+    rng = np.random.default_rng(5)
+    alpha = 1.5 * rng.standard_normal((K, C))
+    f = random_table(K, C, seed=5, domain="categorical")
+    m = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
+    assert m.method.startswith("certified")
+    assert m.error_bound <= 0.01 * np.abs(m.cov).max()
+    grad = verify.exact_gradient("categorical", alpha, f)
+    assert np.abs(m.mean - grad).max() <= 1e-12 * np.abs(grad).max()
+    assert np.linalg.eigvalsh(m.cov).min() >= -m.error_bound * C * K
+    verify.assert_mc("ars_plus", verify.make_problem("categorical", alpha, f), R=3000, seed=5,
+                     moments=m)

@@ -1,0 +1,185 @@
+"""ARS+'s interval variance by randomized quasi-Monte Carlo, with ``pi_j`` integrated out: what
+the exponential races do not give ARS+ beyond ``C = MAX_ARS_PLUS_C``.
+
+Used by :mod:`verify.moments.swap` (rows of distinct logits, ``MAX_ARS_PLUS_C < C <=
+MAX_RACE_C``). Ours; checked in ``tests/test_swap_interval.py`` against the polytope cells.
+
+Why only this term. For a reference ``j`` and ``l != j``, hold ``pi_i`` (``i`` not in ``{j,
+l}``) and ``s = pi_j + pi_l`` fixed: ``t = pi_j`` is uniform on ``[0, s]`` and every swap ``(m,
+j)`` is a function of ``t`` that is constant on the pieces between at most ``2 C``
+breakpoints; ARS+'s ``[lo, hi]`` is the piece that holds ``t`` (the row of swaps never returns
+to a value it left, see below). So ``(lo + hi) / 2 = E[pi_j | row, rest]``, and for the weight
+``W = (1 - delta_j)(1 - C (lo + hi) / 2)`` of ARS+ (``delta_j``, the row and the indicators are
+functions of the row)::
+
+    E[W 1{Z[m,j] = x, Z[p,j] = y}]   = the symmetry-only L2 (exact races, races_sym.py)
+    E[W^2 1{Z[m,j] = x, Z[p,j] = y}] = the symmetry-only Q2 - C^2 / 12 V[j, m, p, x, y]
+    V[j, m, p, x, y] = mean_l E[(1 - delta_j) (hi - lo)^2 1{Z[m,j] = x, Z[p,j] = y}]
+
+(the conditional variance of ``pi_j`` on its piece is ``(hi - lo)^2 / 12``). ``V`` is what
+this module estimates.
+
+The integrand. With ``pi = e / S``, ``e_r`` i.i.d. ``Exp(1)``, ``S = sum e_r``, write ``T = e_j
++ e_l`` and ``t = e_j``, uniform on ``[0, T]`` given everything else. The swap ``(m, j)`` has
+two values that move with ``t``: ``alpha t`` at position ``A`` (where ``pi_j`` sits) and
+``beta (T - t)`` at ``B`` (where ``pi_l`` sits), and the minimum ``R`` of the others at ``r``:
+
+* ``m = j``: ``A = j, alpha = w_j, B = l, beta = w_l``; ``m = l``: ``A = l, alpha = w_l, B = j,
+  beta = w_j``; both with ``R = min_{i not in {j, l}} w_i e_i``;
+* otherwise ``A = m, alpha = w_m, B = l, beta = w_l``, ``R = min(w_j e_m, min_{i not in {j, l,
+  m}} w_i e_i)`` (``r = j`` when ``w_j e_m`` wins).
+
+So ``Z[m, j](t)`` is ``A`` then ``B`` with the breakpoint ``c = beta T / (alpha + beta)`` when
+``R > alpha c``, else ``A`` on ``[0, R / alpha)``, ``r`` up to ``T - R / beta``, then ``B``:
+each swap leaves a value for good, so a piece is where the whole row is constant. Given the
+rest, ``E[(hi - lo)^2 g(row)] = (1 / T) sum_pieces |I|^3 g(row_I)`` in units of ``e``, and
+``hi - lo = |I| / S``: the sampled value of one point is ``sum_pieces |I|^3 (1 - delta_I)
+1{...} / (T S^2)``, an integral over ``t`` done exactly (Rao-Blackwellized), which leaves the
+``C`` exponentials to the scrambled Sobol points (``e = -log(1 - u)``; every ``(j, l)`` reads the
+same point). Cost: ``C^2`` per piece, ``2 C`` pieces, ``C (C - 1)`` pairs ``(j, l)``: about
+``2 C^5`` per point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from numba import njit
+from scipy.stats import qmc
+
+__all__ = ["interval_variance_tables"]
+
+
+@njit(cache=True, nogil=True)
+def _interval_points(E: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+    """Add, for every point (row of ``E`` ``(N, C)``, i.i.d. ``Exp(1)`` values), the sampled
+    ``V`` (module docstring) into ``out`` ``(C, C, C, C, C)``, ordered ``[j, m, x, p, y]`` (an
+    inner loop over ``p`` stays in one row of ``C^2``), the mean over ``l`` taken, ``m <= p``
+    only. ``w`` ``(C,)``: ``exp(max(alpha) - alpha)``."""
+    N, C = E.shape
+    inv_l = 1.0 / (C - 1)
+    A = np.empty(C, np.int64)
+    B = np.empty(C, np.int64)
+    r = np.empty(C, np.int64)
+    lo_bp = np.empty(C)
+    hi_bp = np.empty(C)
+    bps = np.empty(2 * C + 2)
+    row = np.empty(C, np.int64)
+    for n in range(N):
+        e = E[n]
+        S = 0.0
+        for i in range(C):
+            S += e[i]
+        for j in range(C):
+            for l in range(C):
+                if l == j:
+                    continue
+                T = e[j] + e[l]
+                # the two smallest w_i e_i outside {j, l}
+                R0, R1 = np.inf, np.inf
+                r0, r1 = -1, -1
+                for i in range(C):
+                    if i == j or i == l:
+                        continue
+                    v = w[i] * e[i]
+                    if v < R0:
+                        R1, r1 = R0, r0
+                        R0, r0 = v, i
+                    elif v < R1:
+                        R1, r1 = v, i
+                nb = 0
+                bps[nb] = 0.0
+                nb += 1
+                for m in range(C):
+                    if m == j:
+                        A[m], al, B[m], be, R, r[m] = j, w[j], l, w[l], R0, r0
+                    elif m == l:
+                        A[m], al, B[m], be, R, r[m] = l, w[l], j, w[j], R0, r0
+                    else:
+                        A[m], al, B[m], be = m, w[m], l, w[l]
+                        if r0 != m:
+                            R, r[m] = R0, r0
+                        else:
+                            R, r[m] = R1, r1
+                        bj = w[j] * e[m]
+                        if bj < R:
+                            R, r[m] = bj, j
+                    c = be * T / (al + be)
+                    if R > al * c:  # A, then B
+                        lo_bp[m] = c
+                        hi_bp[m] = c
+                        bps[nb] = c
+                        nb += 1
+                    else:  # A, then the rest's winner r, then B
+                        lo_bp[m] = R / al
+                        hi_bp[m] = T - R / be
+                        bps[nb] = lo_bp[m]
+                        bps[nb + 1] = hi_bp[m]
+                        nb += 2
+                bps[nb] = T
+                nb += 1
+                for k in range(1, nb - 1):  # insertion sort: about 2 C values, mostly in order
+                    v = bps[k]
+                    i = k - 1
+                    while i >= 1 and bps[i] > v:
+                        bps[i + 1] = bps[i]
+                        i -= 1
+                    bps[i + 1] = v
+                b = bps
+                scale = inv_l / (T * S * S)
+                for k in range(nb - 1):
+                    length = b[k + 1] - b[k]
+                    if length <= 0.0:
+                        continue
+                    t = 0.5 * (b[k] + b[k + 1])
+                    same = True
+                    for m in range(C):
+                        if t < lo_bp[m]:
+                            row[m] = A[m]
+                        elif t < hi_bp[m]:
+                            row[m] = r[m]
+                        else:
+                            row[m] = B[m]
+                        if row[m] != row[0]:
+                            same = False
+                    if same:  # delta_j = 1: the weight is 0
+                        continue
+                    val = length * length * length * scale
+                    for m in range(C):
+                        x = row[m]
+                        for p in range(m, C):
+                            out[j, m, x, p, row[p]] += val
+
+
+def _one_randomization(args: tuple[np.ndarray, int, int, int]) -> np.ndarray:
+    w, log2_points, seed, r = args
+    C = w.size
+    eng = qmc.Sobol(C, scramble=True, seed=np.random.default_rng([seed, r]))
+    U = np.minimum(eng.random_base2(log2_points), np.nextafter(1.0, 0.0))
+    out = np.zeros((C,) * 5)
+    _interval_points(-np.log1p(-U), w, out)
+    out = out.transpose(0, 1, 3, 2, 4) / U.shape[0]  # [j, m, p, x, y]
+    # the kernel fills m <= p; the table is symmetric under (m, x) <-> (p, y)
+    upper = np.triu(np.ones((C, C), dtype=bool), 1)[None, :, :, None, None]
+    return np.where(upper.transpose(0, 2, 1, 3, 4), out.transpose(0, 2, 1, 4, 3), out)
+
+
+def interval_variance_tables(alpha_row: np.ndarray, *, log2_points: int = 13,
+                             randomizations: int = 16, seed: int = 0,
+                             mapper: Callable[[Callable, list], Iterable] = map) -> np.ndarray:
+    """ARS+'s ``V[j, m, p, x, y] = mean_l E[(1 - delta_j)(hi - lo)^2 1{Z[m,j] = x, Z[p,j] =
+    y}]`` (module docstring), one estimate per randomization.
+
+    ``alpha_row`` ``(C,)`` logits of one dimension. Each of ``randomizations`` independent
+    scrambled Sobol sets of ``2**log2_points`` points in ``C`` dimensions gives an unbiased
+    estimate of the whole table. Returns ``(randomizations, C, C, C, C, C)`` float64.
+    ``mapper`` runs the randomizations (``map``, or a pool's); the result does not depend on
+    it.
+    """
+    a = np.asarray(alpha_row, dtype=np.float64)
+    if a.ndim != 1 or a.size < 3 or not np.all(np.isfinite(a)):
+        raise ValueError("alpha_row must be a finite (C,) row with C >= 3")
+    w = np.exp(a.max() - a)
+    items = [(w, int(log2_points), int(seed), r) for r in range(int(randomizations))]
+    return np.stack(list(mapper(_one_randomization, items)))
