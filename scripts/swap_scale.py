@@ -10,7 +10,7 @@ setting ``C = 10``, equal cost: REINFORCE-LOO with ``n = C`` samples against ARS
 (``C`` evaluations of ``f``), REINFORCE-LOO with ``n = M = C(C-1)/2 + 1`` against ARSM, ARSM+
 and ARSM+CE. Each cell is the trace of the covariance of one replicate: exact (closed forms
 for REINFORCE-LOO, exponential races for ARS, ARSM and ARSM+, polytope cells for ARS+ and
-ARSM+CE where in scope, i.e. rows of equal logits; certified for ARS+ on distinct logits:
+ARSM+CE where in scope, i.e. rows of equal logits; certified for both on distinct logits:
 races and RQMC, with ``+-`` the sum of the per-entry bounds over the diagonal), and in the
 column ``MC`` an independent Monte Carlo
 estimate from ``--R`` replicates of the NumPy reference (fresh noise), with its standard

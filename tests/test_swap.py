@@ -145,10 +145,10 @@ def test_equal_logits_any_c_matches_generic_cells():
 
 
 def test_large_c_with_distinct_logits_is_refused():
-    # ARS, ARSM, ARSM+ (exponential races) and ARS+ (races and RQMC past its cells) stop at
-    # MAX_RACE_C
+    # ARS, ARSM, ARSM+ (exponential races), ARS+ and ARSM+CE (races and RQMC past their cells)
+    # stop at MAX_RACE_C
     C = moments_swap.MAX_RACE_C + 1
-    for name in ("ars", "arsm_plus", "ars_plus"):
+    for name in ("ars", "arsm_plus", "ars_plus", "arsm_plus_ce"):
         with pytest.raises(NotImplementedError, match=f"C <= {C - 1}"):
             _moments(name, verify.make_problem("categorical", np.arange(float(C))[None],
                                                random_table(1, C, seed=1, domain="categorical")))

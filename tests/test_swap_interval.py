@@ -1,7 +1,9 @@
-"""ARS+ past the cells: the races give its mean and all of its covariance but the interval
-variance ``V`` of ``pi_j``, which :mod:`verify.moments.swap_interval` estimates by RQMC with
-``pi_j`` integrated out. Checked against the polytope cells (exact) where both exist, by
-lowering ``MAX_ARS_PLUS_C``; at ``C = 10`` (slow) against the exact gradient and sampling."""
+"""ARS+ and ARSM+CE past the cells: the races give their means and ARSM+'s tables, and
+:mod:`verify.moments.swap_interval` estimates what the conditional expectation changes by RQMC
+(ARS+: the interval variance ``V`` of ``pi_j``, with ``pi_j`` integrated out; ARSM+CE: ``V``
+and the corrections ``D``, ``DQ`` of the entries ``q != j``). Checked against the polytope
+cells (exact) where both exist, by lowering ``MAX_ARS_PLUS_C`` and ``MAX_CE_C``; at ``C = 10``
+(slow) against the exact gradient and sampling."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from scipy import stats
 import verify
 from reference import REGISTRY, random_table
 from verify.moments import swap
-from verify.moments.swap_interval import interval_variance_tables
+from verify.moments.swap_interval import ce_correction_tables, interval_variance_tables
 
 ROWS = [np.array([0.3, -0.5, 1.0, 0.1]), np.array([1.2, -0.4, 0.0, 0.7, -1.1])]
 
@@ -105,32 +107,104 @@ def test_the_bound_is_the_spread_of_the_randomizations(past_the_cells, monkeypat
     assert m.error_bound == pytest.approx(_half_width(covs), rel=1e-9)
 
 
+def test_certified_ars_plus_at_c8_is_unbiased_and_agrees_with_sampling(monkeypatch):
+    # the first C past the cells, with the module's own limits (fewer points: a fast test)
+    monkeypatch.setattr(swap, "ARS_PLUS_RQMC_LOG2_POINTS", 8)
+    swap.clear_caches()
+    K, C = 1, swap.MAX_ARS_PLUS_C + 1
+    alpha = np.linspace(-1.0, 1.0, C)[None] + 0.1 * np.sin(np.arange(C))
+    f = random_table(K, C, seed=8, domain="categorical")
+    try:
+        m = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
+    finally:
+        swap.clear_caches()
+    assert m.method.startswith("certified") and "2^8 points" in m.method
+    assert 0.0 < m.error_bound <= 0.05 * np.abs(m.cov).max()
+    grad = verify.exact_gradient("categorical", alpha, f)
+    assert np.abs(m.mean - grad).max() <= 1e-12 * np.abs(grad).max()
+    verify.assert_mc("ars_plus", verify.make_problem("categorical", alpha, f), R=2000, seed=8,
+                     moments=m)
+
+
 def test_interval_variance_refuses_bad_rows():
     for row in (np.array([0.0, 1.0]), np.array([0.0, np.nan, 1.0]), np.zeros((2, 3))):
         with pytest.raises(ValueError, match="C >= 3"):
             interval_variance_tables(row)
+        with pytest.raises(ValueError, match="C >= 3"):
+            ce_correction_tables(row, log2_points=4, seed=(0, 0))
 
 
-def test_ars_plus_past_the_races_is_refused():
-    C = swap.MAX_RACE_C + 1
-    f = random_table(1, C, seed=1, domain="categorical")
-    with pytest.raises(NotImplementedError, match=f"C <= {C - 1}"):
-        REGISTRY["ars_plus"].exact_moments("categorical", np.arange(float(C))[None], f)
+# ------------------------------------------------------------------------ ARSM+CE
+@pytest.mark.parametrize("row", ROWS, ids=["C4", "C5"])
+def test_ce_corrections_match_the_cells(row):
+    # the cells give ARSM+CE's tables exactly: L2 = L2_sym - C D and Q2 = Q2_sym + DQ where
+    # q != j, and Q2 = Q2_sym - C^2 / 12 V where q = j (ARS+'s)
+    C = row.size
+    runs = [ce_correction_tables(row, log2_points=12, seed=(0, r)) for r in range(16)]
+    cells = swap._tensors(swap.dimension_tables(row, "ce"), C)
+    sym = swap._sym_race_tensors(swap._row_key(row))
+    j = np.arange(C)
+    on = np.zeros((C,) * 6, dtype=bool)
+    on[:, j, :, j] = True
+    gaps = {"D": (sym["L2"] - cells["L2"]) / C, "DQ": cells["Q2"] - sym["Q2"]}
+    for i, name in enumerate(("D", "DQ")):
+        est = np.array([r[i] for r in runs])
+        assert np.all(est[:, on] == 0.0)  # q = j: nothing to correct (D), V's part (DQ)
+        gap = np.where(on, 0.0, gaps[name])
+        h = _half_width(est)
+        assert np.abs(est.mean(axis=0) - gap).max() <= h <= 0.5 * np.abs(gap).max(), name
+    V = np.array([r[2] for r in runs])
+    gapV = -(cells["Q2"] - sym["Q2"])[:, j, :, j] * 12.0 / C**2
+    assert np.abs(V.mean(axis=0) - gapV).max() <= _half_width(V) <= 0.05 * gapV.max()
+
+
+def test_ce_corrections_use_their_own_points_per_dimension():
+    # the second moment multiplies two dimensions' estimates: they must be independent
+    row = ROWS[0]
+    t0, t1 = (swap._ce_randomization_tables(row, k, 0) for k in (0, 1))
+    assert not np.array_equal(t0["Q2"], t1["Q2"]) and not np.array_equal(t0["L2"], t1["L2"])
+    assert np.array_equal(t0["Q2"], swap._ce_randomization_tables(row, 0, 0)["Q2"])
+
+
+@pytest.mark.parametrize("K,C", [(1, 4), (2, 4), pytest.param(1, 5, marks=pytest.mark.slow)])
+def test_certified_arsm_plus_ce_moments_match_the_cells(K, C, monkeypatch):
+    # (K, C) = (1, 5) is slow for its exact cells (about 16 s)
+    monkeypatch.setattr(swap, "MAX_CE_C", C - 1)
+    monkeypatch.setattr(swap, "CE_RQMC_LOG2_POINTS", 13)
+    monkeypatch.setattr(swap, "CE_RQMC_RANDOMIZATIONS", 16)
+    swap.clear_caches()
+    rng = np.random.default_rng([K, C, 1])
+    alpha = 1.2 * rng.standard_normal((K, C))
+    f = random_table(K, C, seed=K + C + 1, domain="categorical")
+    try:
+        cert = REGISTRY["arsm_plus_ce"].exact_moments("categorical", alpha, f)
+        monkeypatch.setattr(swap, "MAX_CE_C", 5)
+        swap.clear_caches()
+        exact = REGISTRY["arsm_plus_ce"].exact_moments("categorical", alpha, f)
+    finally:
+        swap.clear_caches()
+    sym_only = REGISTRY["arsm_plus"].exact_moments("categorical", alpha, f)
+    assert cert.method.startswith("certified") and exact.method.startswith("exact")
+    assert np.abs(cert.mean - exact.mean).max() <= 1e-15 * max(1.0, np.abs(exact.mean).max())
+    assert np.abs(cert.cov - exact.cov).max() <= cert.error_bound
+    # teeth: the conditional expectation moves the covariance by more than the bound
+    assert np.abs(sym_only.cov - exact.cov).max() >= 4 * cert.error_bound
 
 
 @pytest.mark.slow
-def test_ars_plus_at_the_papers_c():
+@pytest.mark.parametrize("name,seed", [("ars_plus", 5), ("arsm_plus_ce", 6)])
+def test_certified_at_the_papers_c(name, seed):
     # K = 2, C = 10 (the README's equal-cost table): the mean exact, the covariance within its
     # bound of what 3000 samples of the NumPy reference say
     K, C = 2, 10
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     alpha = 1.5 * rng.standard_normal((K, C))
-    f = random_table(K, C, seed=5, domain="categorical")
-    m = REGISTRY["ars_plus"].exact_moments("categorical", alpha, f)
+    f = random_table(K, C, seed=seed, domain="categorical")
+    m = REGISTRY[name].exact_moments("categorical", alpha, f)
     assert m.method.startswith("certified")
     assert m.error_bound <= 0.01 * np.abs(m.cov).max()
     grad = verify.exact_gradient("categorical", alpha, f)
     assert np.abs(m.mean - grad).max() <= 1e-12 * np.abs(grad).max()
     assert np.linalg.eigvalsh(m.cov).min() >= -m.error_bound * C * K
-    verify.assert_mc("ars_plus", verify.make_problem("categorical", alpha, f), R=3000, seed=5,
+    verify.assert_mc(name, verify.make_problem("categorical", alpha, f), R=3000, seed=seed,
                      moments=m)

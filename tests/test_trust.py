@@ -256,11 +256,11 @@ def test_enumeration_of_34_binary_variables_is_refused_up_front():
 
 
 @pytest.mark.parametrize("name,limit", [("ars_plus", "MAX_RACE_C"),
-                                        ("arsm_plus_ce", "MAX_CE_C")])
+                                        ("arsm_plus_ce", "MAX_RACE_C")])
 def test_ce_swap_moments_past_their_c_are_refused_up_front(name, limit):
     # one such call (ARSM+CE, C = 5) asked for 206 GiB; now it is refused before any cell is
-    # built (ARS+'s per-(j, l) arrangements reach C = 7: tests/test_polytope_c6.py; past them
-    # the races and RQMC reach MAX_RACE_C: tests/test_swap_interval.py)
+    # built (ARS+'s per-(j, l) arrangements reach C = 7: tests/test_polytope_c6.py; past the
+    # cells, ARS+ and ARSM+CE are certified up to MAX_RACE_C: tests/test_swap_interval.py)
     from verify.moments import swap as moments_swap
 
     limit = getattr(moments_swap, limit)

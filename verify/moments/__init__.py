@@ -13,8 +13,9 @@ module                        estimators and method
 ``swap``                      ARS, ARSM, ARS+, ARSM+, ARSM+CE: exact; closed-form exponential
                               races for ARS/ARSM/ARSM+ (``races``, ``races_sym``), integration
                               over polytope cells of the simplex for the others (geometry in
-                              ``polytope``); ARS+ past its cells certified (races and RQMC of
-                              its interval variance, ``swap_interval``)
+                              ``polytope``); ARS+ and ARSM+CE past their cells certified
+                              (races and RQMC of what the conditional expectation changes,
+                              ``swap_interval``)
 ``relaxation``                straight-through, I-MLE/AIMLE (exact; joint argmax laws in
                               ``quadrature``), Gumbel-Softmax, ST-Gumbel-Softmax (certified RQMC)
 ``ksubset_perturbation``      SIMPLE (exact enumeration of subsets), I-MLE/AIMLE on k-subsets

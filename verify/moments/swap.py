@@ -1,7 +1,7 @@
 """Exact moments of the categorical swap estimators (ARS, ARSM, ARS+, ARSM+, ARSM+ with the
 conditional expectation): exponential races in closed form (ARS, ARSM, ARSM+) and exact
-integration over polytopes of the simplex (the reduced variants); ARS+ past its cells
-certified (races and RQMC).
+integration over polytopes of the simplex (the reduced variants); ARS+ and ARSM+CE past
+their cells certified (races and RQMC).
 
 Setting (see :mod:`reference.estimators.swap.numpy_reference` for the estimators). Per dimension ``k``,
 ``pi_k ~ Dirichlet(1_C)`` (uniform on the simplex), independently across ``k``; with
@@ -56,6 +56,14 @@ Method. Everything is assembled from per-dimension *pair tables* (``[m, j, p, q,
   ``ARS_PLUS_RQMC_CONFIDENCE``, the largest over the entries being ``error_bound``
   (:func:`_interval_half_width`). Measured at ``C = 10``, logits ``1.5 N(0, 1)``: about
   1e-3 of the largest entry, ``K = 2`` in about 60 s and ``K = 3`` in about 90 s on 2 cores.
+* ARSM+CE past its cells (``MAX_CE_C < C <= MAX_RACE_C``), **certified** the same way: its
+  tables are ARSM+'s plus corrections (:func:`verify.moments.swap_interval.ce_correction_tables`:
+  ``L2`` where ``q != j``, ``Q2`` everywhere, ``V`` where ``q = j``), so the mean stays exact.
+  The cross-dimension terms multiply two dimensions' estimates, so every dimension has its
+  own points and every randomization is contracted on its own (:func:`_ce_certified_moments`,
+  ``CE_RQMC_RANDOMIZATIONS`` of them): each gives an unbiased second moment, and their spread
+  the half-width. The budget refuses what that many contractions cannot do (``K = 3`` at
+  ``C = 10``).
 
 On each cell the weights are linear in ``pi``, so ``P(cell)``, ``E[W_j 1{cell}]`` and
 ``E[W_j W_j' 1{cell}]`` follow exactly from the cell's moments of degree <= 2
@@ -151,7 +159,7 @@ from . import Moments
 from .polytope import Cell, cells_moments, ordered_cell, refine, sides, simplex_cell
 from .races import race_pair_tables, race_pair_tables_mp
 from .races_sym import sym_pair_tables
-from .swap_interval import interval_variance_tables
+from .swap_interval import ce_correction_tables, interval_variance_tables
 
 __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
            "arsm_plus_moments", "arsm_plus_ce_moments", "dimension_tables", "clear_caches"]
@@ -162,7 +170,8 @@ __all__ = ["swap_moments", "ars_moments", "arsm_moments", "ars_plus_moments",
 MAX_GENERIC_C = 5
 #: the same with the conditional-expectation weights for every reference (ARSM+CE), whose
 #: cells also split along the interval bounds of every pair (j, l) (C = 5: 980 000 cells, 27 s
-#: of CPU and 0.2 GiB per dimension, the tables summed per outcome matrix in the kernel)
+#: of CPU and 0.2 GiB per dimension, the tables summed per outcome matrix in the kernel); past
+#: it, up to MAX_RACE_C, ARSM+CE is certified (races and RQMC, :func:`_ce_certified_moments`)
 MAX_CE_C = 5
 #: the same for ARS+, whose per-``(j, l)`` arrangements stay small (CPU per dimension at
 #: moderate logits: C = 5 about 0.35 s; C = 6 about 4 s; C = 7 about 45 s and 0.55 GiB; one
@@ -980,12 +989,12 @@ def _check_scope(pr: Problem, weight: str, shared_j: bool = False) -> None:
                 f"moments of ARS+ need C <= {MAX_RACE_C} unless every logit of a row is the same "
                 f"(exact cells up to C = {MAX_ARS_PLUS_C}, then races and RQMC: pair tables of "
                 f"C^6 entries); row {k} of alpha has C={C}")
-        if weight == "ce" and not shared_j and C > MAX_CE_C and distinct:
+        if weight == "ce" and not shared_j and C > MAX_RACE_C and distinct:
             raise NotImplementedError(
-                f"exact moments with the conditional expectation for every reference (ARSM+CE) "
-                f"need C <= {MAX_CE_C} unless every logit of a row is the same (the common "
-                f"refinement of every (j, l) has 900 000 cells at C = 5); row {k} of alpha "
-                f"has C={C}")
+                f"moments with the conditional expectation for every reference (ARSM+CE) need "
+                f"C <= {MAX_RACE_C} unless every logit of a row is the same (exact cells up to "
+                f"C = {MAX_CE_C}, then races and RQMC: pair tables of C^6 entries); row {k} of "
+                f"alpha has C={C}")
 
 
 def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: int = 0
@@ -1005,6 +1014,12 @@ def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: in
         cells = distinct * float(C) ** 5 * (_SYM_RACE_OPERATIONS + _INTERVAL_OPERATIONS
                                             * ARS_PLUS_RQMC_RANDOMIZATIONS
                                             * 2.0 ** ARS_PLUS_RQMC_LOG2_POINTS)
+    elif weight == "ce" and C > MAX_CE_C and distinct:
+        # every dimension's points in every randomization, and one contraction each
+        R = CE_RQMC_RANDOMIZATIONS
+        cells = distinct * _SYM_RACE_OPERATIONS * float(C) ** 5 + K * R * 2.0 ** \
+            CE_RQMC_LOG2_POINTS * (_INTERVAL_OPERATIONS * C**5 + _CE_POINT_OPERATIONS * C**4)
+        cells += (R - 1) * K * (K + 1) * pairs * entries
     else:
         cells = distinct * _CELL_OPERATIONS.get(key, 0.0) if weight != "plain" else 0.0
     check_budget(f"exact moments of the swap estimator (weight {weight!r}) at K={K}, C={C}",
@@ -1108,31 +1123,14 @@ def _check_mp_scope(K: int, C: int, weight: str, shared_j: bool) -> None:
             f"{MP_MAX_CONFIGURATIONS} (K = 2, C = 4 takes up to minutes); got K={K}, C={C}")
 
 
-def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments:
-    K, C = pr.K, pr.C
-    f = pr.f_table()
-    if dps:
-        import mpmath
-
-        f = np.vectorize(mpmath.mpf, otypes=[object])(f)
-    f = f - f.mean()  # the estimators are invariant to a constant shift of f
+def _contract(f: np.ndarray, tabs: list[dict[str, Any]], shared_j: bool
+              ) -> tuple[np.ndarray, np.ndarray, list, list, np.ndarray]:
+    """Mean ``(K, C)`` and second moment ``(K, C, K, C)`` from the per-dimension pair tables
+    ``tabs`` and the centred objective table ``f`` ``(C,) * K`` (module docstring, step 2);
+    also the flattened tables (``diag``: entries ``q = j``; ``T``: those the second moment
+    reads) and ``d2 = (f(x) - f(y))^2``."""
+    K, C = f.ndim, f.shape[0]
     dt = f.dtype
-    # each distinct row once; the rows' cells side by side where they are refined in float64
-    rows = [tuple(pr.params[k].tolist()) for k in range(K)]
-    distinct = list(dict.fromkeys(rows))
-
-    def tables(row: tuple[float, ...]) -> dict[str, Any]:
-        return _pair_tensors(np.array(row), weight, shared_j, dps)
-
-    cells = _FAST and not dps and weight == "ce"
-    if cells and shared_j and C > MAX_ARS_PLUS_C:
-        # ARS+ by races and RQMC: the rows' races on the threads here, then each row's
-        # randomizations on the threads (three rows on two threads would leave one idle)
-        _threaded(lambda row: _sym_race_tensors(_row_key(np.array(row))), distinct)
-        cells = False
-    done = dict(zip(distinct, _threaded(tables, distinct) if cells else map(tables, distinct),
-                    strict=True))
-    tabs = [done[r] for r in rows]
     names = ("P2", "L2", "Q2")
     # the diagonal q = j: every pair the mean needs, and every pair of the ARS family
     diag = [{n: np.einsum("ajbjxy->ajbxy", t[n]).reshape(-1, C, C) for n in names} for t in tabs]
@@ -1157,6 +1155,38 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
             facs = [_role_table(T[i], role, shared_j, C)
                     for i, role in enumerate(_second_roles(K, k, k2))]
             second[k, :, k2, :] = _polarized(_pair_contract(d2, facs), shared_j, C, -1.0)
+    return mean, second, diag, T, d2
+
+
+def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments:
+    K, C = pr.K, pr.C
+    f = pr.f_table()
+    if dps:
+        import mpmath
+
+        f = np.vectorize(mpmath.mpf, otypes=[object])(f)
+    f = f - f.mean()  # the estimators are invariant to a constant shift of f
+    # each distinct row once; the rows' cells side by side where they are refined in float64
+    rows = [tuple(pr.params[k].tolist()) for k in range(K)]
+    distinct = list(dict.fromkeys(rows))
+    if weight == "ce" and not shared_j and not dps and C > MAX_CE_C \
+            and any(len(set(row)) > 1 for row in rows):
+        return _ce_certified_moments(pr, f)
+
+    def tables(row: tuple[float, ...]) -> dict[str, Any]:
+        return _pair_tensors(np.array(row), weight, shared_j, dps)
+
+    cells = _FAST and not dps and weight == "ce"
+    if cells and shared_j and C > MAX_ARS_PLUS_C:
+        # ARS+ by races and RQMC: the rows' races on the threads here, then each row's
+        # randomizations on the threads (three rows on two threads would leave one idle)
+        _threaded(lambda row: _sym_race_tensors(_row_key(np.array(row))),
+                  [row for row in distinct if len(set(row)) > 1])
+        cells = False
+    done = dict(zip(distinct, _threaded(tables, distinct) if cells else map(tables, distinct),
+                    strict=True))
+    tabs = [done[r] for r in rows]
+    mean, second, diag, T, d2 = _contract(f, tabs, shared_j)
     P = K * C
     mu = mean.ravel()
     cov = second.reshape(P, P) - np.outer(mu, mu)
@@ -1253,6 +1283,81 @@ def _interval_half_width(tabs: list[dict[str, Any]], diag: list[dict[str, np.nda
     R = traces.size
     q = stats.t.ppf(0.5 + ARS_PLUS_RQMC_CONFIDENCE / 2, R - 1) / np.sqrt(R)
     return half, float(q * traces.std(ddof=1))
+
+
+#: ARSM+CE beyond ``MAX_CE_C`` (rows of distinct logits): scrambled Sobol sets of
+#: ``2**CE_RQMC_LOG2_POINTS`` points per dimension and randomization
+#: (:func:`verify.moments.swap_interval.ce_correction_tables`), each randomization contracted
+#: on its own
+CE_RQMC_LOG2_POINTS = 13
+CE_RQMC_RANDOMIZATIONS = 32
+#: nominal operations of one point of ARSM+CE's corrections per ``C^4`` (measured C = 10:
+#: about 0.05 ms, beside the interval variance's 0.12 ms)
+_CE_POINT_OPERATIONS = 0.5
+
+
+def _ce_randomization_tables(row: np.ndarray, k: int, r: int) -> dict[str, Any]:
+    """ARSM+CE's pair tables for the row of dimension ``k`` from randomization ``r`` (its own
+    points: dimensions must not share them, their estimates are multiplied): ARSM+'s races
+    plus :func:`verify.moments.swap_interval.ce_correction_tables`; rows of equal logits, the
+    exact symmetric cells."""
+    C = row.size
+    if np.all(row == row[0]):
+        return _pair_tensors(row, "ce", False)
+    sym = _sym_race_tensors(_row_key(row))
+    D, DQ, V = ce_correction_tables(row, log2_points=CE_RQMC_LOG2_POINTS, seed=(k, r))
+    idx = np.arange(C)
+    Q2 = sym["Q2"] + DQ
+    Q2[:, idx, :, idx] -= C * C / 12.0 * V  # DQ is 0 where q = j
+    return {"P2": sym["P2"], "L2": sym["L2"] - C * D, "Q2": Q2, "err_L2": sym["err_L2"],
+            "err_Q2": sym["err_Q2"], "unresolved": 0.0}
+
+
+def _ce_certified_moments(pr: Problem, f: np.ndarray) -> Moments:
+    """ARSM+CE past its cells, certified: every randomization gives pair tables for every
+    dimension (independent points per dimension) and, through :func:`_contract`, an unbiased
+    second moment (the dimensions' estimates are independent, so their products are
+    unbiased); the mean over the randomizations, and the largest Student-t half-width over the
+    entries as ``error_bound``. The mean is exact (its entries ``q = j`` are ARSM+'s)."""
+    from scipy import stats
+
+    K, C = pr.K, pr.C
+    _threaded(lambda row: _sym_race_tensors(_row_key(np.array(row))),
+              list(dict.fromkeys(tuple(r.tolist()) for r in pr.params if np.any(r != r[0]))))
+
+    def one(r: int) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        tabs = [_ce_randomization_tables(pr.params[k], k, r) for k in range(K)]
+        mean, second, _, _, _ = _contract(f, tabs, False)
+        return mean, second, tabs if r == 0 else []
+
+    R = CE_RQMC_RANDOMIZATIONS
+    runs = _threaded(one, list(range(R)))
+    means = np.array([m for m, _, _ in runs])
+    seconds = np.array([s2 for _, s2, _ in runs])
+    P = K * C
+    mean = means.mean(axis=0)
+    second = seconds.mean(axis=0).reshape(P, P)
+    mu = mean.ravel()
+    cov = second - np.outer(mu, mu)
+    cov = 0.5 * (cov + cov.T)
+    q = stats.t.ppf(0.5 + ARS_PLUS_RQMC_CONFIDENCE / 2, R - 1) / np.sqrt(R)
+    half = float(q * seconds.reshape(R, P, P).std(axis=0, ddof=1).max())
+    trace_half = float(q * np.trace(seconds.reshape(R, P, P), axis1=1, axis2=2).std(ddof=1))
+    tabs = runs[0][2]
+    # the races' rounding: the envelopes read P2 and the races' bounds, the same in every run
+    _, _, diag, T, _ = _contract(f, tabs, False)
+    mean_error, cov_error = _entry_bounds(pr, "ce", False, f, tabs, diag, T, mean, second, cov)
+    spread = float(f.max() - f.min())
+    return Moments(mean, cov, (
+        f"certified: the mean exact (closed-form exponential races with the symmetry events: "
+        f"its entries q = j are ARSM+'s), the pair tables ARSM+'s plus the conditional "
+        f"expectation's corrections by randomized QMC ({R} scrambled Sobol sets of "
+        f"2^{CE_RQMC_LOG2_POINTS} points per dimension, each set's moments contracted on their "
+        f"own); error bound = Student-t half-width at confidence "
+        f"{ARS_PLUS_RQMC_CONFIDENCE:.6g} over every covariance entry (relative to the largest: "
+        f"{half / max(float(np.abs(cov).max()), 1e-300):.2g}; the trace's own: "
+        f"{trace_half:.2g}); the races' own per-entry bounds in mean_error/cov_error"),
+        half, spread * (C - 1) + np.abs(mean), mean_error, cov_error)
 
 
 #: unit roundoff of float64
@@ -1408,6 +1513,8 @@ def arsm_plus_moments(dist: Any, params: object, objective: Any, *, dps: int | N
 
 def arsm_plus_ce_moments(dist: Any, params: object, objective: Any, *, dps: int | None = None
                          ) -> Moments:
-    """Exact moments of ARSM with both reductions for every ``j``; ``dps``: see
-    :func:`swap_moments`."""
+    """Exact moments of ARSM with both reductions for every ``j`` for ``C <= MAX_CE_C`` or rows
+    of equal logits; certified (exact mean, covariance within ``error_bound``: races and RQMC,
+    module docstring) for rows of distinct logits up to ``MAX_RACE_C``; ``dps``: see
+    :func:`swap_moments` (within the cells' scope)."""
     return swap_moments(dist, params, objective, weight="ce", shared_j=False, dps=dps)

@@ -1,8 +1,9 @@
 """ARS+'s interval variance by randomized quasi-Monte Carlo, with ``pi_j`` integrated out: what
-the exponential races do not give ARS+ beyond ``C = MAX_ARS_PLUS_C``.
+the exponential races do not give ARS+ beyond ``C = MAX_ARS_PLUS_C``; and ARSM+CE's
+corrections to ARSM+'s tables beyond ``MAX_CE_C`` (:func:`ce_correction_tables`).
 
-Used by :mod:`verify.moments.swap` (rows of distinct logits, ``MAX_ARS_PLUS_C < C <=
-MAX_RACE_C``). Ours; checked in ``tests/test_swap_interval.py`` against the polytope cells.
+Used by :mod:`verify.moments.swap` (rows of distinct logits up to ``MAX_RACE_C``). Ours;
+checked in ``tests/test_swap_interval.py`` against the polytope cells.
 
 Why only this term. For a reference ``j`` and ``l != j``, hold ``pi_i`` (``i`` not in ``{j,
 l}``) and ``s = pi_j + pi_l`` fixed: ``t = pi_j`` is uniform on ``[0, s]`` and every swap ``(m,
@@ -48,7 +49,7 @@ import numpy as np
 from numba import njit
 from scipy.stats import qmc
 
-__all__ = ["interval_variance_tables"]
+__all__ = ["interval_variance_tables", "ce_correction_tables"]
 
 
 @njit(cache=True, nogil=True)
@@ -152,17 +153,157 @@ def _interval_points(E: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
                             out[j, m, x, p, row[p]] += val
 
 
-def _one_randomization(args: tuple[np.ndarray, int, int, int]) -> np.ndarray:
-    w, log2_points, seed, r = args
-    C = w.size
-    eng = qmc.Sobol(C, scramble=True, seed=np.random.default_rng([seed, r]))
+@njit(cache=True, nogil=True)
+def _ce_points(E: np.ndarray, w: np.ndarray, D: np.ndarray, DQ: np.ndarray) -> None:
+    """ARSM+CE's corrections to ARSM+'s tables on the entries ``q != j``, summed over the
+    points (rows of ``E`` ``(N, C)``, i.i.d. ``Exp(1)``) into ``D`` and ``DQ`` ``(C,) * 6``,
+    ordered ``[j, m, x, p, q, y]`` (:func:`ce_correction_tables` gives them as ``[m, j, p, q,
+    x, y]``). ``w`` ``(C,)``: ``exp(max(alpha) - alpha)``."""
+    N, C = E.shape
+    Z = np.empty((C, C), np.int64)
+    delta = np.empty(C, np.bool_)
+    a = np.empty(C)
+    b = np.empty(C)
+    b_pi = np.empty(C)
+    dq = np.empty(C)
+    for n in range(N):
+        e = E[n]
+        S = 0.0
+        for i in range(C):
+            S += e[i]
+        for j in range(C):  # the swaps: the first index of the smallest value wins
+            for m in range(C):
+                best, arg = np.inf, -1
+                for i in range(C):
+                    src = m if i == j else (j if i == m else i)
+                    v = w[i] * e[src]
+                    if v < best:
+                        best, arg = v, i
+                Z[m, j] = arg
+        for j in range(C):
+            delta[j] = True
+            for m in range(1, C):
+                if Z[m, j] != Z[0, j]:
+                    delta[j] = False
+            if delta[j]:
+                continue
+            # the piece of t = e_j on the line (j, l), for every l: [lo, hi] (module docstring)
+            t = e[j]
+            acc = 0.0
+            for l in range(C):
+                if l == j:
+                    continue
+                T = e[j] + e[l]
+                R0, R1 = np.inf, np.inf
+                r0 = -1
+                for i in range(C):
+                    if i == j or i == l:
+                        continue
+                    v = w[i] * e[i]
+                    if v < R0:
+                        R1 = R0
+                        R0, r0 = v, i
+                    elif v < R1:
+                        R1 = v
+                lo, hi = 0.0, T
+                for m in range(C):
+                    if m == j:
+                        al, be, R = w[j], w[l], R0
+                    elif m == l:
+                        al, be, R = w[l], w[j], R0
+                    else:
+                        al, be = w[m], w[l]
+                        R = R0 if r0 != m else R1
+                        R = min(R, w[j] * e[m])
+                    c = be * T / (al + be)
+                    if R > al * c:
+                        if c <= t:
+                            lo = max(lo, c)
+                        else:
+                            hi = min(hi, c)
+                    else:
+                        for bp in (R / al, T - R / be):
+                            if bp <= t:
+                                lo = max(lo, bp)
+                            else:
+                                hi = min(hi, bp)
+                acc += 0.5 * (lo + hi)
+            mid = acc / ((C - 1) * S)  # mean over l, in units of pi
+            a[j] = mid - t / S
+            b[j] = 1.0 - C * mid
+            b_pi[j] = 1.0 - C * t / S
+        for j in range(C):
+            if delta[j]:
+                continue
+            for q in range(C):
+                dq[q] = 0.0 if (delta[q] or q == j) else b[j] * b[q] - b_pi[j] * b_pi[q]
+            for m in range(C):
+                x = Z[m, j]
+                for p in range(C):
+                    for q in range(C):  # one block of C^3 per (j, m): the writes stay close
+                        if q == j:
+                            continue
+                        y = Z[p, q]
+                        D[j, m, x, p, q, y] += a[j]
+                        DQ[j, m, x, p, q, y] += dq[q]
+
+
+def _points(C: int, log2_points: int, seed: tuple[int, ...]) -> np.ndarray:
+    """One scrambled Sobol set of ``2**log2_points`` points in ``C`` dimensions as ``Exp(1)``
+    values ``(N, C)``."""
+    eng = qmc.Sobol(C, scramble=True, seed=np.random.default_rng(list(seed)))
     U = np.minimum(eng.random_base2(log2_points), np.nextafter(1.0, 0.0))
+    return -np.log1p(-U)
+
+
+def _interval_table(E: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``V`` ``[j, m, p, x, y]`` from the points ``E`` (:func:`_interval_points`)."""
+    C = w.size
     out = np.zeros((C,) * 5)
-    _interval_points(-np.log1p(-U), w, out)
-    out = out.transpose(0, 1, 3, 2, 4) / U.shape[0]  # [j, m, p, x, y]
+    _interval_points(E, w, out)
+    out = out.transpose(0, 1, 3, 2, 4) / E.shape[0]  # [j, m, p, x, y]
     # the kernel fills m <= p; the table is symmetric under (m, x) <-> (p, y)
     upper = np.triu(np.ones((C, C), dtype=bool), 1)[None, :, :, None, None]
     return np.where(upper.transpose(0, 2, 1, 3, 4), out.transpose(0, 2, 1, 4, 3), out)
+
+
+def _one_randomization(args: tuple[np.ndarray, int, int, int]) -> np.ndarray:
+    w, log2_points, seed, r = args
+    return _interval_table(_points(w.size, log2_points, (seed, r)), w)
+
+
+def ce_correction_tables(alpha_row: np.ndarray, *, log2_points: int, seed: tuple[int, ...]
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ARSM+CE's tables beyond ARSM+'s, from one scrambled Sobol set (``seed``): ``(D, DQ,
+    V)``.
+
+    ARSM+CE's weight is ``W_j = (1 - delta_j)(1 - C mid_j)``, ``mid_j`` the mean over ``l != j``
+    of the midpoints of ``[lo, hi]`` (an ``l`` per reference, independent across references),
+    ARSM+'s ``(1 - delta_j)(1 - C pi_j)``. So, indexed ``[m, j, p, q, x, y]`` with ``1{...} =
+    1{Z[m,j] = x, Z[p,q] = y}``::
+
+        L2_CE = L2_sym - C D,  D = E[(1 - delta_j)(mid_j - pi_j) 1{...}]   (0 where q = j)
+        Q2_CE = Q2_sym + DQ (q != j),  DQ = E[(1 - delta_j)(1 - delta_q)
+                ((1 - C mid_j)(1 - C mid_q) - (1 - C pi_j)(1 - C pi_q)) 1{...}]
+        Q2_CE = Q2_sym - C^2 / 12 V (q = j, the same l: ARS+'s, :func:`interval_variance_tables`)
+
+    ``D`` vanishes where ``q = j`` because the indicator is then a function of the row ``j``
+    (given which ``pi_j`` is uniform on its piece). ``D`` and ``DQ`` are sampled at each point
+    (``(C,) * 6`` float64); ``V`` ``[j, m, p, x, y]`` integrates ``pi_j`` out on its pieces, on
+    the same points. Each is an unbiased estimate.
+    """
+    a = np.asarray(alpha_row, dtype=np.float64)
+    if a.ndim != 1 or a.size < 3 or not np.all(np.isfinite(a)):
+        raise ValueError("alpha_row must be a finite (C,) row with C >= 3")
+    C = a.size
+    w = np.exp(a.max() - a)
+    E = _points(C, int(log2_points), tuple(int(v) for v in seed))
+    D = np.zeros((C,) * 6)
+    DQ = np.zeros((C,) * 6)
+    _ce_points(E, w, D, DQ)
+    order = (1, 0, 3, 4, 2, 5)  # [j, m, x, p, q, y] -> [m, j, p, q, x, y]
+    return (D.transpose(order) / E.shape[0], DQ.transpose(order) / E.shape[0],
+            _interval_table(E, w))
 
 
 def interval_variance_tables(alpha_row: np.ndarray, *, log2_points: int = 13,
