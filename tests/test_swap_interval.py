@@ -191,6 +191,15 @@ def test_certified_arsm_plus_ce_moments_match_the_cells(K, C, monkeypatch):
     assert np.abs(sym_only.cov - exact.cov).max() >= 4 * cert.error_bound
 
 
+def test_certified_arsm_plus_ce_past_its_budget_is_refused_up_front():
+    # K = 3, C = 10: 32 contractions of C^10 each; ARS+ (linear in its estimates) is not
+    alpha = np.linspace(-1.0, 1.0, 30).reshape(3, 10)
+    f = random_table(3, 10, seed=2, domain="categorical")
+    with pytest.raises(ValueError, match="MAX_SECONDS"):
+        REGISTRY["arsm_plus_ce"].exact_moments("categorical", alpha, f)
+    swap._check_swap_budget(3, 10, "ce", True, 3)  # ARS+: within the budget
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name,seed", [("ars_plus", 5), ("arsm_plus_ce", 6)])
 def test_certified_at_the_papers_c(name, seed):

@@ -1003,7 +1003,9 @@ def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: in
     holds the differences ``f(x) - f(y)`` over all pairs of configurations (``C^(2K)``
     float64, twice, plus a transposed copy) and contracts them with ``K (K + 1)`` products of
     pair tables of ``C^3`` (ARS family) or ``C^4`` (ARSM family) entries each; the cells of
-    the ``distinct`` rows of distinct logits add their nominal cost (``_CELL_OPERATIONS``)."""
+    the ``distinct`` rows of distinct logits add their nominal cost (``_CELL_OPERATIONS``), or
+    past the cells the races and the RQMC points, and for ARSM+CE one contraction per
+    randomization."""
     check_enumeration_size(C, K)  # C^K within MAX_CONFIGURATIONS: C^(2K) fits a float
     pairs = float(C) ** (2 * K)
     entries = float(C) ** (3 if shared_j else 4)
@@ -1014,7 +1016,7 @@ def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: in
         cells = distinct * float(C) ** 5 * (_SYM_RACE_OPERATIONS + _INTERVAL_OPERATIONS
                                             * ARS_PLUS_RQMC_RANDOMIZATIONS
                                             * 2.0 ** ARS_PLUS_RQMC_LOG2_POINTS)
-    elif weight == "ce" and C > MAX_CE_C and distinct:
+    elif weight == "ce" and not shared_j and C > MAX_CE_C and distinct:
         # every dimension's points in every randomization, and one contraction each
         R = CE_RQMC_RANDOMIZATIONS
         cells = distinct * _SYM_RACE_OPERATIONS * float(C) ** 5 + K * R * 2.0 ** \
