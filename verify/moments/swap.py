@@ -53,7 +53,7 @@ Method. Everything is assembled from per-dimension *pair tables* (``[m, j, p, q,
   ``2**ARS_PLUS_RQMC_LOG2_POINTS`` points). The mean stays exact; the covariance is linear
   in each dimension's ``V`` (block ``(k, k)`` only), so every randomization gives a whole
   covariance and their spread a Student-t half-width at confidence
-  ``ARS_PLUS_RQMC_CONFIDENCE``, the largest over the entries being ``error_bound``
+  ``RQMC_CONFIDENCE``, the largest over the entries being ``error_bound``
   (:func:`_interval_half_width`). Measured at ``C = 10``, logits ``1.5 N(0, 1)``: about
   1e-3 of the largest entry, ``K = 2`` in about 60 s and ``K = 3`` in about 90 s on 2 cores.
 * ARSM+CE past its cells (``MAX_CE_C < C <= MAX_RACE_C``), **certified** the same way: its
@@ -879,9 +879,24 @@ ARS_PLUS_RQMC_LOG2_POINTS = 13
 ARS_PLUS_RQMC_RANDOMIZATIONS = 32
 #: nominal operations of one such point per ``C^5`` (measured C = 10: 0.12 ms)
 _INTERVAL_OPERATIONS = 0.15
-#: two-sided confidence of the Student-t half-width over the randomizations (as
-#: :func:`verify.moments.relaxation.rqmc_moments`)
-ARS_PLUS_RQMC_CONFIDENCE = 1 - 1e-6
+#: two-sided confidence of the Student-t half-width over the randomizations (ARS+ and
+#: ARSM+CE past their cells; as :func:`verify.moments.relaxation.rqmc_moments`)
+RQMC_CONFIDENCE = 1 - 1e-6
+
+
+def _student_factor(R: int) -> float:
+    """The Student-t half-width of a mean of ``R`` randomizations per unit of their standard
+    deviation, at ``RQMC_CONFIDENCE``."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + RQMC_CONFIDENCE / 2, R - 1) / np.sqrt(R))
+
+
+def _warm_races(rows: list) -> None:
+    """ARSM+'s race tables (cached) of the rows of distinct logits among ``rows``, on the
+    threads: the certified paths then run their randomizations on the threads."""
+    _threaded(lambda row: _sym_race_tensors(_row_key(np.array(row))),
+              list(dict.fromkeys(tuple(row) for row in rows if len(set(row)) > 1)))
 
 
 @lru_cache(maxsize=4)
@@ -1182,8 +1197,7 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
     if cells and shared_j and C > MAX_ARS_PLUS_C:
         # ARS+ by races and RQMC: the rows' races on the threads here, then each row's
         # randomizations on the threads (three rows on two threads would leave one idle)
-        _threaded(lambda row: _sym_race_tensors(_row_key(np.array(row))),
-                  [row for row in distinct if len(set(row)) > 1])
+        _warm_races(distinct)
         cells = False
     done = dict(zip(distinct, _threaded(tables, distinct) if cells else map(tables, distinct),
                     strict=True))
@@ -1215,7 +1229,7 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
             f"events; ARS+'s L2 is the symmetry-only one), the covariance from the same races "
             f"minus the interval variance of pi_j by randomized QMC ({R} scrambled Sobol sets "
             f"of 2^{ARS_PLUS_RQMC_LOG2_POINTS} points, pi_j integrated out on its pieces); "
-            f"error bound = Student-t half-width at confidence {ARS_PLUS_RQMC_CONFIDENCE:.6g} "
+            f"error bound = Student-t half-width at confidence {RQMC_CONFIDENCE:.6g} "
             f"over every covariance entry (relative to the largest: "
             f"{half / max(float(np.abs(cov).max()), 1e-300):.2g}; the trace's own: "
             f"{trace_half:.2g}); the races' own per-entry bounds in mean_error/cov_error"),
@@ -1246,7 +1260,7 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
 
 def _interval_half_width(tabs: list[dict[str, Any]], diag: list[dict[str, np.ndarray]],
                          d2: np.ndarray, C: int) -> tuple[float, float]:
-    """The Student-t half-widths (confidence ``ARS_PLUS_RQMC_CONFIDENCE``) of ARS+'s
+    """The Student-t half-widths (confidence ``RQMC_CONFIDENCE``) of ARS+'s
     covariance from its RQMC interval variance (:func:`_ars_plus_interval_tensors`): over
     every entry, and of the trace; ``(0, 0)`` when no dimension has one. The covariance is
     linear in each dimension's ``V`` and only its block ``(k, k)`` reads it (``Q2_k``), so
@@ -1254,7 +1268,6 @@ def _interval_half_width(tabs: list[dict[str, Any]], diag: list[dict[str, np.nda
     their spread gives the half-width per entry, and the largest is returned (one bound for
     all entries, as :func:`verify.moments.quadrature.rqmc_mean_cov`: an entry's own spread
     misses the rare outcomes that few points see)."""
-    from scipy import stats
 
     K = len(tabs)
     half = 0.0
@@ -1275,16 +1288,13 @@ def _interval_half_width(tabs: list[dict[str, Any]], diag: list[dict[str, np.nda
         Vk = V_r.transpose(0, 2, 1, 3, 4, 5).reshape(R, C**3, C, C)
         S = (-C * C / 12.0) * np.einsum("nxy,rnxy->rn", Wk, Vk)
         blocks = np.stack([_polarized(S[r], True, C, -1.0) for r in range(R)])
-        q = stats.t.ppf(0.5 + ARS_PLUS_RQMC_CONFIDENCE / 2, R - 1) / np.sqrt(R)
-        half = max(half, float(q * blocks.std(axis=0, ddof=1).max()))
+        half = max(half, _student_factor(R) * float(blocks.std(axis=0, ddof=1).max()))
         # the randomizations of different rows are independent: the trace's per-randomization
         # values add up (same R for every row)
         traces = traces + np.trace(blocks, axis1=1, axis2=2)
     if np.ndim(traces) == 0:
         return half, 0.0
-    R = traces.size
-    q = stats.t.ppf(0.5 + ARS_PLUS_RQMC_CONFIDENCE / 2, R - 1) / np.sqrt(R)
-    return half, float(q * traces.std(ddof=1))
+    return half, _student_factor(traces.size) * float(traces.std(ddof=1))
 
 
 #: ARSM+CE beyond ``MAX_CE_C`` (rows of distinct logits): scrambled Sobol sets of
@@ -1321,11 +1331,9 @@ def _ce_certified_moments(pr: Problem, f: np.ndarray) -> Moments:
     second moment (the dimensions' estimates are independent, so their products are
     unbiased); the mean over the randomizations, and the largest Student-t half-width over the
     entries as ``error_bound``. The mean is exact (its entries ``q = j`` are ARSM+'s)."""
-    from scipy import stats
 
     K, C = pr.K, pr.C
-    _threaded(lambda row: _sym_race_tensors(_row_key(np.array(row))),
-              list(dict.fromkeys(tuple(r.tolist()) for r in pr.params if np.any(r != r[0]))))
+    _warm_races([tuple(row.tolist()) for row in pr.params])
 
     def one(r: int) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
         tabs = [_ce_randomization_tables(pr.params[k], k, r) for k in range(K)]
@@ -1342,7 +1350,7 @@ def _ce_certified_moments(pr: Problem, f: np.ndarray) -> Moments:
     mu = mean.ravel()
     cov = second - np.outer(mu, mu)
     cov = 0.5 * (cov + cov.T)
-    q = stats.t.ppf(0.5 + ARS_PLUS_RQMC_CONFIDENCE / 2, R - 1) / np.sqrt(R)
+    q = _student_factor(R)
     half = float(q * seconds.reshape(R, P, P).std(axis=0, ddof=1).max())
     trace_half = float(q * np.trace(seconds.reshape(R, P, P), axis1=1, axis2=2).std(ddof=1))
     tabs = runs[0][2]
@@ -1356,7 +1364,7 @@ def _ce_certified_moments(pr: Problem, f: np.ndarray) -> Moments:
         f"expectation's corrections by randomized QMC ({R} scrambled Sobol sets of "
         f"2^{CE_RQMC_LOG2_POINTS} points per dimension, each set's moments contracted on their "
         f"own); error bound = Student-t half-width at confidence "
-        f"{ARS_PLUS_RQMC_CONFIDENCE:.6g} over every covariance entry (relative to the largest: "
+        f"{RQMC_CONFIDENCE:.6g} over every covariance entry (relative to the largest: "
         f"{half / max(float(np.abs(cov).max()), 1e-300):.2g}; the trace's own: "
         f"{trace_half:.2g}); the races' own per-entry bounds in mean_error/cov_error"),
         half, spread * (C - 1) + np.abs(mean), mean_error, cov_error)
@@ -1500,7 +1508,7 @@ def ars_plus_moments(dist: Any, params: object, objective: Any, *, dps: int | No
                      ) -> Moments:
     """Exact moments of ARS+ (symmetry and interval conditional expectation, one ``j``) for
     ``C <= MAX_ARS_PLUS_C`` or rows of equal logits; certified (exact mean, covariance within
-    ``error_bound`` at confidence ``ARS_PLUS_RQMC_CONFIDENCE``: races and RQMC, module
+    ``error_bound`` at confidence ``RQMC_CONFIDENCE``: races and RQMC, module
     docstring) for rows of distinct logits up to ``MAX_RACE_C``; ``dps``: see
     :func:`swap_moments` (within the cells' scope)."""
     return swap_moments(dist, params, objective, weight="ce", shared_j=True, dps=dps)

@@ -53,6 +53,50 @@ __all__ = ["interval_variance_tables", "ce_correction_tables"]
 
 
 @njit(cache=True, nogil=True)
+def _line(e: np.ndarray, w: np.ndarray, j: int, l: int, A: np.ndarray, B: np.ndarray,
+          r: np.ndarray, lo_bp: np.ndarray, hi_bp: np.ndarray) -> None:
+    """Every swap ``(m, j)`` along the line ``(j, l)`` (module docstring), into ``(C,)``
+    arrays: the outcomes ``A[m]`` (small ``t``), ``r[m]`` (the rest's winner) and ``B[m]``
+    (large ``t``), and the breakpoints ``lo_bp[m] <= hi_bp[m]`` in units of ``e`` (``A`` below
+    ``lo_bp``, ``B`` above ``hi_bp``, equal when ``r`` never wins)."""
+    C = e.size
+    T = e[j] + e[l]
+    # the two smallest w_i e_i outside {j, l}
+    R0, R1 = np.inf, np.inf
+    r0, r1 = -1, -1
+    for i in range(C):
+        if i == j or i == l:
+            continue
+        v = w[i] * e[i]
+        if v < R0:
+            R1, r1 = R0, r0
+            R0, r0 = v, i
+        elif v < R1:
+            R1, r1 = v, i
+    for m in range(C):
+        if m == j:
+            A[m], al, B[m], be, R, r[m] = j, w[j], l, w[l], R0, r0
+        elif m == l:
+            A[m], al, B[m], be, R, r[m] = l, w[l], j, w[j], R0, r0
+        else:
+            A[m], al, B[m], be = m, w[m], l, w[l]
+            if r0 != m:
+                R, r[m] = R0, r0
+            else:
+                R, r[m] = R1, r1
+            bj = w[j] * e[m]
+            if bj < R:
+                R, r[m] = bj, j
+        c = be * T / (al + be)
+        if R > al * c:  # A, then B
+            lo_bp[m] = c
+            hi_bp[m] = c
+        else:  # A, then the rest's winner r, then B
+            lo_bp[m] = R / al
+            hi_bp[m] = T - R / be
+
+
+@njit(cache=True, nogil=True)
 def _interval_points(E: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
     """Add, for every point (row of ``E`` ``(N, C)``, i.i.d. ``Exp(1)`` values), the sampled
     ``V`` (module docstring) into ``out`` ``(C, C, C, C, C)``, ordered ``[j, m, x, p, y]`` (an
@@ -77,47 +121,16 @@ def _interval_points(E: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
                 if l == j:
                     continue
                 T = e[j] + e[l]
-                # the two smallest w_i e_i outside {j, l}
-                R0, R1 = np.inf, np.inf
-                r0, r1 = -1, -1
-                for i in range(C):
-                    if i == j or i == l:
-                        continue
-                    v = w[i] * e[i]
-                    if v < R0:
-                        R1, r1 = R0, r0
-                        R0, r0 = v, i
-                    elif v < R1:
-                        R1, r1 = v, i
+                _line(e, w, j, l, A, B, r, lo_bp, hi_bp)
                 nb = 0
                 bps[nb] = 0.0
                 nb += 1
                 for m in range(C):
-                    if m == j:
-                        A[m], al, B[m], be, R, r[m] = j, w[j], l, w[l], R0, r0
-                    elif m == l:
-                        A[m], al, B[m], be, R, r[m] = l, w[l], j, w[j], R0, r0
-                    else:
-                        A[m], al, B[m], be = m, w[m], l, w[l]
-                        if r0 != m:
-                            R, r[m] = R0, r0
-                        else:
-                            R, r[m] = R1, r1
-                        bj = w[j] * e[m]
-                        if bj < R:
-                            R, r[m] = bj, j
-                    c = be * T / (al + be)
-                    if R > al * c:  # A, then B
-                        lo_bp[m] = c
-                        hi_bp[m] = c
-                        bps[nb] = c
+                    bps[nb] = lo_bp[m]
+                    nb += 1
+                    if hi_bp[m] != lo_bp[m]:
+                        bps[nb] = hi_bp[m]
                         nb += 1
-                    else:  # A, then the rest's winner r, then B
-                        lo_bp[m] = R / al
-                        hi_bp[m] = T - R / be
-                        bps[nb] = lo_bp[m]
-                        bps[nb + 1] = hi_bp[m]
-                        nb += 2
                 bps[nb] = T
                 nb += 1
                 for k in range(1, nb - 1):  # insertion sort: about 2 C values, mostly in order
@@ -161,6 +174,11 @@ def _ce_points(E: np.ndarray, w: np.ndarray, D: np.ndarray, DQ: np.ndarray) -> N
     x, y]``). ``w`` ``(C,)``: ``exp(max(alpha) - alpha)``."""
     N, C = E.shape
     Z = np.empty((C, C), np.int64)
+    A = np.empty(C, np.int64)
+    B = np.empty(C, np.int64)
+    r = np.empty(C, np.int64)
+    lo_bp = np.empty(C)
+    hi_bp = np.empty(C)
     delta = np.empty(C, np.bool_)
     a = np.empty(C)
     b = np.empty(C)
@@ -193,40 +211,14 @@ def _ce_points(E: np.ndarray, w: np.ndarray, D: np.ndarray, DQ: np.ndarray) -> N
             for l in range(C):
                 if l == j:
                     continue
-                T = e[j] + e[l]
-                R0, R1 = np.inf, np.inf
-                r0 = -1
-                for i in range(C):
-                    if i == j or i == l:
-                        continue
-                    v = w[i] * e[i]
-                    if v < R0:
-                        R1 = R0
-                        R0, r0 = v, i
-                    elif v < R1:
-                        R1 = v
-                lo, hi = 0.0, T
+                _line(e, w, j, l, A, B, r, lo_bp, hi_bp)
+                lo, hi = 0.0, e[j] + e[l]
                 for m in range(C):
-                    if m == j:
-                        al, be, R = w[j], w[l], R0
-                    elif m == l:
-                        al, be, R = w[l], w[j], R0
-                    else:
-                        al, be = w[m], w[l]
-                        R = R0 if r0 != m else R1
-                        R = min(R, w[j] * e[m])
-                    c = be * T / (al + be)
-                    if R > al * c:
-                        if c <= t:
-                            lo = max(lo, c)
+                    for bp in (lo_bp[m], hi_bp[m]):
+                        if bp <= t:
+                            lo = max(lo, bp)
                         else:
-                            hi = min(hi, c)
-                    else:
-                        for bp in (R / al, T - R / be):
-                            if bp <= t:
-                                lo = max(lo, bp)
-                            else:
-                                hi = min(hi, bp)
+                            hi = min(hi, bp)
                 acc += 0.5 * (lo + hi)
             mid = acc / ((C - 1) * S)  # mean over l, in units of pi
             a[j] = mid - t / S
