@@ -191,13 +191,47 @@ def test_certified_arsm_plus_ce_moments_match_the_cells(K, C, monkeypatch):
     assert np.abs(sym_only.cov - exact.cov).max() >= 4 * cert.error_bound
 
 
+@pytest.mark.parametrize("K", [1, 2])
+def test_ce_bound_is_the_first_order_spread_of_the_randomizations(K, monkeypatch):
+    # each randomization's tables on their own through the whole contraction: at K = 1 the
+    # contraction is linear, so their spread is the bound and their mean the covariance, to
+    # rounding; at K = 2 they differ from the first-order spread by products of the two
+    # dimensions' deviations, a small share
+    C, R = 4, 8
+    monkeypatch.setattr(swap, "MAX_CE_C", C - 1)
+    monkeypatch.setattr(swap, "CE_RQMC_LOG2_POINTS", 10)
+    monkeypatch.setattr(swap, "CE_RQMC_RANDOMIZATIONS", R)
+    swap.clear_caches()
+    alpha = np.array([[0.3, -0.5, 1.0, 0.1], [0.0, 0.4, -0.2, 0.9]])[:K]
+    f = random_table(K, C, seed=4, domain="categorical")
+    try:
+        m = REGISTRY["arsm_plus_ce"].exact_moments("categorical", alpha, f)
+        fc = verify.make_problem("categorical", alpha, f).f_table()
+        fc = fc - fc.mean()
+        covs = []
+        for r in range(R):
+            tabs = [swap._ce_randomization_tables(alpha[k], k, r) for k in range(K)]
+            mean, second, _, _, _ = swap._contract(fc, tabs, False)
+            covs.append(second.reshape(K * C, K * C) - np.outer(mean.ravel(), mean.ravel()))
+    finally:
+        swap.clear_caches()
+    covs = np.array(covs)
+    covs = 0.5 * (covs + covs.transpose(0, 2, 1))
+    if K == 1:
+        assert np.abs(covs.mean(axis=0) - m.cov).max() <= 1e-14 * np.abs(m.cov).max()
+        assert m.error_bound == pytest.approx(_half_width(covs), rel=1e-9)
+    else:
+        assert np.abs(covs.mean(axis=0) - m.cov).max() <= 0.05 * m.error_bound
+        assert m.error_bound == pytest.approx(_half_width(covs), rel=0.05)
+
+
 def test_certified_arsm_plus_ce_past_its_budget_is_refused_up_front():
-    # K = 3, C = 10: 32 contractions of C^10 each; ARS+ (linear in its estimates) is not
-    alpha = np.linspace(-1.0, 1.0, 30).reshape(3, 10)
-    f = random_table(3, 10, seed=2, domain="categorical")
+    # K = 4, C = 10: 32 contractions of C^12 each; K = 3 is within the budget
+    alpha = np.linspace(-1.0, 1.0, 40).reshape(4, 10)
+    f = random_table(4, 10, seed=2, domain="categorical")
     with pytest.raises(ValueError, match="MAX_SECONDS"):
         REGISTRY["arsm_plus_ce"].exact_moments("categorical", alpha, f)
-    swap._check_swap_budget(3, 10, "ce", True, 3)  # ARS+: within the budget
+    swap._check_swap_budget(3, 10, "ce", False, 3)
 
 
 @pytest.mark.slow

@@ -194,6 +194,11 @@ MAX_RACE_C = 12
 #: nominal operations of ARSM+'s race tables for one row of distinct logits, per ``C^5`` (the
 #: symmetry events ``D_j^x`` joined with one more race; measured C = 10: about 8 s)
 _SYM_RACE_OPERATIONS = 1e4
+#: nominal operations per multiply-add of the contraction across dimensions: it runs as
+#: matrix products (measured K = 3, C = 10, ARSM family: 0.66 s for 1e10 multiply-adds on 2
+#: cores, 0.0066 at ``OPERATIONS_PER_SECOND``), and the envelopes of :func:`_entry_bounds`
+#: repeat it up to ``K + 1`` times per block pattern; margin for slower BLAS
+_CONTRACTION_OPERATIONS = 0.05
 
 #: weights of the per-dimension tables: plain ``1 - C pi_j``, with the symmetry factor, or
 #: with both reductions (conditional expectation)
@@ -874,11 +879,11 @@ def _ars_plus_tensors(alpha_row: np.ndarray, dps: int = 0) -> dict[str, Any]:
 
 #: ARS+ beyond ``MAX_ARS_PLUS_C`` (rows of distinct logits): scrambled Sobol sets of
 #: ``2**ARS_PLUS_RQMC_LOG2_POINTS`` points for its interval variance
-#: (:mod:`verify.moments.swap_interval`; C = 10: about 0.12 ms per point, 32 s of CPU per row)
-ARS_PLUS_RQMC_LOG2_POINTS = 13
+#: (:mod:`verify.moments.swap_interval`; C = 10: about 12 us per point)
+ARS_PLUS_RQMC_LOG2_POINTS = 16
 ARS_PLUS_RQMC_RANDOMIZATIONS = 32
-#: nominal operations of one such point per ``C^5`` (measured C = 10: 0.12 ms)
-_INTERVAL_OPERATIONS = 0.15
+#: nominal operations of one such point per ``C^3`` (measured C = 10: 12 us)
+_INTERVAL_OPERATIONS = 1.5
 #: two-sided confidence of the Student-t half-width over the randomizations (ARS+ and
 #: ARSM+CE past their cells; as :func:`verify.moments.relaxation.rqmc_moments`)
 RQMC_CONFIDENCE = 1 - 1e-6
@@ -964,26 +969,43 @@ def _pair_tensors(alpha_row: np.ndarray, weight: str, shared_j: bool, dps: int =
     return out
 
 
-def _pair_contract(d: np.ndarray, factors: list[np.ndarray], chunk: int = 2**24) -> np.ndarray:
+def _pair_contract(d: np.ndarray, factors: list[np.ndarray | None], chunk: int = 2**24,
+                   free: bool = False) -> np.ndarray:
     """``sum_{x, y} d[x, y] prod_i T_i[n, x_i, y_i]`` for ``d`` ``(C,) * 2K`` (``x`` then ``y``)
     and factors ``T_i`` ``(n, C, C)``: one matrix product for the last dimension, then an
-    elementwise product and sum per dimension, in chunks of ``n``. Returns ``(n,)``."""
+    elementwise product and sum per dimension, in chunks of ``n``. Returns ``(n,)``; with
+    ``free``, the first dimension's pair is left out of the sum (``factors[0]`` is not read):
+    ``(n, C, C)``, the linear map that :func:`_pair_free` gives."""
     K = len(factors)
-    C = factors[0].shape[1]
-    n = factors[0].shape[0]
+    C = d.shape[0]
+    last = factors[K - 1]
+    n = last.shape[0]
+    if free and K == 1:
+        return np.broadcast_to(d, (n, C, C))
     # pair axes (x_i, y_i) next to each other, flattened: e_i = x_i C + y_i
     order = [a for i in range(K) for a in (i, K + i)]
     E = np.ascontiguousarray(d.transpose(order)).reshape(-1, C * C)  # (C^(2K-2), C^2)
-    flat = [t.reshape(n, C * C) for t in factors]
-    out = np.empty(n, dtype=np.result_type(d, *factors))
+    flat = [None if t is None else t.reshape(n, C * C) for t in factors]
+    out = np.empty((n, C * C) if free else n,
+                   dtype=np.result_type(d, *[t for t in factors if t is not None]))
     step = max(1, chunk // max(1, E.shape[0]))
     for s in range(0, n, step):
         sl = slice(s, min(n, s + step))
         acc = E @ flat[K - 1][sl].T  # (C^(2K-2), b)
-        for i in range(K - 2, -1, -1):
+        for i in range(K - 2, 0 if free else -1, -1):
             acc = (acc.reshape(-1, C * C, acc.shape[-1]) * flat[i][sl].T[None]).sum(axis=1)
-        out[sl] = acc.reshape(-1)
-    return out
+        out[sl] = acc.T if free else acc.reshape(-1)
+    return out.reshape(n, C, C) if free else out
+
+
+def _pair_free(d: np.ndarray, factors: list[np.ndarray | None], i: int) -> np.ndarray:
+    """The contraction of :func:`_pair_contract` as a linear map of dimension ``i``'s table:
+    ``W[n, x_i, y_i] = sum over the others' (x, y) of d[x, y] prod_{i' != i} T_i'[n, x_i',
+    y_i']``, ``(n, C, C)`` (``factors[i]`` is not read)."""
+    K = len(factors)
+    order = [i] + [a for a in range(K) if a != i]
+    return _pair_contract(d.transpose(order + [K + a for a in order]),
+                          [factors[a] for a in order], free=True)
 
 
 def _check_scope(pr: Problem, weight: str, shared_j: bool = False) -> None:
@@ -1017,31 +1039,35 @@ def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: in
     """Refuse up front what the contraction cannot do in the configured memory and time: it
     holds the differences ``f(x) - f(y)`` over all pairs of configurations (``C^(2K)``
     float64, twice, plus a transposed copy) and contracts them with ``K (K + 1)`` products of
-    pair tables of ``C^3`` (ARS family) or ``C^4`` (ARSM family) entries each; the cells of
-    the ``distinct`` rows of distinct logits add their nominal cost (``_CELL_OPERATIONS``), or
-    past the cells the races and the RQMC points, and for ARSM+CE one contraction per
-    randomization."""
+    pair tables of ``C^3`` (ARS family) or ``C^4`` (ARSM family) entries each, as matrix
+    products (``_CONTRACTION_OPERATIONS``); the cells of the ``distinct`` rows of distinct
+    logits add their nominal cost (``_CELL_OPERATIONS``), or past the cells the races and the
+    RQMC points, and for ARSM+CE the kept corrections of every randomization and ``K - 1``
+    more contractions per dimension (the linear maps of :func:`_ce_certified_moments`)."""
     check_enumeration_size(C, K)  # C^K within MAX_CONFIGURATIONS: C^(2K) fits a float
     pairs = float(C) ** (2 * K)
     entries = float(C) ** (3 if shared_j else 4)
     key = ("ars_plus" if weight == "ce" and shared_j else weight, C)
+    contractions = K * (K + 1)
+    memory = 8.0 * 3 * pairs
     if weight == "sym" and not shared_j:
         cells = distinct * _SYM_RACE_OPERATIONS * float(C) ** 5
     elif key[0] == "ars_plus" and C > MAX_ARS_PLUS_C:
-        cells = distinct * float(C) ** 5 * (_SYM_RACE_OPERATIONS + _INTERVAL_OPERATIONS
-                                            * ARS_PLUS_RQMC_RANDOMIZATIONS
-                                            * 2.0 ** ARS_PLUS_RQMC_LOG2_POINTS)
+        cells = distinct * (_SYM_RACE_OPERATIONS * float(C) ** 5 + _INTERVAL_OPERATIONS
+                            * float(C) ** 3 * ARS_PLUS_RQMC_RANDOMIZATIONS
+                            * 2.0 ** ARS_PLUS_RQMC_LOG2_POINTS)
     elif weight == "ce" and not shared_j and C > MAX_CE_C and distinct:
-        # every dimension's points in every randomization, and one contraction each
         R = CE_RQMC_RANDOMIZATIONS
-        cells = distinct * _SYM_RACE_OPERATIONS * float(C) ** 5 + K * R * 2.0 ** \
-            CE_RQMC_LOG2_POINTS * (_INTERVAL_OPERATIONS * C**5 + _CE_POINT_OPERATIONS * C**4)
-        cells += (R - 1) * K * (K + 1) * pairs * entries
+        cells = distinct * (_SYM_RACE_OPERATIONS * float(C) ** 5 + R * (
+            2.0 ** CE_RQMC_LOG2_POINTS * _CE_POINT_OPERATIONS * float(C) ** 4
+            + 2.0 ** CE_INTERVAL_LOG2_POINTS * _INTERVAL_OPERATIONS * float(C) ** 3))
+        contractions += distinct * (K - 1)
+        memory += 8.0 * distinct * R * (2 * float(C) ** 6 + float(C) ** 5)
     else:
         cells = distinct * _CELL_OPERATIONS.get(key, 0.0) if weight != "plain" else 0.0
     check_budget(f"exact moments of the swap estimator (weight {weight!r}) at K={K}, C={C}",
-                 memory_bytes=8.0 * 3 * pairs,
-                 operations=K * (K + 1) * pairs * entries + cells)
+                 memory_bytes=memory,
+                 operations=_CONTRACTION_OPERATIONS * contractions * pairs * entries + cells)
 
 
 def _second_roles(K: int, k: int, k2: int) -> list[tuple[str, bool]]:
@@ -1140,12 +1166,14 @@ def _check_mp_scope(K: int, C: int, weight: str, shared_j: bool) -> None:
             f"{MP_MAX_CONFIGURATIONS} (K = 2, C = 4 takes up to minutes); got K={K}, C={C}")
 
 
-def _contract(f: np.ndarray, tabs: list[dict[str, Any]], shared_j: bool
+def _contract(f: np.ndarray, tabs: list[dict[str, Any]], shared_j: bool,
+              second_moment: bool = True
               ) -> tuple[np.ndarray, np.ndarray, list, list, np.ndarray]:
     """Mean ``(K, C)`` and second moment ``(K, C, K, C)`` from the per-dimension pair tables
     ``tabs`` and the centred objective table ``f`` ``(C,) * K`` (module docstring, step 2);
     also the flattened tables (``diag``: entries ``q = j``; ``T``: those the second moment
-    reads) and ``d2 = (f(x) - f(y))^2``."""
+    reads) and ``d2 = (f(x) - f(y))^2``. Without ``second_moment`` the second moment is
+    zeros (the caller contracts it, as :func:`_ce_certified_moments`)."""
     K, C = f.ndim, f.shape[0]
     dt = f.dtype
     names = ("P2", "L2", "Q2")
@@ -1167,7 +1195,7 @@ def _contract(f: np.ndarray, tabs: list[dict[str, Any]], shared_j: bool
     # (a - b)(c - d) = ((a - d)^2 + (b - c)^2 - (a - c)^2 - (b - d)^2) / 2, every term is a
     # weighted mean of (f(Z[a, j]) - f(Z[b, q]))^2: zero wherever the two swaps agree
     second = np.zeros((K, C, K, C), dtype=dt)
-    for k in range(K):
+    for k in range(K if second_moment else 0):
         for k2 in range(K):
             facs = [_role_table(T[i], role, shared_j, C)
                     for i, role in enumerate(_second_roles(K, k, k2))]
@@ -1299,25 +1327,22 @@ def _interval_half_width(tabs: list[dict[str, Any]], diag: list[dict[str, np.nda
 
 #: ARSM+CE beyond ``MAX_CE_C`` (rows of distinct logits): scrambled Sobol sets of
 #: ``2**CE_RQMC_LOG2_POINTS`` points per dimension and randomization
-#: (:func:`verify.moments.swap_interval.ce_correction_tables`), each randomization contracted
-#: on its own
+#: (:func:`verify.moments.swap_interval.ce_correction_tables`)
 CE_RQMC_LOG2_POINTS = 13
 CE_RQMC_RANDOMIZATIONS = 32
+#: the points of its interval variance ``V`` (a set of their own, as ARS+'s)
+CE_INTERVAL_LOG2_POINTS = 14
 #: nominal operations of one point of ARSM+CE's corrections per ``C^4`` (measured C = 10:
-#: about 0.05 ms, beside the interval variance's 0.12 ms)
+#: about 0.05 ms, beside the interval variance's 12 us)
 _CE_POINT_OPERATIONS = 0.5
 
 
-def _ce_randomization_tables(row: np.ndarray, k: int, r: int) -> dict[str, Any]:
-    """ARSM+CE's pair tables for the row of dimension ``k`` from randomization ``r`` (its own
-    points: dimensions must not share them, their estimates are multiplied): ARSM+'s races
-    plus :func:`verify.moments.swap_interval.ce_correction_tables`; rows of equal logits, the
-    exact symmetric cells."""
+def _ce_sampled_tables(row: np.ndarray, D: np.ndarray, DQ: np.ndarray, V: np.ndarray
+               ) -> dict[str, Any]:
+    """ARSM+CE's pair tables of a row of distinct logits: ARSM+'s races plus the corrections
+    ``(D, DQ, V)`` of :func:`verify.moments.swap_interval.ce_correction_tables`."""
     C = row.size
-    if np.all(row == row[0]):
-        return _pair_tensors(row, "ce", False)
     sym = _sym_race_tensors(_row_key(row))
-    D, DQ, V = ce_correction_tables(row, log2_points=CE_RQMC_LOG2_POINTS, seed=(k, r))
     idx = np.arange(C)
     Q2 = sym["Q2"] + DQ
     Q2[:, idx, :, idx] -= C * C / 12.0 * V  # DQ is 0 where q = j
@@ -1325,46 +1350,94 @@ def _ce_randomization_tables(row: np.ndarray, k: int, r: int) -> dict[str, Any]:
             "err_Q2": sym["err_Q2"], "unresolved": 0.0}
 
 
+def _ce_randomization_tables(row: np.ndarray, k: int, r: int) -> dict[str, Any]:
+    """ARSM+CE's pair tables for the row of dimension ``k`` from randomization ``r`` (its own
+    points: dimensions must not share them, their estimates are multiplied); rows of equal
+    logits, the exact symmetric cells."""
+    if np.all(row == row[0]):
+        return _pair_tensors(row, "ce", False)
+    return _ce_sampled_tables(row, *ce_correction_tables(
+        row, log2_points=CE_RQMC_LOG2_POINTS, seed=(k, r),
+        interval_log2_points=CE_INTERVAL_LOG2_POINTS))
+
+
 def _ce_certified_moments(pr: Problem, f: np.ndarray) -> Moments:
-    """ARSM+CE past its cells, certified: every randomization gives pair tables for every
-    dimension (independent points per dimension) and, through :func:`_contract`, an unbiased
-    second moment (the dimensions' estimates are independent, so their products are
-    unbiased); the mean over the randomizations, and the largest Student-t half-width over the
-    entries as ``error_bound``. The mean is exact (its entries ``q = j`` are ARSM+'s)."""
+    """ARSM+CE past its cells, certified. Every randomization gives every dimension's
+    corrections (independent points per dimension and randomization); the second moment is
+    contracted from each dimension's mean tables over the randomizations: the contraction is
+    linear in each dimension's tables and the dimensions are independent, so it is unbiased.
+    Each block is contracted once with a sampled dimension's table left free
+    (:func:`_pair_free`), which gives the block and, applied to each randomization's
+    deviation from the mean, its first-order spread (the other dimensions at their means; the
+    terms left out are products of two dimensions' deviations). The bound is the largest
+    Student-t half-width of that spread over the entries, as ``error_bound``. The mean is
+    exact (its entries ``q = j`` are ARSM+'s). Memory: every randomization's corrections are
+    kept, ``2 C^6 + C^5`` float64 per sampled dimension."""
 
     K, C = pr.K, pr.C
-    _warm_races([tuple(row.tolist()) for row in pr.params])
-
-    def one(r: int) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        tabs = [_ce_randomization_tables(pr.params[k], k, r) for k in range(K)]
-        mean, second, _, _, _ = _contract(f, tabs, False)
-        return mean, second, tabs if r == 0 else []
-
     R = CE_RQMC_RANDOMIZATIONS
-    runs = _threaded(one, list(range(R)))
-    means = np.array([m for m, _, _ in runs])
-    seconds = np.array([s2 for _, s2, _ in runs])
+    sampled = [k for k in range(K) if np.any(pr.params[k] != pr.params[k][0])]
+    jobs = [(k, r) for k in sampled for r in range(R)]
+
+    def run(job: tuple[int, int] | None) -> Any:
+        if job is None:  # ARSM+'s races of every row, in one thread beside the points
+            return [_sym_race_tensors(_row_key(pr.params[k])) for k in sampled]
+        return ce_correction_tables(pr.params[job[0]], log2_points=CE_RQMC_LOG2_POINTS,
+                                    seed=job, interval_log2_points=CE_INTERVAL_LOG2_POINTS)
+
+    runs = dict(zip(jobs, _threaded(run, [None, *jobs])[1:], strict=True))
+    means = {k: [sum(runs[k, r][n] for r in range(R)) / R for n in range(3)] for k in sampled}
+    tabs = [_ce_sampled_tables(pr.params[k], *means[k]) if k in sampled
+            else _pair_tensors(pr.params[k], "ce", False) for k in range(K)]
+    mean, second, diag, T, d2 = _contract(f, tabs, False, second_moment=False)
+    # each block (k, k2) with a sampled dimension i in {k, k2} is contracted once with i's
+    # table left free (W): W (i's mean table) is the block, W (Delta_i^r) is randomization
+    # r's first-order deviation from it, Delta_i^r = (i's tables from r) - (i's mean tables)
+    # in i's role there: -C (D_r - D) in L2, the DQ and V terms in Q2
+    Ws = {}
+    for k in range(K):
+        for k2 in range(k, K):  # block (k2, k) is the transpose of block (k, k2)
+            roles = _second_roles(K, k, k2)
+            facs = [_role_table(T[i], role, False, C) for i, role in enumerate(roles)]
+            free = sorted({k, k2} & set(sampled))
+            for i in free:
+                Ws[k, k2, i] = (_pair_free(d2, facs, i).reshape(-1, C * C), roles[i])
+            S = np.einsum("nz,nz->n", Ws[k, k2, free[0]][0], facs[free[0]].reshape(-1, C * C)) \
+                if free else _pair_contract(d2, facs)
+            second[k, :, k2, :] = _polarized(S, False, C, -1.0)
+            second[k2, :, k, :] = second[k, :, k2, :].T
     P = K * C
-    mean = means.mean(axis=0)
-    second = seconds.mean(axis=0).reshape(P, P)
+    second = second.reshape(P, P)
     mu = mean.ravel()
     cov = second - np.outer(mu, mu)
     cov = 0.5 * (cov + cov.T)
+    idx = np.arange(C)
+    dev = np.zeros((R, K, C, K, C))
+    for i in sampled:
+        for r in range(R):
+            D, DQ, V = (runs[i, r][n] - means[i][n] for n in range(3))
+            DQ[:, idx, :, idx] -= C * C / 12.0 * V
+            delta = {"L2": (-C * D).reshape(-1, C, C), "Q2": DQ.reshape(-1, C, C)}
+            for (k, k2, i2), (W, role) in Ws.items():
+                if i2 == i:
+                    S = np.einsum("nz,nz->n", W, _role_table(delta, role, False, C)
+                                  .reshape(-1, C * C))
+                    dev[r, k, :, k2, :] += _polarized(S, False, C, -1.0)
+    for k in range(K):
+        for k2 in range(k + 1, K):
+            dev[:, k2, :, k, :] = dev[:, k, :, k2, :].transpose(0, 2, 1)
     q = _student_factor(R)
-    half = float(q * seconds.reshape(R, P, P).std(axis=0, ddof=1).max())
-    trace_half = float(q * np.trace(seconds.reshape(R, P, P), axis1=1, axis2=2).std(ddof=1))
-    tabs = runs[0][2]
-    # the races' rounding: the envelopes read P2 and the races' bounds, the same in every run
-    _, _, diag, T, _ = _contract(f, tabs, False)
+    half = float(q * dev.reshape(R, P, P).std(axis=0, ddof=1).max())
+    trace_half = float(q * np.trace(dev.reshape(R, P, P), axis1=1, axis2=2).std(ddof=1))
     mean_error, cov_error = _entry_bounds(pr, "ce", False, f, tabs, diag, T, mean, second, cov)
     spread = float(f.max() - f.min())
     return Moments(mean, cov, (
         f"certified: the mean exact (closed-form exponential races with the symmetry events: "
         f"its entries q = j are ARSM+'s), the pair tables ARSM+'s plus the conditional "
         f"expectation's corrections by randomized QMC ({R} scrambled Sobol sets of "
-        f"2^{CE_RQMC_LOG2_POINTS} points per dimension, each set's moments contracted on their "
-        f"own); error bound = Student-t half-width at confidence "
-        f"{RQMC_CONFIDENCE:.6g} over every covariance entry (relative to the largest: "
+        f"2^{CE_RQMC_LOG2_POINTS} points per dimension, their mean contracted once); error "
+        f"bound = Student-t half-width at confidence {RQMC_CONFIDENCE:.6g} of the sets' "
+        f"first-order spread over every covariance entry (relative to the largest: "
         f"{half / max(float(np.abs(cov).max()), 1e-300):.2g}; the trace's own: "
         f"{trace_half:.2g}); the races' own per-entry bounds in mean_error/cov_error"),
         half, spread * (C - 1) + np.abs(mean), mean_error, cov_error)
@@ -1468,15 +1541,22 @@ def _entry_bounds(pr: Problem, weight: str, shared_j: bool, f: np.ndarray,
     mean_err += 2 * u * np.abs(mean)
     P = K * C
     sec_err = np.zeros((K, C, K, C))
+    # every envelope is P2 + eps scaled by its role, so a block's contraction is the product
+    # of its roles' scales times one of K + 1 contractions: which dimension (if any) reads its
+    # table with the second swap's reference
+    unit: dict[int | None, np.ndarray] = {}
     for k in range(K):
         for k2 in range(K):
             roles = _second_roles(K, k, k2)
-            facs = [_role_table(Tenv[i], role, shared_j, C) for i, role in enumerate(roles)]
-            errs = [None if e_full[i] is None else
-                    _role_table({n: s * e_full[i] for n, s in scale.items()}, role, shared_j, C)
-                    for i, role in enumerate(roles)]
-            S = contract(g2 * d2 + e2, d2, facs, errs)
-            sec_err[k, :, k2, :] = _polarized(S, shared_j, C, 1.0)
+            swapped = next((i for i, (_, sw) in enumerate(roles) if sw), None)
+            if swapped not in unit:
+                facs = [_swapped_second(Tenv[i]["P2"], shared_j, C) if i == swapped
+                        else Tenv[i]["P2"] for i in range(K)]
+                errs = [None if e_full[i] is None else _swapped_second(e_full[i], shared_j, C)
+                        if i == swapped else e_full[i] for i in range(K)]
+                unit[swapped] = contract(g2 * d2 + e2, d2, facs, errs)
+            factor = float(np.prod([scale[name] for name, _ in roles]))
+            sec_err[k, :, k2, :] = _polarized(factor * unit[swapped], shared_j, C, 1.0)
     me = mean_err.ravel()
     mu = np.abs(mean.ravel())
     ce = (sec_err.reshape(P, P) + np.outer(mu, me) + np.outer(me, mu) + np.outer(me, me)
