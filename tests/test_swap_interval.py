@@ -226,7 +226,7 @@ def test_ce_bound_is_the_first_order_spread_of_the_randomizations(K, monkeypatch
 
 
 def test_certified_arsm_plus_ce_past_its_budget_is_refused_up_front():
-    # K = 4, C = 10: 32 contractions of C^12 each; K = 3 is within the budget
+    # K = 4, C = 10: 20 contractions of C^12 multiply-adds each; K = 3 is within the budget
     alpha = np.linspace(-1.0, 1.0, 40).reshape(4, 10)
     f = random_table(4, 10, seed=2, domain="categorical")
     with pytest.raises(ValueError, match="MAX_SECONDS"):

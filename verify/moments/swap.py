@@ -1042,13 +1042,13 @@ def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: in
     pair tables of ``C^3`` (ARS family) or ``C^4`` (ARSM family) entries each, as matrix
     products (``_CONTRACTION_OPERATIONS``); the cells of the ``distinct`` rows of distinct
     logits add their nominal cost (``_CELL_OPERATIONS``), or past the cells the races and the
-    RQMC points, and for ARSM+CE the kept corrections of every randomization and ``K - 1``
-    more contractions per dimension (the linear maps of :func:`_ce_certified_moments`)."""
+    RQMC points, and for ARSM+CE the kept corrections of every randomization in memory (its
+    ``K^2`` linear maps, :func:`_ce_certified_moments`, cost what the ``K (K + 1)`` products
+    do)."""
     check_enumeration_size(C, K)  # C^K within MAX_CONFIGURATIONS: C^(2K) fits a float
     pairs = float(C) ** (2 * K)
     entries = float(C) ** (3 if shared_j else 4)
     key = ("ars_plus" if weight == "ce" and shared_j else weight, C)
-    contractions = K * (K + 1)
     memory = 8.0 * 3 * pairs
     if weight == "sym" and not shared_j:
         cells = distinct * _SYM_RACE_OPERATIONS * float(C) ** 5
@@ -1061,13 +1061,12 @@ def _check_swap_budget(K: int, C: int, weight: str, shared_j: bool, distinct: in
         cells = distinct * (_SYM_RACE_OPERATIONS * float(C) ** 5 + R * (
             2.0 ** CE_RQMC_LOG2_POINTS * _CE_POINT_OPERATIONS * float(C) ** 4
             + 2.0 ** CE_INTERVAL_LOG2_POINTS * _INTERVAL_OPERATIONS * float(C) ** 3))
-        contractions += distinct * (K - 1)
         memory += 8.0 * distinct * R * (2 * float(C) ** 6 + float(C) ** 5)
     else:
         cells = distinct * _CELL_OPERATIONS.get(key, 0.0) if weight != "plain" else 0.0
     check_budget(f"exact moments of the swap estimator (weight {weight!r}) at K={K}, C={C}",
                  memory_bytes=memory,
-                 operations=_CONTRACTION_OPERATIONS * contractions * pairs * entries + cells)
+                 operations=_CONTRACTION_OPERATIONS * K * (K + 1) * pairs * entries + cells)
 
 
 def _second_roles(K: int, k: int, k2: int) -> list[tuple[str, bool]]:
@@ -1338,7 +1337,7 @@ _CE_POINT_OPERATIONS = 0.5
 
 
 def _ce_sampled_tables(row: np.ndarray, D: np.ndarray, DQ: np.ndarray, V: np.ndarray
-               ) -> dict[str, Any]:
+                       ) -> dict[str, Any]:
     """ARSM+CE's pair tables of a row of distinct logits: ARSM+'s races plus the corrections
     ``(D, DQ, V)`` of :func:`verify.moments.swap_interval.ce_correction_tables`."""
     C = row.size
@@ -1350,15 +1349,21 @@ def _ce_sampled_tables(row: np.ndarray, D: np.ndarray, DQ: np.ndarray, V: np.nda
             "err_Q2": sym["err_Q2"], "unresolved": 0.0}
 
 
+def _ce_corrections(row: np.ndarray, k: int, r: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`verify.moments.swap_interval.ce_correction_tables` of the row of dimension
+    ``k`` from randomization ``r``: its own points (dimensions must not share them, their
+    estimates are multiplied)."""
+    return ce_correction_tables(row, log2_points=CE_RQMC_LOG2_POINTS, seed=(k, r),
+                                interval_log2_points=CE_INTERVAL_LOG2_POINTS)
+
+
 def _ce_randomization_tables(row: np.ndarray, k: int, r: int) -> dict[str, Any]:
-    """ARSM+CE's pair tables for the row of dimension ``k`` from randomization ``r`` (its own
-    points: dimensions must not share them, their estimates are multiplied); rows of equal
-    logits, the exact symmetric cells."""
+    """ARSM+CE's pair tables for the row of dimension ``k`` from randomization ``r`` alone;
+    rows of equal logits, the exact symmetric cells."""
     if np.all(row == row[0]):
         return _pair_tensors(row, "ce", False)
-    return _ce_sampled_tables(row, *ce_correction_tables(
-        row, log2_points=CE_RQMC_LOG2_POINTS, seed=(k, r),
-        interval_log2_points=CE_INTERVAL_LOG2_POINTS))
+    return _ce_sampled_tables(row, *_ce_corrections(row, k, r))
 
 
 def _ce_certified_moments(pr: Problem, f: np.ndarray) -> Moments:
@@ -1382,8 +1387,7 @@ def _ce_certified_moments(pr: Problem, f: np.ndarray) -> Moments:
     def run(job: tuple[int, int] | None) -> Any:
         if job is None:  # ARSM+'s races of every row, in one thread beside the points
             return [_sym_race_tensors(_row_key(pr.params[k])) for k in sampled]
-        return ce_correction_tables(pr.params[job[0]], log2_points=CE_RQMC_LOG2_POINTS,
-                                    seed=job, interval_log2_points=CE_INTERVAL_LOG2_POINTS)
+        return _ce_corrections(pr.params[job[0]], *job)
 
     runs = dict(zip(jobs, _threaded(run, [None, *jobs])[1:], strict=True))
     means = {k: [sum(runs[k, r][n] for r in range(R)) / R for n in range(3)] for k in sampled}
