@@ -54,16 +54,16 @@ Method. Everything is assembled from per-dimension *pair tables* (``[m, j, p, q,
   in each dimension's ``V`` (block ``(k, k)`` only), so every randomization gives a whole
   covariance and their spread a Student-t half-width at confidence
   ``RQMC_CONFIDENCE``, the largest over the entries being ``error_bound``
-  (:func:`_interval_half_width`). Measured at ``C = 10``, logits ``1.5 N(0, 1)``: about
-  1e-3 of the largest entry, ``K = 2`` in about 60 s and ``K = 3`` in about 90 s on 2 cores.
+  (:func:`_interval_half_width`). Measured at ``C = 10``, logits ``1.5 N(0, 1)``: 5e-4 (``K =
+  2``, 45 s) and 3e-4 (``K = 3``, 70 s) of the largest entry on 2 cores.
 * ARSM+CE past its cells (``MAX_CE_C < C <= MAX_RACE_C``), **certified** the same way: its
   tables are ARSM+'s plus corrections (:func:`verify.moments.swap_interval.ce_correction_tables`:
   ``L2`` where ``q != j``, ``Q2`` everywhere, ``V`` where ``q = j``), so the mean stays exact.
   The cross-dimension terms multiply two dimensions' estimates, so every dimension has its
-  own points and every randomization is contracted on its own (:func:`_ce_certified_moments`,
-  ``CE_RQMC_RANDOMIZATIONS`` of them): each gives an unbiased second moment, and their spread
-  the half-width. The budget refuses what that many contractions cannot do (``K = 3`` at
-  ``C = 10``).
+  own points; the second moment is contracted once from the dimensions' mean tables, and the
+  half-width is that of each randomization's first-order deviation
+  (:func:`_ce_certified_moments`). Measured at ``C = 10``: 2e-3 (``K = 2``, 38 s) and 1.4e-3
+  (``K = 3``, 83-107 s) of the largest entry.
 
 On each cell the weights are linear in ``pi``, so ``P(cell)``, ``E[W_j 1{cell}]`` and
 ``E[W_j W_j' 1{cell}]`` follow exactly from the cell's moments of degree <= 2
@@ -1306,12 +1306,7 @@ def _interval_half_width(tabs: list[dict[str, Any]], diag: list[dict[str, np.nda
         R = V_r.shape[0]
         # the other dimensions contracted once: Wk[n, x_k, y_k] = sum over the others' (x_i,
         # y_i) of d2 prod_i P2_i[n, x_i, y_i] (n = [m, j, p], the diagonal tables' order)
-        dk = np.moveaxis(d2, (k, K + k), (0, 1))
-        others = [diag[i]["P2"] for i in range(K) if i != k]
-        Wk = np.empty((C**3, C, C))
-        for x in range(C):
-            for y in range(C):
-                Wk[:, x, y] = _pair_contract(dk[x, y], others) if others else dk[x, y]
+        Wk = _pair_free(d2, [diag[i]["P2"] for i in range(K)], k)
         Vk = V_r.transpose(0, 2, 1, 3, 4, 5).reshape(R, C**3, C, C)
         S = (-C * C / 12.0) * np.einsum("nxy,rnxy->rn", Wk, Vk)
         blocks = np.stack([_polarized(S[r], True, C, -1.0) for r in range(R)])
