@@ -60,6 +60,11 @@ def test_interval_variance_does_not_depend_on_the_threads():
     serial = interval_variance_tables(row, log2_points=8, randomizations=4)
     threaded = interval_variance_tables(row, log2_points=8, randomizations=4, mapper=swap._threaded)
     assert np.array_equal(serial, threaded)
+    # randomization r is the same table whichever call gives it (ARS+ runs them one by one)
+    for r in range(4):
+        one = interval_variance_tables(row, log2_points=8, randomizations=1, first=r)
+        assert np.array_equal(one[0], serial[r])
+    assert not np.array_equal(serial[0], serial[1])
 
 
 @pytest.mark.parametrize("K,C", [(1, 5), (2, 5), (3, 4)])
@@ -90,11 +95,13 @@ def test_the_bound_is_the_spread_of_the_randomizations(past_the_cells, monkeypat
               for a in alpha}
     pick: list[int | None] = [None]
 
-    def fixed(a, **kw):
+    def fixed(a, *, randomizations, first=0, **kw):
         V_r = stacks[tuple(swap._row_key(a))]
-        return V_r if pick[0] is None else V_r[[pick[0]] * V_r.shape[0]]
+        return V_r[first:first + randomizations] if pick[0] is None \
+            else V_r[[pick[0]] * randomizations]
 
     monkeypatch.setattr(swap, "interval_variance_tables", fixed)
+    monkeypatch.setattr(swap, "ARS_PLUS_RQMC_RANDOMIZATIONS", 5)
     swap.clear_caches()
     m = swap.ars_plus_moments("categorical", alpha, f)
     covs = []
@@ -132,6 +139,9 @@ def test_interval_variance_refuses_bad_rows():
             interval_variance_tables(row)
         with pytest.raises(ValueError, match="C >= 3"):
             ce_correction_tables(row, log2_points=4, seed=(0, 0))
+    for kw in ({"randomizations": 0}, {"first": -1}):
+        with pytest.raises(ValueError, match="randomizations must be >= 1 and first >= 0"):
+            interval_variance_tables(ROWS[0], **kw)
 
 
 # ------------------------------------------------------------------------ ARSM+CE

@@ -55,7 +55,8 @@ Method. Everything is assembled from per-dimension *pair tables* (``[m, j, p, q,
   covariance and their spread a Student-t half-width at confidence
   ``RQMC_CONFIDENCE``, the largest over the entries being ``error_bound``
   (:func:`_interval_half_width`). Measured at ``C = 10``, logits ``1.5 N(0, 1)``: 5e-4 (``K =
-  2``, 45 s) and 3e-4 (``K = 3``, 70 s) of the largest entry on 2 cores.
+  2``, 36 s) and 3e-4 (``K = 3``, 53 s) of the largest entry on 2 cores (every row's races
+  and randomizations side by side on the threads, :func:`_ars_plus_interval_tensors`).
 * ARSM+CE past its cells (``MAX_CE_C < C <= MAX_RACE_C``), **certified** the same way: its
   tables are ARSM+'s plus corrections (:func:`verify.moments.swap_interval.ce_correction_tables`:
   ``L2`` where ``q != j``, ``Q2`` everywhere, ``V`` where ``q = j``), so the mean stays exact.
@@ -897,31 +898,43 @@ def _student_factor(R: int) -> float:
     return float(stats.t.ppf(0.5 + RQMC_CONFIDENCE / 2, R - 1) / np.sqrt(R))
 
 
-def _warm_races(rows: list) -> None:
-    """ARSM+'s race tables (cached) of the rows of distinct logits among ``rows``, on the
-    threads: the certified paths then run their randomizations on the threads."""
-    _threaded(lambda row: _sym_race_tensors(_row_key(np.array(row))),
-              list(dict.fromkeys(tuple(row) for row in rows if len(set(row)) > 1)))
-
-
 @lru_cache(maxsize=4)
-def _ars_plus_interval_tensors(alpha_key: tuple[float, ...]) -> dict[str, Any]:
-    """ARS+ pair tables beyond the cells: ``P2``, ``L2`` and the symmetry-only ``Q2`` of the
-    races (:mod:`verify.moments.races_sym`, exact), minus ``C^2 / 12`` times the interval
-    variance ``V`` on the entries ``q = j`` (:mod:`verify.moments.swap_interval`, RQMC: its
-    mean over the randomizations); ``V_r`` keeps each randomization's ``V`` for the
-    half-width (:func:`_interval_half_width`)."""
-    C = len(alpha_key)
-    V_r = interval_variance_tables(np.array(alpha_key), log2_points=ARS_PLUS_RQMC_LOG2_POINTS,
-                                   randomizations=ARS_PLUS_RQMC_RANDOMIZATIONS, mapper=_threaded)
-    out: dict[str, Any] = dict(_sym_race_tensors(alpha_key))
-    Q2 = np.array(out["Q2"], dtype=np.float64)
-    idx = np.arange(C)
-    # Q2[m, j, p, j, x, y] -= C^2 / 12 V[j, m, p, x, y]
-    Q2[:, idx, :, idx] -= C * C / 12.0 * V_r.mean(axis=0)
-    out["Q2"] = Q2
-    out["V_r"] = V_r
-    return out
+def _ars_plus_interval_tensors(alpha_keys: tuple[tuple[float, ...], ...]
+                               ) -> dict[tuple[float, ...], dict[str, Any]]:
+    """ARS+ pair tables beyond the cells, by row key, for the rows ``alpha_keys`` (distinct
+    logits, distinct keys): ``P2``, ``L2`` and the symmetry-only ``Q2`` of the races
+    (:mod:`verify.moments.races_sym`, exact), minus ``C^2 / 12`` times the interval variance
+    ``V`` on the entries ``q = j`` (:mod:`verify.moments.swap_interval`, RQMC: its mean over
+    the randomizations); ``V_r`` keeps each randomization's ``V`` for the half-width
+    (:func:`_interval_half_width`). Every row's races (one job each, first) and every row's
+    randomizations run side by side on the threads (:func:`_threaded`): the races no longer
+    wait for each other before the points start (``K = 3, C = 10``: three rows' races on two
+    threads left one idle for a whole row's races)."""
+    R = ARS_PLUS_RQMC_RANDOMIZATIONS
+    jobs: list[tuple[tuple[float, ...], int | None]] = [(key, None) for key in alpha_keys]
+    jobs += [(key, r) for key in alpha_keys for r in range(R)]
+
+    def run(job: tuple[tuple[float, ...], int | None]) -> Any:
+        key, r = job
+        if r is None:
+            return _sym_race_tensors(key)
+        return interval_variance_tables(np.array(key), log2_points=ARS_PLUS_RQMC_LOG2_POINTS,
+                                        randomizations=1, first=r)[0]
+
+    done = dict(zip(jobs, _threaded(run, jobs), strict=True))
+    tables = {}
+    for key in alpha_keys:
+        C = len(key)
+        V_r = np.stack([done[key, r] for r in range(R)])
+        out: dict[str, Any] = dict(done[key, None])
+        Q2 = np.array(out["Q2"], dtype=np.float64)
+        idx = np.arange(C)
+        # Q2[m, j, p, j, x, y] -= C^2 / 12 V[j, m, p, x, y]
+        Q2[:, idx, :, idx] -= C * C / 12.0 * V_r.mean(axis=0)
+        out["Q2"] = Q2
+        out["V_r"] = V_r
+        tables[key] = out
+    return tables
 
 
 @lru_cache(maxsize=4)
@@ -960,7 +973,7 @@ def _pair_tensors(alpha_row: np.ndarray, weight: str, shared_j: bool, dps: int =
     if weight == "sym" and not dps and not shared_j:
         return _sym_race_tensors(key)
     if weight == "ce" and shared_j and not np.all(a == a[0]) and a.size > MAX_ARS_PLUS_C:
-        return _ars_plus_interval_tensors(key)
+        return _ars_plus_interval_tensors((key,))[key]
     if weight == "ce" and shared_j and not np.all(a == a[0]) and a.size > 2:
         return _ars_plus_tensors(a, dps)
     tab = dimension_tables(a, weight, dps)
@@ -1217,15 +1230,18 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
             and any(len(set(row)) > 1 for row in rows):
         return _ce_certified_moments(pr, f)
 
-    def tables(row: tuple[float, ...]) -> dict[str, Any]:
-        return _pair_tensors(np.array(row), weight, shared_j, dps)
-
     cells = _FAST and not dps and weight == "ce"
+    certified: dict[tuple[float, ...], dict[str, Any]] = {}
     if cells and shared_j and C > MAX_ARS_PLUS_C:
-        # ARS+ by races and RQMC: the rows' races on the threads here, then each row's
-        # randomizations on the threads (three rows on two threads would leave one idle)
-        _warm_races(distinct)
+        # ARS+ by races and RQMC: every row's races and randomizations together on the threads
+        certified = _ars_plus_interval_tensors(tuple(dict.fromkeys(
+            _row_key(np.array(row)) for row in distinct if len(set(row)) > 1)))
         cells = False
+
+    def tables(row: tuple[float, ...]) -> dict[str, Any]:
+        key = _row_key(np.array(row))
+        return certified[key] if key in certified else _pair_tensors(np.array(row), weight,
+                                                                     shared_j, dps)
     done = dict(zip(distinct, _threaded(tables, distinct) if cells else map(tables, distinct),
                     strict=True))
     tabs = [done[r] for r in rows]

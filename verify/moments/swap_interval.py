@@ -332,7 +332,7 @@ def ce_correction_tables(alpha_row: np.ndarray, *, log2_points: int, seed: tuple
 
 
 def interval_variance_tables(alpha_row: np.ndarray, *, log2_points: int = 13,
-                             randomizations: int = 16, seed: int = 0,
+                             randomizations: int = 16, seed: int = 0, first: int = 0,
                              mapper: Callable[[Callable, list], Iterable] = map) -> np.ndarray:
     """ARS+'s ``V[j, m, p, x, y] = mean_l E[(1 - delta_j)(hi - lo)^2 1{Z[m,j] = x, Z[p,j] =
     y}]`` (module docstring), one estimate per randomization.
@@ -340,7 +340,8 @@ def interval_variance_tables(alpha_row: np.ndarray, *, log2_points: int = 13,
     ``alpha_row`` ``(C,)`` logits of one dimension. Each of ``randomizations`` independent
     scrambled Sobol sets of ``2**log2_points`` points in ``C + 1`` dimensions (the last picks
     one ``l`` per point and reference) gives an unbiased estimate of the whole table. Returns
-    ``(randomizations, C, C, C, C, C)`` float64.
+    ``(randomizations, C, C, C, C, C)`` float64: the randomizations ``first, first + 1, ...``
+    of ``seed`` (randomization ``r`` is the same table whichever call gives it).
     ``mapper`` runs the randomizations (``map``, or a pool's); the result does not depend on
     it.
     """
@@ -348,5 +349,8 @@ def interval_variance_tables(alpha_row: np.ndarray, *, log2_points: int = 13,
     if a.ndim != 1 or a.size < 3 or not np.all(np.isfinite(a)):
         raise ValueError("alpha_row must be a finite (C,) row with C >= 3")
     w = np.exp(a.max() - a)
-    items = [(w, int(log2_points), int(seed), r) for r in range(int(randomizations))]
+    if int(randomizations) < 1 or int(first) < 0:
+        raise ValueError("randomizations must be >= 1 and first >= 0")
+    items = [(w, int(log2_points), int(seed), r)
+             for r in range(int(first), int(first) + int(randomizations))]
     return np.stack(list(mapper(_one_randomization, items)))
