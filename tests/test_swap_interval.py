@@ -168,6 +168,49 @@ def test_ce_corrections_match_the_cells(row):
     assert np.abs(V.mean(axis=0) - gapV).max() <= _half_width(V) <= 0.05 * gapV.max()
 
 
+@pytest.mark.parametrize("C,log2_points", [(4, 9), (7, 8)])
+def test_ce_accumulation_is_every_points_terms(C, log2_points):
+    # the grouped accumulation (blocks for large groups of equal rows j, each point's terms
+    # for small ones) against each point's C^4 terms written one by one
+    from verify.moments import swap_interval
+
+    w = np.exp(-np.linspace(0.0, 1.5, C) + 0.2 * np.cos(np.arange(C)))
+    E = -np.log1p(-swap_interval._uniforms(C, log2_points, (C, 0)))
+    N = E.shape[0]
+    Z = np.empty((N, C, C), np.int64)
+    delta = np.empty((N, C), bool)
+    a, dq = np.zeros((N, C)), np.zeros((N, C, C))
+    swap_interval._ce_point_values(E, w, Z, delta, a, dq)
+    D, DQ = np.zeros((C,) * 6), np.zeros((C,) * 6)
+    swap_interval._ce_accumulate(Z, delta, a, dq, D, DQ)
+    D0, DQ0 = np.zeros((C,) * 6), np.zeros((C,) * 6)
+    sizes = []
+    for j in range(C):
+        rows, counts = np.unique(Z[~delta[:, j], :, j], axis=0, return_counts=True)
+        sizes += counts.tolist()
+        for n in np.flatnonzero(~delta[:, j]):
+            m, p, q = (g.ravel() for g in np.meshgrid(*[np.arange(C)] * 3, indexing="ij"))
+            keep = q != j
+            m, p, q = m[keep], p[keep], q[keep]
+            idx = (j, m, Z[n, m, j], p, q, Z[n, p, q])
+            np.add.at(D0, idx, a[n, j])
+            np.add.at(DQ0, idx, dq[n, j, q])
+    assert min(sizes) < C <= max(sizes)  # both ways are taken
+    assert np.abs(D - D0).max() <= 1e-13 * np.abs(D0).max()
+    assert np.abs(DQ - DQ0).max() <= 1e-13 * np.abs(DQ0).max()
+    assert np.abs(D0).max() > 0 and np.abs(DQ0).max() > 0
+    # chunks: the same sums
+    D2, DQ2 = np.zeros((C,) * 6), np.zeros((C,) * 6)
+    old = swap_interval._CE_CHUNK
+    try:
+        swap_interval._CE_CHUNK = 100
+        swap_interval._ce_points(E, w, D2, DQ2)
+    finally:
+        swap_interval._CE_CHUNK = old
+    assert np.abs(D2 - D0).max() <= 1e-13 * np.abs(D0).max()
+    assert np.abs(DQ2 - DQ0).max() <= 1e-13 * np.abs(DQ0).max()
+
+
 def test_ce_corrections_use_their_own_points_per_dimension():
     # the second moment multiplies two dimensions' estimates: they must be independent
     row = ROWS[0]

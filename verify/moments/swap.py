@@ -63,8 +63,8 @@ Method. Everything is assembled from per-dimension *pair tables* (``[m, j, p, q,
   The cross-dimension terms multiply two dimensions' estimates, so every dimension has its
   own points; the second moment is contracted once from the dimensions' mean tables, and the
   half-width is that of each randomization's first-order deviation
-  (:func:`_ce_certified_moments`). Measured at ``C = 10``: 2e-3 (``K = 2``, 38 s) and 1.4e-3
-  (``K = 3``, 83-107 s) of the largest entry.
+  (:func:`_ce_certified_moments`). Measured at ``C = 10``: 1.5e-3 (``K = 2``, 25 s) and
+  1.0e-3 (``K = 3``, 56 s) of the largest entry on 2 cores.
 
 On each cell the weights are linear in ``pi``, so ``P(cell)``, ``E[W_j 1{cell}]`` and
 ``E[W_j W_j' 1{cell}]`` follow exactly from the cell's moments of degree <= 2
@@ -1338,13 +1338,14 @@ def _interval_half_width(tabs: list[dict[str, Any]], diag: list[dict[str, np.nda
 #: ARSM+CE beyond ``MAX_CE_C`` (rows of distinct logits): scrambled Sobol sets of
 #: ``2**CE_RQMC_LOG2_POINTS`` points per dimension and randomization
 #: (:func:`verify.moments.swap_interval.ce_correction_tables`)
-CE_RQMC_LOG2_POINTS = 13
+CE_RQMC_LOG2_POINTS = 14
 CE_RQMC_RANDOMIZATIONS = 32
 #: the points of its interval variance ``V`` (a set of their own, as ARS+'s)
 CE_INTERVAL_LOG2_POINTS = 14
 #: nominal operations of one point of ARSM+CE's corrections per ``C^4`` (measured C = 10:
-#: about 0.05 ms, beside the interval variance's 12 us)
-_CE_POINT_OPERATIONS = 0.5
+#: about 20 us with the grouped accumulation, 0.05 ms before; the interval variance's 12 us
+#: are counted by ``_INTERVAL_OPERATIONS``)
+_CE_POINT_OPERATIONS = 0.25
 
 
 def _ce_sampled_tables(row: np.ndarray, D: np.ndarray, DQ: np.ndarray, V: np.ndarray

@@ -192,23 +192,22 @@ def _interval_points(E: np.ndarray, ks: np.ndarray, w: np.ndarray, out: np.ndarr
 
 
 @njit(cache=True, nogil=True)
-def _ce_points(E: np.ndarray, w: np.ndarray, D: np.ndarray, DQ: np.ndarray) -> None:
-    """ARSM+CE's corrections to ARSM+'s tables on the entries ``q != j``, summed over the
-    points (rows of ``E`` ``(N, C)``, i.i.d. ``Exp(1)``) into ``D`` and ``DQ`` ``(C,) * 6``,
-    ordered ``[j, m, x, p, q, y]`` (:func:`ce_correction_tables` gives them as ``[m, j, p, q,
-    x, y]``). ``w`` ``(C,)``: ``exp(max(alpha) - alpha)``."""
+def _ce_point_values(E: np.ndarray, w: np.ndarray, Z: np.ndarray, delta: np.ndarray,
+                     a: np.ndarray, dq: np.ndarray) -> None:
+    """What each point (row of ``E`` ``(N, C)``, i.i.d. ``Exp(1)``) adds to ARSM+CE's
+    corrections, into ``Z`` ``(N, C, C)`` (the swaps' outcomes ``Z[n, m, j]``), ``delta``
+    ``(N, C)`` (row ``j`` constant), ``a`` ``(N, C)`` (``mid_j - pi_j``) and ``dq`` ``(N, C,
+    C)`` (``(1 - C mid_j)(1 - C mid_q) - (1 - C pi_j)(1 - C pi_q)`` where neither row is
+    constant and ``q != j``, else 0); rows ``j`` with ``delta`` are not filled. ``w`` ``(C,)``:
+    ``exp(max(alpha) - alpha)``."""
     N, C = E.shape
-    Z = np.empty((C, C), np.int64)
     A = np.empty(C, np.int64)
     B = np.empty(C, np.int64)
     r = np.empty(C, np.int64)
     lo_bp = np.empty(C)
     hi_bp = np.empty(C)
-    delta = np.empty(C, np.bool_)
-    a = np.empty(C)
     b = np.empty(C)
     b_pi = np.empty(C)
-    dq = np.empty(C)
     for n in range(N):
         e = E[n]
         S = 0.0
@@ -222,13 +221,13 @@ def _ce_points(E: np.ndarray, w: np.ndarray, D: np.ndarray, DQ: np.ndarray) -> N
                     v = w[i] * e[src]
                     if v < best:
                         best, arg = v, i
-                Z[m, j] = arg
+                Z[n, m, j] = arg
         for j in range(C):
-            delta[j] = True
+            delta[n, j] = True
             for m in range(1, C):
-                if Z[m, j] != Z[0, j]:
-                    delta[j] = False
-            if delta[j]:
+                if Z[n, m, j] != Z[n, 0, j]:
+                    delta[n, j] = False
+            if delta[n, j]:
                 continue
             # the piece of t = e_j on the line (j, l), for every l: [lo, hi] (module docstring)
             t = e[j]
@@ -246,23 +245,108 @@ def _ce_points(E: np.ndarray, w: np.ndarray, D: np.ndarray, DQ: np.ndarray) -> N
                             hi = min(hi, bp)
                 acc += 0.5 * (lo + hi)
             mid = acc / ((C - 1) * S)  # mean over l, in units of pi
-            a[j] = mid - t / S
+            a[n, j] = mid - t / S
             b[j] = 1.0 - C * mid
             b_pi[j] = 1.0 - C * t / S
         for j in range(C):
-            if delta[j]:
+            if delta[n, j]:
                 continue
             for q in range(C):
-                dq[q] = 0.0 if (delta[q] or q == j) else b[j] * b[q] - b_pi[j] * b_pi[q]
-            for m in range(C):
-                x = Z[m, j]
-                for p in range(C):
-                    for q in range(C):  # one block of C^3 per (j, m): the writes stay close
-                        if q == j:
-                            continue
-                        y = Z[p, q]
-                        D[j, m, x, p, q, y] += a[j]
-                        DQ[j, m, x, p, q, y] += dq[q]
+                dq[n, j, q] = 0.0 if (delta[n, q] or q == j) \
+                    else b[j] * b[q] - b_pi[j] * b_pi[q]
+
+
+@njit(cache=True, nogil=True)
+def _ce_accumulate(Z: np.ndarray, delta: np.ndarray, a: np.ndarray, dq: np.ndarray,
+                   D: np.ndarray, DQ: np.ndarray) -> None:
+    """Add the points' values (:func:`_ce_point_values`) into ``D`` and ``DQ`` ``(C,) * 6``,
+    ordered ``[j, m, x, p, q, y]``: ``D[j, m, Z[m, j], p, q, Z[p, q]] += a[j]`` and ``DQ[...]
+    += dq[j, q]`` for every ``m``, ``p`` and ``q != j`` of every point whose row ``j`` is not
+    constant.
+
+    The points are sorted by their row ``j``, ``Z[:, j]``. A group of ``k >= C`` equal rows is
+    summed into one ``(C, C, C)`` block (``[p, q, y]``, 8 KB at ``C = 10``: it stays in the
+    first-level cache), which is then added once to each of the row's ``C`` places ``(m,
+    Z[m, j])``: ``k C^2 + C^4`` terms, the ``C^4`` contiguous, where its points' own terms
+    would be ``k C^3`` scattered writes; a smaller group writes those. At ``C = 10`` the
+    ``2^13`` points of a set have 180 to 2 700 distinct rows per ``j``; a set took 0.16 s
+    here, 0.34 to 0.52 s with every point's terms written (same run, 2-core machine)."""
+    N, C = delta.shape
+    codes = np.empty(N, np.int64)
+    SD = np.zeros((C, C, C))
+    SQ = np.zeros((C, C, C))
+    for j in range(C):
+        for n in range(N):
+            code = np.int64(-1)  # rows with delta sort first and are skipped
+            if not delta[n, j]:
+                code = 0
+                for m in range(C):
+                    code = code * C + Z[n, m, j]
+            codes[n] = code
+        order = np.argsort(codes, kind="mergesort")
+        start = 0
+        while start < N:
+            n0 = order[start]
+            stop = start
+            while stop < N and codes[order[stop]] == codes[n0]:
+                stop += 1
+            if codes[n0] >= 0 and stop - start < C:  # a small group: its points' terms
+                for k in range(start, stop):
+                    n = order[k]
+                    an = a[n, j]
+                    for m in range(C):
+                        x = Z[n, m, j]
+                        for p in range(C):
+                            for q in range(C):
+                                if q == j:
+                                    continue
+                                y = Z[n, p, q]
+                                D[j, m, x, p, q, y] += an
+                                DQ[j, m, x, p, q, y] += dq[n, j, q]
+            elif codes[n0] >= 0:
+                SD[:] = 0.0
+                SQ[:] = 0.0
+                for k in range(start, stop):
+                    n = order[k]
+                    an = a[n, j]
+                    for p in range(C):
+                        for q in range(C):
+                            if q == j:
+                                continue
+                            y = Z[n, p, q]
+                            SD[p, q, y] += an
+                            SQ[p, q, y] += dq[n, j, q]
+                for m in range(C):
+                    x = Z[n0, m, j]
+                    for p in range(C):
+                        for q in range(C):
+                            for y in range(C):
+                                D[j, m, x, p, q, y] += SD[p, q, y]
+                                DQ[j, m, x, p, q, y] += SQ[p, q, y]
+            start = stop
+
+
+#: points per chunk of :func:`_ce_points` (its per-point values: ``2 C^2 + 2 C`` numbers each;
+#: larger chunks make larger groups of equal rows in :func:`_ce_accumulate`)
+_CE_CHUNK = 8192
+
+
+def _ce_points(E: np.ndarray, w: np.ndarray, D: np.ndarray, DQ: np.ndarray) -> None:
+    """ARSM+CE's corrections to ARSM+'s tables on the entries ``q != j``, summed over the
+    points (rows of ``E`` ``(N, C)``, i.i.d. ``Exp(1)``) into ``D`` and ``DQ`` ``(C,) * 6``,
+    ordered ``[j, m, x, p, q, y]`` (:func:`ce_correction_tables` gives them as ``[m, j, p, q,
+    x, y]``), in chunks of ``_CE_CHUNK`` points: :func:`_ce_point_values`, then
+    :func:`_ce_accumulate`. ``w`` ``(C,)``: ``exp(max(alpha) - alpha)``."""
+    N, C = E.shape
+    for start in range(0, N, _CE_CHUNK):
+        chunk = E[start:start + _CE_CHUNK]
+        n = chunk.shape[0]
+        Z = np.empty((n, C, C), np.int64)
+        delta = np.empty((n, C), np.bool_)
+        a = np.zeros((n, C))
+        dq = np.zeros((n, C, C))
+        _ce_point_values(chunk, w, Z, delta, a, dq)
+        _ce_accumulate(Z, delta, a, dq, D, DQ)
 
 
 def _uniforms(d: int, log2_points: int, seed: tuple[int, ...]) -> np.ndarray:
