@@ -61,6 +61,28 @@ def _dot(a, b):
 
 
 @njit(cache=True)
+def _dot_row(M, r, x):
+    """``M[r] . x`` summed as :func:`_dot`, without a view of the row."""
+    s = 0.0
+    for k in range(x.shape[0]):
+        s += M[r, k] * x[k]
+    return s
+
+
+@njit(cache=True)
+def _height_side_row(A, i, V, v, eps):
+    """:func:`_height_side` of hyperplane ``A[i]`` and vertex ``V[v]`` (the same sums),
+    without views of the rows."""
+    h = 0.0
+    t = 0.0
+    for k in range(A.shape[1]):
+        h += A[i, k] * V[v, k]
+        t += abs(A[i, k]) * abs(V[v, k])
+    tol = eps * t
+    return h, (1 if h > tol else (-1 if h < -tol else 0))
+
+
+@njit(cache=True)
 def _height_side(a, x, eps):
     """``(a . x, side)``: side -1, 0, +1 of vertex ``x`` of hyperplane ``a``, 0 within
     ``eps`` relative to ``sum_k |a_k x_k|`` (:func:`polytope.sides`)."""
@@ -87,8 +109,9 @@ def _split(V, T, a, d, eps, max_pairs):
     F = T.shape[1]
     h = np.empty(n)
     side = np.empty(n, np.int64)
+    a2 = a.reshape(1, a.shape[0])
     for v in range(n):
-        h[v], side[v] = _height_side(a, V[v], eps)
+        h[v], side[v] = _height_side_row(a2, 0, V, v, eps)
     nn = 0
     npos = 0
     non = 0
@@ -135,8 +158,10 @@ def _split(V, T, a, d, eps, max_pairs):
     newT = np.zeros((m, F + 1), np.bool_)
     for r in range(non):
         v = io[r]
-        newV[r] = V[v]
-        newT[r, :F] = T[v]
+        for k in range(C):
+            newV[r, k] = V[v, k]
+        for k in range(F):
+            newT[r, k] = T[v, k]
         newT[r, F] = True
     for e in range(ne):
         u = eu[e]
@@ -199,11 +224,15 @@ def _piece(V, T, idx, newV, newT, d):
     allV = np.empty((nc, C))
     allT = np.zeros((nc, F + 1), np.bool_)
     for r in range(n_old):
-        allV[r] = V[idx[r]]
-        allT[r, :F] = T[idx[r]]
+        for k in range(C):
+            allV[r, k] = V[idx[r], k]
+        for k in range(F):
+            allT[r, k] = T[idx[r], k]
     for r in range(newV.shape[0]):
-        allV[n_old + r] = newV[r]
-        allT[n_old + r] = newT[r]
+        for k in range(C):
+            allV[n_old + r, k] = newV[r, k]
+        for k in range(F + 1):
+            allT[n_old + r, k] = newT[r, k]
     keep = np.zeros(nc, np.bool_)
     for r in range(nc):
         s = 0
@@ -220,8 +249,10 @@ def _piece(V, T, idx, newV, newT, d):
     p = 0
     for r in range(nc):
         if keep[r]:
-            outV[p] = allV[r]
-            outT[p] = allT[r]
+            for k in range(C):
+                outV[p, k] = allV[r, k]
+            for k in range(F + 1):
+                outT[p, k] = allT[r, k]
             p += 1
     return outV, outT, cnt >= d + 1
 
@@ -248,9 +279,9 @@ def _row_best(rows, x, sign):
     """The first ``r`` maximizing ``sign * (rows[r] . x)``: ``sign = 1`` NumPy's ``argmax``,
     ``sign = -1`` its ``argmin`` (multiplying by -1 is exact, so the decisions are the same)."""
     best = 0
-    bv = sign * _dot(rows[0], x)
+    bv = sign * _dot_row(rows, 0, x)
     for r in range(1, rows.shape[0]):
-        v = sign * _dot(rows[r], x)
+        v = sign * _dot_row(rows, r, x)
         if v > bv:
             bv = v
             best = r
@@ -265,7 +296,7 @@ def _row_best_active(rows, act, x, sign):
     for r in range(rows.shape[0]):
         if not act[r]:
             continue
-        v = sign * _dot(rows[r], x)
+        v = sign * _dot_row(rows, r, x)
         if best < 0 or v > bv:
             bv = v
             best = r
@@ -285,6 +316,7 @@ def _argmin_split(F, V, c, eps, act):
     G, C, _ = F.shape
     n = V.shape[0]
     a = np.empty(C)
+    a2 = a.reshape(1, C)  # the same memory, read by _height_side_row
     act = act.copy()
     for g in range(G):
         left = 0
@@ -304,7 +336,7 @@ def _argmin_split(F, V, c, eps, act):
             hp = False
             hn = False
             for v in range(n):
-                s = _side(a, V[v], eps)
+                s = _height_side_row(a2, 0, V, v, eps)[1]
                 if s > 0:
                     hp = True
                     pos_at[v] = True
@@ -454,7 +486,7 @@ def _ce_split(rows, open_, act, V, c, same_tol, eps):
                 hp = False
                 hn = False
                 for v in range(n):
-                    sd = _side(A[r], V[v], eps)
+                    sd = _height_side_row(A, r, V, v, eps)[1]
                     if sd > 0:
                         hp = True
                     elif sd < 0:
@@ -555,7 +587,12 @@ def _ce_cell_tables(Z, mid, m0, m1, m2, out):
 def _det_lu(S, d):
     """``det(S[1:, :d] - S[0, :d])`` by Gaussian elimination with partial pivoting (as
     LAPACK's LU behind ``np.linalg.det``), for ``d > 3``."""
-    M = np.empty((d, d))
+    return _det_lu_into(S, d, np.empty((d, d)))
+
+
+@njit(cache=True)
+def _det_lu_into(S, d, M):
+    """:func:`_det_lu` with the scratch matrix ``M`` ``(d, d)`` given (overwritten)."""
     for r in range(d):
         for k in range(d):
             M[r, k] = S[r + 1, k] - S[0, k]
@@ -722,6 +759,7 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
             cols[F] = k
             F += 1
     S = np.empty((d + 1, C))
+    M = np.empty((d, d))  # _det_lu_into's scratch
     # every simplex's volume is added to its vertices' weights w and to the pair weights W of
     # its vertex pairs: its degree-2 moments are vol (sum_v v v^T + (sum_v v)(sum_v v)^T) /
     # ((d + 1)(d + 2)), so the cell's are V^T (W + diag(w)) V / ((d + 1)(d + 2)), one product
@@ -729,21 +767,41 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
     w = np.zeros(n)
     W = np.zeros((n, n))
     sv = np.empty(d + 1, np.int64)
-    stack = [(np.arange(n), d, np.zeros(0, np.int64))]
+    # the stack as arrays (a face's vertices, their number, r, and the d - r apexes), not a
+    # list of tuples of arrays: two allocations and their reference counts per face were a
+    # fifth of ARSM+CE's time at C = 5; pushed and popped in the same order
+    cap = 64
+    s_face = np.empty((cap, n), np.int64)
+    s_m = np.empty(cap, np.int64)
+    s_r = np.empty(cap, np.int64)
+    s_apex = np.empty((cap, d), np.int64)
+    for a in range(n):
+        s_face[0, a] = a
+    s_m[0] = n
+    s_r[0] = d
+    top = 1
+    face = np.empty(n, np.int64)
+    apex = np.empty(d + 1, np.int64)
     cand = np.zeros((F, n), np.bool_)
     ok = np.zeros(F, np.bool_)
     count = 0
-    while len(stack) > 0:
-        face, r, apex = stack.pop()
-        m = face.size
+    while top > 0:
+        top -= 1
+        m = s_m[top]
+        r = s_r[top]
+        for a in range(m):
+            face[a] = s_face[top, a]
+        for a in range(d - r):
+            apex[a] = s_apex[top, a]
         if r == 0 or m == r + 1:
             for a in range(d - r):
                 sv[a] = apex[a]
             for a in range(r + 1):
                 sv[d - r + a] = face[a]
             for a in range(d + 1):
-                S[a] = V[sv[a]]
-            vol = abs(_simplex_det(S, d))
+                for k in range(C):
+                    S[a, k] = V[sv[a], k]
+            vol = abs(_simplex_det(S, d) if d <= 3 else _det_lu_into(S, d, M))
             for a in range(d + 1):
                 w[sv[a]] += vol
                 for b in range(d + 1):
@@ -783,21 +841,33 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
                 if sub and (not same or k2 < k):
                     ok[k] = False
                     break
-        apex2 = np.empty(apex.size + 1, np.int64)
-        apex2[: apex.size] = apex
-        apex2[apex.size] = v0
+        apex[d - r] = v0
         for k in range(F - 1, -1, -1):  # popped in the Python path's order
             if ok[k]:
-                cnt = 0
-                for a in range(m):
-                    cnt += cand[k, a]
-                sub_face = np.empty(cnt, np.int64)
+                if top == cap:
+                    cap *= 2
+                    s_face2 = np.empty((cap, n), np.int64)
+                    s_face2[:top] = s_face[:top]
+                    s_face = s_face2
+                    s_m2 = np.empty(cap, np.int64)
+                    s_m2[:top] = s_m[:top]
+                    s_m = s_m2
+                    s_r2 = np.empty(cap, np.int64)
+                    s_r2[:top] = s_r[:top]
+                    s_r = s_r2
+                    s_apex2 = np.empty((cap, d), np.int64)
+                    s_apex2[:top] = s_apex[:top]
+                    s_apex = s_apex2
                 p = 0
                 for a in range(m):
                     if cand[k, a]:
-                        sub_face[p] = face[a]
+                        s_face[top, p] = face[a]
                         p += 1
-                stack.append((sub_face, r - 1, apex2))
+                s_m[top] = p
+                s_r[top] = r - 1
+                for a in range(d - r + 1):
+                    s_apex[top, a] = apex[a]
+                top += 1
     tot = 0.0
     for v in range(n):
         tot += w[v]
