@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import verify
@@ -282,6 +282,7 @@ def test_ars_entry_bounds_hold_and_say_which_entries_are_accurate(alpha):
 @settings(max_examples=8, deadline=None)
 @given(K=st.integers(1, 2), C=st.integers(3, 4), seed=st.integers(0, 10**6),
        amp=st.sampled_from([5.0, 20.0, 50.0]))
+@example(K=1, C=3, seed=0, amp=50.0)  # the certificate itself was wrong here at 40 digits
 def test_race_entry_bounds_hold_on_random_problems(name, K, C, seed, amp):
     """ARS/ARSM float64 moments within their per-entry bounds of the 40-digit races, on random
     logits of spread up to 100."""
@@ -291,6 +292,24 @@ def test_race_entry_bounds_hold_on_random_problems(name, K, C, seed, amp):
     f = random_table(K, C, seed=seed % 97, domain="categorical")
     truth = race_moments_mp("categorical", alpha, f, shared_j=name == "ars", dps=40)
     _assert_within_entry_bounds(REGISTRY[name].exact_moments("categorical", alpha, f), truth)
+
+
+def test_race_certificate_keeps_its_digits_at_a_logit_spread_of_96():
+    """``race_moments_mp`` works with guard digits for the logit spread: at ``dps=40`` with
+    logits ``[50, -23, -46]`` it once ran at 40 digits, and its centred contraction left the
+    smallest mean entry (1.15e-42, cancelled from terms of order 1) 20% off, so that the
+    float64 moments, which were right, looked out of their bounds (found by the Hypothesis
+    ``dev`` profile). Its mean must be the exact gradient on every entry."""
+    rng = np.random.default_rng(0)
+    alpha = rng.uniform(-50.0, 50.0, (1, 3))
+    alpha[0, 0] = 50.0
+    f = random_table(1, 3, seed=0, domain="categorical")
+    assert np.ptp(alpha) > 95
+    grad = exact_gradient_mp("categorical", alpha, f, dps=80)
+    for shared_j in (True, False):
+        truth = race_moments_mp("categorical", alpha, f, shared_j=shared_j, dps=40)
+        _assert_entries_close(truth.mean, grad, 1e-14, "certificate mean vs exact_gradient_mp")
+        assert "closed form" in truth.method
 
 
 @pytest.mark.parametrize("name", ["arsm_plus", "arsm_plus_ce"])
