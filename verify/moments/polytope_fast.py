@@ -53,16 +53,9 @@ def _centroid(V):
 
 
 @njit(cache=True)
-def _dot(a, b):
-    s = 0.0
-    for k in range(a.shape[0]):
-        s += a[k] * b[k]
-    return s
-
-
-@njit(cache=True)
 def _dot_row(M, r, x):
-    """``M[r] . x`` summed as :func:`_dot`, without a view of the row."""
+    """``M[r] . x``, summed in the order of ``k``; the row is read in place (a view per row
+    costs an atomic reference-count pair that Numba's pruning leaves in these loops)."""
     s = 0.0
     for k in range(x.shape[0]):
         s += M[r, k] * x[k]
@@ -71,8 +64,9 @@ def _dot_row(M, r, x):
 
 @njit(cache=True)
 def _height_side_row(A, i, V, v, eps):
-    """:func:`_height_side` of hyperplane ``A[i]`` and vertex ``V[v]`` (the same sums),
-    without views of the rows."""
+    """``(a . x, side)`` of hyperplane ``a = A[i]`` and vertex ``x = V[v]`` (rows read in
+    place): side -1, 0, +1, 0 within ``eps`` relative to ``sum_k |a_k x_k|``
+    (:func:`polytope.sides`)."""
     h = 0.0
     t = 0.0
     for k in range(A.shape[1]):
@@ -80,25 +74,6 @@ def _height_side_row(A, i, V, v, eps):
         t += abs(A[i, k]) * abs(V[v, k])
     tol = eps * t
     return h, (1 if h > tol else (-1 if h < -tol else 0))
-
-
-@njit(cache=True)
-def _height_side(a, x, eps):
-    """``(a . x, side)``: side -1, 0, +1 of vertex ``x`` of hyperplane ``a``, 0 within
-    ``eps`` relative to ``sum_k |a_k x_k|`` (:func:`polytope.sides`)."""
-    h = 0.0
-    t = 0.0
-    for k in range(a.shape[0]):
-        h += a[k] * x[k]
-        t += abs(a[k]) * abs(x[k])
-    tol = eps * t
-    return h, (1 if h > tol else (-1 if h < -tol else 0))
-
-
-@njit(cache=True)
-def _side(a, x, eps):
-    """-1, 0, +1: the side of vertex ``x`` of hyperplane ``a`` (:func:`_height_side`)."""
-    return _height_side(a, x, eps)[1]
 
 
 @njit(cache=True)
