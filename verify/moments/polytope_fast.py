@@ -63,15 +63,15 @@ def _dot_row(M, r, x):
 
 
 @njit(cache=True)
-def _height_side_row(A, i, V, v, eps):
-    """``(a . x, side)`` of hyperplane ``a = A[i]`` and vertex ``x = V[v]`` (rows read in
+def _height_side_row(a, V, v, eps):
+    """``(a . x, side)`` of hyperplane ``a`` and vertex ``x = V[v]`` (the vertex read in
     place): side -1, 0, +1, 0 within ``eps`` relative to ``sum_k |a_k x_k|``
     (:func:`polytope.sides`)."""
     h = 0.0
     t = 0.0
-    for k in range(A.shape[1]):
-        h += A[i, k] * V[v, k]
-        t += abs(A[i, k]) * abs(V[v, k])
+    for k in range(a.shape[0]):
+        h += a[k] * V[v, k]
+        t += abs(a[k]) * abs(V[v, k])
     tol = eps * t
     return h, (1 if h > tol else (-1 if h < -tol else 0))
 
@@ -84,9 +84,8 @@ def _split(V, T, a, d, eps, max_pairs):
     F = T.shape[1]
     h = np.empty(n)
     side = np.empty(n, np.int64)
-    a2 = a.reshape(1, a.shape[0])
     for v in range(n):
-        h[v], side[v] = _height_side_row(a2, 0, V, v, eps)
+        h[v], side[v] = _height_side_row(a, V, v, eps)
     nn = 0
     npos = 0
     non = 0
@@ -291,7 +290,6 @@ def _argmin_split(F, V, c, eps, act):
     G, C, _ = F.shape
     n = V.shape[0]
     a = np.empty(C)
-    a2 = a.reshape(1, C)  # the same memory, read by _height_side_row
     act = act.copy()
     for g in range(G):
         left = 0
@@ -311,7 +309,7 @@ def _argmin_split(F, V, c, eps, act):
             hp = False
             hn = False
             for v in range(n):
-                s = _height_side_row(a2, 0, V, v, eps)[1]
+                s = _height_side_row(a, V, v, eps)[1]
                 if s > 0:
                     hp = True
                     pos_at[v] = True
@@ -460,8 +458,9 @@ def _ce_split(rows, open_, act, V, c, same_tol, eps):
                     A[r, k] = 0.0 if abs(y) <= same_tol * (abs(b) + abs(x)) else y
                 hp = False
                 hn = False
+                Ar = A[r]  # one view per row, not one per vertex
                 for v in range(n):
-                    sd = _height_side_row(A, r, V, v, eps)[1]
+                    sd = _height_side_row(Ar, V, v, eps)[1]
                     if sd > 0:
                         hp = True
                     elif sd < 0:
