@@ -24,13 +24,14 @@ TINY = {
 }
 
 
-def tiny(name: str, backend: str = "numpy", seed: int = 0, dtype=np.float64, scale: float = 2.0):
+def tiny(name: str, backend: str = "numpy", seed: int = 0, dtype=np.float64, scale: float = 2.0,
+         threads=None):
     spec = TINY[name]
     rng = np.random.default_rng(seed)
     params = {k: scale * v for k, v in init_params(spec, rng).items()}
     params = {k: v + (0.3 * rng.standard_normal(v.shape) if k.endswith(".b") else 0)
               for k, v in params.items()}
-    return VAE(spec, params, backend=backend, dtype=dtype), rng
+    return VAE(spec, params, backend=backend, dtype=dtype, threads=threads), rng
 
 
 def batch(rng, B: int, D: int = 6) -> np.ndarray:
@@ -243,8 +244,8 @@ def test_errors():
 
 # ------------------------------------------------------------------- backends and training
 def run_steps(backend: str, name: str, steps: int, estimator: str = "reinforce_loo", opts=None,
-              dtype=np.float64):
-    model, rng = tiny(name, backend, dtype=dtype, scale=1.0)
+              dtype=np.float64, threads=None):
+    model, rng = tiny(name, backend, dtype=dtype, scale=1.0, threads=threads)
     data_rng = np.random.default_rng(11)
     elbos = []
     for t in range(steps):
@@ -253,13 +254,40 @@ def run_steps(backend: str, name: str, steps: int, estimator: str = "reinforce_l
     return model, np.array(elbos)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3], ids=lambda t: f"threads={t}")
 @pytest.mark.parametrize("name", list(TINY))
-def test_cpu_training_matches_numpy_reference(name):
+def test_cpu_training_matches_numpy_reference(name, threads):
+    # with 2 or 3 threads the batch of 4 runs the decoder in blocks of data points side by
+    # side (2 + 2, 1 + 1 + 2 points), the blocks' gradients summed, and Adam in groups
     ref, e_ref = run_steps("numpy", name, 4)
-    cpu, e_cpu = run_steps("cpu", name, 4)
+    cpu, e_cpu = run_steps("cpu", name, 4, threads=threads)
+    assert cpu.ops.workers == threads and len(cpu.ops.blocks(4)) == threads
     assert np.allclose(e_cpu, e_ref, rtol=1e-10)
     for k, v in ref.params_host().items():
         assert np.allclose(cpu.params_host()[k], v, rtol=1e-9, atol=1e-12), k
+
+
+def test_cpu_blocks_give_the_one_block_gradients():
+    # the decoder's gradients summed over blocks of data points equal one block's to rounding,
+    # on the paper's architecture (float64)
+    from reference.models import categorical_spec
+
+    spec = categorical_spec(4, K=3)
+    params = init_params(spec, np.random.default_rng(2))
+    x = (np.random.default_rng(3).random((6, 784)) < 0.2).astype(float)
+    out = {}
+    for threads in (1, 2, 4):
+        model = VAE(spec, params, backend="cpu", dtype=np.float64, threads=threads)
+        out[threads] = model.gradients(x, "reinforce_loo", np.random.default_rng(4), {"n": 3})
+    for threads in (2, 4):
+        assert np.isclose(out[threads][1]["elbo"], out[1][1]["elbo"], rtol=1e-12)
+        assert np.allclose(out[threads][1]["dlogits"], out[1][1]["dlogits"], rtol=1e-12, atol=1e-15)
+        for k, v in out[1][0].items():
+            assert np.allclose(out[threads][0][k], v, rtol=1e-12, atol=1e-14), k
+    with pytest.raises(ValueError, match="threads"):
+        VAE(spec, params, backend="numpy", threads=2)
+    with pytest.raises(ValueError, match="threads"):
+        VAE(spec, params, backend="cpu", threads=0)
 
 
 def test_float32_cpu_training_tracks_float64():

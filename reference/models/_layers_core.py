@@ -58,13 +58,26 @@ def build(jit, base) -> SimpleNamespace:
 
     @jit
     def onehot_linear_row(z, W, b, C, act, slope, out):
-        # out = b + sum_k W[k C + z_k] (the one-hot linear layer), then LeakyReLU if act
+        # out = b + sum_k W[k C + z_k] (the one-hot linear layer), then LeakyReLU if act.
+        # Four rows of W share each pass over out, as out + w0 + w1 + w2 + w3 evaluated left
+        # to right: the additions of four passes in the same order, so the same sums bit for
+        # bit, with a quarter of out's loads and stores (1000 rows, K = 20, 256 outputs,
+        # float32, one thread: 0.50 ms -> 0.33 ms)
+        K = z.shape[0]
         for j in range(out.shape[0]):
             out[j] = b[j]
-        for k in range(z.shape[0]):
-            r = k * C + z[k]
+        k = 0
+        while k + 4 <= K:
+            w0, w1 = W[k * C + z[k]], W[(k + 1) * C + z[k + 1]]
+            w2, w3 = W[(k + 2) * C + z[k + 2]], W[(k + 3) * C + z[k + 3]]
             for j in range(out.shape[0]):
-                out[j] += W[r, j]
+                out[j] = out[j] + w0[j] + w1[j] + w2[j] + w3[j]
+            k += 4
+        while k < K:
+            w0 = W[k * C + z[k]]
+            for j in range(out.shape[0]):
+                out[j] += w0[j]
+            k += 1
         if act:
             for j in range(out.shape[0]):
                 out[j] = lrelu(out[j], slope)

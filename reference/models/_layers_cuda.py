@@ -24,6 +24,7 @@ from numba import config as numba_config
 from .. import _cuda
 from .. import config as cfg
 from .._cuda import FLOATS, arr, kernel, launch
+from ._blocks import SerialBlocks
 from ._layers_core import build
 
 CORE = build(cuda.jit(device=True), _cuda.CORE)
@@ -166,7 +167,7 @@ def matmul(A, B, out, transA: bool = False, transB: bool = False) -> None:
     matmul_kernel[grid, (TILE, TILE)](A, B, out, transA, transB)
 
 
-class CudaOps:
+class CudaOps(SerialBlocks):
     """The ops of :mod:`reference.models.ops` on device arrays (float32 or float64)."""
 
     name = "cuda"

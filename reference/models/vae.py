@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -141,13 +142,15 @@ class VAE:
     ``params`` are host arrays (copied to the backend). ``step(x, estimator, rng)`` runs one
     training step; ``gradients`` returns the gradients without updating; ``elbo``, ``iwae`` and
     ``grad_variance`` evaluate. ``state()``/``load_state()`` give host copies for checkpoints.
+    ``threads`` (CPU backend only): the blocks of data points run side by side
+    (:class:`reference.models.ops.CpuOps`); default Numba's thread count.
     """
 
     def __init__(self, spec: VAESpec, params: Mapping[str, np.ndarray], backend: str = "cpu",
                  dtype: type | None = None, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
+                 eps: float = 1e-8, threads: int | None = None) -> None:
         self.spec, self.backend = spec, backend
-        self.ops = get_ops(backend, dtype)
+        self.ops = get_ops(backend, dtype, threads)
         self.dtype = self.ops.dtype
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
         enc, dec = spec.layer_sizes()
@@ -236,6 +239,28 @@ class VAE:
         return lg.reshape(B, self.spec.K, self.spec.C) if self.spec.model == "categorical" else lg
 
     # -------------------------------------------------------------- answering queries
+    def _decoder_grads(self, inp, xb, G: int, scale: float) -> tuple[np.ndarray, dict]:
+        """``f`` (host float64 ``(N,)``) of the discrete decoder inputs ``inp`` (``G`` rows per
+        data point of ``xb``) and the gradients of ``scale * sum_n f_n`` with respect to the
+        decoder's parameters. The data points are cut into the backend's blocks
+        (``ops.blocks``), each block's rows go through the decoder and back on their own
+        (``ops.run``: side by side where the backend has the threads), and the blocks'
+        gradients are summed in block order."""
+
+        def block(lo: int, hi: int) -> tuple[np.ndarray, dict]:
+            hs = self.decoder_forward(inp[lo * G: hi * G], True)
+            f, dl = self.ops.loglik_grad(hs[-1], xb[lo:hi], G, scale)
+            return f, self.decoder_backward(hs, dl, True, False)[0]
+
+        parts = self.ops.run([partial(block, lo, hi) for lo, hi in self.ops.blocks(xb.shape[0])])
+        f, grads = parts[0]
+        if len(parts) > 1:
+            f = np.concatenate([part[0] for part in parts])
+            for _, more in parts[1:]:
+                for k in grads:
+                    grads[k] += more[k]
+        return f, grads
+
     def _decoder_input(self, z: np.ndarray):
         if self.spec.model == "categorical":
             return self.ops.asarray(z.astype(np.int64))
@@ -254,13 +279,11 @@ class VAE:
         grads, fmean = None, None
         f_z = np.zeros((B, R, M))
         if M > 0:
-            hs = self.decoder_forward(self._decoder_input(z.reshape(B * R * M, s.K)), True)
-            scale = -1.0 / (B * R * M)
+            inp = self._decoder_input(z.reshape(B * R * M, s.K))
             if want_grads:
-                f, dl = self.ops.loglik_grad(hs[-1], xb, R * M, scale)
-                grads, _ = self.decoder_backward(hs, dl, True, False)
+                f, grads = self._decoder_grads(inp, xb, R * M, -1.0 / (B * R * M))
             else:
-                f = self.ops.loglik(hs[-1], xb, R * M)
+                f = self.ops.loglik(self.decoder_forward(inp, True)[-1], xb, R * M)
             f_z = f.reshape(B, R, M) + s.log_prior
             fmean = f_z.mean(axis=(1, 2))
         f_y = grad_y = None
@@ -326,6 +349,10 @@ class VAE:
         options = dict(options or {})
         est = self._estimator(estimator, options)
         x = self._check_x(x)
+        with self.ops.session():
+            return self._gradients(x, est, rng, options, replicates, noise, learn)
+
+    def _gradients(self, x, est, rng, options, replicates, noise, learn) -> tuple[dict, dict]:
         B = x.shape[0]
         xb = self.ops.asarray(x)
         hs = self.encoder_forward(xb)
@@ -345,8 +372,21 @@ class VAE:
         """One Adam step with ``grads`` (descent on the loss)."""
         self.t += 1
         b1, b2 = self.betas
-        for k in self.names:
-            self.ops.adam(self.p[k], grads[k], self.m[k], self.v[k], self.t, self.lr, b1, b2, self.eps)
+
+        def update(names: list[str]) -> None:
+            for k in names:
+                self.ops.adam(self.p[k], grads[k], self.m[k], self.v[k], self.t, self.lr, b1, b2,
+                              self.eps)
+
+        # the parameters in groups of near-equal size, one per worker of the backend
+        groups: list[list[str]] = [[] for _ in range(self.ops.workers)]
+        sizes = [0] * len(groups)
+        for k in sorted(self.names, key=lambda k: -self.p[k].size):
+            i = sizes.index(min(sizes))
+            groups[i].append(k)
+            sizes[i] += self.p[k].size
+        with self.ops.session():
+            self.ops.run([partial(update, g) for g in groups if g])
 
     def step(self, x: np.ndarray, estimator: str | Estimator, rng: np.random.Generator,
              options: Mapping[str, Any] | None = None) -> float:
