@@ -321,3 +321,45 @@ def adam(p, g, m, v, lr, b1, b2, eps, c1, c2):
     # flat (P,) arrays, updated in place
     for i in prange(p.shape[0]):
         adam_elem(p, g, m, v, i, lr, b1, b2, eps, c1, c2)
+
+
+@njit(nogil=True)
+def _categorical_entropy_rows(alpha, H, dH):
+    # alpha (B, K, C) float64 -> H (B,) and dH (B, K, C): layers.categorical_entropy_and_grad
+    # row by row, with its formulas (log p = (alpha - max) - log sum exp(alpha - max),
+    # p = exp(log p), H_k = -sum_c p log p, dH = -p (log p + H_k)) and libm's exp and log
+    B, K, C = alpha.shape
+    p = np.empty(C)
+    for b in range(B):
+        total = 0.0
+        for k in range(K):
+            a, d = alpha[b, k], dH[b, k]
+            m = a[0]
+            for c in range(1, C):
+                if a[c] > m:
+                    m = a[c]
+            s = 0.0
+            for c in range(C):
+                s += math.exp(a[c] - m)
+            lse = math.log(s)
+            Hk = 0.0
+            for c in range(C):
+                d[c] = (a[c] - m) - lse
+                p[c] = math.exp(d[c])
+                Hk -= p[c] * d[c]
+            for c in range(C):
+                d[c] = -p[c] * (d[c] + Hk)
+            total += Hk
+        H[b] = total
+
+
+def categorical_entropy_and_grad(alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(H, dH/dalpha)`` of :func:`reference.models.layers.categorical_entropy_and_grad` for
+    float64 logits ``alpha`` ``(B, K, C)``: ``H`` ``(B,)``, ``dH`` ``(B, K, C)``. One compiled
+    pass instead of about ten NumPy calls (a training step's ``(100, 20, 10)``: 0.35 ms in
+    NumPy); equal to the NumPy formulas to rounding (libm's ``exp``/``log``, not NumPy's)."""
+    alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+    H = np.empty(alpha.shape[0])
+    dH = np.empty_like(alpha)
+    _categorical_entropy_rows(alpha, H, dH)
+    return H, dH

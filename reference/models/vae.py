@@ -136,6 +136,15 @@ def init_params(spec: VAESpec, rng: np.random.Generator,
     return params
 
 
+def _sum_blocks(parts: list[dict]) -> dict:
+    """The first block's gradients with the other blocks' added to them, in block order."""
+    total = parts[0]
+    for more in parts[1:]:
+        for k in total:
+            total[k] += more[k]
+    return total
+
+
 class VAE:
     """A VAE on one backend (``"numpy"`` float64 reference, ``"cpu"``, ``"cuda"``) with Adam state.
 
@@ -253,13 +262,8 @@ class VAE:
             return f, self.decoder_backward(hs, dl, True, False)[0]
 
         parts = self.ops.run([partial(block, lo, hi) for lo, hi in self.ops.blocks(xb.shape[0])])
-        f, grads = parts[0]
-        if len(parts) > 1:
-            f = np.concatenate([part[0] for part in parts])
-            for _, more in parts[1:]:
-                for k in grads:
-                    grads[k] += more[k]
-        return f, grads
+        f = parts[0][0] if len(parts) == 1 else np.concatenate([part[0] for part in parts])
+        return f, _sum_blocks([part[1] for part in parts])
 
     def _decoder_input(self, z: np.ndarray):
         if self.spec.model == "categorical":
@@ -308,7 +312,11 @@ class VAE:
     # ------------------------------------------------------------------------ training
     def _entropy(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.spec.model == "categorical":
-            return L.categorical_entropy_and_grad(logits)
+            if self.backend == "numpy":
+                return L.categorical_entropy_and_grad(logits)
+            from ._layers_cpu import categorical_entropy_and_grad
+
+            return categorical_entropy_and_grad(logits)  # host float64, compiled
         return L.bernoulli_entropy(logits), L.bernoulli_entropy_grad(logits)
 
     def _estimator(self, estimator: str | Estimator, options: Mapping[str, Any]) -> Estimator:
@@ -355,8 +363,12 @@ class VAE:
     def _gradients(self, x, est, rng, options, replicates, noise, learn) -> tuple[dict, dict]:
         B = x.shape[0]
         xb = self.ops.asarray(x)
-        hs = self.encoder_forward(xb)
-        logits = self._logits_host(hs[-1], B)
+        # the encoder on the backend's blocks of data points (one block but on the CPU backend
+        # with several threads), forward here and backward below
+        blocks = self.ops.blocks(B)
+        enc = self.ops.run([partial(self.encoder_forward, xb[lo:hi]) for lo, hi in blocks])
+        logits = np.concatenate([self._logits_host(hs[-1], hi - lo)
+                                 for hs, (lo, hi) in zip(enc, blocks, strict=True)])
         if noise is None:
             noise = est.draw_noise(rng, self.spec.dist, logits.shape, replicates, **options)
         g, grads, fmean = self._estimate(est, logits, noise, options, xb, True, x, learn)
@@ -364,8 +376,9 @@ class VAE:
         if self.control is not None:  # NVIL's normalization applies to the whole signal
             dH = dH * self.control.entropy_scale()
         dlogits = -(g.mean(axis=1) + dH) / B
-        grads.update(self.encoder_backward(
-            hs, self.ops.asarray(dlogits.reshape(B, self.spec.latent_width))))
+        dl = self.ops.asarray(dlogits.reshape(B, self.spec.latent_width))
+        grads.update(_sum_blocks(self.ops.run([partial(self.encoder_backward, hs, dl[lo:hi])
+                                               for hs, (lo, hi) in zip(enc, blocks, strict=True)])))
         return grads, {"elbo": float(np.mean(fmean + H)), "dlogits": dlogits}
 
     def apply(self, grads: Mapping[str, Any]) -> None:
