@@ -5,7 +5,9 @@ device).
 Both train the same model (K = 20, C = 10 by default, encoder 784-512-256-KC, decoder
 KC-256-512-784, LeakyReLU(0.2), float32, Adam) on the same batches, in the same process and
 with the same number of threads, and take a full training step each (encoder forward, the
-estimator, the decoder on every queried configuration, both backward passes, Adam):
+estimator, the decoder on every queried configuration, both backward passes, Adam). With more
+than one thread, ours runs blocks of data points side by side, one BLAS thread each
+(:class:`reference.models.ops.CpuOps`); PyTorch uses its own intra-op threads:
 
 * REINFORCE-LOO (``n`` = C by default): PyTorch draws the samples itself (inverse CDF from
   uniforms) and gets the encoder gradient from the surrogate
