@@ -16,9 +16,10 @@ against this interface:
 * ``loglik_grad(logits, x, G, scale)`` -> ``(f, dlogits)``: ``f`` host float64 ``(N,)`` and
   ``dlogits = scale (x - sigmoid(logits))`` (may overwrite ``logits``); ``loglik(logits, x, G)``.
 * ``scale_(a, s)``: ``a *= s`` in place. ``adam(p, g, m, v, t, lr, b1, b2, eps)``: in place.
-* ``workers``, ``blocks(n)`` and ``run(tasks)`` (:class:`~reference.models._blocks.SerialBlocks`):
-  independent blocks of work, run side by side where the backend has threads for them (the
-  CPU backend with more than one Numba thread), else in order.
+* ``workers``, ``blocks(n)``, ``run(tasks)`` and ``session()``
+  (:class:`~reference.models._blocks.SerialBlocks`): independent blocks of work, run side by
+  side where the backend has threads for them (the CPU backend with more than one worker),
+  else in order; ``session()`` is the context of one training step's work.
 
 The NumPy backend is float64 only (the reference); the fast backends take float32 or float64.
 """
