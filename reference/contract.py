@@ -199,6 +199,14 @@ def _resolve(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def _plain(v: Any) -> bool:
+    """``v`` is a value (None, a bool, number or string, or a tuple of them), not an object
+    that a cache key would keep alive."""
+    if isinstance(v, tuple):
+        return all(_plain(x) for x in v)
+    return v is None or isinstance(v, (bool, int, float, complex, str, bytes, np.generic))
+
+
 @dataclass(frozen=True)
 class Estimator:
     """A registry record: everything the project knows about one estimator.
@@ -450,12 +458,10 @@ class Estimator:
     def _expected_queries(self, d: Distribution, one: np.ndarray, opts: dict[str, Any]) -> Queries:
         """Phase 1 of the NumPy reference for one problem ``one (1, *event)`` and one
         replicate: the per-replicate shapes and dtypes that phase 2 must be given."""
-        key = None
-        try:
-            key = (d.name, one.shape, tuple(sorted(opts.items())))
-            hash(key)
-        except TypeError:
-            key = None
+        # cached only for options of plain values: an object among them (RELAX's surrogate,
+        # which holds its model) would be kept alive by this record for as long as the process
+        key = (d.name, one.shape, tuple(sorted(opts.items()))) if all(
+            _plain(v) for v in opts.values()) else None
         if key is not None and key in self._query_shape_cache:
             return self._query_shape_cache[key]
         K, C = d.num_variables(one), d.num_categories(one)

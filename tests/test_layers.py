@@ -318,3 +318,18 @@ def test_compiled_categorical_entropy_is_the_reference():
     assert np.allclose(H, H0, rtol=1e-13, atol=1e-15)
     assert np.allclose(dH, dH0, rtol=1e-12, atol=1e-15)
     assert np.isfinite(dH).all()  # p = 0 underflows at a spread of 300: no NaN from 0 * log 0
+
+
+def test_cpu_ops_pickle_without_their_threads():
+    # a model on the CPU backend stays picklable (Dask sends objects that hold one): the
+    # copy has its own lock, an empty pool and no threads until it runs blocks
+    import pickle
+
+    cpu = CpuOps(np.float32, threads=2)
+    cpu.run([lambda: None, lambda: None])  # threads and lock in use
+    held = cpu.linear(cpu.asarray(np.ones((3, 2))), cpu.asarray(np.ones((2, 4))),
+                      cpu.asarray(np.zeros(4)), False, SLOPE)
+    copy = pickle.loads(pickle.dumps(cpu))
+    assert copy.workers == 2 and copy.dtype == np.float32 and copy._pool == {}
+    assert copy.run([lambda: 1, lambda: 2]) == [1, 2]
+    assert np.array_equal(held, np.full((3, 4), 2.0))

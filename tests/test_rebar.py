@@ -331,3 +331,21 @@ def test_categorical_noise_feed_gives_the_reference_relaxation(rng):
     x = (alpha + fd["gumbel"]) / 0.7
     y = np.exp(x - x.max(-1, keepdims=True))
     assert np.allclose(q.y[:, :2], y / y.sum(-1, keepdims=True), rtol=1e-12, atol=1e-300)
+
+
+def test_the_record_keeps_no_surrogate_alive(rng):
+    # phase 2 checks the queries against the reference's shapes, cached per options; an
+    # option that is an object (RELAX's surrogate, which in the VAE holds the model) is not
+    # cached, so the registry record does not keep it alive
+    import gc
+    import weakref
+
+    phi, f, noise = _setup(rng, R=2)
+    surrogate = QuadraticSurrogate(1.5, 0.2)
+    RELAX.estimate("bernoulli", phi, f, noise, backend="cpu", n=2, surrogate=surrogate)
+    alive = weakref.ref(surrogate)
+    del surrogate
+    gc.collect()
+    assert alive() is None
+    RELAX.estimate("bernoulli", phi, f, noise, backend="cpu", n=2, eta=0.5)  # plain: cached
+    assert any(("eta", 0.5) in key[2] for key in RELAX._query_shape_cache)

@@ -633,3 +633,17 @@ def test_figure1_script_reduced(tmp_path, capsys):
     want = {label for label, name, _ in real(2) if name in REGISTRY}
     assert labels == want and all(r["n_seeds"] == "2" for r in rows)
     assert {int(r["step"]) for r in rows} == {0, 1, 2}
+
+
+def test_a_cpu_model_with_blocks_pickles():
+    # Dask sends objects that hold a model: the copy runs the same step (its own threads)
+    import pickle
+
+    model, rng = tiny("categorical", "cpu", scale=1.0, threads=2)
+    x = batch(rng, 4)
+    model.step(x, "reinforce_loo", np.random.default_rng(1), {"n": 3})
+    copy = pickle.loads(pickle.dumps(model))
+    ga, _ = model.gradients(x, "reinforce_loo", np.random.default_rng(2), {"n": 3})
+    gb, _ = copy.gradients(x, "reinforce_loo", np.random.default_rng(2), {"n": 3})
+    assert copy.ops.workers == 2 and set(ga) == set(gb)
+    assert all(np.array_equal(ga[k], gb[k]) for k in ga)

@@ -148,6 +148,18 @@ class CpuOps(SerialBlocks):
         self._pool_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
+    def __getstate__(self) -> dict:
+        # pickled (a model sent to another process, or held by something that is) without
+        # its threads, lock and pool, which the copy makes afresh
+        state = self.__dict__.copy()
+        for name in ("_pool", "_pool_lock", "_executor"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pool, self._pool_lock, self._executor = {}, threading.Lock(), None
+
     def blocks(self, n: int) -> list[tuple[int, int]]:
         """``min(workers, n)`` ranges of near-equal length covering ``range(n)`` in order."""
         k = max(1, min(self.workers, n))
