@@ -333,3 +333,13 @@ def test_cpu_ops_pickle_without_their_threads():
     assert copy.workers == 2 and copy.dtype == np.float32 and copy._pool == {}
     assert copy.run([lambda: 1, lambda: 2]) == [1, 2]
     assert np.array_equal(held, np.full((3, 4), 2.0))
+
+
+def test_cpu_ops_default_workers_follow_numba_and_blas():
+    # one block where BLAS was given one thread (as Dask's workers are), else Numba's count
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert CpuOps().workers == 1
+    assert CpuOps().workers <= numba.get_num_threads()

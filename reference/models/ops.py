@@ -57,14 +57,29 @@ _POOL_SHAPES = 64
 _BLAS: list = []
 
 
-def _blas_limited():
-    """A context in which the BLAS libraries of this process run one thread each
-    (threadpoolctl; its controller is made once, at the first use)."""
+def _blas():
+    """threadpoolctl's controller of this process's BLAS libraries (made once, at the first
+    use)."""
     if not _BLAS:
         from threadpoolctl import ThreadpoolController
 
         _BLAS.append(ThreadpoolController().select(user_api="blas"))
-    return _BLAS[0].limit(limits=1)
+    return _BLAS[0]
+
+
+def _blas_limited():
+    """A context in which the BLAS libraries of this process run one thread each."""
+    return _blas().limit(limits=1)
+
+
+def _default_workers() -> int:
+    """Numba's thread count, capped by the BLAS libraries' own: a process given one BLAS
+    thread (Dask's workers are) runs one block, as it ran one BLAS thread before."""
+    n = numba.get_num_threads()
+    libs = _blas().info()
+    if libs:
+        n = min(n, max(lib["num_threads"] for lib in libs))
+    return max(1, n)
 
 
 def _serially(task):
@@ -129,7 +144,8 @@ class CpuOps(SerialBlocks):
     The layers' outputs come from a pool of arrays that nothing else holds any longer
     (:meth:`_empty`), so that a training step reuses the memory of the previous one.
 
-    ``threads`` (default: Numba's thread count) is ``workers``: with more than one,
+    ``threads`` (default: Numba's thread count, capped by BLAS's) is ``workers``: with more
+    than one,
     :meth:`run` runs blocks of work side by side on that many Python threads, each calling
     BLAS with one thread and the kernels' serial twins, instead of one block whose matrix
     products use several BLAS threads while everything between them runs on one core."""
@@ -143,7 +159,7 @@ class CpuOps(SerialBlocks):
                                     or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         self.dtype = np.dtype(dtype)
-        self.workers = numba.get_num_threads() if threads is None else threads
+        self.workers = _default_workers() if threads is None else threads
         self._pool: dict = {}
         self._pool_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -287,7 +303,8 @@ class CpuOps(SerialBlocks):
 def get_ops(backend: str, dtype: type | None = None, threads: int | None = None):
     """The ops of ``backend`` (``"numpy"``, ``"cpu"`` or ``"cuda"``); float32 by default on the
     fast backends, float64 on the reference. ``threads``: the CPU backend's workers
-    (:class:`CpuOps`; default Numba's thread count); the other backends take none."""
+    (:class:`CpuOps`; default Numba's thread count, capped by BLAS's); the other backends
+    take none."""
     if threads is not None and backend != "cpu":
         raise ValueError(f"threads applies to the 'cpu' backend only, not {backend!r}")
     if backend == "numpy":

@@ -152,7 +152,7 @@ class VAE:
     training step; ``gradients`` returns the gradients without updating; ``elbo``, ``iwae`` and
     ``grad_variance`` evaluate. ``state()``/``load_state()`` give host copies for checkpoints.
     ``threads`` (CPU backend only): the blocks of data points run side by side
-    (:class:`reference.models.ops.CpuOps`); default Numba's thread count.
+    (:class:`reference.models.ops.CpuOps`); default Numba's thread count, capped by BLAS's.
     """
 
     def __init__(self, spec: VAESpec, params: Mapping[str, np.ndarray], backend: str = "cpu",
