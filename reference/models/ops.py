@@ -26,6 +26,7 @@ The NumPy backend is float64 only (the reference); the fast backends take float3
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -54,17 +55,15 @@ _UNHELD = _references([np.empty(1)], 0)
 _POOL_PER_SHAPE = 4
 #: shapes kept per pool (the pool is emptied when a new shape would exceed it)
 _POOL_SHAPES = 64
-_BLAS: list = []
 
 
+@functools.cache
 def _blas():
     """threadpoolctl's controller of this process's BLAS libraries (made once, at the first
     use)."""
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController
+    from threadpoolctl import ThreadpoolController
 
-        _BLAS.append(ThreadpoolController().select(user_api="blas"))
-    return _BLAS[0]
+    return ThreadpoolController().select(user_api="blas")
 
 
 def _blas_limited():

@@ -56,6 +56,7 @@ from ..contract import Answers, Estimator, Queries
 from ..distributions import get_distribution, log_sigmoid, log_softmax
 from ..registry import get_estimator
 from . import layers as L
+from ._layers_cpu import categorical_entropy_and_grad as compiled_entropy
 from .ops import get_ops
 
 __all__ = ["VAESpec", "categorical_spec", "binary_spec", "init_params", "VAE"]
@@ -314,9 +315,7 @@ class VAE:
         if self.spec.model == "categorical":
             if self.backend == "numpy":
                 return L.categorical_entropy_and_grad(logits)
-            from ._layers_cpu import categorical_entropy_and_grad
-
-            return categorical_entropy_and_grad(logits)  # host float64, compiled
+            return compiled_entropy(logits)  # host float64, compiled
         return L.bernoulli_entropy(logits), L.bernoulli_entropy_grad(logits)
 
     def _estimator(self, estimator: str | Estimator, options: Mapping[str, Any]) -> Estimator:
