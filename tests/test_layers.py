@@ -209,6 +209,71 @@ def test_likelihood_kernel_vectorizes():
     assert re.search(r"\bv?divpd\b", asm), "the likelihood kernel no longer vectorizes"
 
 
+def test_float32_exponential_within_one_ulp():
+    # the float32 likelihood's own exp(-|l|) (range reduction and Cephes' polynomial, which
+    # must keep Cody and Waite's split unreassociated: reassociated it was 4.5 ulp off near
+    # -87) against the float64 exponential; NumPy's float32 exp is up to 2.4 ulp off here
+    from reference.models import _layers_cpu as K
+
+    rng = np.random.default_rng(8)
+    t = np.concatenate([rng.standard_normal(50_000) * 5, rng.random(20_000) * 87.3,
+                        np.linspace(0, 87.3, 20_001), [0.0, 1e-30, 1e-8]]).astype(np.float32)
+    t = np.where(rng.random(t.size) < 0.5, t, -t)  # either sign: the kernel takes -|l|
+    e, bits = np.empty_like(t), np.empty(t.size, np.int32)
+    K._exp_neg_abs32(t, e, bits)
+    want = np.exp(-np.abs(t.astype(np.float64)))
+    ulps = np.abs(e - want) / np.spacing(want.astype(np.float32)).astype(np.float64)
+    assert ulps.max() <= 1.0, ulps.max()
+    assert e[np.abs(t) == 0].tolist() == [1.0] * int(np.sum(np.abs(t) == 0))
+    # past the float32 normal range 0, and NaN stays NaN
+    edge = np.array([87.4, -100.0, 1e30, np.inf, np.nan], np.float32)
+    e, bits = np.empty_like(edge), np.empty(edge.size, np.int32)
+    K._exp_neg_abs32(edge, e, bits)
+    assert e[:4].tolist() == [0.0] * 4 and np.isnan(e[4])
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+def test_float32_likelihood_in_one_pass(parallel, monkeypatch):
+    # rows wider than one product block (512) and more rows than one task (64): f and the
+    # gradient against the float64 formulas of the same float32 logits. Bounds: e within 1
+    # ulp moves each log(1 + e) by at most 6e-8, so f by at most D 6e-8; the sigmoid in
+    # float32 is within 2 ulps, the gradient within 3e-7 |scale|
+    from reference.models import _layers_cpu as K
+
+    monkeypatch.setattr(K, "PARALLEL_MIN_WORK", 0 if parallel else 1 << 30)
+    rng = np.random.default_rng(9)
+    G, B, D, scale = 13, 10, 1100, -0.37
+    logits = (3 * rng.standard_normal((B * G, D))).astype(np.float32)
+    logits[0, :6] = [0.0, -0.0, 100.0, -100.0, 1e-8, 87.5]
+    x = (rng.random((B, D)) < 0.2).astype(np.float32)
+    l64 = logits.astype(np.float64)
+    f0 = L.bernoulli_loglik(l64, np.repeat(x, G, axis=0).astype(np.float64))
+    g0 = scale * L.bernoulli_loglik_grad(l64, np.repeat(x, G, axis=0).astype(np.float64))
+    got = logits.copy()
+    f = K.loglik_grad(got, x, G, scale)
+    assert np.abs(f - f0).max() <= D * 6e-8, np.abs(f - f0).max()
+    assert np.abs(got - g0).max() <= 3e-7 * abs(scale), np.abs(got - g0).max()
+    f_only = K.loglik_grad(logits.copy(), x, G, 0.0, want_grad=False)  # its own loop's sums
+    assert np.abs(f_only - f0).max() <= D * 6e-8, np.abs(f_only - f0).max()
+    monkeypatch.setattr(K, "PARALLEL_MIN_WORK", 1 << 30 if parallel else 0)
+    other = logits.copy()
+    assert np.array_equal(K.loglik_grad(other, x, G, scale), f) and np.array_equal(other, got)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 assembly")
+def test_float32_likelihood_vectorizes():
+    # the float32 likelihood's exponential and sigmoid are plain arithmetic so that LLVM
+    # vectorizes them: packed float32 multiplies and divisions (mulps/divps on any x86)
+    from reference.models import _layers_cpu as K
+
+    kern = K._SERIAL[K.loglik_grad32]
+    logits = np.zeros((2, 600), np.float32)
+    kern(logits, np.zeros((1, 600), np.float32), 2, 1.0, True, np.empty(2))
+    asm = "\n".join(kern.inspect_asm().values())
+    assert re.search(r"\bv?divps\b", asm) and re.search(r"\bv?mulps\b", asm), \
+        "the float32 likelihood no longer vectorizes"
+
+
 def test_cpu_ops_reuses_only_arrays_nothing_holds():
     # the outputs come from a pool: an array the caller still holds (directly, through a view
     # or inside a list) is never handed out again, one that was let go is

@@ -285,11 +285,15 @@ class CpuOps(SerialBlocks):
         return dW, db
 
     def loglik_grad(self, logits, x, G, scale):
-        f = K.loglik_grad(logits, x, G, scale, True, self._empty(logits.shape))
+        f = K.loglik_grad(logits, x, G, scale, True, self._loglik_scratch(logits))
         return f, logits
 
     def loglik(self, logits, x, G):
-        return K.loglik_grad(logits, x, G, 0.0, False, self._empty(logits.shape))
+        return K.loglik_grad(logits, x, G, 0.0, False, self._loglik_scratch(logits))
+
+    def _loglik_scratch(self, logits):
+        # the float64 likelihood's exp(-|l|) goes through an array; the float32 one needs none
+        return self._empty(logits.shape) if logits.dtype == np.float64 else None
 
     def scale_(self, a, s):
         a *= s
