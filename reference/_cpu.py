@@ -22,6 +22,7 @@ sigmoid = CORE.sigmoid
 softmax_stats = CORE.softmax_stats
 sample_bernoulli_row = CORE.sample_bernoulli_row
 sample_categorical_row = CORE.sample_categorical_row
+row_argmax = CORE.row_argmax
 
 
 @njit(parallel=True)
@@ -40,10 +41,11 @@ _CHUNK = 64
 @njit
 def _categorical_cdf(alpha, cum):
     # alpha (K, C) -> cum (K, C): running sums S_c of exp(alpha_kc - max_c alpha_kc), left to
-    # right: the very sums that sample_categorical_row recomputes for every sample
+    # right: the very sums that sample_categorical_row recomputes for every sample (its max is
+    # softmax_stats', row_argmax's; the total softmax_stats also sums is not needed here)
     K, C = alpha.shape[0], alpha.shape[1]
     for k in range(K):
-        m, _ = softmax_stats(alpha, k)  # the sampler's own max (its total is recomputed below)
+        m, _ = row_argmax(alpha, k)
         running = 0.0
         for c in range(C):
             running += math.exp(alpha[k, c] - m)
@@ -52,15 +54,17 @@ def _categorical_cdf(alpha, cum):
 
 @njit
 def _sample_from_cdf(cum, u, z):
-    # z_k = min{c : u_k S_{C-1} < S_c} (C - 1 if none), as sample_categorical_row
+    # z_k = min{c : u_k S_{C-1} < S_c} (C - 1 if none), as sample_categorical_row, counted
+    # without a branch on the noise: S is non-decreasing, so the c with not (threshold < S_c)
+    # are a prefix, and their count is that minimum (C when none: capped at C - 1). NaN
+    # sums make the threshold NaN (S_{C-1} is NaN), where the row's answer is C - 1
     K, C = cum.shape[0], cum.shape[1]
     for k in range(K):
         threshold = u[k] * cum[k, C - 1]
-        z[k] = C - 1
+        below = 0
         for c in range(C):
-            if threshold < cum[k, c]:
-                z[k] = c
-                break
+            below += threshold >= cum[k, c]
+        z[k] = min(below, C - 1) if threshold == threshold else C - 1
 
 
 @njit(parallel=True)

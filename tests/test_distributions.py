@@ -122,3 +122,44 @@ def test_fast_samplers_match_reference(dist, backend, rng, small_cuda_grid):
     u = rng.random((2, 7, 5))
     ref = get_distribution(dist).sample(params, u)
     assert np.array_equal(mod.sample(dist, np.ascontiguousarray(params), u), ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cpu_categorical_sampler_decides_as_the_device_function(dtype, rng):
+    # the CPU sampler caches each row's running sums and counts the sums at or below the
+    # threshold instead of stopping at the first above it; its decisions must be those of
+    # sample_categorical_row bit for bit, here at the places where they could part: u = 0,
+    # the largest u below 1, thresholds equal to a running sum (equal logits, u = c / C),
+    # sums that stop growing (logits 800 below the max: exp underflows to 0), ties, and more
+    # samples than one chunk of the cached sums, and a NaN logit
+    from numba import njit
+
+    from reference import _cpu
+
+    row = _cpu.CORE.sample_categorical_row
+
+    @njit
+    def one_by_one(alpha, u, z):
+        for b in range(u.shape[0]):
+            for m in range(u.shape[1]):
+                row(alpha[b], u[b, m], z[b, m])
+
+    B, M, K, C = 3, 2 * _cpu._CHUNK + 5, 6, 7
+    alpha = rng.normal(size=(B, K, C)) * 4
+    alpha[0, 0] = 0.0  # equal logits: the running sums are 1, 2, ..., C
+    alpha[0, 1] = [0.0, -800.0, 0.0, -800.0, -800.0, 0.0, -800.0]
+    alpha[1, 0] = [-800.0] * 6 + [0.0]
+    alpha[1, 1] = [0.0] + [-800.0] * 6
+    alpha[2, 0] = [3.0, 3.0, 1.0, 3.0, 3.0, 1.0, 3.0]
+    alpha[2, 1, 2] = np.nan  # refused by validation; the kernels still agree (C - 1)
+    u = rng.random((B, M, K))
+    u[:, 0] = 0.0
+    u[:, 1] = np.nextafter(1.0, 0.0)
+    u[:, 2:2 + C] = (np.arange(C) / C)[:, None]
+    alpha, u = alpha.astype(dtype), u.astype(dtype)
+    want = np.empty((B, M, K), np.int64)
+    one_by_one(alpha, u, want)
+    got = np.empty_like(want)
+    _cpu._sample_categorical(alpha, u, got)
+    assert np.array_equal(got, want)
+    assert np.array_equal(_cpu.sample("categorical", alpha, u), want)

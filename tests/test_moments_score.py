@@ -94,3 +94,37 @@ def test_loo_n46_K3_C10(rng):
 def test_loo_needs_two_samples():
     with pytest.raises(ValueError, match="n >= 2"):
         reinforce_loo_moments("bernoulli", np.zeros(1), random_table(1, 2), n=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("loo", [True, False])
+def test_cpu_categorical_combine_is_the_device_function(loo, dtype):
+    # the CPU kernel computes each weight and each exp once instead of once per use; its
+    # numbers must be score_combine_categorical's (which the CUDA kernel runs) bit for bit,
+    # saturated rows and ties included
+    from numba import njit
+
+    from reference.estimators.score_function import cpu
+
+    device = cpu.score_combine_categorical
+
+    @njit
+    def one_by_one(alpha, z, f, loo, baseline, out):
+        for b in range(z.shape[0]):
+            for r in range(z.shape[1]):
+                device(alpha[b], z[b, r], f[b, r], loo, baseline, out[b, r])
+
+    rng = np.random.default_rng(11)
+    B, R, n, K, C = 4, 3, 5, 6, 7
+    alpha = rng.normal(size=(B, K, C)) * 3
+    alpha[0, 0] = [50.0, 0, 0, 0, 0, 0, 0]
+    alpha[1, 1] = [-50.0, 2, 2, -50, 2, 1, 2]
+    alpha[2, 2] = 0.0
+    z = rng.integers(0, C, (B, R, n, K))
+    f = rng.normal(size=(B, R, n)) * 10
+    alpha, f = alpha.astype(dtype), f.astype(dtype)
+    want = np.empty((B, R, K, C), dtype)
+    one_by_one(alpha, z, f, loo, 0.7, want)
+    got = np.empty_like(want)
+    cpu._combine_categorical(alpha, z, f, loo, 0.7, got)
+    assert np.array_equal(got, want)

@@ -6,6 +6,8 @@ No on-disk cache: the kernels call device functions of another file (see :mod:`r
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -17,6 +19,8 @@ from .device import build
 SCORE = build(njit, _cpu.CORE)
 score_combine_bernoulli = SCORE.score_combine_bernoulli
 score_combine_categorical = SCORE.score_combine_categorical
+mean, score_weight = SCORE.mean, SCORE.score_weight
+row_argmax, softmax_complement = _cpu.CORE.row_argmax, _cpu.CORE.softmax_complement
 
 
 @njit(parallel=True)
@@ -28,13 +32,47 @@ def _combine_bernoulli(phi, z, f, loo, baseline, out):
         score_combine_bernoulli(phi[b], z[b, r], f[b, r], loo, baseline, out[b, r])
 
 
+@njit
+def _combine_categorical_row(alpha, z, f, loo, baseline, out, w, e, hit, miss, acc):
+    # score_combine_categorical(alpha, z, f, loo, baseline, out) with the same arithmetic in
+    # the same order, each value computed once instead of once per use: the weights w_i (n,)
+    # once per row instead of once per (k, c, i), each exp(alpha_kc - m) once instead of twice
+    # (softmax_rest's pass, then score_categorical_pair's), and the sums over i for all c of
+    # a k side by side in acc (C,) float64, each still adding its i in increasing order
+    n, K, C = z.shape[0], alpha.shape[0], alpha.shape[1]
+    fbar = mean(f)
+    for i in range(n):
+        w[i] = score_weight(f, i, loo, baseline, fbar)
+    for k in range(K):
+        m, cmax = row_argmax(alpha, k)
+        total = 0.0
+        rest = 0.0
+        for c in range(C):
+            e[c] = math.exp(alpha[k, c] - m)
+            total += e[c]
+            if c != cmax:
+                rest += e[c]
+        for c in range(C):
+            hit[c] = softmax_complement(e[c], total, rest, c, cmax)
+            miss[c] = -(e[c] / total)
+            acc[c] = 0.0
+        for i in range(n):
+            zi, wi = z[i, k], w[i]
+            for c in range(C):
+                acc[c] += wi * (hit[c] if zi == c else miss[c])
+        for c in range(C):
+            out[k, c] = acc[c]
+
+
 @njit(parallel=True)
 def _combine_categorical(alpha, z, f, loo, baseline, out):
     # alpha (B, K, C), z (B, R, n, K), f (B, R, n) -> out (B, R, K, C)
-    B, R = z.shape[0], z.shape[1]
+    B, R, n = z.shape[0], z.shape[1], z.shape[2]
+    C = alpha.shape[2]
     for t in prange(B * R):
         b, r = t // R, t % R
-        score_combine_categorical(alpha[b], z[b, r], f[b, r], loo, baseline, out[b, r])
+        _combine_categorical_row(alpha[b], z[b, r], f[b, r], loo, baseline, out[b, r], np.empty(n),
+                                 np.empty(C), np.empty(C), np.empty(C), np.empty(C))
 
 
 def _queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
