@@ -396,3 +396,52 @@ def test_backends_agree_on_batched_extreme_logits(name, small_cuda_grid):
     for backend in ("cpu", "cuda"):
         out = est.estimate("categorical", alpha, obj, noise, backend=backend)
         assert np.abs(out - ref).max() <= 1e-12 * max(1.0, np.abs(ref).max()), backend
+
+
+@pytest.mark.parametrize("C", [2, 3, 10])
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_cpu_arsm_kernels_are_the_device_functions(mode, C):
+    # the CPU kernels find each swap's argmin from the row's three least products and
+    # compute the combine's means once; their configurations, slots, weights and estimates must
+    # be those of arsm_queries_row and arsm_combine_row (which the CUDA kernels run) bit for
+    # bit, ties included: repeated uniforms and equal logits make equal products, where the
+    # first minimum must win
+    from numba import njit
+
+    from reference.estimators.swap import cpu
+
+    q_row, c_row = cpu.arsm_queries_row, cpu.arsm_combine_row
+
+    @njit
+    def one_by_one(u_pi, u_l, mode, w, pi, z, slot, n, weight, f, out):
+        for b in range(u_pi.shape[0]):
+            for r in range(u_pi.shape[1]):
+                n[b, r] = q_row(u_pi[b, r], u_l[b, r], mode, w[b], pi[b, r], z[b, r], slot[b, r],
+                                weight[b, r])
+                c_row(f[b, r], slot[b, r], weight[b, r], out[b, r])
+
+    rng = np.random.default_rng(12)
+    B, R, K = 4, 6, 5
+    M = C * (C - 1) // 2 + 1
+    alpha = rng.normal(size=(B, K, C)) * 2
+    alpha[0] = 0.0  # equal logits: equal uniforms give equal products
+    alpha[1, :2] = np.round(alpha[1, :2])
+    u_pi = rng.random((B, R, K, C))
+    u_pi[:2, :3] = (np.round(u_pi[:2, :3] * 3) + 1) / 5  # few distinct values: ties
+    u_l = rng.random((B, R, K, C))
+    f = rng.normal(size=(B, R, M)) * 5
+    w = cpu.row_weight_table(alpha)
+
+    def outputs():
+        return (np.empty((B, R, K, C)), np.empty((B, R, M, K), np.int64),
+                np.empty((B, R, C, C), np.int64), np.empty((B, R), np.int64), np.empty((B, R, K, C)),
+                np.empty((B, R, K, C)))
+
+    pi0, z0, slot0, n0, wt0, out0 = outputs()
+    one_by_one(u_pi, u_l, mode, w, pi0, z0, slot0, n0, wt0, f, out0)
+    pi1, z1, slot1, n1, wt1, out1 = outputs()
+    cpu._arsm_queries(u_pi, u_l, mode, w, pi1, z1, slot1, n1, wt1)
+    cpu._arsm_combine(f, slot1, wt1, out1)
+    for got, want in ((z1, z0), (slot1, slot0), (n1, n0), (wt1, wt0), (out1, out0)):
+        assert np.array_equal(got, want)
+    assert n0.min() < n0.max() <= M  # some replicates share configurations, some do not

@@ -25,6 +25,8 @@ ars_queries_row = CORE_SWAP.ars_queries_row
 arsm_queries_row = CORE_SWAP.arsm_queries_row
 ars_combine_row = CORE_SWAP.ars_combine_row
 arsm_combine_row = CORE_SWAP.arsm_combine_row
+dirichlet_row = CORE_SWAP.dirichlet_row
+arsm_weights_row = CORE_SWAP.arsm_weights_row
 
 
 @njit(parallel=True)
@@ -47,15 +49,93 @@ def _ars_queries(u_pi, u_j, u_l, plus, w, pi, z, weight):
                         weight[b, r])
 
 
+@njit
+def _smallest_three(v):
+    # the indices of the three smallest entries of v (C,), in (value, index) order (a tie
+    # puts the lower index first, as swap_argmin's first minimum); -1 past C
+    i0, i1, i2 = -1, -1, -1
+    for i in range(v.shape[0]):
+        x = v[i]
+        if i0 < 0 or x < v[i0]:
+            i0, i1, i2 = i, i0, i1
+        elif i1 < 0 or x < v[i1]:
+            i1, i2 = i, i1
+        elif i2 < 0 or x < v[i2]:
+            i2 = i
+    return i0, i1, i2
+
+
+@njit
+def _arsm_swaps_row(pi, w, z, slot, v):
+    # arsm_swaps_row (device.py) with the same results: a swap (m, j) changes the products
+    # pi_i w_i at m and j only, so its argmin (first minimum) is the least in (value, index)
+    # order of (pi_j w_m, m), (pi_m w_j, j) and the least unchanged product, which is the first
+    # of the row's three least not at m or j. One pass over a row instead of one per swap
+    # (C (C - 1) / 2 of them): every pair's configuration is written first, in pair order, then
+    # the distinct ones are moved up in place (a row moves only to a place at or before its
+    # own). v (C,) float64 scratch
+    K, C = pi.shape[0], pi.shape[1]
+    M = z.shape[0]
+    for k in range(K):
+        pk, wk = pi[k], w[k]
+        for i in range(C):
+            v[i] = pk[i] * wk[i]
+        i0, i1, i2 = _smallest_three(v)
+        z[0, k] = i0
+        p = 1
+        for m in range(C):
+            for j in range(m + 1, C):
+                best, bv = m, pk[j] * wk[m]
+                vj = pk[m] * wk[j]
+                if vj < bv:
+                    best, bv = j, vj
+                o = i0 if i0 != m and i0 != j else (i1 if i1 != m and i1 != j else i2)
+                if o >= 0 and (v[o] < bv or (v[o] == bv and o < best)):
+                    best = o
+                z[p, k] = best
+                p += 1
+    for j in range(C):
+        slot[j, j] = 0
+    n, p = 1, 1
+    for m in range(C):
+        for j in range(m + 1, C):
+            found = n
+            for s in range(n):
+                same = True
+                for k in range(K):
+                    if z[s, k] != z[p, k]:
+                        same = False
+                        break
+                if same:
+                    found = s
+                    break
+            slot[m, j] = found
+            slot[j, m] = found
+            if found == n:
+                if n != p:
+                    for k in range(K):
+                        z[n, k] = z[p, k]
+                n += 1
+            p += 1
+    for s in range(n, M):
+        for k in range(K):
+            z[s, k] = z[0, k]
+    return n
+
+
 @njit(parallel=True)
 def _arsm_queries(u_pi, u_l, mode, w, pi, z, slot, n_distinct, weight):
     # u_pi (B, R, K, C), u_l (B, R, K, C or 1), w (B, K, C), pi scratch (B, R, K, C)
-    # -> z (B, R, M, K), slot (B, R, C, C), n_distinct (B, R), weight (B, R, K, C)
-    B, R = u_pi.shape[0], u_pi.shape[1]
+    # -> z (B, R, M, K), slot (B, R, C, C), n_distinct (B, R), weight (B, R, K, C):
+    # arsm_queries_row of every replicate, its swaps by _arsm_swaps_row
+    B, R, K = u_pi.shape[0], u_pi.shape[1], u_pi.shape[2]
     for t in prange(B * R):
         b, r = t // R, t % R
-        n_distinct[b, r] = arsm_queries_row(u_pi[b, r], u_l[b, r], mode, w[b], pi[b, r], z[b, r],
-                                            slot[b, r], weight[b, r])
+        for k in range(K):
+            dirichlet_row(u_pi[b, r, k], pi[b, r, k])
+        n_distinct[b, r] = _arsm_swaps_row(pi[b, r], w[b], z[b, r], slot[b, r],
+                                           np.empty(u_pi.shape[3]))
+        arsm_weights_row(u_l[b, r], mode, w[b], pi[b, r], weight[b, r])
 
 
 @njit(parallel=True)
@@ -67,13 +147,35 @@ def _ars_combine(f, weight, out):
         ars_combine_row(f[b, r], weight[b, r], out[b, r])
 
 
+@njit
+def _arsm_combine_row(f, slot, weight, out, d):
+    # arsm_combine_row (device.py) with the same arithmetic in the same order, each value
+    # computed once: fbar_j = sum_m f[slot[m, j]] once per j instead of once per (k, c, j), and
+    # d[c, j] = f[slot[c, j]] - fbar_j / C once per (c, j) instead of once per k. d (C, C)
+    # float64 scratch
+    C = slot.shape[0]
+    for j in range(C):
+        fbar = 0.0
+        for m in range(C):
+            fbar += f[slot[m, j]]
+        for c in range(C):
+            d[c, j] = f[slot[c, j]] - fbar / C
+    for k in range(weight.shape[0]):
+        for c in range(C):
+            acc = 0.0
+            for j in range(C):
+                acc += d[c, j] * weight[k, j]
+            out[k, c] = acc / C
+
+
 @njit(parallel=True)
 def _arsm_combine(f, slot, weight, out):
-    # f (B, R, M), slot (B, R, C, C), weight (B, R, K, C) -> out (B, R, K, C)
-    B, R = f.shape[0], f.shape[1]
+    # f (B, R, M), slot (B, R, C, C), weight (B, R, K, C) -> out (B, R, K, C):
+    # arsm_combine_row of every replicate (by _arsm_combine_row)
+    B, R, C = f.shape[0], f.shape[1], slot.shape[2]
     for t in prange(B * R):
         b, r = t // R, t % R
-        arsm_combine_row(f[b, r], slot[b, r], weight[b, r], out[b, r])
+        _arsm_combine_row(f[b, r], slot[b, r], weight[b, r], out[b, r], np.empty((C, C)))
 
 
 def row_weight_table(alpha: np.ndarray) -> np.ndarray:

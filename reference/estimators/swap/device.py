@@ -149,14 +149,13 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 weight[k] = 1.0 - C * pi[k, j]
 
     @jit
-    def arsm_queries_row(u_pi, u_l, mode, w, pi, z, slot, weight):
-        # one replicate: u_pi (K, C), u_l (K, C) (mode 2 only), mode 0 plain / 1 symmetry /
-        # 2 symmetry and conditional expectation -> z (M, K), slot (C, C), weight (K, C);
-        # returns the number of distinct slots
-        K, C = u_pi.shape[0], u_pi.shape[1]
+    def arsm_swaps_row(pi, w, z, slot):
+        # pi (K, C), w (K, C) -> z (M, K): the distinct configurations z^{m<->j} in order of
+        # first appearance (row 0 the sample itself, then the pairs m < j in order; rows past
+        # the last distinct one copy row 0), slot (C, C) the row of each swap; returns the
+        # number of distinct rows
+        K, C = pi.shape[0], pi.shape[1]
         M = z.shape[0]
-        for k in range(K):
-            dirichlet_row(u_pi[k], pi[k])
         for k in range(K):
             z[0, k] = swap_argmin(pi[k], w[k], 0, 0)
         for j in range(C):
@@ -183,6 +182,13 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         for s in range(n, M):
             for k in range(K):
                 z[s, k] = z[0, k]
+        return n
+
+    @jit
+    def arsm_weights_row(u_l, mode, w, pi, weight):
+        # u_l (K, C) (mode 2 only), mode 0 plain / 1 symmetry / 2 symmetry and conditional
+        # expectation, w (K, C), pi (K, C) -> weight (K, C)
+        K, C = pi.shape[0], pi.shape[1]
         for k in range(K):
             for j in range(C):
                 if mode == 0:
@@ -194,6 +200,16 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 else:
                     l = other_index(u_l[k, j], j, C)
                     weight[k, j] = 1.0 - C * ce_midpoint(pi[k], w[k], j, l)
+
+    @jit
+    def arsm_queries_row(u_pi, u_l, mode, w, pi, z, slot, weight):
+        # one replicate: u_pi (K, C), u_l (K, C) (mode 2 only), mode 0 plain / 1 symmetry /
+        # 2 symmetry and conditional expectation -> z (M, K), slot (C, C), weight (K, C);
+        # returns the number of distinct slots
+        for k in range(u_pi.shape[0]):
+            dirichlet_row(u_pi[k], pi[k])
+        n = arsm_swaps_row(pi, w, z, slot)
+        arsm_weights_row(u_l, mode, w, pi, weight)
         return n
 
     @jit
