@@ -6,16 +6,79 @@ nothing; ``prange`` loops write only their own slice, so results are the same on
 No ``cache=True`` on kernels that call device functions of another file: Numba's on-disk cache
 is keyed on the kernel's own source file, so an edit to ``_core.py`` would leave a stale
 cached kernel running the old arithmetic.
+
+Serial twins (:func:`twin_kernel`, :func:`serial_kernels`). Numba's ``workqueue`` threading
+layer takes one parallel launch at a time (a second one from another thread aborts the
+process), so code that runs on several Python threads at once (the VAE's blocks of data
+points, :meth:`reference.models.ops.CpuOps.run`) must not launch parallel kernels. A twin
+kernel is compiled twice, ``parallel=True`` and serially, both without the GIL; inside
+:func:`serial_kernels` (in the calling thread) a call runs the serial one.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import types
+from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 from numba import njit, prange
 
 from ._core import build
+
+#: per-thread state: ``serial`` is set inside :func:`serial_kernels`
+_LOCAL = threading.local()
+
+
+@contextmanager
+def serial_kernels():
+    """Within this block (in this thread) twin kernels run serially: for work on several
+    Python threads at once, which must not start Numba's thread pool (its ``workqueue`` layer
+    takes one parallel launch at a time, and the cores are already taken)."""
+    before = getattr(_LOCAL, "serial", False)
+    _LOCAL.serial = True
+    try:
+        yield
+    finally:
+        _LOCAL.serial = before
+
+
+def in_serial_block() -> bool:
+    """True inside :func:`serial_kernels` in this thread."""
+    return getattr(_LOCAL, "serial", False)
+
+
+def compile_twins(fn, **options):
+    """``(parallel, serial)``: ``njit(parallel=True, nogil=True, **options)`` of ``fn`` and the
+    same body compiled serially (``prange`` runs as ``range``) under its own name."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
+                              fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    return njit(parallel=True, nogil=True, **options)(fn), njit(nogil=True, **options)(twin)
+
+
+class TwinKernel:
+    """A kernel with a serial twin (:func:`compile_twins`): a call runs the serial one inside
+    :func:`serial_kernels`, the parallel one elsewhere. ``parallel`` and ``serial`` are the
+    two Numba dispatchers."""
+
+    def __init__(self, fn, **options) -> None:
+        self.parallel, self.serial = compile_twins(fn, **options)
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __call__(self, *args):
+        return (self.serial if in_serial_block() else self.parallel)(*args)
+
+
+def twin_kernel(fn=None, **options):
+    """Decorator: :class:`TwinKernel` of ``fn``, bare (``@twin_kernel``) or with Numba options."""
+    if fn is None:
+        return partial(twin_kernel, **options)
+    return TwinKernel(fn, **options)
+
 
 CORE = build(njit)
 sigmoid = CORE.sigmoid
@@ -25,7 +88,7 @@ sample_categorical_row = CORE.sample_categorical_row
 row_argmax = CORE.row_argmax
 
 
-@njit(parallel=True)
+@twin_kernel
 def _sample_bernoulli(phi, u, z):
     # phi (B, K), u (B, M, K) -> z (B, M, K)
     B, M = u.shape[0], u.shape[1]
@@ -67,7 +130,7 @@ def _sample_from_cdf(cum, u, z):
         z[k] = min(below, C - 1) if threshold == threshold else C - 1
 
 
-@njit(parallel=True)
+@twin_kernel
 def _sample_categorical(alpha, u, z):
     # alpha (B, K, C), u (B, M, K) -> z (B, M, K). The softmax sums of a row are computed once
     # per chunk of _CHUNK samples instead of once per sample (C exps instead of up to 2 C per

@@ -75,10 +75,16 @@ class NoiseSpec:
 
 @dataclass(frozen=True)
 class Backend:
-    """One backend of one estimator: its two phases on batch-flattened arrays."""
+    """One backend of one estimator: its two phases on batch-flattened arrays.
+
+    ``serial_twins``: every kernel the phases call is a twin kernel
+    (:func:`reference._cpu.twin_kernel`), so inside :func:`reference._cpu.serial_kernels` the
+    phases run serially and without the GIL, and may be called from several threads at once
+    (the CPU VAE's blocks of data points do so); False where that is not known."""
 
     queries: Callable[..., Queries]
     combine: Callable[..., np.ndarray]
+    serial_twins: bool = False
 
 
 @dataclass(frozen=True)

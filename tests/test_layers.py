@@ -408,3 +408,54 @@ def test_cpu_ops_default_workers_follow_numba_and_blas():
     with threadpool_limits(limits=1, user_api="blas"):
         assert CpuOps().workers == 1
     assert CpuOps().workers <= numba.get_num_threads()
+
+
+def test_twin_kernels_run_serially_inside_serial_kernels():
+    # an estimator's twin kernel runs its serial twin inside serial_kernels (the VAE's
+    # blocks call it from two threads at once, which a parallel launch of the workqueue layer
+    # would abort on) and its parallel one elsewhere; both give the same numbers
+    from reference import _cpu
+
+    kern = _cpu._sample_categorical
+    assert isinstance(kern, _cpu.TwinKernel)
+    called = []
+    rng = np.random.default_rng(3)
+    alpha, u = rng.normal(size=(3, 2, 4)), rng.random((3, 5, 2))
+    z_par, z_ser = (np.empty((3, 5, 2), np.int64) for _ in range(2))
+    real = kern.parallel, kern.serial
+    try:
+        kern.parallel = lambda *a: called.append("parallel") or real[0](*a)
+        kern.serial = lambda *a: called.append("serial") or real[1](*a)
+        kern(alpha, u, z_par)
+        with _cpu.serial_kernels():
+            kern(alpha, u, z_ser)
+        kern(alpha, u, z_par)
+    finally:
+        kern.parallel, kern.serial = real
+    assert called == ["parallel", "serial", "parallel"]
+    assert np.array_equal(z_par, z_ser)
+
+
+def test_backends_with_serial_twins_launch_no_other_parallel_kernel():
+    # a CPU backend marked serial_twins may be called from the VAE's blocks on several threads;
+    # every parallel Numba kernel in its module (and in the shared samplers) must be a twin
+    import importlib
+    import sys
+
+    from numba.core.registry import CPUDispatcher
+
+    from reference import REGISTRY, _cpu
+
+    marked = set()
+    for est in REGISTRY.values():
+        path = est.backends.get("cpu")
+        if path and est.backend("cpu").serial_twins:
+            marked.add(path.partition(":")[0])
+    assert {"reference.estimators.score_function.cpu", "reference.estimators.swap.cpu"} <= marked
+    for name in sorted(marked | {"reference._cpu"}):
+        mod = sys.modules.get(name) or importlib.import_module(name)
+        for attr, obj in vars(mod).items():
+            if isinstance(obj, CPUDispatcher) and obj.targetoptions.get("parallel"):
+                pytest.fail(f"{name}.{attr} is a parallel kernel without a serial twin")
+    assert isinstance(importlib.import_module("reference.estimators.swap.cpu")._arsm_queries,
+                      _cpu.TwinKernel)

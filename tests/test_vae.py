@@ -290,6 +290,42 @@ def test_cpu_blocks_give_the_one_block_gradients():
         VAE(spec, params, backend="cpu", threads=0)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("estimator, opts, module, record", [
+    ("reinforce_loo", {"n": 3}, "score_function", "CPU_LOO"),
+    ("arsm", {}, "swap", "CPU_ARSM"),
+    ("arsm_plus_ce", {}, "swap", "CPU_ARSM_PLUS_CE"),
+])
+def test_estimator_in_the_blocks_gives_the_numbers_of_one_call(estimator, opts, module, record,
+                                                                threads, monkeypatch):
+    # with serial twins the estimator's phases run in each block of data points beside the
+    # encoder and decoder; the numbers must be bit for bit those of one call between the
+    # blocks (its phases treat each data point alone, the noise is cut from one draw)
+    import dataclasses
+    import importlib
+
+    from reference.models import categorical_spec
+
+    spec = categorical_spec(4, K=3)
+    params = init_params(spec, np.random.default_rng(2))
+    x = (np.random.default_rng(3).random((7, 784)) < 0.2).astype(float)
+    mod = importlib.import_module(f"reference.estimators.{module}.cpu")
+    assert getattr(mod, record).serial_twins
+    calls = []
+    inner = VAE._gradients_in_blocks
+    monkeypatch.setattr(VAE, "_gradients_in_blocks", lambda self, *a: calls.append(1) or inner(self, *a))
+    out = []
+    for twins in (True, False):
+        monkeypatch.setattr(mod, record, dataclasses.replace(getattr(mod, record), serial_twins=twins))
+        model = VAE(spec, params, backend="cpu", dtype=np.float32, threads=threads)
+        out.append(model.gradients(x, estimator, np.random.default_rng(4), opts))
+        assert len(calls) == 1  # the first run took the blocks' path, the second did not
+    (g1, s1), (g2, s2) = out
+    assert s1["elbo"] == s2["elbo"] and np.array_equal(s1["dlogits"], s2["dlogits"])
+    for k in g2:
+        assert np.array_equal(g1[k], g2[k]), k
+
+
 def test_float32_cpu_training_tracks_float64():
     ref, e_ref = run_steps("numpy", "categorical", 3)
     f32, e_32 = run_steps("cpu", "categorical", 3, dtype=np.float32)

@@ -32,9 +32,6 @@ great deal.
 from __future__ import annotations
 
 import math
-import threading
-import types
-from contextlib import contextmanager
 from functools import partial
 
 import numba
@@ -68,40 +65,19 @@ _SERIAL: dict = {}
 
 def _kernel(fn=None, **options):
     """``njit(parallel=True, nogil=True, **options)`` of ``fn``, with a serial twin (own cache
-    name) in ``_SERIAL``; used bare (``@_kernel``) or with Numba options
-    (``@_kernel(**_VECTOR)``). ``nogil``: the blocks of :meth:`CpuOps.run` call them from
-    several Python threads at once."""
+    name) in ``_SERIAL`` (:func:`reference._cpu.compile_twins`); used bare (``@_kernel``) or
+    with Numba options (``@_kernel(**_VECTOR)``). ``nogil``: the blocks of :meth:`CpuOps.run`
+    call them from several Python threads at once."""
     if fn is None:
         return partial(_kernel, **options)
-    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__,
-                              fn.__closure__)
-    twin.__qualname__ = fn.__qualname__ + "_serial"
-    par = njit(parallel=True, nogil=True, **options)(fn)
-    _SERIAL[par] = njit(nogil=True, **options)(twin)
+    par, _SERIAL[par] = _cpu.compile_twins(fn, **options)
     return par
 
 
-#: per-thread state: ``serial`` is set inside :func:`serial_kernels`
-_LOCAL = threading.local()
-
-
-@contextmanager
-def serial_kernels():
-    """Within this block (in this thread) :func:`pick` gives the serial twins: the blocks of
-    work that :class:`reference.models.ops.CpuOps` runs side by side on its own threads must
-    not start Numba's thread pool (its ``workqueue`` layer takes one parallel launch at a
-    time, and the cores are already taken)."""
-    before = getattr(_LOCAL, "serial", False)
-    _LOCAL.serial = True
-    try:
-        yield
-    finally:
-        _LOCAL.serial = before
-
-
-def in_serial_block() -> bool:
-    """True inside :func:`serial_kernels` in this thread."""
-    return getattr(_LOCAL, "serial", False)
+#: within this block (in this thread) :func:`pick` gives the serial twins, and the estimators'
+#: twin kernels run serially (see :mod:`reference._cpu`)
+serial_kernels = _cpu.serial_kernels
+in_serial_block = _cpu.in_serial_block
 
 
 def pick(kernel, work: int):

@@ -146,7 +146,8 @@ class CpuOps(SerialBlocks):
     ``threads`` (default: Numba's thread count, capped by BLAS's) is ``workers``: with more
     than one,
     :meth:`run` runs blocks of work side by side on that many Python threads, each calling
-    BLAS with one thread and the kernels' serial twins, instead of one block whose matrix
+    BLAS with one thread and the kernels' serial twins (the layers' and the estimators' twin
+    kernels, :func:`reference._cpu.twin_kernel`), instead of one block whose matrix
     products use several BLAS threads while everything between them runs on one core."""
 
     name = "cpu"
@@ -176,8 +177,9 @@ class CpuOps(SerialBlocks):
         self._pool, self._pool_lock, self._executor = {}, threading.Lock(), None
 
     def blocks(self, n: int) -> list[tuple[int, int]]:
-        """``min(workers, n)`` ranges of near-equal length covering ``range(n)`` in order."""
-        k = max(1, min(self.workers, n))
+        """``min(workers, n)`` ranges of near-equal length covering ``range(n)`` in order; one
+        within a block of work (:meth:`run` runs nested blocks in order anyway)."""
+        k = 1 if K.in_serial_block() else max(1, min(self.workers, n))
         edges = [n * i // k for i in range(k + 1)]
         return list(zip(edges[:-1], edges[1:], strict=True))
 

@@ -154,6 +154,10 @@ class VAE:
     ``grad_variance`` evaluate. ``state()``/``load_state()`` give host copies for checkpoints.
     ``threads`` (CPU backend only): the blocks of data points run side by side
     (:class:`reference.models.ops.CpuOps`); default Numba's thread count, capped by BLAS's.
+    With an estimator whose CPU kernels have serial twins (``Backend.serial_twins``) and no
+    learned control, each block also runs the estimator's two phases and the entropy of its
+    own data points (:meth:`_gradients_in_blocks`); otherwise they run once between the
+    blocks. The numbers are the same either way.
     """
 
     def __init__(self, spec: VAESpec, params: Mapping[str, np.ndarray], backend: str = "cpu",
@@ -271,14 +275,17 @@ class VAE:
             return self.ops.asarray(z.astype(np.int64))
         return self.ops.asarray(z.astype(self.dtype))
 
-    def answer(self, queries: Queries, xb, B: int, want_grads: bool
+    def answer(self, queries: Queries, xb, B: int, want_grads: bool, total: int | None = None
                ) -> tuple[Answers, dict | None, np.ndarray]:
         """Answer ``queries`` for the batch ``xb`` in one decoder call per kind of query.
 
         Returns the answers (``f = log p(x|.) + log p(z)``, float64), the decoder-parameter
         gradients of ``-mean_b E_q[f]`` (when ``want_grads``) and the per-data-point mean of
-        ``f`` over the configurations used for them (for the training ELBO)."""
+        ``f`` over the configurations used for them (for the training ELBO). ``total``: the
+        number of data points the mean is over (default ``B``; more where ``xb`` is one block
+        of a larger batch, whose blocks' gradients are summed)."""
         s = self.spec
+        total = B if total is None else total
         z = np.asarray(queries.z)
         _, R, M, _ = z.shape
         grads, fmean = None, None
@@ -286,7 +293,7 @@ class VAE:
         if M > 0:
             inp = self._decoder_input(z.reshape(B * R * M, s.K))
             if want_grads:
-                f, grads = self._decoder_grads(inp, xb, R * M, -1.0 / (B * R * M))
+                f, grads = self._decoder_grads(inp, xb, R * M, -1.0 / (total * R * M))
             else:
                 f = self.ops.loglik(self.decoder_forward(inp, True)[-1], xb, R * M)
             f_z = f.reshape(B, R, M) + s.log_prior
@@ -304,7 +311,7 @@ class VAE:
                 fmean = f_y.mean(axis=(1, 2))
                 if want_grads:
                     for v in g_y.values():
-                        self.ops.scale_(v, -1.0 / (B * R * M2))
+                        self.ops.scale_(v, -1.0 / (total * R * M2))
                     grads = g_y
         if fmean is None:
             raise ValueError("the estimator queried no configurations and no relaxed points")
@@ -328,13 +335,13 @@ class VAE:
 
     def _estimate(self, est: Estimator, logits: np.ndarray, noise: Mapping[str, np.ndarray],
                   options: Mapping[str, Any], xb, want_grads: bool, x: np.ndarray | None = None,
-                  learn: bool = False):
+                  learn: bool = False, total: int | None = None):
         B = logits.shape[0]
         ctl = self.control
         if ctl is not None:  # learned baseline / eta / surrogate: options in, state updated
             options = ctl.options(self, x, xb, logits, options)
         q = est.queries(self.spec.dist, logits, noise, backend=self.backend, **options)
-        answers, dec_grads, fmean = self.answer(q, xb, B, want_grads)
+        answers, dec_grads, fmean = self.answer(q, xb, B, want_grads, total)
         if ctl is None:
             g = est.combine(self.spec.dist, logits, q, answers, backend=self.backend, **options)
         else:
@@ -362,9 +369,11 @@ class VAE:
     def _gradients(self, x, est, rng, options, replicates, noise, learn) -> tuple[dict, dict]:
         B = x.shape[0]
         xb = self.ops.asarray(x)
+        blocks = self.ops.blocks(B)
+        if len(blocks) > 1 and self.control is None and est.backend(self.backend).serial_twins:
+            return self._gradients_in_blocks(xb, est, rng, options, replicates, noise, blocks)
         # the encoder on the backend's blocks of data points (one block but on the CPU backend
         # with several threads), forward here and backward below
-        blocks = self.ops.blocks(B)
         enc = self.ops.run([partial(self.encoder_forward, xb[lo:hi]) for lo, hi in blocks])
         logits = np.concatenate([self._logits_host(hs[-1], hi - lo)
                                  for hs, (lo, hi) in zip(enc, blocks, strict=True)])
@@ -379,6 +388,37 @@ class VAE:
         grads.update(_sum_blocks(self.ops.run([partial(self.encoder_backward, hs, dl[lo:hi])
                                                for hs, (lo, hi) in zip(enc, blocks, strict=True)])))
         return grads, {"elbo": float(np.mean(fmean + H)), "dlogits": dlogits}
+
+    def _gradients_in_blocks(self, xb, est, rng, options, replicates, noise, blocks
+                             ) -> tuple[dict, dict]:
+        """:meth:`_gradients` with everything per data point done in each block, side by side:
+        the encoder, the entropy, the estimator's two phases (its CPU kernels have serial twins,
+        ``Backend.serial_twins``), the decoder and the encoder's backward pass. The same numbers
+        as the estimator called once between the blocks: its phases treat every data point on
+        its own, the noise is drawn for the whole batch first and cut into the blocks, and
+        the decoder of each block is one block of work there too (nested blocks are one,
+        :meth:`reference.models.ops.CpuOps.blocks`). Left serial: drawing the noise, the sum
+        of the blocks' gradients (in block order)."""
+        B = xb.shape[0]
+        shape = (B, self.spec.K, self.spec.C) if self.spec.model == "categorical" else (B, self.spec.K)
+        if noise is None:
+            noise = est.draw_noise(rng, self.spec.dist, shape, replicates, **options)
+
+        def block(lo: int, hi: int):
+            hs = self.encoder_forward(xb[lo:hi])
+            logits = self._logits_host(hs[-1], hi - lo)
+            H, dH = self._entropy(logits)
+            part = {k: np.asarray(v)[lo:hi] for k, v in noise.items()}
+            g, grads, fmean = self._estimate(est, logits, part, options, xb[lo:hi], True, total=B)
+            dlogits = -(g.mean(axis=1) + dH) / B
+            grads.update(self.encoder_backward(
+                hs, self.ops.asarray(dlogits.reshape(hi - lo, self.spec.latent_width))))
+            return grads, dlogits, fmean + H
+
+        parts = self.ops.run([partial(block, lo, hi) for lo, hi in blocks])
+        grads = _sum_blocks([p[0] for p in parts])
+        return grads, {"elbo": float(np.mean(np.concatenate([p[2] for p in parts]))),
+                       "dlogits": np.concatenate([p[1] for p in parts])}
 
     def apply(self, grads: Mapping[str, Any]) -> None:
         """One Adam step with ``grads`` (descent on the loss)."""

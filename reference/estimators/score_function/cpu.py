@@ -23,7 +23,7 @@ mean, score_weight = SCORE.mean, SCORE.score_weight
 row_argmax, softmax_complement = _cpu.CORE.row_argmax, _cpu.CORE.softmax_complement
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _combine_bernoulli(phi, z, f, loo, baseline, out):
     # phi (B, K), z (B, R, n, K), f (B, R, n) -> out (B, R, K)
     B, R = z.shape[0], z.shape[1]
@@ -64,7 +64,7 @@ def _combine_categorical_row(alpha, z, f, loo, baseline, out, w, e, hit, miss, a
             out[k, c] = acc[c]
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _combine_categorical(alpha, z, f, loo, baseline, out):
     # alpha (B, K, C), z (B, R, n, K), f (B, R, n) -> out (B, R, K, C)
     B, R, n = z.shape[0], z.shape[1], z.shape[2]
@@ -90,5 +90,5 @@ def _combine(loo: bool):
     return combine
 
 
-CPU_REINFORCE = Backend(_queries, _combine(False))
-CPU_LOO = Backend(_queries, _combine(True))
+CPU_REINFORCE = Backend(_queries, _combine(False), serial_twins=True)
+CPU_LOO = Backend(_queries, _combine(True), serial_twins=True)

@@ -29,7 +29,7 @@ dirichlet_row = CORE_SWAP.dirichlet_row
 arsm_weights_row = CORE_SWAP.arsm_weights_row
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _row_weights(alpha, w):
     # alpha (B, K, C) -> w (B, K, C)
     B, K = alpha.shape[0], alpha.shape[1]
@@ -38,7 +38,7 @@ def _row_weights(alpha, w):
         row_weights(alpha[b, k], w[b, k])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _ars_queries(u_pi, u_j, u_l, plus, w, pi, z, weight):
     # u_pi (B, R, K, C), u_j (B, R), u_l (B, R, K or 1), w (B, K, C), pi scratch (B, R, K, C)
     # -> z (B, R, C, K), weight (B, R, K)
@@ -123,7 +123,7 @@ def _arsm_swaps_row(pi, w, z, slot, v):
     return n
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _arsm_queries(u_pi, u_l, mode, w, pi, z, slot, n_distinct, weight):
     # u_pi (B, R, K, C), u_l (B, R, K, C or 1), w (B, K, C), pi scratch (B, R, K, C)
     # -> z (B, R, M, K), slot (B, R, C, C), n_distinct (B, R), weight (B, R, K, C):
@@ -138,7 +138,7 @@ def _arsm_queries(u_pi, u_l, mode, w, pi, z, slot, n_distinct, weight):
         arsm_weights_row(u_l[b, r], mode, w[b], pi[b, r], weight[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _ars_combine(f, weight, out):
     # f (B, R, C), weight (B, R, K) -> out (B, R, K, C)
     B, R = f.shape[0], f.shape[1]
@@ -168,7 +168,7 @@ def _arsm_combine_row(f, slot, weight, out, d):
             out[k, c] = acc / C
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _arsm_combine(f, slot, weight, out):
     # f (B, R, M), slot (B, R, C, C), weight (B, R, K, C) -> out (B, R, K, C):
     # arsm_combine_row of every replicate (by _arsm_combine_row)
@@ -238,8 +238,8 @@ def _arsm_c(dist: str, alpha: np.ndarray, queries: Queries, answers, opts: dict)
     return out
 
 
-CPU_ARS = Backend(_ars_q(False), _ars_c)
-CPU_ARS_PLUS = Backend(_ars_q(True), _ars_c)
-CPU_ARSM = Backend(_arsm_q(0), _arsm_c)
-CPU_ARSM_PLUS = Backend(_arsm_q(1), _arsm_c)
-CPU_ARSM_PLUS_CE = Backend(_arsm_q(2), _arsm_c)
+CPU_ARS = Backend(_ars_q(False), _ars_c, serial_twins=True)
+CPU_ARS_PLUS = Backend(_ars_q(True), _ars_c, serial_twins=True)
+CPU_ARSM = Backend(_arsm_q(0), _arsm_c, serial_twins=True)
+CPU_ARSM_PLUS = Backend(_arsm_q(1), _arsm_c, serial_twins=True)
+CPU_ARSM_PLUS_CE = Backend(_arsm_q(2), _arsm_c, serial_twins=True)
