@@ -27,6 +27,7 @@ ars_combine_row = CORE_SWAP.ars_combine_row
 arsm_combine_row = CORE_SWAP.arsm_combine_row
 dirichlet_row = CORE_SWAP.dirichlet_row
 arsm_weights_row = CORE_SWAP.arsm_weights_row
+first_equal_row = CORE_SWAP.first_equal_row
 
 
 @_cpu.twin_kernel
@@ -99,16 +100,7 @@ def _arsm_swaps_row(pi, w, z, slot, v):
     n, p = 1, 1
     for m in range(C):
         for j in range(m + 1, C):
-            found = n
-            for s in range(n):
-                same = True
-                for k in range(K):
-                    if z[s, k] != z[p, k]:
-                        same = False
-                        break
-                if same:
-                    found = s
-                    break
+            found = first_equal_row(z, p, n)
             slot[m, j] = found
             slot[j, m] = found
             if found == n:

@@ -149,6 +149,19 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 weight[k] = 1.0 - C * pi[k, j]
 
     @jit
+    def first_equal_row(z, p, n):
+        # the first s < n with z[s] == z[p] (all K entries), else n
+        for s in range(n):
+            same = True
+            for k in range(z.shape[1]):
+                if z[s, k] != z[p, k]:
+                    same = False
+                    break
+            if same:
+                return s
+        return n
+
+    @jit
     def arsm_swaps_row(pi, w, z, slot):
         # pi (K, C), w (K, C) -> z (M, K): the distinct configurations z^{m<->j} in order of
         # first appearance (row 0 the sample itself, then the pairs m < j in order; rows past
@@ -165,16 +178,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
             for j in range(m + 1, C):
                 for k in range(K):
                     z[n, k] = swap_argmin(pi[k], w[k], m, j)
-                found = n
-                for s in range(n):
-                    same = True
-                    for k in range(K):
-                        if z[s, k] != z[n, k]:
-                            same = False
-                            break
-                    if same:
-                        found = s
-                        break
+                found = first_equal_row(z, n, n)
                 slot[m, j] = found
                 slot[j, m] = found
                 if found == n:
