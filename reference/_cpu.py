@@ -82,7 +82,6 @@ def twin_kernel(fn=None, **options):
 
 CORE = build(njit)
 sigmoid = CORE.sigmoid
-softmax_stats = CORE.softmax_stats
 sample_bernoulli_row = CORE.sample_bernoulli_row
 sample_categorical_row = CORE.sample_categorical_row
 row_argmax = CORE.row_argmax
@@ -105,7 +104,7 @@ _CHUNK = 64
 def _categorical_cdf(alpha, cum):
     # alpha (K, C) -> cum (K, C): running sums S_c of exp(alpha_kc - max_c alpha_kc), left to
     # right: the very sums that sample_categorical_row recomputes for every sample (its max is
-    # softmax_stats', row_argmax's; the total softmax_stats also sums is not needed here)
+    # softmax_stats', that is row_argmax's; softmax_stats' total is not needed here)
     K, C = alpha.shape[0], alpha.shape[1]
     for k in range(K):
         m, _ = row_argmax(alpha, k)

@@ -202,7 +202,7 @@ def test_likelihood_kernel_vectorizes():
     # Vectorized code has packed divisions (divpd/vdivpd on any x86 with SSE2)
     from reference.models import _layers_cpu as K
 
-    kern = K._SERIAL[K.loglik_from_exp]
+    kern = K.loglik_from_exp.serial
     logits = np.zeros((2, 600), np.float32)
     kern(logits, np.ones_like(logits), np.zeros((1, 600), np.float32), 2, 1.0, True, np.empty(2))
     asm = "\n".join(kern.inspect_asm().values())
@@ -266,7 +266,7 @@ def test_float32_likelihood_vectorizes():
     # vectorizes them: packed float32 multiplies and divisions (mulps/divps on any x86)
     from reference.models import _layers_cpu as K
 
-    kern = K._SERIAL[K.loglik_grad32]
+    kern = K.loglik_grad32.serial
     logits = np.zeros((2, 600), np.float32)
     kern(logits, np.zeros((1, 600), np.float32), 2, 1.0, True, np.empty(2))
     asm = "\n".join(kern.inspect_asm().values())

@@ -23,7 +23,7 @@ float32 batch (one thread, this machine's AMD EPYC) the likelihood and its gradi
 4.3 ms (libm) to about 0.8 ms (NumPy's exp); on ``(4600, 784)``, 4.3 ms that way and 2.4 ms
 in one pass.
 
-Each kernel is compiled twice: ``parallel=True`` and serial (suffix ``_serial``); :func:`pick`
+Each kernel is compiled twice: ``parallel=True`` and serial (a twin kernel); :func:`pick`
 runs the serial twin on inputs below ``PARALLEL_MIN_WORK`` elements or with one Numba thread,
 where waking a thread pool costs more than it saves, and a busy machine can make it cost a
 great deal.
@@ -60,19 +60,12 @@ adam_elem = CORE.adam_elem
 #: serially at one thread (the one-hot layer 4.7 ms against 3.1 ms, the column sums 2.1
 #: against 1.0). Larger batches on machines with more cores still get the parallel kernels
 PARALLEL_MIN_WORK = 1 << 22
-_SERIAL: dict = {}
 
-
-def _kernel(fn=None, **options):
-    """``njit(parallel=True, nogil=True, **options)`` of ``fn``, with a serial twin (own cache
-    name) in ``_SERIAL`` (:func:`reference._cpu.compile_twins`); used bare (``@_kernel``) or
-    with Numba options (``@_kernel(**_VECTOR)``). ``nogil``: the blocks of :meth:`CpuOps.run`
-    call them from several Python threads at once."""
-    if fn is None:
-        return partial(_kernel, **options)
-    par, _SERIAL[par] = _cpu.compile_twins(fn, **options)
-    return par
-
+#: the layers' kernels are twin kernels (:func:`reference._cpu.twin_kernel`: ``parallel=True``
+#: and serial, both without the GIL: the blocks of :meth:`CpuOps.run` call them from several
+#: Python threads at once); used bare (``@_kernel``) or with Numba options
+#: (``@_kernel(**_VECTOR)``)
+_kernel = _cpu.twin_kernel
 
 #: within this block (in this thread) :func:`pick` gives the serial twins, and the estimators'
 #: twin kernels run serially (see :mod:`reference._cpu`)
@@ -81,13 +74,14 @@ in_serial_block = _cpu.in_serial_block
 
 
 def pick(kernel, work: int):
-    """``kernel`` itself for ``work >= PARALLEL_MIN_WORK`` elements and more than one Numba
-    thread, outside :func:`serial_kernels`; else its serial twin (with one thread a parallel
+    """The twin kernel's ``parallel`` one for ``work >= PARALLEL_MIN_WORK`` elements and more
+    than one Numba thread, outside :func:`serial_kernels`; else its ``serial`` one (with one
+    thread a parallel
     launch is pure overhead: measured 5.7 ms against 2.4 ms for the one-hot layer of an ARSM
     step, 4600 x 256)."""
     if work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1 and not in_serial_block():
-        return kernel
-    return _SERIAL[kernel]
+        return kernel.parallel
+    return kernel.serial
 
 
 @_kernel
