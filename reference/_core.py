@@ -2,11 +2,12 @@
 
 ``build(jit)`` compiles the same plain-Python bodies with ``numba.njit`` (CPU) or
 ``numba.cuda.jit(device=True)`` (CUDA), so both fast backends do the very same floating-point
-operations in the same order. The bodies mirror the NumPy reference in
-:mod:`reference.distributions` (the samplers); each estimator family's own arithmetic is in
-its ``reference/estimators/<family>/device.py``, built on top of this namespace. They never
-validate and never allocate. Accumulations are in float64 even for float32 inputs (the literals are float64).
-"""
+operations in the same order, except inside the exponential: the CPU's is
+:func:`reference._cpu.exp` (within 0.51 ulp), CUDA's its libdevice ``exp``. The bodies mirror
+the NumPy reference in :mod:`reference.distributions` (the samplers); each estimator family's
+own arithmetic is in its ``reference/estimators/<family>/device.py``, built on top of this
+namespace. They never validate and never allocate. Accumulations are in float64 even for
+float32 inputs (the literals are float64)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ import math
 from types import SimpleNamespace
 
 
-def build(jit) -> SimpleNamespace:
-    """Compile the shared device functions with ``jit``; returns them in a namespace."""
+def build(jit, exp=math.exp) -> SimpleNamespace:
+    """Compile the shared device functions with ``jit``; returns them in a namespace.
+
+    ``exp``: the float64 exponential every body calls, compiled for the same target (the CPU
+    passes :func:`reference._cpu.exp`, which vectorizes where libm's is a call per element;
+    CUDA keeps ``math.exp``). It is in the namespace as ``exp`` for the families' bodies.
+    """
 
     @jit
     def sigmoid(x):
@@ -23,7 +29,7 @@ def build(jit) -> SimpleNamespace:
         # e / (1 + e) with e = exp(x) below. Both branches' exp is exp(-|x|), so both values
         # are computed and one is selected: the same numbers, without a branch on the sign,
         # which random logits mispredict half the time (about as costly as the exp itself)
-        e = math.exp(-abs(x))
+        e = exp(-abs(x))
         big = 1.0 / (1.0 + e)
         small = e / (1.0 + e)
         return big if x >= 0 else small
@@ -46,7 +52,7 @@ def build(jit) -> SimpleNamespace:
         m, _ = row_argmax(alpha, k)
         total = 0.0
         for c in range(C):
-            total += math.exp(alpha[k, c] - m)
+            total += exp(alpha[k, c] - m)
         return m, total
 
     @jit
@@ -60,7 +66,7 @@ def build(jit) -> SimpleNamespace:
         total = 0.0
         rest = 0.0
         for c in range(C):
-            e = math.exp(alpha[k, c] - m)
+            e = exp(alpha[k, c] - m)
             total += e
             if c != cmax:
                 rest += e
@@ -86,7 +92,7 @@ def build(jit) -> SimpleNamespace:
         # (sigmoid(-phi), -sigmoid(phi)), the scores for z = 1 and z = 0, from one exp:
         # e = exp(-|phi|) is the exp of both branches of sigmoid, so the pair equals
         # (score_bernoulli(phi, 1), score_bernoulli(phi, 0)) bit for bit
-        e = math.exp(-abs(phi))
+        e = exp(-abs(phi))
         if phi >= 0:
             return e / (1.0 + e), -(1.0 / (1.0 + e))
         return 1.0 / (1.0 + e), -(e / (1.0 + e))
@@ -106,7 +112,7 @@ def build(jit) -> SimpleNamespace:
     def score_categorical(alpha, k, c, zk, m, total, rest, cmax):
         # one entry 1[z_k = c] - p_kc of one sample's score (m, total, rest, cmax:
         # softmax_rest of row k)
-        e = math.exp(alpha[k, c] - m)
+        e = exp(alpha[k, c] - m)
         if zk == c:
             return softmax_complement(e, total, rest, c, cmax)
         return -(e / total)
@@ -115,7 +121,7 @@ def build(jit) -> SimpleNamespace:
     def score_categorical_pair(alpha, k, c, m, total, rest, cmax):
         # entry (k, c) of the scores 1[z_ik = c] - p_kc: returns (1 - p_kc, -p_kc), the value
         # for samples with z_ik = c and for the others, from one exp
-        e = math.exp(alpha[k, c] - m)
+        e = exp(alpha[k, c] - m)
         return softmax_complement(e, total, rest, c, cmax), -(e / total)
 
     @jit
@@ -134,7 +140,7 @@ def build(jit) -> SimpleNamespace:
             running = 0.0
             z[k] = C - 1
             for c in range(C):
-                running += math.exp(alpha[k, c] - m)
+                running += exp(alpha[k, c] - m)
                 if threshold < running:
                     z[k] = c
                     break

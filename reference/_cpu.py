@@ -23,8 +23,11 @@ import types
 from contextlib import contextmanager
 from functools import partial
 
+import mpmath
 import numpy as np
 from numba import njit, prange
+from numba import types as nbtypes
+from numba.extending import intrinsic
 
 from ._core import build
 
@@ -80,7 +83,78 @@ def twin_kernel(fn=None, **options):
     return TwinKernel(fn, **options)
 
 
-CORE = build(njit)
+def _exp2_table(N: int) -> tuple[np.ndarray, np.ndarray]:
+    # 2^(j/N), j < N, as an unevaluated sum hi + lo of doubles (hi rounded, lo its error)
+    with mpmath.workprec(200):
+        t = [mpmath.power(2, mpmath.mpf(j) / N) for j in range(N)]
+        hi = [float(v) for v in t]
+        lo = [float(v - mpmath.mpf(h)) for v, h in zip(t, hi, strict=True)]
+    return np.array(hi), np.array(lo)
+
+
+def _split_ln2(N: int) -> tuple[float, float, float]:
+    # N / log 2, and log(2) / N as hi + lo with hi's low 27 significand bits cleared, so that
+    # n * hi is exact for every |n| < 2^26 (Cody and Waite's reduction)
+    with mpmath.workprec(200):
+        c = mpmath.log(2) / N
+        bits = np.array([float(c)]).view(np.int64) & ~np.int64((1 << 27) - 1)
+        hi = float(bits.view(np.float64)[0])
+        return float(N / mpmath.log(2)), hi, float(c - mpmath.mpf(hi))
+
+
+_EXP_N = 64
+_EXP2_HI, _EXP2_LO = _exp2_table(_EXP_N)
+_N_OVER_LN2, _LN2_N_HI, _LN2_N_LO = _split_ln2(_EXP_N)
+
+
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    # the float64 whose IEEE bits are the int64 ``bits`` (a bitcast, no arithmetic)
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(nbtypes.float64))
+
+    return nbtypes.float64(nbtypes.int64), codegen
+
+
+@njit(error_model="numpy")
+def exp(x):
+    """``exp(x)`` for a float64 ``x``, in plain arithmetic that LLVM vectorizes (libm's ``exp``
+    is a call per element): the kernels' exponential, passed to :func:`reference._core.build`.
+
+    Tang's table method: ``n = round(64 x / log 2)``, ``r = x - n log(2) / 64`` (Cody and
+    Waite's two-part reduction, exact for the first part), ``|r| <= log(2) / 128``; then
+    ``exp(x) = 2^m (T + (T p(r) + T_lo))`` with ``n = 64 m + j``, ``2^(j/64) = T + T_lo`` from
+    a table, and ``p(r) = exp(r) - 1`` by its Taylor polynomial of degree 6 (remainder under
+    ``3e-20``): one rounding in the last addition, so within 0.51 ulp (measured: worst 0.509
+    on 3 10^6 arguments in ``[-745, 0]``, against libm's 0.504; the two differ on 0.2% of
+    arguments, NumPy's SIMD ``exp`` and libm on 4.6%). ``2^m`` is two powers of two built from
+    their exponent bits, so that subnormal results are rounded once. Arguments are clamped to
+    ``[-800, 800]`` (0 and ``inf`` beyond, as libm); NaN gives NaN.
+    """
+    t = x if x > -800.0 else -800.0
+    t = t if t < 800.0 else 800.0
+    n = np.int64(math.floor(t * _N_OVER_LN2 + 0.5))
+    fn = np.float64(n)
+    r = (t - fn * _LN2_N_HI) - fn * _LN2_N_LO
+    p = r + r * r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0
+                                                                  + r * (1.0 / 720.0)))))
+    j = n & (_EXP_N - 1)
+    th = _EXP2_HI[j]
+    y = th + (th * p + _EXP2_LO[j])
+    m = n >> 6
+    m1 = m >> 1
+    y = y * _float64_from_bits((m1 + 1023) << 52) * _float64_from_bits((m - m1 + 1023) << 52)
+    return y if x == x else x
+
+
+#: the decorator of the shared device functions (``CORE``) and the binary family's: a float
+#: division by zero gives inf or NaN, as on CUDA, instead of Numba's default
+#: ``ZeroDivisionError`` check, whose branch keeps LLVM from vectorizing the loops around it
+#: (ARM's pairs: 9 ms without it, 4 ms with it and :func:`exp`, per 10^6 variables, one thread).
+#: The other families keep the default: with this decorator their categorical kernels measured
+#: 10-20% slower (REINFORCE-LOO's combine, Gumbel-Softmax's queries; not explained)
+DEVICE = partial(njit, error_model="numpy")
+CORE = build(DEVICE, exp=exp)
 sigmoid = CORE.sigmoid
 sample_bernoulli_row = CORE.sample_bernoulli_row
 sample_categorical_row = CORE.sample_categorical_row
@@ -110,7 +184,7 @@ def _categorical_cdf(alpha, cum):
         m, _ = row_argmax(alpha, k)
         running = 0.0
         for c in range(C):
-            running += math.exp(alpha[k, c] - m)
+            running += exp(alpha[k, c] - m)
             cum[k, c] = running
 
 

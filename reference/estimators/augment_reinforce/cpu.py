@@ -16,7 +16,7 @@ from reference.contract import Answers, Backend, Queries
 from .device import build
 from .numpy_reference import aux_u, check_query_count
 
-CORE_BINARY = build(njit, _cpu.CORE)
+CORE_BINARY = build(_cpu.DEVICE, _cpu.CORE)
 arm_pair_row = CORE_BINARY.arm_pair_row
 ar_combine_row = CORE_BINARY.ar_combine_row
 arm_combine_row = CORE_BINARY.arm_combine_row

@@ -10,13 +10,13 @@ allocate. Accumulations are float64.
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 
 def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     """Compile the binary family's device functions with ``jit`` on top of ``base``."""
     sigmoid = base.sigmoid
+    exp = base.exp
 
     @jit
     def sigmoid_pair(x):
@@ -24,7 +24,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # two-branch sigmoid are 1 / (1 + e) and e / (1 + e), so the values are those of two
         # calls to base.sigmoid, bit for bit (x = 0 gives 1/2 twice either way); selected, not
         # branched on: random logits mispredict a branch on the sign half the time
-        e = math.exp(-abs(x))
+        e = exp(-abs(x))
         big = 1.0 / (1.0 + e)
         small = e / (1.0 + e)
         return (big if x >= 0 else small), (small if x > 0 else big)
@@ -40,31 +40,43 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     @jit
     def ar_combine_row(u, f, out):
         # u (n, K), f (n,) -> out (K,): (1/n) sum_i f_i (1 - 2 u_ik)
-        n = u.shape[0]
-        for k in range(u.shape[1]):
-            acc = 0.0
-            for i in range(n):
-                acc += f[i] * (1.0 - 2.0 * u[i, k])
-            out[k] = acc / n
+        # the sums over i for all k side by side in out (the k loop innermost, so it
+        # vectorizes), each still adding its i in increasing order from +0.0
+        n, K = u.shape[0], u.shape[1]
+        for k in range(K):
+            out[k] = 0.0
+        for i in range(n):
+            for k in range(K):
+                out[k] += f[i] * (1.0 - 2.0 * u[i, k])
+        for k in range(K):
+            out[k] = out[k] / n
 
     @jit
     def arm_combine_row(u, f, out):
         # u (n, K), f (2n,) with f(b1_i) at 2i, f(b2_i) at 2i + 1 -> out (K,):
         # (1/n) sum_i (f(b1_i) - f(b2_i)) (u_ik - 1/2)
-        n = u.shape[0]
-        for k in range(u.shape[1]):
-            acc = 0.0
-            for i in range(n):
-                acc += (f[2 * i] - f[2 * i + 1]) * (u[i, k] - 0.5)
-            out[k] = acc / n
+        # summed as in ar_combine_row
+        n, K = u.shape[0], u.shape[1]
+        for k in range(K):
+            out[k] = 0.0
+        for i in range(n):
+            d = f[2 * i] - f[2 * i + 1]
+            for k in range(K):
+                out[k] += d * (u[i, k] - 0.5)
+        for k in range(K):
+            out[k] = out[k] / n
 
     @jit
     def disarm_combine_row(phi, z, f, out):
         # phi (K,), z (2n, K) with b1_i at row 2i and b2_i at 2i + 1, f (2n,) -> out (K,):
         # (1/n) sum_i 1/2 (f(b1_i) - f(b2_i)) (-1)^{b2_ik} 1[b1_ik != b2_ik] sigmoid(|phi_k|)
+        # the sigmoids first, in a loop of their own (into out, read back below), where the
+        # exps vectorize; the sums over i (k outer) are then plain arithmetic
         n = z.shape[0] // 2
         for k in range(phi.shape[0]):
-            s = sigmoid(abs(phi[k]))
+            out[k] = sigmoid(abs(phi[k]))
+        for k in range(phi.shape[0]):
+            s = out[k]
             acc = 0.0
             for i in range(n):
                 b1 = z[2 * i, k]

@@ -6,8 +6,6 @@ No on-disk cache: the kernels call device functions of another file (see :mod:`r
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
@@ -48,7 +46,7 @@ def _combine_categorical_row(alpha, z, f, loo, baseline, out, w, e, hit, miss, a
         total = 0.0
         rest = 0.0
         for c in range(C):
-            e[c] = math.exp(alpha[k, c] - m)
+            e[c] = _cpu.exp(alpha[k, c] - m)
             total += e[c]
             if c != cmax:
                 rest += e[c]
