@@ -182,9 +182,11 @@ def _categorical_cdf(alpha, cum):
     K, C = alpha.shape[0], alpha.shape[1]
     for k in range(K):
         m, _ = row_argmax(alpha, k)
+        for c in range(C):  # the exps first, in a loop of their own, where they vectorize
+            cum[k, c] = exp(alpha[k, c] - m)
         running = 0.0
         for c in range(C):
-            running += exp(alpha[k, c] - m)
+            running += cum[k, c]
             cum[k, c] = running
 
 

@@ -43,10 +43,11 @@ def _combine_categorical_row(alpha, z, f, loo, baseline, out, w, e, hit, miss, a
         w[i] = score_weight(f, i, loo, baseline, fbar)
     for k in range(K):
         m, cmax = row_argmax(alpha, k)
+        for c in range(C):  # a loop of its own, where the exps vectorize
+            e[c] = _cpu.exp(alpha[k, c] - m)
         total = 0.0
         rest = 0.0
         for c in range(C):
-            e[c] = _cpu.exp(alpha[k, c] - m)
             total += e[c]
             if c != cmax:
                 rest += e[c]
