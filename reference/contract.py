@@ -77,10 +77,13 @@ class NoiseSpec:
 class Backend:
     """One backend of one estimator: its two phases on batch-flattened arrays.
 
-    ``serial_twins``: every kernel the phases call is a twin kernel
-    (:func:`reference._cpu.twin_kernel`), so inside :func:`reference._cpu.serial_kernels` the
-    phases run serially and without the GIL, and may be called from several threads at once
-    (the CPU VAE's blocks of data points do so); False where that is not known."""
+    ``serial_twins``: the phases may be called from several threads at once inside
+    :func:`reference._cpu.serial_kernels` (the CPU VAE's blocks of data points then run them,
+    :class:`reference.models.vae.VAE`): their kernels run serially and without the GIL there,
+    and their host code keeps no shared state. Every estimator's CPU kernel is a twin kernel
+    (:func:`reference._cpu.twin_kernel`, ``tests/test_twins.py``); the flag is set on the
+    families whose blocks' numbers are checked against one call (score function and swap,
+    ``tests/test_vae.py``), False elsewhere."""
 
     queries: Callable[..., Queries]
     combine: Callable[..., np.ndarray]

@@ -75,6 +75,31 @@ K_JOINT = {"unord": 2, "reinforce_wor": 2}
 BATCH_DIVISOR = {"reinforce_wor": 64}
 
 
+def steady_allocator() -> bool:
+    """Fix glibc's allocation thresholds for the run (``mallopt``: arrays up to 32 MiB from the
+    heap, which is never trimmed below 1 GiB); False where there is no glibc.
+
+    Every phase allocates its outputs; with glibc's dynamic thresholds (raised by the frees a
+    process happens to make) a row could get its arrays as fresh pages from the kernel on every
+    call, page faults included, depending on what ran before it: measured, AR's row at 7.5e6
+    replicates/s when it came first (after the copy), 1.4e7 after another row or with the
+    thresholds fixed. Fixed, every row (ours, NumPy's, PyTorch's, the same allocator) runs on
+    warm memory, whatever its place in the run."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = libc.mallopt if libc is not None else None
+    except (OSError, AttributeError):
+        return False
+    if mallopt is None:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 @njit(parallel=True)
 def _copy(src, dst):
     for i in prange(src.shape[0]):
@@ -267,11 +292,13 @@ def bench(args: argparse.Namespace) -> list[dict]:
         impls = torch_impls(torch)
     except ImportError:
         torch, impls = None, {}
+    steady = steady_allocator()
     bw_nb, bw_np = copy_bandwidth(args.copy_mib << 20, args.repeat)
     bw = max(bw_nb, bw_np)
     print(f"copy bandwidth (read + write): Numba prange {bw_nb / 1e9:.2f} GB/s, "
           f"numpy.copyto {bw_np / 1e9:.2f} GB/s"
-          + (f"; torch {torch.__version__}" if torch is not None else "; torch not installed"))
+          + (f"; torch {torch.__version__}" if torch is not None else "; torch not installed")
+          + ("" if steady else "; allocator thresholds not fixed (no glibc mallopt)"))
     bw_of = {"cpu": bw}
     if "cuda" in args.backends:
         from reference import _cuda

@@ -8,7 +8,7 @@ nothing; each ``prange`` iteration writes only its own rows.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from reference import _cpu
 from reference.contract import Answers, Backend, Queries
@@ -23,7 +23,7 @@ arm_combine_row = CORE_BINARY.arm_combine_row
 disarm_combine_row = CORE_BINARY.disarm_combine_row
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _arm_pairs(phi, u, z):
     # phi (B, K), u (B, R, n, K) -> z (B, R, 2n, K): b1 of pair i at row 2i, b2 at 2i + 1
     B, R, n = u.shape[0], u.shape[1], u.shape[2]
@@ -32,7 +32,7 @@ def _arm_pairs(phi, u, z):
         arm_pair_row(phi[b], u[b, r, i], z[b, r, 2 * i], z[b, r, 2 * i + 1])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _ar_combine(u, f, out):
     # u (B, R, n, K), f (B, R, n) -> out (B, R, K)
     B, R = u.shape[0], u.shape[1]
@@ -41,7 +41,7 @@ def _ar_combine(u, f, out):
         ar_combine_row(u[b, r], f[b, r], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _arm_combine(u, f, out):
     # u (B, R, n, K), f (B, R, 2n) -> out (B, R, K)
     B, R = u.shape[0], u.shape[1]
@@ -50,7 +50,7 @@ def _arm_combine(u, f, out):
         arm_combine_row(u[b, r], f[b, r], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _disarm_combine(phi, z, f, out):
     # phi (B, K), z (B, R, 2n, K), f (B, R, 2n) -> out (B, R, K)
     B, R = z.shape[0], z.shape[1]

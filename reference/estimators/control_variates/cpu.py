@@ -29,7 +29,7 @@ double_cv_bernoulli = CV.double_cv_bernoulli
 
 
 # ------------------------------------------------------------------------ kernels
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _nvil_bern(phi, z, f, shift, scale, out):
     # phi (B, K), z (B, R, n, K), f (B, R, n) -> out (B, R, K)
     B, R = z.shape[0], z.shape[1]
@@ -38,7 +38,7 @@ def _nvil_bern(phi, z, f, shift, scale, out):
         nvil_bernoulli(phi[b], z[b, r], f[b, r], shift, scale, out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _nvil_cat(alpha, z, f, shift, scale, out):
     B, R = z.shape[0], z.shape[1]
     for t in prange(B * R):
@@ -46,7 +46,7 @@ def _nvil_cat(alpha, z, f, shift, scale, out):
         nvil_categorical(alpha[b], z[b, r], f[b, r], shift, scale, out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _muprop_bern(phi, z, f, f_mu, d_mu, out):
     # f_mu (B, R, 1), d_mu (B, R, 1, K) -> out (B, R, K)
     B, R = z.shape[0], z.shape[1]
@@ -55,7 +55,7 @@ def _muprop_bern(phi, z, f, f_mu, d_mu, out):
         muprop_bernoulli(phi[b], z[b, r], f[b, r], f_mu[b, r, 0], d_mu[b, r, 0], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _muprop_cat(alpha, z, f, f_mu, d_mu, out):
     B, R = z.shape[0], z.shape[1]
     for t in prange(B * R):
@@ -63,7 +63,7 @@ def _muprop_cat(alpha, z, f, f_mu, d_mu, out):
         muprop_categorical(alpha[b], z[b, r], f[b, r], f_mu[b, r, 0], d_mu[b, r, 0], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _dcv_bern(phi, z, f, d, alpha_cv, out):
     # d (B, R, n, K) -> out (B, R, K)
     B, R = z.shape[0], z.shape[1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from reference import _cpu
 from reference import ksubset as ks
 from reference.contract import Answers, Backend, Queries
 
@@ -32,7 +33,7 @@ simple_row = P.simple_row
 top_k_row = P.top_k_row
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _top_k(pert, kk, z):
     # pert (B, M, n) -> z (B, M, n)
     B, M = pert.shape[0], pert.shape[1]
@@ -41,7 +42,7 @@ def _top_k(pert, kk, z):
         top_k_row(pert[b, m], kk, z[b, m])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _imle_ksubset(theta, pert, z, dy, kk, lambda_, adaptive, beta, two_sided, divide, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
@@ -50,13 +51,13 @@ def _imle_ksubset(theta, pert, z, dy, kk, lambda_, adaptive, beta, two_sided, di
                        two_sided, divide, out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _ksubset_tables(theta, kk, L):
     for b in prange(theta.shape[0]):
         ksubset_forward(theta[b], kk, -1, L[b])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _ksubset_sample(theta, L, kk, u, z):
     # u (B, M, n) -> z (B, M, n)
     B, M = u.shape[0], u.shape[1]
@@ -65,13 +66,13 @@ def _ksubset_sample(theta, L, kk, u, z):
         ksubset_sample_row(theta[b], L[b], kk, u[b, m], z[b, m])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _ksubset_cov(theta, kk, L, Bk, mu, cond, cov):
     for b in prange(theta.shape[0]):
         ksubset_covariance(theta[b], kk, L[b], Bk[b], mu[b], cond[b], cov[b])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _simple(cov, dy, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):

@@ -31,7 +31,7 @@ carms_grad_bernoulli = MS.carms_grad_bernoulli
 carms_grad_categorical = MS.carms_grad_categorical
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _vimco_bernoulli(phi, z, f, w, out):
     # phi (B, K), z (B, R, n, K), f (B, R, n), scratch w (B, R, n) -> out (B, R, K)
     B, R = z.shape[0], z.shape[1]
@@ -41,7 +41,7 @@ def _vimco_bernoulli(phi, z, f, w, out):
         weighted_scores_bernoulli(phi[b], z[b, r], w[b, r], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _vimco_categorical(alpha, z, f, w, out):
     # alpha (B, K, C), z (B, R, n, K), f (B, R, n), scratch w (B, R, n) -> out (B, R, K, C)
     B, R = z.shape[0], z.shape[1]
@@ -51,7 +51,7 @@ def _vimco_categorical(alpha, z, f, w, out):
         weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _joint_tables(log_p, lq):
     # log_p (B, K, C) -> lq (B, C**K)
     for b in prange(log_p.shape[0]):
@@ -68,7 +68,7 @@ def joint_tables(dist: str, params: np.ndarray) -> np.ndarray:
     return lq
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _unord_queries(log_q, u, C, idx, val, z):
     # log_q (B, N) joint table, u (B, R, N) -> idx, val (B, R, n), z (B, R, n, K)
     B, R = u.shape[0], u.shape[1]
@@ -78,7 +78,7 @@ def _unord_queries(log_q, u, C, idx, val, z):
         indices_to_configs(idx[b, r], C, z[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _unord_weights(log_q, z, f, C, lp, logG, w):
     # log_q (B, N), z (B, R, n, K), f (B, R, n); scratch lp, w (B, R, n), logG (B, R, 2**n)
     B, R = z.shape[0], z.shape[1]
@@ -87,7 +87,7 @@ def _unord_weights(log_q, z, f, C, lp, logG, w):
         unord_row(log_q[b], z[b, r], f[b, r], C, lp[b, r], logG[b, r], w[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _scores_bernoulli(phi, z, w, out):
     B, R = z.shape[0], z.shape[1]
     for t in prange(B * R):
@@ -95,7 +95,7 @@ def _scores_bernoulli(phi, z, w, out):
         weighted_scores_bernoulli(phi[b], z[b, r], w[b, r], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _scores_categorical(alpha, z, w, out):
     B, R = z.shape[0], z.shape[1]
     for t in prange(B * R):
@@ -103,7 +103,7 @@ def _scores_categorical(alpha, z, w, out):
         weighted_scores_categorical(alpha[b], z[b, r], w[b, r], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _wor_tables(lq, sets, logps, logpi, acc, lp, logG, top, E):
     # per batch element, from log q (B, N): log pi (B, N); scratch logps (B, M), acc (B, N),
     # lp (B, n), logG (B, 2**n), top (B, r), E (B, r, N) with r = min(n + 1, N)
@@ -111,7 +111,7 @@ def _wor_tables(lq, sets, logps, logpi, acc, lp, logG, top, E):
         inclusion(lq[b], sets, logps[b], logpi[b], acc[b], lp[b], logG[b], top[b], E[b])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _wor_weights(lq, logpi, z, f, baseline, C, w):
     B, R = z.shape[0], z.shape[1]
     for t in prange(B * R):
@@ -187,7 +187,7 @@ CPU_UNORD = Backend(_unord_q, _unord_c)
 
 
 # ------------------------------------------------------------------------------------ CARMS
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _carms_ratio(table, n, order, bnd, P, ratio):
     # table (B, K, C) -> P, ratio (B, K, C, C); scratch order (B, K, C) int, bnd (B, K, 4, C)
     B, K = table.shape[0], table.shape[1]
@@ -196,7 +196,7 @@ def _carms_ratio(table, n, order, bnd, P, ratio):
         carms_ratio_row(table[b], k, n, order[b, k], bnd[b, k], P[b, k], ratio[b, k])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _carms_queries(table, u, u_perm, order, running, z):
     # table (B, K, C), u (B, R, n, K), u_perm (B, R, K); scratch order, running (B, R, C)
     B, R = u.shape[0], u.shape[1]
@@ -205,7 +205,7 @@ def _carms_queries(table, u, u_perm, order, running, z):
         carms_sample_row(table[b], u[b, r], u_perm[b, r], order[b, r], running[b, r], z[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _carms_bernoulli(phi, ratio, z, f, w, out):
     B, R = z.shape[0], z.shape[1]
     for t in prange(B * R):
@@ -213,7 +213,7 @@ def _carms_bernoulli(phi, ratio, z, f, w, out):
         carms_grad_bernoulli(phi[b], ratio[b], z[b, r], f[b, r], w[b, r], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _carms_categorical(alpha, ratio, z, f, w, out):
     B, R = z.shape[0], z.shape[1]
     for t in prange(B * R):

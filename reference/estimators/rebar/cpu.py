@@ -25,7 +25,7 @@ rebar_row_categorical = RB.rebar_row_categorical
 rebar_combine_categorical = RB.rebar_combine_categorical
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _rows(phi, u, v, tau, b, points, dzt):
     # phi (B, K), u, v (B, R, n, K) -> b, dzt (B, R, n, K), points (B, R, 2n, K)
     B, R, n = u.shape[0], u.shape[1], u.shape[2]
@@ -35,7 +35,7 @@ def _rows(phi, u, v, tau, b, points, dzt):
                   points[bb, r, n + i], dzt[bb, r, i])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _combine_kernel(phi, b, f, cvals, dc, points, dzt, eta, tau, out):
     B, R = b.shape[0], b.shape[1]
     for t in prange(B * R):
@@ -44,7 +44,7 @@ def _combine_kernel(phi, b, f, cvals, dc, points, dzt, eta, tau, out):
                       dzt[bb, r], eta, tau, out[bb, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _rows_categorical(alpha, u, v, tau, b, points, wt):
     # alpha (B, K, C), u, v (B, R, n, K, C) -> b (B, R, n, K), wt (B, R, n, K, C),
     # points (B, R, 2n, K, C)
@@ -55,7 +55,7 @@ def _rows_categorical(alpha, u, v, tau, b, points, wt):
                               points[bb, r, i], points[bb, r, n + i], wt[bb, r, i])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _combine_categorical(alpha, b, f, cvals, dc, points, wt, eta, tau, out):
     B, R = b.shape[0], b.shape[1]
     for t in prange(B * R):

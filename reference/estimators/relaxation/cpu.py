@@ -34,7 +34,7 @@ def _onehot(z: np.ndarray, C: int, dtype) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------ kernels
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _st_cat(alpha, dy, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
@@ -42,7 +42,7 @@ def _st_cat(alpha, dy, out):
         st_categorical(alpha[b], dy[b, r], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _st_bern(phi, dy, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
@@ -50,7 +50,7 @@ def _st_bern(phi, dy, out):
         st_bernoulli(phi[b], dy[b, r], out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _gs_cat(alpha, u, tau, y, z):
     # u (B, M, K, C) -> y (B, M, K, C), z (B, M, K)
     B, M = u.shape[0], u.shape[1]
@@ -59,7 +59,7 @@ def _gs_cat(alpha, u, tau, y, z):
         gs_row_categorical(alpha[b], u[b, m], tau, y[b, m], z[b, m])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _gs_bern(phi, u, tau, y, z):
     # u (B, M, K, 2) -> y (B, M, K), z (B, M, K)
     B, M = u.shape[0], u.shape[1]
@@ -68,7 +68,7 @@ def _gs_bern(phi, u, tau, y, z):
         gs_row_bernoulli(phi[b], u[b, m], tau, y[b, m], z[b, m])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _jvp_cat(y, dy, tau, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
@@ -76,7 +76,7 @@ def _jvp_cat(y, dy, tau, out):
         jvp_categorical(y[b, r], dy[b, r], tau, out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _jvp_bern(y, dy, tau, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
@@ -84,7 +84,7 @@ def _jvp_bern(y, dy, tau, out):
         jvp_bernoulli(y[b, r], dy[b, r], tau, out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _perturb_cat(alpha, u, pert, z):
     # u (B, M, K, C) -> pert (B, M, K, C), z (B, M, K)
     B, M = u.shape[0], u.shape[1]
@@ -93,7 +93,7 @@ def _perturb_cat(alpha, u, pert, z):
         perturb_row_categorical(alpha[b], u[b, m], pert[b, m], z[b, m])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _imle_cat(alpha, pert, z, dy, lambda_, adaptive, beta, two_sided, divide, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):

@@ -30,7 +30,7 @@ def _onehot(z: np.ndarray, C: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------ kernels
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _gr_perturb(alpha, z, u, x):
     # alpha (B, K, C), z (B, N, K), u (B, N, m, K, C) -> x (B, N, m, K, C)
     B, N, mm = u.shape[0], u.shape[1], u.shape[2]
@@ -40,7 +40,7 @@ def _gr_perturb(alpha, z, u, x):
         gr_perturb_row(alpha[b], z[b, i], u[b, i, j], x[b, i, j])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _gr_cat(alpha, x, dy, tau, detach, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
@@ -48,7 +48,7 @@ def _gr_cat(alpha, x, dy, tau, detach, out):
         gr_categorical(alpha[b], x[b, r], dy[b, r], tau, detach, out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _gst_cat(alpha, z, dy, tau, gap, adaptive, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
@@ -56,7 +56,7 @@ def _gst_cat(alpha, z, dy, tau, gap, adaptive, out):
         gst_categorical(alpha[b], z[b, r], dy[b, r], tau, gap, adaptive, out[b, r])
 
 
-@njit(parallel=True)
+@_cpu.twin_kernel
 def _reinmax_cat(alpha, z, dy, tau, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
