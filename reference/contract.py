@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import float_array, int_config_array, positive_int, shape_tuple
+from ._validate import count_outside, float_array, int_config_array, positive_int, shape_tuple
 from .distributions import Distribution, get_distribution
 
 __all__ = ["NoiseSpec", "Backend", "Queries", "Answers", "Cost", "Estimator", "BACKENDS", "evaluate",
@@ -379,7 +379,7 @@ class Estimator:
             if R is not None and r != R:
                 raise ValueError("all noise arrays must have the same number of replicates R")
             R = r
-            if s.law == "uniform" and arr.size and (arr.min() < 0.0 or arr.max() >= 1.0):
+            if s.law == "uniform" and arr.size and count_outside(arr, 0.0, 1.0):
                 raise ValueError(f"noise[{s.name!r}] must lie in [0, 1)")
             if s.check is not None and arr.size:
                 s.check(arr, f"noise[{s.name!r}]")
