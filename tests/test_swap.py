@@ -445,3 +445,30 @@ def test_cpu_arsm_kernels_are_the_device_functions(mode, C):
     for got, want in ((z1, z0), (slot1, slot0), (n1, n0), (wt1, wt0), (out1, out0)):
         assert np.array_equal(got, want)
     assert n0.min() < n0.max() <= M  # some replicates share configurations, some do not
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("name", ["ars", "arsm"])
+def test_logits_spreading_past_the_limit_are_refused(name, backend):
+    # exp(max - alpha) must stay finite: a row spreading by more than MAX_LOGIT_SPREAD is an
+    # error naming the spread on every backend (the CPU computes it in its own pass); a row
+    # at the limit passes
+    from reference.estimators.swap.numpy_reference import MAX_LOGIT_SPREAD
+
+    est = REGISTRY[name]
+    alpha = np.zeros((5, 2, 3))
+    alpha[3, 1, 2] = MAX_LOGIT_SPREAD
+    noise = est.draw_noise(np.random.default_rng(0), "categorical", alpha.shape, 2)
+    est.queries("categorical", alpha, noise, backend=backend)
+    alpha[3, 1, 0] = -0.5
+    with pytest.raises(ValueError, match=f"got {MAX_LOGIT_SPREAD + 0.5}$"):
+        est.queries("categorical", alpha, noise, backend=backend)
+
+
+def test_cpu_row_spreads_are_numpys():
+    from reference.estimators.swap import cpu as swap_cpu
+
+    alpha = np.random.default_rng(4).standard_normal((37, 5, 6)) * 30
+    out = np.empty(37)
+    swap_cpu._row_spreads(alpha, out)
+    assert np.array_equal(out, (alpha.max(axis=-1) - alpha.min(axis=-1)).max(axis=-1))

@@ -40,6 +40,36 @@ def _row_weights(alpha, w):
 
 
 @_cpu.twin_kernel
+def _row_spreads(alpha, out):
+    # alpha (B, K, C) -> out (B,): max over k of max_c alpha - min_c alpha (exact: no rounding
+    # but the one subtraction, as NumPy's max(axis=-1) - min(axis=-1))
+    B, K, C = alpha.shape
+    for b in prange(B):
+        worst = 0.0
+        for k in range(K):
+            lo = alpha[b, k, 0]
+            hi = lo
+            for c in range(1, C):
+                v = alpha[b, k, c]
+                lo = v if v < lo else lo
+                hi = v if v > hi else hi
+            d = hi - lo
+            worst = d if d > worst else worst
+        out[b] = worst
+
+
+def _check_spread(alpha: np.ndarray) -> None:
+    """:func:`check_logit_spread` with the spread from :func:`_row_spreads` (one pass over
+    ``alpha`` ``(B, K, C)``; NumPy's ``max`` and ``min`` along the short last axis took 91-95 ms
+    of ARS's 425 ms at 65,536 x 16 x 8, one thread)."""
+    if not alpha.size:
+        return check_logit_spread(alpha, 0.0)
+    out = np.empty(alpha.shape[0])
+    _row_spreads(alpha, out)
+    check_logit_spread(alpha, float(out.max()))
+
+
+@_cpu.twin_kernel
 def _ars_queries(u_pi, u_j, u_l, plus, w, pi, z, weight):
     # u_pi (B, R, K, C), u_j (B, R), u_l (B, R, K or 1), w (B, K, C), pi scratch (B, R, K, C)
     # -> z (B, R, C, K), weight (B, R, K)
@@ -183,7 +213,7 @@ def _dummy_u_l(u_pi: np.ndarray) -> np.ndarray:
 
 def _ars_q(plus: bool):
     def queries(dist: str, alpha: np.ndarray, noise: dict, opts: dict) -> Queries:
-        check_logit_spread(alpha)
+        _check_spread(alpha)
         u_pi = noise["u_pi"]
         B, R, K, C = u_pi.shape
         u_l = noise["u_l"] if plus else _dummy_u_l(u_pi)[..., 0]
@@ -198,7 +228,7 @@ def _ars_q(plus: bool):
 
 def _arsm_q(mode: int):
     def queries(dist: str, alpha: np.ndarray, noise: dict, opts: dict) -> Queries:
-        check_logit_spread(alpha)
+        _check_spread(alpha)
         u_pi = noise["u_pi"]
         B, R, K, C = u_pi.shape
         M = C * (C - 1) // 2 + 1

@@ -238,9 +238,13 @@ def arsm_slots(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return z, slot, n
 
 
-def check_logit_spread(alpha: np.ndarray) -> None:
-    """Raise ``ValueError`` if a row of logits spreads by more than ``MAX_LOGIT_SPREAD``."""
-    spread = float((alpha.max(axis=-1) - alpha.min(axis=-1)).max()) if alpha.size else 0.0
+def check_logit_spread(alpha: np.ndarray, spread: float | None = None) -> None:
+    """Raise ``ValueError`` if a row of logits spreads by more than ``MAX_LOGIT_SPREAD``.
+
+    ``spread``: the largest ``max(alpha_k) - min(alpha_k)`` over the rows, where the caller has
+    computed it (the CPU backend, in one compiled pass); computed here otherwise."""
+    if spread is None:
+        spread = float((alpha.max(axis=-1) - alpha.min(axis=-1)).max()) if alpha.size else 0.0
     if spread > MAX_LOGIT_SPREAD:
         raise ValueError(f"the swap estimators need max(alpha_k) - min(alpha_k) <= "
                          f"{MAX_LOGIT_SPREAD} in every row (exp of it must be finite), got {spread}")
