@@ -36,13 +36,12 @@ def _count_outside(x, lo, hi):
     return x.size - inside
 
 
-def _one_pass(a: np.ndarray) -> bool:
-    return a.size >= ONE_PASS_MIN and a.dtype in (np.float64, np.float32, np.int64)
+_FLOATS = (np.float64, np.float32)
 
 
 def all_finite(a: np.ndarray) -> bool:
     """True when no entry of the float array ``a`` (any shape) is NaN or infinite."""
-    if _one_pass(a) and a.dtype != np.int64:
+    if a.size >= ONE_PASS_MIN and a.dtype in _FLOATS:
         return _count_nonfinite(a.ravel(order="K")) == 0
     return bool(np.all(np.isfinite(a)))
 
@@ -50,7 +49,7 @@ def all_finite(a: np.ndarray) -> bool:
 def count_outside(a: np.ndarray, lo: float, hi: float) -> int:
     """The number of entries of ``a`` (float64, float32 or int64, any shape) outside ``[lo,
     hi)``, NaN counted as outside."""
-    if _one_pass(a):
+    if a.size >= ONE_PASS_MIN and a.dtype in (*_FLOATS, np.int64):
         if a.dtype == np.int64:
             lo, hi = int(np.ceil(lo)), int(np.ceil(hi))  # the same integers lie in [lo, hi)
         return int(_count_outside(a.ravel(order="K"), lo, hi))
