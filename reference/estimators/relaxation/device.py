@@ -22,12 +22,24 @@ def build(jit, base) -> SimpleNamespace:
     sigmoid = base.sigmoid
     sigmoid_prime = base.sigmoid_prime
     softmax_stats = base.softmax_stats
+    log = base.log
 
     @jit
     def gumbel(u):
-        # G = -log(-log(max(u, TINY)))
+        # G = -log(-log(max(u, TINY))); log is the base's (the CPU's vectorizes)
         x = u if u > TINY else TINY
-        return -math.log(-math.log(x))
+        return -log(-log(x))
+
+    @jit
+    def perturb_logits(alpha, u, pert):
+        # pert (K, C) = alpha + G(u): a loop of its own, with no other work in it, so that the
+        # CPU's logs run packed (the two logs of a Gumbel are the kernels' main cost)
+        # (gumbel's body written out: called through gumbel, LLVM does not inline the two
+        # logs and the loop stays scalar)
+        for k in range(alpha.shape[0]):
+            for c in range(alpha.shape[1]):
+                x = u[k, c] if u[k, c] > TINY else TINY
+                pert[k, c] = alpha[k, c] - log(-log(x))
 
     @jit
     def softmax_jvp_acc(y, dy, scale, out):
@@ -74,17 +86,15 @@ def build(jit, base) -> SimpleNamespace:
     @jit
     def gs_row_categorical(alpha, u, tau, y, z):
         # alpha (K, C), u (K, C) -> y (K, C) = softmax((alpha + G)/tau), z (K,) = argmax(alpha + G)
-        # the perturbed logits are kept in y between the passes: the two logs of a Gumbel
-        # are the kernel's main cost, so each is taken once
+        # the perturbed logits are kept in y between the passes, so each Gumbel is taken once
         K, C = alpha.shape[0], alpha.shape[1]
+        perturb_logits(alpha, u, y)
         for k in range(K):
             best = 0
-            bx = alpha[k, 0] + gumbel(u[k, 0])
-            y[k, 0] = bx
+            bx = y[k, 0]
             m = bx / tau
             for c in range(1, C):
-                xc = alpha[k, c] + gumbel(u[k, c])
-                y[k, c] = xc
+                xc = y[k, c]
                 if xc > bx:
                     bx = xc
                     best = c
@@ -140,11 +150,11 @@ def build(jit, base) -> SimpleNamespace:
     def perturb_row_categorical(alpha, u, pert, z):
         # pert (K, C) = alpha + G; z (K,) = argmax(pert), ties to the lowest index
         K, C = alpha.shape[0], alpha.shape[1]
+        perturb_logits(alpha, u, pert)
         for k in range(K):
             best = 0
-            for c in range(C):
-                pert[k, c] = alpha[k, c] + gumbel(u[k, c])
-                if c > 0 and pert[k, c] > pert[k, best]:
+            for c in range(1, C):
+                if pert[k, c] > pert[k, best]:
                     best = c
             z[k] = best
 
