@@ -3,8 +3,8 @@
 ``build(jit)`` compiles the same plain-Python bodies with ``numba.njit`` (CPU) or
 ``numba.cuda.jit(device=True)`` (CUDA), so both fast backends do the very same floating-point
 operations in the same order, except inside the exponential and the logarithm: the CPU's are
-:func:`reference._cpu.exp` (within 0.51 ulp) and :func:`reference._cpu.log` (within 0.67 ulp),
-CUDA's its libdevice ``exp`` and ``log``. The bodies mirror
+:func:`reference._cpu.exp` (within 0.51 ulp), :func:`reference._cpu.log` and ``log1p`` (within
+0.68 ulp), CUDA's its libdevice ``exp``, ``log`` and ``log1p``. The bodies mirror
 the NumPy reference in :mod:`reference.distributions` (the samplers); each estimator family's
 own arithmetic is in its ``reference/estimators/<family>/device.py``, built on top of this
 namespace. They never validate and never allocate. Accumulations are in float64 even for
@@ -16,14 +16,15 @@ import math
 from types import SimpleNamespace
 
 
-def build(jit, exp=math.exp, log=math.log) -> SimpleNamespace:
+def build(jit, exp=math.exp, log=math.log, log1p=math.log1p) -> SimpleNamespace:
     """Compile the shared device functions with ``jit``; returns them in a namespace.
 
     ``exp``: the float64 exponential every body calls, compiled for the same target (the CPU
     passes :func:`reference._cpu.exp`, which vectorizes where libm's is a call per element;
     CUDA keeps ``math.exp``). It is in the namespace as ``exp`` for the families' bodies.
-    ``log``: the same for the logarithm (:func:`reference._cpu.log` on the CPU, within 0.67 ulp;
-    CUDA's ``math.log``), in the namespace as ``log``.
+    ``log`` and ``log1p``: the same for the logarithms (:func:`reference._cpu.log` and
+    :func:`reference._cpu.log1p` on the CPU, both within 0.68 ulp; CUDA's ``math.log`` and
+    ``math.log1p``), in the namespace as ``log`` and ``log1p``.
     """
 
     @jit

@@ -19,13 +19,7 @@ TINY = 2.2250738585072014e-308
 def build(jit, base) -> SimpleNamespace:
     """Compile the device functions with ``jit``; ``base`` from ``reference._core.build``."""
     softmax_stats = base.softmax_stats
-
-    @jit
-    def neg_logaddexp(a, b):
-        # -log(exp(a) + exp(b)), stable
-        if a > b:
-            return -(a + math.log1p(math.exp(b - a)))
-        return -(b + math.log1p(math.exp(a - b)))
+    exp, log, log1p = base.exp, base.log, base.log1p
 
     @jit
     def row_max(x, k, scale):
@@ -52,19 +46,23 @@ def build(jit, base) -> SimpleNamespace:
     @jit
     def gr_perturb_row(alpha, z, u, x):
         # alpha (K, C), z (K,), u (K, C) -> x (K, C): alpha + G, G | argmax = z
+        # the truncated values -logaddexp(a, -M) = -(max(a, -M) + log1p(exp(-|a + M|))) (the
+        # branch NumPy's logaddexp takes) written out in the loop over c, the sample's entry
+        # overwritten after it: with no call in the loop (a device function there is not
+        # inlined), the CPU runs it packed
         K, C = alpha.shape[0], alpha.shape[1]
         for k in range(K):
             m, total = softmax_stats(alpha, k)
-            lse = m + math.log(total)
+            lse = m + log(total)
             i = z[k]
             ui = u[k, i] if u[k, i] > TINY else TINY
-            big = -math.log(-math.log(ui)) + lse  # M = -log E_i + lse
+            big = -log(-log(ui)) + lse  # M = -log E_i + lse
             for c in range(C):
-                if c == i:
-                    x[k, c] = big
-                else:
-                    uc = u[k, c] if u[k, c] > TINY else TINY
-                    x[k, c] = neg_logaddexp(math.log(-math.log(uc)) - alpha[k, c], -big)
+                uc = u[k, c] if u[k, c] > TINY else TINY
+                a = log(-log(uc)) - alpha[k, c]
+                hi = a if a > -big else -big
+                x[k, c] = -(hi + log1p(exp(-abs(a + big))))
+            x[k, i] = big
 
     @jit
     def gr_categorical(alpha, x, dy, tau, detach, out):
