@@ -256,7 +256,7 @@ def log1p(x):
     return y if x >= -1.0 else np.nan
 
 
-#: the decorator of the shared device functions (``CORE``) and the binary family's: a float
+#: the decorator of the shared device functions (``CORE``) and the binary and REBAR families': a float
 #: division by zero gives inf or NaN, as on CUDA, instead of Numba's default
 #: ``ZeroDivisionError`` check, whose branch keeps LLVM from vectorizing the loops around it
 #: (ARM's pairs: 9 ms without it, 4 ms with it and :func:`exp`, per 10^6 variables, one thread).

@@ -30,6 +30,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     score_bernoulli = base.score_bernoulli
     softmax_complement = base.softmax_complement
     gs_row_categorical = build_relaxation(jit, base).gs_row_categorical
+    exp, log, log1p = base.exp, base.log, base.log1p
 
     @jit
     def softplus(x):
@@ -83,7 +84,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     def loglog(v):
         # log(-log(max(v, TINY))): minus the standard Gumbel of v
         x = v if v > TINY else TINY
-        return math.log(-math.log(x))
+        return log(-log(x))
 
     @jit
     def rebar_row_categorical(alpha, u, v, tau, b, y, yt, wt):
@@ -92,19 +93,25 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # z~_c = z~_b - softplus(loglog(v_c) + z~_b - alpha_c) for c != b
         # b and y: the Gumbel-Softmax family's point (alpha + G(u) is alpha - loglog(u) bit
         # for bit: a + (-x) and a - x round alike)
+        # the softplus terms, written out as max(s, 0) + log1p(exp(-|s|)) (softplus' value,
+        # both branches), and the exps are a loop of their own, with no call and no running
+        # sum in it (a device function there is not inlined): the CPU runs it packed
         gs_row_categorical(alpha, u, tau, y, b)
         K, C = alpha.shape[0], alpha.shape[1]
         for k in range(K):
             best = b[k]
             am, at = softmax_stats(alpha, k)
-            zb = (am + math.log(at)) - loglog(v[k, best])
+            zb = (am + log(at)) - loglog(v[k, best])
+            for c in range(C):
+                x = v[k, c] if v[k, c] > TINY else TINY
+                s = log(-log(x)) + zb - alpha[k, c]
+                sp = (s if s > 0.0 else 0.0) + log1p(exp(-abs(s)))
+                sp = 0.0 if c == best else sp
+                wt[k, c] = exp(-sp)
+                yt[k, c] = exp(-sp / tau)
             tt = 0.0
             for c in range(C):
-                sp = 0.0 if c == best else softplus(loglog(v[k, c]) + zb - alpha[k, c])
-                wt[k, c] = math.exp(-sp)
-                e = math.exp(-sp / tau)
-                yt[k, c] = e
-                tt += e
+                tt += yt[k, c]
             for c in range(C):
                 yt[k, c] = yt[k, c] / tt
 
