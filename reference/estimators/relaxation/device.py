@@ -22,7 +22,7 @@ def build(jit, base) -> SimpleNamespace:
     sigmoid = base.sigmoid
     sigmoid_prime = base.sigmoid_prime
     softmax_stats = base.softmax_stats
-    log = base.log
+    log, exp = base.log, base.exp
 
     @jit
     def gumbel(u):
@@ -101,11 +101,13 @@ def build(jit, base) -> SimpleNamespace:
                 if xc / tau > m:
                     m = xc / tau
             z[k] = best
+            # the exps (the base's: the CPU's is inlined) before the running sum, in the same
+            # order: the sum stays sequential, the exps need not wait for it
+            for c in range(C):
+                y[k, c] = exp(y[k, c] / tau - m)
             total = 0.0
             for c in range(C):
-                e = math.exp(y[k, c] / tau - m)
-                y[k, c] = e
-                total += e
+                total += y[k, c]
             for c in range(C):
                 y[k, c] = y[k, c] / total
 
