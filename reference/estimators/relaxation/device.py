@@ -33,9 +33,9 @@ def build(jit, base) -> SimpleNamespace:
     @jit
     def perturb_logits(alpha, u, pert):
         # pert (K, C) = alpha + G(u): a loop of its own, with no other work in it, so that the
-        # CPU's logs run packed (the two logs of a Gumbel are the kernels' main cost)
-        # (gumbel's body written out: called through gumbel, LLVM does not inline the two
-        # logs and the loop stays scalar)
+        # CPU's logs run packed (the two logs of a Gumbel are the kernels' main cost). gumbel's
+        # body is written out: called through gumbel, the two logs are not inlined and the loop
+        # stays scalar
         for k in range(alpha.shape[0]):
             for c in range(alpha.shape[1]):
                 x = u[k, c] if u[k, c] > TINY else TINY
