@@ -163,3 +163,15 @@ def test_cpu_categorical_sampler_decides_as_the_device_function(dtype, rng):
     _cpu._sample_categorical(alpha, u, got)
     assert np.array_equal(got, want)
     assert np.array_equal(_cpu.sample("categorical", alpha, u), want)
+
+
+def test_cpu_onehot_is_the_references_bit_for_bit():
+    # the CPU backends' relaxed points of hard samples (straight-through, I-MLE, the
+    # straight-through variants): exactly the NumPy references' 0/1 rows, none outside [0, C)
+    from reference import _cpu
+
+    z = np.random.default_rng(2).integers(-1, 6, size=(4, 3, 2, 5))
+    got = _cpu.onehot(z, 5)
+    want = (z[..., None] == np.arange(5)).astype(np.float64)
+    assert got.dtype == np.float64 and got.shape == want.shape
+    assert np.array_equal(got, want) and got[z == 5].sum() == 0 and got[z == -1].sum() == 0

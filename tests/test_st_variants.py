@@ -334,3 +334,23 @@ def test_bad_options_raise_naming_the_option(name, opts, exc, words):
 def test_bernoulli_is_rejected(name):
     with pytest.raises(ValueError, match="categorical"):
         get_estimator(name).draw_noise(np.random.default_rng(0), "bernoulli", (3,), 2)
+
+
+@pytest.mark.parametrize("name, opts", [
+    ("straight_through", {"n": 3}),
+    ("gst", {"tau": 0.7, "gap": 1.0, "n": 3}),
+    ("gst", {"tau": 0.5, "gap": "p", "n": 3}),
+    ("reinmax", {"tau": 2.0, "n": 3}),
+    ("gumbel_rao", {"tau": 0.5, "m": 2, "detach_gumbels": False, "n": 3}),
+    ("gumbel_rao", {"tau": 1.0, "m": 3, "n": 2}),
+])
+def test_combines_over_several_samples_agree_across_backends(name, opts, small_cuda_grid):
+    # the registry's examples mostly take one sample; the fast combines sum a row's samples
+    # with the row's softmax kept (straight-through: p (D - <p, D>) / n with D the sum of the
+    # dy; the others: a scratch row per softmax), so n > 1 is checked on shared noise here
+    est = get_estimator(name)
+    alpha = 1.5 * np.random.default_rng(11).normal(size=(3, 4))
+    pr = verify.make_problem("categorical", alpha, random_table(3, 4, 12))
+    for backend in ("cpu", "cuda"):
+        verify.check_port(verify.backend_port(est, backend, "categorical"), est, pr,
+                          R_shared=6, seed=5, distribution=False, raise_on_failure=True, **opts)

@@ -29,10 +29,6 @@ st_bernoulli = P.st_bernoulli
 st_categorical = P.st_categorical
 
 
-def _onehot(z: np.ndarray, C: int, dtype) -> np.ndarray:
-    return (z[..., None] == np.arange(C)).astype(dtype)
-
-
 # ------------------------------------------------------------------------ kernels
 @_cpu.twin_kernel
 def _st_cat(alpha, dy, out):
@@ -109,7 +105,7 @@ def out_like(shape: tuple[int, ...], params: np.ndarray) -> np.ndarray:
 
 def _st_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
     z = _cpu.sample(dist, params, noise["u"])
-    y = z.astype(np.float64) if dist == "bernoulli" else _onehot(z, params.shape[-1], np.float64)
+    y = z.astype(np.float64) if dist == "bernoulli" else _cpu.onehot(z, params.shape[-1])
     return Queries(z, {}, y)
 
 
@@ -153,7 +149,7 @@ def _gs_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answer
 
 def _stgs_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
     y_soft, z = relaxed(dist, params, noise["u"], opts["tau"])
-    y = z.astype(np.float64) if dist == "bernoulli" else _onehot(z, params.shape[-1], np.float64)
+    y = z.astype(np.float64) if dist == "bernoulli" else _cpu.onehot(z, params.shape[-1])
     return Queries(z, {"y_soft": y_soft}, y)
 
 
@@ -170,7 +166,7 @@ def _imle_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Que
     z = np.empty((B, R * S, K), dtype=np.int64)
     _perturb_cat(params, u.reshape(B, R * S, K, C), pert, z)
     z = z.reshape(B, R, S, K)
-    return Queries(z, {"perturbed": pert.reshape(u.shape)}, _onehot(z, C, np.float64))
+    return Queries(z, {"perturbed": pert.reshape(u.shape)}, _cpu.onehot(z, C))
 
 
 def _imle_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,

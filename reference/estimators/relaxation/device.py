@@ -2,9 +2,9 @@
 
 ``build(jit, base)`` compiles the same plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)``; ``base`` is the compiled namespace of
-:func:`reference._core.build` (``sigmoid``, ``softmax_stats``). The formulas mirror the NumPy
-reference in :mod:`reference.estimators.relaxation.numpy_reference`; nothing here validates or
-allocates. The k-subset family builds on ``gumbel`` and ``perturb_lambda`` from here
+:func:`reference._core.build` (``sigmoid``, ``row_argmax``, ``exp``, ``log``). The formulas
+mirror the NumPy reference in :mod:`reference.estimators.relaxation.numpy_reference`; nothing
+here validates or allocates. The k-subset family builds on ``gumbel`` and ``perturb_lambda`` from here
 (:mod:`reference.estimators.ksubset_perturbation.device`).
 """
 
@@ -21,7 +21,7 @@ def build(jit, base) -> SimpleNamespace:
     """Compile the device functions with ``jit``; ``base`` from ``reference._core.build``."""
     sigmoid = base.sigmoid
     sigmoid_prime = base.sigmoid_prime
-    softmax_stats = base.softmax_stats
+    row_argmax = base.row_argmax
     log, exp = base.log, base.exp
 
     @jit
@@ -54,21 +54,31 @@ def build(jit, base) -> SimpleNamespace:
     @jit
     def st_categorical(alpha, dy, out):
         # alpha (K, C), dy (n, K, C) -> out (K, C) = mean_i p * (dy_i - <p, dy_i>)
+        # p is the same for every i, so this is p * (D - <p, D>) / n with D = sum_i dy_i: p
+        # is computed once per row, kept in out (its exps in a loop of their own, where the
+        # CPU's run packed), and no other row of values is needed. For n = 1 these are the
+        # operations of the per-i form
         K, C = alpha.shape[0], alpha.shape[1]
         n = dy.shape[0]
         for k in range(K):
-            m, total = softmax_stats(alpha, k)
+            m, _ = row_argmax(alpha, k)
             for c in range(C):
-                out[k, c] = 0.0
-            for i in range(n):
-                s = 0.0
-                for c in range(C):
-                    s += (math.exp(alpha[k, c] - m) / total) * dy[i, k, c]
-                for c in range(C):
-                    p = math.exp(alpha[k, c] - m) / total
-                    out[k, c] += p * (dy[i, k, c] - s)
+                out[k, c] = exp(alpha[k, c] - m)
+            total = 0.0
             for c in range(C):
-                out[k, c] = out[k, c] / n
+                total += out[k, c]
+            s = 0.0
+            for c in range(C):
+                out[k, c] = out[k, c] / total
+                d = 0.0
+                for i in range(n):
+                    d += dy[i, k, c]
+                s += out[k, c] * d
+            for c in range(C):
+                d = 0.0
+                for i in range(n):
+                    d += dy[i, k, c]
+                out[k, c] = out[k, c] * (d - s) / n
 
     @jit
     def st_bernoulli(phi, dy, out):

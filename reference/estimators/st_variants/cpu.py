@@ -2,9 +2,9 @@
 :mod:`reference.estimators.st_variants.numpy_reference`).
 
 Kernels take batch-flattened C-contiguous arrays, write into preallocated outputs and return
-nothing; each ``prange`` iteration writes only its own slice. Host-side step shared with the
-NumPy reference: one-hot encoding of the samples.
-No on-disk cache: the kernels call device functions of another file (see :mod:`reference._cpu`).
+nothing; each ``prange`` iteration writes only its own slice. The one-hot points of the
+samples are :func:`reference._cpu.onehot`'s. No on-disk cache: the kernels call device
+functions of another file (see :mod:`reference._cpu`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ gst_categorical = P.gst_categorical
 reinmax_categorical = P.reinmax_categorical
 
 
-def _onehot(z: np.ndarray, C: int) -> np.ndarray:
-    return (z[..., None] == np.arange(C)).astype(np.float64)
-
-
 # ------------------------------------------------------------------------ kernels
 @_cpu.twin_kernel
 def _gr_perturb(alpha, z, u, x):
@@ -45,7 +41,8 @@ def _gr_cat(alpha, x, dy, tau, detach, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
         b, r = t // R, t % R
-        gr_categorical(alpha[b], x[b, r], dy[b, r], tau, detach, out[b, r])
+        w = np.empty((3, alpha.shape[2]))  # the device function's scratch, per task
+        gr_categorical(alpha[b], x[b, r], dy[b, r], tau, detach, w, out[b, r])
 
 
 @_cpu.twin_kernel
@@ -53,7 +50,8 @@ def _gst_cat(alpha, z, dy, tau, gap, adaptive, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
         b, r = t // R, t % R
-        gst_categorical(alpha[b], z[b, r], dy[b, r], tau, gap, adaptive, out[b, r])
+        w = np.empty((2, alpha.shape[2]))
+        gst_categorical(alpha[b], z[b, r], dy[b, r], tau, gap, adaptive, w, out[b, r])
 
 
 @_cpu.twin_kernel
@@ -61,7 +59,8 @@ def _reinmax_cat(alpha, z, dy, tau, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in prange(B * R):
         b, r = t // R, t % R
-        reinmax_categorical(alpha[b], z[b, r], dy[b, r], tau, out[b, r])
+        w = np.empty((2, alpha.shape[2]))
+        reinmax_categorical(alpha[b], z[b, r], dy[b, r], tau, w, out[b, r])
 
 
 # ------------------------------------------------------------------- host wrappers
@@ -72,7 +71,7 @@ def _gr_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queri
     x = np.empty((B, R * n, mm, K, C), dtype=params.dtype)
     _gr_perturb(params, np.ascontiguousarray(z.reshape(B, R * n, K)),
                 np.ascontiguousarray(u.reshape(B, R * n, mm, K, C)), x)
-    return Queries(z, {"perturbed": x.reshape(u.shape)}, _onehot(z, C))
+    return Queries(z, {"perturbed": x.reshape(u.shape)}, _cpu.onehot(z, C))
 
 
 def _gr_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
@@ -86,7 +85,7 @@ def _gr_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answer
 
 def _sample_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
     z = _cpu.sample(dist, params, noise["u"])
-    return Queries(z, {}, _onehot(z, params.shape[-1]))
+    return Queries(z, {}, _cpu.onehot(z, params.shape[-1]))
 
 
 def _gst_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,

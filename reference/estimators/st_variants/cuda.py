@@ -35,38 +35,42 @@ def _gr_perturb(alpha, z, u, x):
         gr_perturb_row(alpha[b], z[b, i], u[b, i, j], x[b, i, j])
 
 
-def _gr_cat(alpha, x, dy, tau, detach, out):
+def _gr_cat(alpha, x, dy, tau, detach, w, out):
+    # w (B * R, 3, C): each work item's scratch for the device function
     B, R = dy.shape[0], dy.shape[1]
     for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
         b, r = t // R, t % R
-        gr_categorical(alpha[b], x[b, r], dy[b, r], tau, detach, out[b, r])
+        gr_categorical(alpha[b], x[b, r], dy[b, r], tau, detach, w[t], out[b, r])
 
 
-def _gst_cat(alpha, z, dy, tau, gap, adaptive, out):
+def _gst_cat(alpha, z, dy, tau, gap, adaptive, w, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
         b, r = t // R, t % R
-        gst_categorical(alpha[b], z[b, r], dy[b, r], tau, gap, adaptive, out[b, r])
+        gst_categorical(alpha[b], z[b, r], dy[b, r], tau, gap, adaptive, w[t], out[b, r])
 
 
-def _reinmax_cat(alpha, z, dy, tau, out):
+def _reinmax_cat(alpha, z, dy, tau, w, out):
     B, R = dy.shape[0], dy.shape[1]
     for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
         b, r = t // R, t % R
-        reinmax_categorical(alpha[b], z[b, r], dy[b, r], tau, out[b, r])
+        reinmax_categorical(alpha[b], z[b, r], dy[b, r], tau, w[t], out[b, r])
 
 
 gr_perturb_kernel = kernel("st_variants_gr_perturb", [
     (arr(f, 3), arr(int64, 3), arr(f, 5), arr(f, 5)) for f in FLOATS
 ])(_gr_perturb)
 gr_cat_kernel = kernel("st_variants_gr_cat", [
-    (arr(f, 3), arr(f, 6), arr(f, 5), float64, boolean, arr(f, 4)) for f in FLOATS
+    (arr(f, 3), arr(f, 6), arr(f, 5), float64, boolean, arr(float64, 3), arr(f, 4))
+    for f in FLOATS
 ])(_gr_cat)
 gst_cat_kernel = kernel("st_variants_gst_cat", [
-    (arr(f, 3), arr(int64, 4), arr(f, 5), float64, float64, boolean, arr(f, 4)) for f in FLOATS
+    (arr(f, 3), arr(int64, 4), arr(f, 5), float64, float64, boolean, arr(float64, 3),
+     arr(f, 4)) for f in FLOATS
 ])(_gst_cat)
 reinmax_cat_kernel = kernel("st_variants_reinmax_cat", [
-    (arr(f, 3), arr(int64, 4), arr(f, 5), float64, arr(f, 4)) for f in FLOATS
+    (arr(f, 3), arr(int64, 4), arr(f, 5), float64, arr(float64, 3), arr(f, 4))
+    for f in FLOATS
 ])(_reinmax_cat)
 
 
@@ -93,13 +97,18 @@ def _out(dy: np.ndarray, params: np.ndarray):
     return cuda.device_array(dy.shape[:2] + params.shape[1:], dtype=params.dtype)
 
 
+def _scratch(dy: np.ndarray, params: np.ndarray, rows: int):
+    # the combines' per-work-item scratch (B * R, rows, C), float64 (device.py)
+    return cuda.device_array((dy.shape[0] * dy.shape[1], rows, params.shape[-1]))
+
+
 def _gr_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
                 opts: dict) -> np.ndarray:
     dy = answers.grad_y
     d_out = _out(dy, params)
     launch(gr_cat_kernel, dy.shape[0] * dy.shape[1], to_device(params),
            to_device(queries.aux["perturbed"]), to_device(dy), float(opts["tau"]),
-           bool(opts["detach_gumbels"]), d_out)
+           bool(opts["detach_gumbels"]), _scratch(dy, params, 3), d_out)
     return d_out.copy_to_host()
 
 
@@ -113,7 +122,7 @@ def _gst_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answe
     dy = answers.grad_y
     d_out = _out(dy, params)
     launch(gst_cat_kernel, dy.shape[0] * dy.shape[1], to_device(params), to_device(queries.z),
-           to_device(dy), float(opts["tau"]), *gap_flags(opts), d_out)
+           to_device(dy), float(opts["tau"]), *gap_flags(opts), _scratch(dy, params, 2), d_out)
     return d_out.copy_to_host()
 
 
@@ -122,7 +131,7 @@ def _reinmax_combine(dist: str, params: np.ndarray, queries: Queries, answers: A
     dy = answers.grad_y
     d_out = _out(dy, params)
     launch(reinmax_cat_kernel, dy.shape[0] * dy.shape[1], to_device(params), to_device(queries.z),
-           to_device(dy), float(opts["tau"]), d_out)
+           to_device(dy), float(opts["tau"]), _scratch(dy, params, 2), d_out)
     return d_out.copy_to_host()
 
 

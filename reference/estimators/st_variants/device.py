@@ -2,14 +2,15 @@
 
 ``build(jit, base)`` compiles the same plain-Python bodies with ``numba.njit`` or
 ``numba.cuda.jit(device=True)``; ``base`` is the compiled namespace of
-:func:`reference._core.build` (``softmax_stats``). The formulas mirror the NumPy reference in
-:mod:`reference.estimators.st_variants.numpy_reference`; nothing here validates or allocates,
-so the softmax values are recomputed where they are needed instead of stored.
+:func:`reference._core.build` (``softmax_stats``, ``exp``, ``log``, ``log1p``). The formulas
+mirror the NumPy reference in :mod:`reference.estimators.st_variants.numpy_reference`; nothing
+here validates or allocates: the combines keep a row's softmax values in a scratch ``w`` of a
+few rows of ``C`` float64 that the kernel passes (each exp is taken once, in a loop of its own
+where the CPU's run packed).
 """
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 #: smallest positive normal float64 (the exponential transform's guard for u = 0)
@@ -29,18 +30,6 @@ def build(jit, base) -> SimpleNamespace:
             if x[k, c] * scale > mx:
                 mx = x[k, c] * scale
         return mx
-
-    @jit
-    def scaled_softmax_dot(x, k, scale, dy):
-        # softmax(scale * x[k]) stats: (max, total, <softmax, dy>)
-        mx = row_max(x, k, scale)
-        total = 0.0
-        dot = 0.0
-        for c in range(x.shape[1]):
-            e = math.exp(x[k, c] * scale - mx)
-            total += e
-            dot += e * dy[k, c]
-        return mx, total, dot / total
 
     # ----------------------------------------------------------------- Gumbel-Rao
     @jit
@@ -65,8 +54,23 @@ def build(jit, base) -> SimpleNamespace:
             x[k, i] = big
 
     @jit
-    def gr_categorical(alpha, x, dy, tau, detach, out):
-        # alpha (K, C), x (n, m, K, C), dy (n, K, C) -> out (K, C), mean over n and m
+    def scaled_exps(x, k, scale, e):
+        # e (C,) = exp(x[k, c] * scale - max_c x[k, c] * scale), in a loop of their own (the
+        # CPU's exps run packed); returns the max and their left-to-right sum
+        mx = row_max(x, k, scale)
+        C = x.shape[1]
+        for c in range(C):
+            e[c] = exp(x[k, c] * scale - mx)
+        total = 0.0
+        for c in range(C):
+            total += e[c]
+        return mx, total
+
+    @jit
+    def gr_categorical(alpha, x, dy, tau, detach, w, out):
+        # alpha (K, C), x (n, m, K, C), dy (n, K, C), w (3, C) scratch -> out (K, C), mean
+        # over n and m. Per row: w[0] the exps of softmax(x / tau), w[1] b = exp(x - max x),
+        # w[2] the exps of softmax(alpha); each exp taken once
         n, mm, K, C = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
         inv = 1.0 / tau
         for k in range(K):
@@ -76,107 +80,97 @@ def build(jit, base) -> SimpleNamespace:
             for j in range(mm):
                 xs = x[i, j]
                 for k in range(K):
-                    mx, total, s = scaled_softmax_dot(xs, k, inv, dy[i])
+                    _, total = scaled_exps(xs, k, inv, w[0])
+                    dot = 0.0
+                    for c in range(C):
+                        dot += w[0, c] * dy[i, k, c]
+                    s = dot / total
                     if detach:
                         for c in range(C):
-                            y = math.exp(xs[k, c] * inv - mx) / total
+                            y = w[0, c] / total
                             out[k, c] += y * (dy[i, k, c] - s) * inv
                     else:
-                        xmax = row_max(xs, k, 1.0)
+                        scaled_exps(xs, k, 1.0, w[1])
                         bv = 0.0
                         for c in range(C):
-                            y = math.exp(xs[k, c] * inv - mx) / total
-                            bv += math.exp(xs[k, c] - xmax) * (y * (dy[i, k, c] - s) * inv)
-                        pm, ptot = softmax_stats(alpha, k)
+                            y = w[0, c] / total
+                            bv += w[1, c] * (y * (dy[i, k, c] - s) * inv)
+                        _, ptot = scaled_exps(alpha, k, 1.0, w[2])
                         for c in range(C):
-                            y = math.exp(xs[k, c] * inv - mx) / total
+                            y = w[0, c] / total
                             v = y * (dy[i, k, c] - s) * inv
-                            b = math.exp(xs[k, c] - xmax)
-                            p = math.exp(alpha[k, c] - pm) / ptot
-                            out[k, c] += (1.0 - b) * v + p * bv
-        w = 1.0 / (n * mm)
+                            p = w[2, c] / ptot
+                            out[k, c] += (1.0 - w[1, c]) * v + p * bv
+        scale = 1.0 / (n * mm)
         for k in range(K):
             for c in range(C):
-                out[k, c] = out[k, c] * w
+                out[k, c] = out[k, c] * scale
 
     # ------------------------------------------------------------------------ GST
     @jit
-    def gst_logit(alpha, k, c, i, amax, width):
-        # alpha'_kc: amax at the sample i, else min(alpha_kc, amax - width)
-        if c == i:
-            return amax
-        lo = amax - width
-        return alpha[k, c] if alpha[k, c] < lo else lo
-
-    @jit
-    def gst_categorical(alpha, z, dy, tau, gap, adaptive, out):
-        # alpha (K, C), z (n, K), dy (n, K, C) -> out (K, C), mean over n
+    def gst_categorical(alpha, z, dy, tau, gap, adaptive, w, out):
+        # alpha (K, C), z (n, K), dy (n, K, C), w (2, C) scratch -> out (K, C), mean over n.
+        # Rows outer, samples inner (each out[k, c] still adds its samples in order): w[0]
+        # the exps of softmax(alpha_k), once per row; w[1] the perturbed logits alpha' / tau,
+        # then their exps, once per sample. alpha'_kc is amax at the sample i, else
+        # min(alpha_kc, amax - width)
         n, K, C = dy.shape[0], dy.shape[1], dy.shape[2]
         inv = 1.0 / tau
         for k in range(K):
+            amax, total = scaled_exps(alpha, k, 1.0, w[0])
             for c in range(C):
                 out[k, c] = 0.0
-        for s_ in range(n):
-            for k in range(K):
+            for s_ in range(n):
                 i = z[s_, k]
-                amax, total = softmax_stats(alpha, k)
                 width = gap
                 if adaptive:
                     rest = 0.0
                     for c in range(C):
                         if c != i:
-                            rest += math.exp(alpha[k, c] - amax)
-                    p_i = math.exp(alpha[k, i] - amax) / total
-                    width = -math.log(rest / total) / p_i
-                mx = gst_logit(alpha, k, 0, i, amax, width) * inv
-                for c in range(1, C):
-                    v = gst_logit(alpha, k, c, i, amax, width) * inv
-                    if v > mx:
-                        mx = v
-                ytot = 0.0
+                            rest += w[0, c]
+                    width = -log(rest / total) / (w[0, i] / total)
+                lo = amax - width
+                for c in range(C):
+                    a = alpha[k, c] if alpha[k, c] < lo else lo
+                    w[1, c] = (amax if c == i else a) * inv
+                _, ytot = scaled_exps(w, 1, 1.0, w[1])
                 dot = 0.0
                 for c in range(C):
-                    e = math.exp(gst_logit(alpha, k, c, i, amax, width) * inv - mx)
-                    ytot += e
-                    dot += e * dy[s_, k, c]
+                    dot += w[1, c] * dy[s_, k, c]
                 dot = dot / ytot
                 for c in range(C):
-                    y = math.exp(gst_logit(alpha, k, c, i, amax, width) * inv - mx) / ytot
+                    y = w[1, c] / ytot
                     out[k, c] += y * (dy[s_, k, c] - dot) * inv
-        for k in range(K):
             for c in range(C):
                 out[k, c] = out[k, c] / n
 
     # -------------------------------------------------------------------- ReinMax
     @jit
-    def reinmax_categorical(alpha, z, dy, tau, out):
-        # alpha (K, C), z (n, K), dy (n, K, C) -> out (K, C) = mean over n of
-        # 2 J(pi_1) dy - J(pi_0) dy / 2, pi_1 = (softmax(alpha/tau) + e_z) / 2, pi_0 = softmax(alpha)
+    def reinmax_categorical(alpha, z, dy, tau, w, out):
+        # alpha (K, C), z (n, K), dy (n, K, C), w (2, C) scratch -> out (K, C) = mean over n
+        # of 2 J(pi_1) dy - J(pi_0) dy / 2, pi_1 = (softmax(alpha/tau) + e_z) / 2,
+        # pi_0 = softmax(alpha). Rows outer, samples inner (each out[k, c] still adds its
+        # samples in order): pi_0 in w[0] and softmax(alpha / tau) in w[1], once per row
         n, K, C = dy.shape[0], dy.shape[1], dy.shape[2]
         inv = 1.0 / tau
         for k in range(K):
+            _, t0 = scaled_exps(alpha, k, 1.0, w[0])
+            _, tt = scaled_exps(alpha, k, inv, w[1])
             for c in range(C):
+                w[0, c] = w[0, c] / t0
+                w[1, c] = w[1, c] / tt
                 out[k, c] = 0.0
-        for s_ in range(n):
-            for k in range(K):
+            for s_ in range(n):
                 i = z[s_, k]
-                m0, t0 = softmax_stats(alpha, k)
-                mt = row_max(alpha, k, inv)
-                tt = 0.0
-                for c in range(C):
-                    tt += math.exp(alpha[k, c] * inv - mt)
                 d0 = 0.0
                 d1 = 0.0
                 for c in range(C):
-                    p0 = math.exp(alpha[k, c] - m0) / t0
-                    p1 = 0.5 * (math.exp(alpha[k, c] * inv - mt) / tt + (1.0 if c == i else 0.0))
-                    d0 += p0 * dy[s_, k, c]
+                    p1 = 0.5 * (w[1, c] + (1.0 if c == i else 0.0))
+                    d0 += w[0, c] * dy[s_, k, c]
                     d1 += p1 * dy[s_, k, c]
                 for c in range(C):
-                    p0 = math.exp(alpha[k, c] - m0) / t0
-                    p1 = 0.5 * (math.exp(alpha[k, c] * inv - mt) / tt + (1.0 if c == i else 0.0))
-                    out[k, c] += 2.0 * p1 * (dy[s_, k, c] - d1) - 0.5 * p0 * (dy[s_, k, c] - d0)
-        for k in range(K):
+                    p1 = 0.5 * (w[1, c] + (1.0 if c == i else 0.0))
+                    out[k, c] += 2.0 * p1 * (dy[s_, k, c] - d1) - 0.5 * w[0, c] * (dy[s_, k, c] - d0)
             for c in range(C):
                 out[k, c] = out[k, c] / n
 
