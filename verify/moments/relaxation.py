@@ -158,6 +158,22 @@ def _lambda(params: np.ndarray, dy: np.ndarray, adaptive: bool, lambda_: float,
     return beta * math.sqrt(float(np.sum(params**2))) / nd if nd > 0 else 0.0
 
 
+def _shifted_moments(diffs: np.ndarray, wts: np.ndarray, w: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and covariance of the outcomes ``diffs / w`` (``diffs`` ``(n, C)`` small integers,
+    ``wts`` ``(n,)`` probabilities summing to 1) in shifted form: ``(base, offset, cov)`` with
+    the mean ``base + offset``, ``base = diffs[a] / w`` the likeliest outcome and ``offset``
+    and ``cov`` from the deviations ``(diffs - diffs[a]) / w`` (an exact difference, rounded
+    once). An entry that the likeliest outcome shares with nearly all the mass has deviations
+    of exactly 0 there, so its offset and covariances come from the rare outcomes alone, with
+    their own relative accuracy; centring on the rounded mean carries the mean's rounding into
+    every product instead."""
+    a = int(np.argmax(wts))
+    dev = (diffs - diffs[a]) / w
+    offset = wts @ dev
+    return diffs[a] / w, offset, (dev * wts[:, None]).T @ dev - np.outer(offset, offset)
+
+
 def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0,
                  divide_by_lambda: bool = True, S: int = 1, target: str = "one_sided",
                  adaptive: bool = False, beta: float = 1.0) -> Moments:
@@ -181,19 +197,23 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
         q = config_probabilities(pr).ravel()
         dys = grad_at(objective, _points("categorical", Z, C))
         P = K * C
-        # covariance in centred form (law of total covariance): within-z blocks centred on
-        # their own mean, plus the spread of the conditional means around the mean;
-        # E[g g^T] - mean mean^T, the former form, gave a variance of -1.7e-21 for a true
-        # 2.6e-27 (adaptive two-sided AIMLE at tied logits -50)
+        # covariance by the law of total covariance: within-z blocks plus the spread of the
+        # conditional means, both in shifted form (_shifted_moments; the conditional means as
+        # base + offset, their spread from differences of bases and of offsets). E[g g^T] -
+        # mean mean^T, the first form, gave a variance of -1.7e-21 for a true 2.6e-27
+        # (adaptive two-sided AIMLE at tied logits -50); centring on computed means left a
+        # covariance of 3.5e-23 for a true -1.1e-28 (the same logits, another table): the
+        # conditional means 1/w (1 - 1e-22) round to 1/w or one ulp off, and that ulp times the
+        # other entry's spread was the result
         within = np.zeros((P, P))
-        ms, qs = [], []
+        bases, offsets, qs = [], [], []
         max_w, n_probs = 0.0, 0
         eye = np.eye(C)
         for z, qz, dy in zip(Z, q, dys, strict=True):
             if qz == 0.0:
                 continue
             lam = _lambda(alpha, dy, adaptive, lambda_, beta)
-            m = np.zeros(P)
+            base, offset = np.zeros(P), np.zeros(P)
             blocks = np.zeros((P, P))
             if lam > 0:
                 w = (2 * lam if target == "two_sided" else lam) if divide_by_lambda else 1.0
@@ -213,17 +233,17 @@ def imle_moments(dist: Any, params: object, objective: Any, lambda_: float = 1.0
                         n_probs += C
                         diffs = eye[i][None, :] - eye  # e_i - e_j
                         wts = T
-                    mk = wts @ diffs / w
-                    dev = diffs / w - mk
-                    m[sl] = mk
-                    blocks[sl, sl] = (dev * wts[:, None]).T @ dev
+                    base[sl], offset[sl], blocks[sl, sl] = _shifted_moments(diffs, wts, w)
             within += qz * blocks
-            ms.append(m)
+            bases.append(base)
+            offsets.append(offset)
             qs.append(qz)
-        M, Q = np.array(ms).reshape(-1, P), np.array(qs)
-        mean = Q @ M
-        D = M - mean
-        cov = (within + (D * Q[:, None]).T @ D) / S
+        Bs, Os, Q = np.array(bases).reshape(-1, P), np.array(offsets).reshape(-1, P), np.array(qs)
+        mean = Q @ Bs + Q @ Os
+        r = int(np.argmax(Q))
+        D = (Bs - Bs[r]) + (Os - Os[r])
+        d = Q @ D
+        cov = (within + (D * Q[:, None]).T @ D - np.outer(d, d)) / S
         # every probability carries at most LAW_ERROR (relative to its normalisation)
         err = LAW_ERROR * max_w * max(n_probs, 1) * 4
         rb = np.full(P, 2 * max_w) if max_w > 0 else np.zeros(P)
