@@ -193,7 +193,7 @@ def test_distinct_outcomes_is_numpy_unique():
 @pytest.mark.parametrize(("name", "shape"), [("arsm_plus_ce", (2, 4)), ("arsm_plus_ce", (1, 4)),
                                            ("ars_plus", (1, 4))])
 def test_threads_give_the_serial_numbers(name, shape):
-    # dimensions (ARSM+CE), one dimension's fixed chunks of start cells (ARSM+CE, K = 1) and
+    # every dimension's fixed chunks of start cells (ARSM+CE, together on the threads) and
     # ARS+'s references j are refined side by side on the numba threads: the same
     # computations, so the same numbers to the last bit
     import numba

@@ -483,47 +483,84 @@ def _symmetric(alpha_key: tuple[float, ...], dps: int) -> bool:
     return bool(np.all(np.array(alpha_key) == alpha_key[0])) and len(alpha_key) > 2 and not dps
 
 
-#: fixed number of chunks of ARSM+CE's start cells (:func:`_ce_tables`), so that a single
-#: dimension's refinement runs on the threads and the sums do not depend on how many there are
-_CE_CHUNKS = 4
+#: fixed number of chunks of ARSM+CE's start cells (:func:`_ce_tables_rows`), so that the
+#: dimensions' refinements share the threads evenly and the sums do not depend on how many
+#: there are (8: random_problem(3, 5) took 29.9-30.0 s wall on 2 cores, 4: 30.3-30.6 s)
+_CE_CHUNKS = 8
 
 
-@lru_cache(maxsize=64)
-def _ce_tables(alpha_key: tuple[float, ...]) -> dict[str, Any]:
-    """:func:`dimension_tables` with ``weight="ce"`` in float64 by the compiled refinement,
-    each cell's tables summed into its outcome matrix's as the cell is accepted (no cell is
-    kept: ARSM+CE at C = 5 integrates a million cells into 700 rows)."""
-    from .polytope_fast import refine_cells, refine_starts
+def _ce_start(alpha_key: tuple[float, ...]) -> dict[str, Any]:
+    """The first step of :func:`_ce_tables`: the swaps' cells (``C = 5``: 2 000 of them,
+    against a million after the intervals' cuts) and their ``_CE_CHUNKS`` fixed chunks of
+    start cells for the intervals' refinement."""
+    from .polytope_fast import refine_cells
 
     dim = _Dimension(np.array(alpha_key), True)
-    C = dim.C
     symmetric = _symmetric(alpha_key, 0)
-    start = ordered_cell(C) if symmetric else simplex_cell(C)
-    groups = np.array(_pairs(C), dtype=np.int64)
-    # the swaps' cells first (C = 5: 2 000 of them, against a million after the intervals'
-    # cuts), then the intervals' refinement of each, in _CE_CHUNKS fixed chunks on the threads;
+    start = ordered_cell(dim.C) if symmetric else simplex_cell(dim.C)
+    groups = np.array(_pairs(dim.C), dtype=np.int64)
     # the swaps' pass only feeds the second, whose unresolved probability covers every cell
     swaps = refine_cells(start.V, start.T, dim.F, groups, None, None, None, False, None,
                          dim.same_tol, _min_prob(0), keep_cells=True)
     Zs = [None if p0 else Z for Z, p0 in zip(swaps["Z"], swaps["phase0"], strict=True)]
     chunks = [list(range(c, len(Zs), _CE_CHUNKS)) for c in range(min(_CE_CHUNKS, len(Zs)))]
+    return {"dim": dim, "groups": groups, "cells": swaps["cells"], "Zs": Zs, "chunks": chunks,
+            "symmetric": symmetric}
 
-    def refine_chunk(idx: list[int]) -> dict[str, Any]:
-        return refine_starts([swaps["cells"][i] for i in idx], [Zs[i] for i in idx], None,
-                             None, dim.F, groups, dim.low, dim.up, dim._pairs, dim.same_tol,
-                             _min_prob(0))
 
-    outs = _threaded(refine_chunk, chunks)
-    # rows of equal outcome matrices summed in chunk order: the same numbers on any thread count
+def _ce_refine_chunk(prep: dict[str, Any], c: int) -> dict[str, Any]:
+    """The intervals' refinement of chunk ``c`` of :func:`_ce_start`'s start cells, each
+    cell's tables summed into its outcome matrix's as the cell is accepted."""
+    from .polytope_fast import refine_starts
+
+    dim, idx = prep["dim"], prep["chunks"][c]
+    return refine_starts([prep["cells"][i] for i in idx], [prep["Zs"][i] for i in idx], None,
+                         None, dim.F, prep["groups"], dim.low, dim.up, dim._pairs,
+                         dim.same_tol, _min_prob(0))
+
+
+def _ce_assemble(prep: dict[str, Any], outs: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`_ce_tables` from the chunks' sums, rows of equal outcome matrices summed in chunk
+    order: the same numbers on any thread count."""
+    C = prep["dim"].C
     keys, inverse = _distinct_outcomes(np.concatenate([o["Z"] for o in outs]))
     n = keys.shape[0]
     P, L, Q = np.zeros(n), np.zeros((n, C)), np.zeros((n, C, C))
     for T, name in ((P, "P"), (L, "L"), (Q, "Q")):
         np.add.at(T, inverse, np.concatenate([o[name] for o in outs]))
-    total = P.sum() * (factorial(C) if symmetric else 1)
+    total = P.sum() * (factorial(C) if prep["symmetric"] else 1)
     unresolved = sum(o["unresolved"] for o in outs)
     return {"Z": keys.reshape(n, C, C), "P": P, "L": L, "Q": Q,
-            "unresolved": unresolved + abs(1.0 - float(total)), "symmetric": symmetric}
+            "unresolved": unresolved + abs(1.0 - float(total)), "symmetric": prep["symmetric"]}
+
+
+#: :func:`_ce_tables` by row of logits (emptied when it holds 64)
+_CE_CACHE: dict[tuple[float, ...], dict[str, Any]] = {}
+
+
+def _ce_tables_rows(alpha_keys: list[tuple[float, ...]]) -> None:
+    """Fill :data:`_CE_CACHE` for every row in ``alpha_keys``: their swaps' cells one row after
+    another, then every row's chunks together on the threads (K = 3 rows of 4 chunks on 2
+    threads is 12 jobs, where one row per thread left a third row alone on one)."""
+    todo = [k for k in dict.fromkeys(alpha_keys) if k not in _CE_CACHE]
+    if not todo:
+        return
+    preps = [_ce_start(k) for k in todo]
+    jobs = [(i, c) for i, prep in enumerate(preps) for c in range(len(prep["chunks"]))]
+    outs = _threaded(lambda job: _ce_refine_chunk(preps[job[0]], job[1]), jobs)
+    if len(_CE_CACHE) + len(todo) > 64:
+        _CE_CACHE.clear()
+    for i, (k, prep) in enumerate(zip(todo, preps, strict=True)):
+        _CE_CACHE[k] = _ce_assemble(prep, [o for (r, _), o in zip(jobs, outs, strict=True)
+                                           if r == i])
+
+
+def _ce_tables(alpha_key: tuple[float, ...]) -> dict[str, Any]:
+    """:func:`dimension_tables` with ``weight="ce"`` in float64 by the compiled refinement,
+    each cell's tables summed into its outcome matrix's as the cell is accepted (no cell is
+    kept: ARSM+CE at C = 5 integrates a million cells into 700 rows); cached by row."""
+    _ce_tables_rows([alpha_key])
+    return _CE_CACHE[alpha_key]
 
 
 @lru_cache(maxsize=64)
@@ -561,9 +598,10 @@ def _cells(alpha_key: tuple[float, ...], ce: bool, dps: int = 0) -> dict[str, An
 def clear_caches() -> None:
     """Empty the per-row caches of cells and tables (timings from a cold cache; tests that
     change a module limit such as ``polytope.MAX_PAIRS``)."""
-    for fn in (_cells, _ce_tables, _column_cells, _column_tables, _race_tensors,
-               _sym_race_tensors, _ars_plus_interval_tensors):
+    for fn in (_cells, _column_cells, _column_tables, _race_tensors, _sym_race_tensors,
+               _ars_plus_interval_tensors):
         fn.cache_clear()
+    _CE_CACHE.clear()
 
 
 def _start(cell: Any, dps: int) -> Any:
@@ -1237,6 +1275,10 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
         certified = _ars_plus_interval_tensors(tuple(dict.fromkeys(
             _row_key(np.array(row)) for row in distinct if len(set(row)) > 1)))
         cells = False
+
+    if cells and not shared_j and C ** (C * C) < 2**63:
+        # ARSM+CE's cells: every row's chunks side by side on the threads, first
+        _ce_tables_rows([_row_key(np.array(row)) for row in distinct])
 
     def tables(row: tuple[float, ...]) -> dict[str, Any]:
         key = _row_key(np.array(row))
