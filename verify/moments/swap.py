@@ -485,7 +485,7 @@ def _symmetric(alpha_key: tuple[float, ...], dps: int) -> bool:
 
 #: fixed number of chunks of ARSM+CE's start cells (:func:`_ce_tables_rows`), so that the
 #: dimensions' refinements share the threads evenly and the sums do not depend on how many
-#: there are (8: random_problem(3, 5) took 29.9-30.0 s wall on 2 cores, 4: 30.3-30.6 s)
+#: there are (8: random_problem(3, 5) took 29.9-30.5 s wall on 2 cores, 4: 30.3-30.6 s)
 _CE_CHUNKS = 8
 
 
@@ -534,33 +534,33 @@ def _ce_assemble(prep: dict[str, Any], outs: list[dict[str, Any]]) -> dict[str, 
             "unresolved": unresolved + abs(1.0 - float(total)), "symmetric": prep["symmetric"]}
 
 
-#: :func:`_ce_tables` by row of logits (emptied when it holds 64)
+#: :func:`_ce_tables` by row of logits (emptied when it would hold more than 64)
 _CE_CACHE: dict[tuple[float, ...], dict[str, Any]] = {}
 
 
-def _ce_tables_rows(alpha_keys: list[tuple[float, ...]]) -> None:
-    """Fill :data:`_CE_CACHE` for every row in ``alpha_keys``: their swaps' cells one row after
-    another, then every row's chunks together on the threads (K = 3 rows of 4 chunks on 2
-    threads is 12 jobs, where one row per thread left a third row alone on one)."""
-    todo = [k for k in dict.fromkeys(alpha_keys) if k not in _CE_CACHE]
-    if not todo:
-        return
+def _ce_tables_rows(alpha_keys: list[tuple[float, ...]]) -> dict[tuple[float, ...], Any]:
+    """:func:`_ce_tables` of every row in ``alpha_keys``, through :data:`_CE_CACHE`: the
+    missing rows' swaps' cells one row after another, then all their chunks together on the
+    threads (K = 3 rows of 8 chunks on 2 threads are 24 jobs; with one row per thread the third
+    row ran alone on one)."""
+    out = {k: _CE_CACHE[k] for k in dict.fromkeys(alpha_keys) if k in _CE_CACHE}
+    todo = [k for k in dict.fromkeys(alpha_keys) if k not in out]
     preps = [_ce_start(k) for k in todo]
     jobs = [(i, c) for i, prep in enumerate(preps) for c in range(len(prep["chunks"]))]
     outs = _threaded(lambda job: _ce_refine_chunk(preps[job[0]], job[1]), jobs)
-    if len(_CE_CACHE) + len(todo) > 64:
-        _CE_CACHE.clear()
     for i, (k, prep) in enumerate(zip(todo, preps, strict=True)):
-        _CE_CACHE[k] = _ce_assemble(prep, [o for (r, _), o in zip(jobs, outs, strict=True)
-                                           if r == i])
+        out[k] = _ce_assemble(prep, [o for (r, _), o in zip(jobs, outs, strict=True) if r == i])
+    if todo and len(_CE_CACHE) + len(todo) > 64:
+        _CE_CACHE.clear()
+    _CE_CACHE.update({k: out[k] for k in todo})
+    return out
 
 
 def _ce_tables(alpha_key: tuple[float, ...]) -> dict[str, Any]:
     """:func:`dimension_tables` with ``weight="ce"`` in float64 by the compiled refinement,
     each cell's tables summed into its outcome matrix's as the cell is accepted (no cell is
     kept: ARSM+CE at C = 5 integrates a million cells into 700 rows); cached by row."""
-    _ce_tables_rows([alpha_key])
-    return _CE_CACHE[alpha_key]
+    return _ce_tables_rows([alpha_key])[alpha_key]
 
 
 @lru_cache(maxsize=64)

@@ -4,8 +4,8 @@
 ``numba.cuda.jit(device=True)``; ``base`` is the compiled namespace of
 :func:`reference._core.build` (``sigmoid``, ``row_argmax``, ``exp``, ``log``). The formulas
 mirror the NumPy reference in :mod:`reference.estimators.relaxation.numpy_reference`; nothing
-here validates or allocates. The k-subset family builds on ``gumbel`` and ``perturb_lambda`` from here
-(:mod:`reference.estimators.ksubset_perturbation.device`).
+here validates or allocates. The k-subset family builds on ``gumbel`` and ``perturb_lambda``
+from here (:mod:`reference.estimators.ksubset_perturbation.device`).
 """
 
 from __future__ import annotations
