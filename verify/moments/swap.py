@@ -556,6 +556,12 @@ def _ce_tables_rows(alpha_keys: list[tuple[float, ...]]) -> dict[tuple[float, ..
     return out
 
 
+def _ce_summed_in_kernel(C: int) -> bool:
+    """Whether ARSM+CE's float64 cells are summed per outcome matrix in the kernel
+    (:func:`_ce_tables`), each matrix read as one int64: ``C <= 5``."""
+    return _FAST and C ** (C * C) < 2**63
+
+
 def _ce_tables(alpha_key: tuple[float, ...]) -> dict[str, Any]:
     """:func:`dimension_tables` with ``weight="ce"`` in float64 by the compiled refinement,
     each cell's tables summed into its outcome matrix's as the cell is accepted (no cell is
@@ -627,9 +633,9 @@ def dimension_tables(alpha_row: np.ndarray, weight: str, dps: int = 0) -> dict[s
     C = a.size
     ce = weight == "ce"
     key = tuple((a - a.max()).tolist())
-    if ce and not dps and _FAST and C ** (C * C) < 2**63:
-        # summed per outcome matrix in the kernel, each read as one int64 (C <= 5; beyond, only
-        # rows of equal logits have CE cells, few enough to keep: the ordered simplex)
+    if ce and not dps and _ce_summed_in_kernel(C):
+        # beyond C = 5 only rows of equal logits have CE cells, few enough to keep: the
+        # ordered simplex
         return dict(_ce_tables(key))
     cells = _cells(key, ce, dps)
     Z, m0 = cells["Z"], cells["m0"]
@@ -1276,7 +1282,7 @@ def _swap_moments(pr: Problem, weight: str, shared_j: bool, dps: int) -> Moments
             _row_key(np.array(row)) for row in distinct if len(set(row)) > 1)))
         cells = False
 
-    if cells and not shared_j and C ** (C * C) < 2**63:
+    if cells and not shared_j and _ce_summed_in_kernel(C):
         # ARSM+CE's cells: every row's chunks side by side on the threads, first
         _ce_tables_rows([_row_key(np.array(row)) for row in distinct])
 

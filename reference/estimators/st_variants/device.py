@@ -133,7 +133,7 @@ def build(jit, base) -> SimpleNamespace:
                 for c in range(C):
                     a = alpha[k, c] if alpha[k, c] < lo else lo
                     w[1, c] = (amax if c == i else a) * inv
-                _, ytot = scaled_exps(w, 1, 1.0, w[1])
+                _, ytot = scaled_exps(w, 1, 1.0, w[1])  # in place: each read before written
                 dot = 0.0
                 for c in range(C):
                     dot += w[1, c] * dy[s_, k, c]
