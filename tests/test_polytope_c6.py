@@ -70,6 +70,34 @@ def test_compiled_pulling_equals_python_pulling_and_qhull():
             assert vol == pytest.approx(m0[i], rel=1e-12, abs=1e-18)
 
 
+@pytest.mark.parametrize("cuts", [20, 45])
+def test_compiled_pulling_of_cells_past_64_vertices(cuts):
+    # the compiled triangulation holds vertex sets as bitsets of 64-vertex words: a cell of
+    # the 4-simplex cut by hyperplanes around its centre has 79 (two words) and about 220
+    # vertices (four), where the swap cells have at most tens; Qhull is right on these
+    from verify.moments.polytope_fast import _pulling_moments_into
+
+    rng = np.random.default_rng(1)
+    C = 5
+    cell = polytope.simplex_cell(C)
+    for _ in range(cuts):
+        a = rng.standard_normal(C)
+        a -= a.mean()
+        a /= np.linalg.norm(a)
+        # a . pi <= a . centre + 0.08, homogeneous on the simplex (sum pi = 1)
+        cell = polytope.split(cell, a - (a.mean() + 0.08))[0]
+    assert cell.V.shape[0] > 64 * (1 + (cuts > 20))
+    m0, m1, m2 = np.zeros(1), np.zeros((1, C)), np.zeros((1, C, C))
+    _pulling_moments_into(cell.V, cell.T, m0, m1, m2, 0, polytope.MAX_PULLING)
+    q0, q1, q2 = polytope.cells_moments([cell])
+    assert abs(m0[0] - q0[0]) <= 1e-12 * q0[0]
+    assert np.abs(m1 - q1).max() <= 1e-12 * q1.max()
+    assert np.abs(0.5 * (m2 + m2.transpose(0, 2, 1)) - q2).max() <= 1e-12 * q2.max()
+    pulled = polytope._pulling(cell.V, cell.T, C - 1)  # the Python twin: the same simplices
+    vol = np.abs(np.linalg.det(pulled[:, 1:, :C - 1] - pulled[:, :1, :C - 1])).sum()
+    assert vol == pytest.approx(m0[0], rel=1e-12)
+
+
 def test_compiled_column_tables_at_c6_add_up():
     # every cell of a column (Qhull's triangulated facets overlapped on some of these)
     # integrated by the compiled pulling triangulation: total probability 1 for every pair of

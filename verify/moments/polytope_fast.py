@@ -163,27 +163,21 @@ def _first_rows(T, keep):
         for k in range(F):
             x = (x ^ np.uint64(T[r, k])) * np.uint64(1099511628211)
         h[r] = x
-    order = np.argsort(h, kind="mergesort")  # stable: equal hashes in their original order
-    i = 0
-    while i < n:
-        end = i + 1
-        while end < n and h[order[end]] == h[order[i]]:
-            end += 1
-        for a in range(i, end):
-            ra = order[a]
-            if not keep[ra]:
-                continue
-            for b in range(a + 1, end):
-                rb = order[b]
-                if keep[rb]:
-                    same = True
-                    for k in range(F):
-                        if T[ra, k] != T[rb, k]:
-                            same = False
-                            break
-                    if same:
-                        keep[rb] = False
-        i = end
+    # a row goes when an earlier kept row has its pattern: pairs of rows compared by hash
+    # first (n is tens of rows; a stable sort of the hashes cost more than these compares)
+    for rb in range(1, n):
+        if not keep[rb]:
+            continue
+        for ra in range(rb):
+            if keep[ra] and h[ra] == h[rb]:
+                same = True
+                for k in range(F):
+                    if T[ra, k] != T[rb, k]:
+                        same = False
+                        break
+                if same:
+                    keep[rb] = False
+                    break
 
 
 @njit(cache=True)
@@ -424,6 +418,25 @@ def _distinct_rows(rows):
 
 
 @njit(cache=True)
+def _bound_row_best_active(rows, q, s, act, x):
+    """:func:`_row_best_active` of ``rows[q, s]`` (``act[q, s]``, ``sign = 1``) at ``x``, the
+    arrays read in place: views of ``rows`` and ``act`` cost a reference-count pair each,
+    several per cell and pair."""
+    best = -1
+    bv = 0.0
+    for r in range(rows.shape[2]):
+        if not act[q, s, r]:
+            continue
+        val = 0.0
+        for k in range(x.shape[0]):
+            val += rows[q, s, r, k] * x[k]
+        if best < 0 or val > bv:
+            bv = val
+            best = r
+    return best
+
+
+@njit(cache=True)
 def _ce_split(rows, open_, act, V, c, same_tol, eps):
     """Phase 2 of the splitter (``_Dimension.splitter``): ``(found, a, new_open, new_act)``.
 
@@ -438,32 +451,37 @@ def _ce_split(rows, open_, act, V, c, same_tol, eps):
     found = False
     A = np.empty((R, C))
     cut = np.zeros(R, np.bool_)
+    neg_at = np.empty(n, np.bool_)
     for q in range(p):
         for s in range(2):
             if not open_[q, s]:
                 continue
-            sub = rows[q, s]
-            star = _row_best_active(sub, act[q, s], c, 1.0)
-            neg_at = np.zeros(n, np.bool_)
+            star = _bound_row_best_active(rows, q, s, act, c)
+            neg_at[:] = False
             still = False
             for r in range(R):
                 cut[r] = False
                 if not act[q, s, r] or r == star:
                     continue
                 for k in range(C):
-                    b = sub[star, k]
-                    x = sub[r, k]
+                    b = rows[q, s, star, k]
+                    x = rows[q, s, r, k]
                     y = b - x
                     # rows that are the same function up to rounding: no hyperplane
                     A[r, k] = 0.0 if abs(y) <= same_tol * (abs(b) + abs(x)) else y
                 hp = False
                 hn = False
-                Ar = A[r]  # one view per row, not one per vertex
                 for v in range(n):
-                    sd = _height_side_row(Ar, V, v, eps)[1]
-                    if sd > 0:
+                    # _height_side_row's test with A[r] read in place
+                    h = 0.0
+                    t = 0.0
+                    for k in range(C):
+                        h += A[r, k] * V[v, k]
+                        t += abs(A[r, k]) * abs(V[v, k])
+                    tol = eps * t
+                    if h > tol:
                         hp = True
-                    elif sd < 0:
+                    elif h < -tol:
                         hn = True
                         neg_at[v] = True
                 cut[r] = hp and hn
@@ -478,7 +496,7 @@ def _ce_split(rows, open_, act, V, c, same_tol, eps):
                     if neg_at[v]:
                         vert = v
                         break
-                rr = _row_best_active(sub, act[q, s], V[vert], 1.0)
+                rr = _bound_row_best_active(rows, q, s, act, V[vert])
                 if not cut[rr]:
                     for r in range(R):
                         if cut[r]:
@@ -710,27 +728,47 @@ def _cell_moments_into(V, T, m0, m1, m2, idx, max_pairs):
 
 
 @njit(cache=True)
+def _popcount(x):
+    """The number of set bits of the uint64 ``x``."""
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@njit(cache=True)
 def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
     """:func:`polytope._pulling`'s triangulation of the cell ``(V, T)`` (any ``d``), each
     simplex integrated into cell ``idx``'s moments: every face is coned from its first vertex
     over its facets that do not hold that vertex (the maximal vertex sets on one recorded
     hyperplane, each once), down to the edges. Depth first with an explicit stack, which holds
-    a face's vertex indices, its dimension ``r`` and the ``d - r`` apexes above it. Raises past
-    ``max_simplices`` (the Python path's limit) instead of exhausting the machine."""
+    a face's vertex set, its dimension ``r`` and the ``d - r`` apexes above it. Raises past
+    ``max_simplices`` (the Python path's limit) instead of exhausting the machine.
+
+    Vertex sets are bitsets of ``nw`` uint64 words (vertex ``v`` is bit ``v % 64`` of word
+    ``v // 64``; one word below 65 vertices): a face's facet candidates are one ``and`` per
+    hyperplane and the test that one set lies inside another one ``and not`` per word, where
+    lists of vertex indices cost a loop over the face's vertices for each (8.1-8.3 us per
+    cell before, 7.1-7.7 after, on 20 000 cells of ARSM+CE at C = 5). Vertices in increasing
+    order, as the index lists were, so the simplices and their sums are the same."""
     n, C = V.shape
     d = C - 1
+    nw = (n + 63) // 64
+    one = np.uint64(1)
     # only the hyperplanes holding at least d of the cell's vertices: the vertex sets that
     # another one cuts out of a face lie in a face of the cell, so they are subsets of (or
     # equal to) the sets of these and would be dropped below; the cells' incidences record
     # every cut above them (32 columns on average at ARSM+CE C = 5, 8 to 12 of them facets)
     F = 0
-    cols = np.empty(T.shape[1], np.int64)
+    hyp = np.zeros((T.shape[1], nw), np.uint64)
     for k in range(T.shape[1]):
         cnt = 0
         for v in range(n):
             cnt += T[v, k]
         if cnt >= d:
-            cols[F] = k
+            for v in range(n):
+                if T[v, k]:
+                    hyp[F, v // 64] |= one << np.uint64(v % 64)
             F += 1
     S = np.empty((d + 1, C))
     M = np.empty((d, d))  # _det_lu_into's scratch
@@ -741,37 +779,39 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
     w = np.zeros(n)
     W = np.zeros((n, n))
     sv = np.empty(d + 1, np.int64)
-    # the stack as arrays (a face's vertices, their number, r, and the d - r apexes), not a
-    # list of tuples of arrays: two allocations and their reference counts per face were a
-    # fifth of ARSM+CE's time at C = 5; pushed and popped in the same order
+    # the stack as arrays (a face's vertex set, r, and the d - r apexes), not a list of
+    # tuples of arrays: two allocations and their reference counts per face were a fifth of
+    # ARSM+CE's time at C = 5; pushed and popped in the same order
     cap = 64
-    s_face = np.empty((cap, n), np.int64)
-    s_m = np.empty(cap, np.int64)
+    s_face = np.zeros((cap, nw), np.uint64)
     s_r = np.empty(cap, np.int64)
     s_apex = np.empty((cap, d), np.int64)
-    for a in range(n):
-        s_face[0, a] = a
-    s_m[0] = n
+    for v in range(n):
+        s_face[0, v // 64] |= one << np.uint64(v % 64)
     s_r[0] = d
     top = 1
-    face = np.empty(n, np.int64)
+    face = np.empty(nw, np.uint64)
     apex = np.empty(d + 1, np.int64)
-    cand = np.zeros((F, n), np.bool_)
+    cand = np.zeros((F, nw), np.uint64)
     ok = np.zeros(F, np.bool_)
     count = 0
     while top > 0:
         top -= 1
-        m = s_m[top]
         r = s_r[top]
-        for a in range(m):
-            face[a] = s_face[top, a]
+        m = 0
+        for q in range(nw):
+            face[q] = s_face[top, q]
+            m += _popcount(face[q])
         for a in range(d - r):
             apex[a] = s_apex[top, a]
         if r == 0 or m == r + 1:
             for a in range(d - r):
                 sv[a] = apex[a]
-            for a in range(r + 1):
-                sv[d - r + a] = face[a]
+            a = d - r
+            for v in range(n):
+                if (face[v // 64] >> np.uint64(v % 64)) & one:
+                    sv[a] = v
+                    a += 1
             for a in range(d + 1):
                 for k in range(C):
                     S[a, k] = V[sv[a], k]
@@ -787,16 +827,17 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
                     "triangulation's limit: exact cells in more than 3 dimensions need "
                     "moderate logits")
             continue
-        v0 = face[0]
+        v0 = 0
+        while not (face[v0 // 64] >> np.uint64(v0 % 64)) & one:
+            v0 += 1
         # the facets: the face's vertices on hyperplane k, at least r of them, not all, and
         # not the apex (a cone from a vertex over a facet through it is flat)
         for k in range(F):
-            col = cols[k]
             cnt = 0
-            for a in range(m):
-                cand[k, a] = T[face[a], col]
-                cnt += cand[k, a]
-            ok[k] = cnt >= r and cnt < m and not T[v0, col]
+            for q in range(nw):
+                cand[k, q] = face[q] & hyp[k, q]
+                cnt += _popcount(cand[k, q])
+            ok[k] = cnt >= r and cnt < m and not (hyp[k, v0 // 64] >> np.uint64(v0 % 64)) & one
         # each set once (the first hyperplane that gives it), and none inside another
         for k in range(F):
             if not ok[k]:
@@ -806,11 +847,11 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
                     continue
                 sub = True
                 same = True
-                for a in range(m):
-                    if cand[k, a] and not cand[k2, a]:
+                for q in range(nw):
+                    if cand[k, q] & ~cand[k2, q]:
                         sub = False
                         break
-                    if cand[k, a] != cand[k2, a]:
+                    if cand[k, q] != cand[k2, q]:
                         same = False
                 if sub and (not same or k2 < k):
                     ok[k] = False
@@ -820,24 +861,17 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
             if ok[k]:
                 if top == cap:
                     cap *= 2
-                    s_face2 = np.empty((cap, n), np.int64)
+                    s_face2 = np.empty((cap, nw), np.uint64)
                     s_face2[:top] = s_face[:top]
                     s_face = s_face2
-                    s_m2 = np.empty(cap, np.int64)
-                    s_m2[:top] = s_m[:top]
-                    s_m = s_m2
                     s_r2 = np.empty(cap, np.int64)
                     s_r2[:top] = s_r[:top]
                     s_r = s_r2
                     s_apex2 = np.empty((cap, d), np.int64)
                     s_apex2[:top] = s_apex[:top]
                     s_apex = s_apex2
-                p = 0
-                for a in range(m):
-                    if cand[k, a]:
-                        s_face[top, p] = face[a]
-                        p += 1
-                s_m[top] = p
+                for q in range(nw):
+                    s_face[top, q] = cand[k, q]
                 s_r[top] = r - 1
                 for a in range(d - r + 1):
                     s_apex[top, a] = apex[a]
