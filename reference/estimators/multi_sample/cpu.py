@@ -74,7 +74,8 @@ def _unord_queries(log_q, u, C, idx, val, z):
     B, R = u.shape[0], u.shape[1]
     for t in prange(B * R):
         b, r = t // R, t % R
-        gumbel_top(log_q[b], u[b, r], idx[b, r], val[b, r])
+        g = np.empty(u.shape[2])  # the device function's scratch, per task
+        gumbel_top(log_q[b], u[b, r], idx[b, r], val[b, r], g)
         indices_to_configs(idx[b, r], C, z[b, r])
 
 

@@ -54,12 +54,13 @@ def _joint_tables(log_p, lq):
         joint_table(log_p[b], lq[b])
 
 
-def _unord_queries(log_q, u, C, idx, val, z):
-    # log_q (B, N) joint table, u (B, R, N) -> idx, val (B, R, n), z (B, R, n, K)
+def _unord_queries(log_q, u, C, g, idx, val, z):
+    # log_q (B, N) joint table, u (B, R, N) -> idx, val (B, R, n), z (B, R, n, K); g (B * R,
+    # N) float64 scratch, a row per work item
     B, R = u.shape[0], u.shape[1]
     for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
         b, r = t // R, t % R
-        gumbel_top(log_q[b], u[b, r], idx[b, r], val[b, r])
+        gumbel_top(log_q[b], u[b, r], idx[b, r], val[b, r], g[t])
         indices_to_configs(idx[b, r], C, z[b, r])
 
 
@@ -112,8 +113,8 @@ vimco_categorical_kernel = kernel("vimco_categorical", [
     (arr(f, 3), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(f, 4)) for f in FLOATS
 ])(_vimco_categorical)
 unord_queries_kernel = kernel("unord_queries", [
-    (arr(float64, 2), arr(f, 3), int64, arr(int64, 3), arr(float64, 3), arr(int64, 4))
-    for f in FLOATS
+    (arr(float64, 2), arr(f, 3), int64, arr(float64, 2), arr(int64, 3), arr(float64, 3),
+     arr(int64, 4)) for f in FLOATS
 ])(_unord_queries)
 unord_bernoulli_kernel = kernel("unord_bernoulli", [
     (arr(f, 2), arr(float64, 2), arr(int64, 4), arr(f, 3), arr(float64, 3), arr(float64, 3),
@@ -160,8 +161,9 @@ def _unord_q(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
     d_idx = cuda.device_array(u.shape[:2] + (n,), dtype=np.int64)
     d_val = cuda.device_array(u.shape[:2] + (n,), dtype=np.float64)
     d_z = cuda.device_array(u.shape[:2] + (n, params.shape[1]), dtype=np.int64)
+    d_g = cuda.device_array((u.shape[0] * u.shape[1], u.shape[2]), dtype=np.float64)
     launch(unord_queries_kernel, u.shape[0] * u.shape[1], d_log_q,
-           cuda.to_device(u), n_categories(dist, params), d_idx, d_val, d_z)
+           cuda.to_device(u), n_categories(dist, params), d_g, d_idx, d_val, d_z)
     return Queries(d_z.copy_to_host())
 
 

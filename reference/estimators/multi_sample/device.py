@@ -22,6 +22,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     softmax_rest = base.softmax_rest
     score_bernoulli_pair = base.score_bernoulli_pair
     score_categorical_pair = base.score_categorical_pair
+    log = base.log
 
     @jit
     def vimco_signals(f, w):
@@ -90,28 +91,33 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         return x
 
     @jit
-    def gumbel_top(log_q, u, idx, val):
+    def gumbel_top(log_q, u, idx, val, g):
         # the idx.shape[0] largest G_x = log q(x) - log(-log u_x) in decreasing order, ties to
         # the lower index (an insertion that only passes strictly smaller values); log_q (N,)
         # the joint table of numpy_reference.joint_log_probs (the host computes it once per
-        # batch element, not once per replicate and configuration)
+        # batch element, not once per replicate and configuration); g (N,) float64 scratch.
+        # Every G first, in a loop of its own with the base's log and flat selects (u_x = 0
+        # gives -inf, as the reference's np.where; in float64 for float32 noise too), where it
+        # vectorizes on the CPU: libm's log is a call per element, two per configuration
+        N = u.shape[0]
+        for x in range(N):
+            ux = u[x]
+            gx = log_q[x] - log(-log(ux if ux > 0.0 else 0.5))
+            g[x] = gx if ux > 0.0 else -math.inf
         m = idx.shape[0]
         count = 0
-        for x in range(u.shape[0]):
-            if u[x] > 0.0:
-                g = log_q[x] - math.log(-math.log(u[x]))
-            else:
-                g = -math.inf
-            if count == m and not g > val[m - 1]:
+        for x in range(N):
+            gx = g[x]
+            if count == m and not gx > val[m - 1]:
                 continue
             pos = count if count < m else m - 1
-            while pos > 0 and val[pos - 1] < g:
+            while pos > 0 and val[pos - 1] < gx:
                 if pos < m:
                     idx[pos] = idx[pos - 1]
                     val[pos] = val[pos - 1]
                 pos -= 1
             idx[pos] = x
-            val[pos] = g
+            val[pos] = gx
             if count < m:
                 count += 1
 
