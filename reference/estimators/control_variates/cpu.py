@@ -60,7 +60,9 @@ def _muprop_cat(alpha, z, f, f_mu, d_mu, out):
     B, R = z.shape[0], z.shape[1]
     for t in prange(B * R):
         b, r = t // R, t % R
-        muprop_categorical(alpha[b], z[b, r], f[b, r], f_mu[b, r, 0], d_mu[b, r, 0], out[b, r])
+        p = np.empty(alpha.shape[2])  # the device function's scratch, per task
+        muprop_categorical(alpha[b], z[b, r], f[b, r], f_mu[b, r, 0], d_mu[b, r, 0], p,
+                           out[b, r])
 
 
 @_cpu.twin_kernel

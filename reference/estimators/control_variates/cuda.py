@@ -49,11 +49,13 @@ def _muprop_bern(phi, z, f, f_mu, d_mu, out):
         muprop_bernoulli(phi[b], z[b, r], f[b, r], f_mu[b, r, 0], d_mu[b, r, 0], out[b, r])
 
 
-def _muprop_cat(alpha, z, f, f_mu, d_mu, out):
+def _muprop_cat(alpha, z, f, f_mu, d_mu, p, out):
+    # p (B * R, C) float64: the device function's scratch, a row per work item
     B, R = z.shape[0], z.shape[1]
     for t in range(cuda.grid(1), B * R, cuda.gridsize(1)):
         b, r = t // R, t % R
-        muprop_categorical(alpha[b], z[b, r], f[b, r], f_mu[b, r, 0], d_mu[b, r, 0], out[b, r])
+        muprop_categorical(alpha[b], z[b, r], f[b, r], f_mu[b, r, 0], d_mu[b, r, 0], p[t],
+                           out[b, r])
 
 
 def _dcv_bern(phi, z, f, d, alpha_cv, out):
@@ -73,7 +75,8 @@ muprop_bern_kernel = kernel("cv_muprop_bernoulli", [
     (arr(f, 2), arr(int64, 4), arr(f, 3), arr(f, 3), arr(f, 4), arr(f, 3)) for f in FLOATS
 ])(_muprop_bern)
 muprop_cat_kernel = kernel("cv_muprop_categorical", [
-    (arr(f, 3), arr(int64, 4), arr(f, 3), arr(f, 3), arr(f, 5), arr(f, 4)) for f in FLOATS
+    (arr(f, 3), arr(int64, 4), arr(f, 3), arr(f, 3), arr(f, 5), arr(float64, 2), arr(f, 4))
+    for f in FLOATS
 ])(_muprop_cat)
 dcv_bern_kernel = kernel("cv_double_cv_bernoulli", [
     (arr(f, 2), arr(int64, 4), arr(f, 3), arr(f, 4), float64, arr(f, 3)) for f in FLOATS
@@ -107,8 +110,12 @@ def _muprop_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Q
 
 def _muprop_combine(dist: str, params: np.ndarray, queries: Queries, answers: Answers,
                     opts: dict) -> np.ndarray:
-    kern = muprop_bern_kernel if dist == "bernoulli" else muprop_cat_kernel
-    return _run(kern, queries, params, queries.z, answers.f_z, answers.f_y, answers.grad_y)
+    args = (queries.z, answers.f_z, answers.f_y, answers.grad_y)
+    if dist == "bernoulli":
+        return _run(muprop_bern_kernel, queries, params, *args)
+    B, R = queries.z.shape[:2]
+    scratch = cuda.device_array((B * R, params.shape[-1]), dtype=np.float64)
+    return _run(muprop_cat_kernel, queries, params, *args, scratch)
 
 
 def _dcv_queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:

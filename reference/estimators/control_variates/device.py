@@ -13,7 +13,6 @@ allocates. Accumulations are float64 even for float32 inputs.
 
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 
@@ -26,6 +25,7 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     score_bernoulli_pair = base.score_bernoulli_pair
     score_categorical = base.score_categorical
     score_categorical_pair = base.score_categorical_pair
+    exp = base.exp
 
     # ------------------------------------------------------------------------ NVIL
     @jit
@@ -69,22 +69,26 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 out[k] += w * score_bernoulli(phi[k], z[i, k])
 
     @jit
-    def muprop_categorical(alpha, z, f, f_mu, d_mu, out):
-        # alpha (K, C), z (n, K), f (n,), f_mu scalar, d_mu (K, C) -> out (K, C); the
-        # correction p_c (d_c - <p, d>) as p_c sum_c' p_c' (d_c - d_c') (c' in order): the
-        # first form cancels for the dominant category
+    def muprop_categorical(alpha, z, f, f_mu, d_mu, p, out):
+        # alpha (K, C), z (n, K), f (n,), f_mu scalar, d_mu (K, C) -> out (K, C); p (C,)
+        # float64 scratch. The correction p_c (d_c - <p, d>) as p_c sum_c' p_c' (d_c - d_c')
+        # (c' in order): the first form cancels for the dominant category
         n, K, C = z.shape[0], alpha.shape[0], alpha.shape[1]
         for k in range(K):
             m, total = softmax_stats(alpha, k)
-            # out[k, c] accumulates sum_c' p_c' (d_c - d_c') over c' in order (one exp per c')
+            # a row's p first, in a loop of its own with the base's exp (it vectorizes on the
+            # CPU, where libm's is a call per element), read twice below
+            for c in range(C):
+                p[c] = exp(alpha[k, c] - m) / total
+            # out[k, c] accumulates sum_c' p_c' (d_c - d_c') over c' in order
             for c in range(C):
                 out[k, c] = 0.0
             for c2 in range(C):
-                p2 = math.exp(alpha[k, c2] - m) / total
+                p2 = p[c2]
                 for c in range(C):
                     out[k, c] += p2 * (d_mu[k, c] - d_mu[k, c2])
             for c in range(C):
-                out[k, c] = (math.exp(alpha[k, c] - m) / total) * out[k, c]
+                out[k, c] = p[c] * out[k, c]
         for i in range(n):
             linear = 0.0
             for k in range(K):
