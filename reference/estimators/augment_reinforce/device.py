@@ -73,6 +73,15 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # the sigmoids first, in a loop of their own (into out, read back below), where the
         # exps vectorize; the sums over i (k outer) are then plain arithmetic
         n = z.shape[0] // 2
+        if n == 1:
+            # one pair, the usual DisARM: each sum is its one term, added to +0.0 as below,
+            # in one loop over k that vectorizes
+            d = 0.5 * (f[0] - f[1])
+            for k in range(phi.shape[0]):
+                s = sigmoid(abs(phi[k]))
+                w = -s if z[1, k] == 1 else s
+                out[k] = (0.0 + (d * w if z[0, k] != z[1, k] else 0.0)) / n
+            return
         for k in range(phi.shape[0]):
             out[k] = sigmoid(abs(phi[k]))
         for k in range(phi.shape[0]):
