@@ -43,9 +43,9 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # the sums over i for all k side by side in out (the k loop innermost, so it
         # vectorizes), each still adding its i in increasing order from +0.0
         n, K = u.shape[0], u.shape[1]
-        for k in range(K):
-            out[k] = 0.0
-        for i in range(n):
+        for k in range(K):  # i = 0 added to +0.0 in the pass that starts the sums
+            out[k] = 0.0 + f[0] * (1.0 - 2.0 * u[0, k])
+        for i in range(1, n):
             for k in range(K):
                 out[k] += f[i] * (1.0 - 2.0 * u[i, k])
         for k in range(K):
@@ -57,9 +57,10 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         # (1/n) sum_i (f(b1_i) - f(b2_i)) (u_ik - 1/2)
         # summed as in ar_combine_row
         n, K = u.shape[0], u.shape[1]
-        for k in range(K):
-            out[k] = 0.0
-        for i in range(n):
+        d = f[0] - f[1]
+        for k in range(K):  # as in ar_combine_row
+            out[k] = 0.0 + d * (u[0, k] - 0.5)
+        for i in range(1, n):
             d = f[2 * i] - f[2 * i + 1]
             for k in range(K):
                 out[k] += d * (u[i, k] - 0.5)
