@@ -783,8 +783,10 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
     # every simplex's volume is added to its vertices' weights w and to the pair weights W of
     # its vertex pairs: its degree-2 moments are vol (sum_v v v^T + (sum_v v)(sum_v v)^T) /
     # ((d + 1)(d + 2)), so the cell's are V^T (W + diag(w)) V / ((d + 1)(d + 2)), one product
-    # per cell instead of C^2 (d + 2) operations per simplex
-    w = np.zeros(n)
+    # per cell instead of C^2 (d + 2) operations per simplex. W is symmetric and its diagonal
+    # is w (the same volumes added in the same order), so only W's upper triangle is summed,
+    # the diagonal standing for w, and mirrored at the end: 15 additions per simplex instead of
+    # 30 at d = 4, the same sums bit for bit
     W = np.zeros((n, n))
     sv = np.empty(d + 1, np.int64)
     # the stack as arrays (a face's vertex set, r, and the d - r apexes), not a list of
@@ -827,9 +829,11 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
                     S[a, k] = V[sv[a], k]
             vol = abs(_simplex_det(S, d) if d <= 3 else _det_lu_into(S, d, M))
             for a in range(d + 1):
-                w[sv[a]] += vol
-                for b in range(d + 1):
-                    W[sv[a], sv[b]] += vol
+                x = sv[a]
+                W[x, x] += vol
+                for b in range(a + 1, d + 1):
+                    y = sv[b]
+                    W[min(x, y), max(x, y)] += vol
             count += 1
             if count > max_simplices:
                 raise NotImplementedError(
@@ -890,22 +894,28 @@ def _pulling_moments_into(V, T, m0, m1, m2, idx, max_simplices):
                 top += 1
     tot = 0.0
     for v in range(n):
-        tot += w[v]
-        W[v, v] += w[v]
+        tot += W[v, v]  # w[v]
     # w counts each simplex d + 1 times
     m0[idx] += tot / (d + 1)
-    den = (d + 1) * (d + 2)
-    WV = np.zeros((n, C))
-    for v in range(n):
-        for u in range(n):
-            if W[v, u] != 0.0:
-                for k in range(C):
-                    WV[v, k] += W[v, u] * V[u, k]
     for i in range(C):
         s1 = 0.0
         for v in range(n):
-            s1 += w[v] * V[v, i]
+            s1 += W[v, v] * V[v, i]
         m1[idx, i] += s1 / (d + 1)
+    for v in range(n):
+        W[v, v] += W[v, v]  # W + diag(w)
+        for u in range(v + 1, n):
+            W[u, v] = W[v, u]
+    den = (d + 1) * (d + 2)
+    # no test for zero pair weights: adding 0 V[u, k] (+0 or -0) leaves every sum as it is
+    # (a sum that starts at +0 stays +0), and the branch mispredicted
+    WV = np.zeros((n, C))
+    for v in range(n):
+        for u in range(n):
+            wvu = W[v, u]
+            for k in range(C):
+                WV[v, k] += wvu * V[u, k]
+    for i in range(C):
         for k in range(C):
             s2 = 0.0
             for v in range(n):
