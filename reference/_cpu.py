@@ -272,7 +272,8 @@ row_argmax = CORE.row_argmax
 
 #: the Bernoulli row compiled into the sampler in Numba's IR, the sampler with NumPy's error
 #: model: a call took three array views of a row (K = 16: a reference-count pair each, about
-#: 4 ns a view), as in :mod:`reference.estimators.augment_reinforce.cpu`
+#: 4 ns a view), as in :mod:`reference.estimators.augment_reinforce.cpu` (one thread, 65 536
+#: replicates of 16 variables: 48 -> 41 ns a replicate, the same samples)
 _sample_bernoulli_row_inline = njit(error_model="numpy", inline="always")(
     CORE.sample_bernoulli_row.py_func)
 

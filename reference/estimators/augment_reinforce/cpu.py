@@ -21,8 +21,8 @@ from .numpy_reference import aux_u, check_query_count
 #: the rows compiled into the kernels in Numba's IR (``inline="always"``), and the kernels with
 #: NumPy's error model like the rows (so that the inlined loops still vectorize): called, each
 #: row took array views of a row of K = 16 variables, a reference-count pair each, about 4 ns
-#: a view (one thread, 65 536 replicates: ARM's pairs 62 -> 47 ns a replicate, its combine
-#: 33 -> 20 ns; the same numbers bit for bit)
+#: a view (one thread, 65 536 replicates: ARM's pairs 62 -> 50 ns a replicate, its combine
+#: 23-33 -> 21 ns; the same numbers bit for bit)
 CORE_BINARY = build(partial(njit, error_model="numpy", inline="always"), _cpu.CORE)
 _kernel = partial(_cpu.twin_kernel, error_model="numpy")
 arm_pair_row = CORE_BINARY.arm_pair_row
