@@ -33,34 +33,29 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     exp, log, log1p = base.exp, base.log, base.log1p
 
     @jit
-    def softplus(x):
-        # log(1 + exp(x)), two branches so that exp never overflows
-        if x > 0:
-            return x + math.log1p(math.exp(-x))
-        return math.log1p(math.exp(x))
-
-    @jit
-    def log_guarded(x):
-        return math.log(x if x > TINY else TINY)
-
-    @jit
     def rebar_row(phi, u, v, tau, b, y, yt, dzt):
         # phi, u, v (K,) -> b (K,) = 1[u < theta], y = sigmoid(z/tau), yt = sigmoid(z~/tau),
-        # dzt = dz~/dphi (b fixed); z = phi + log(1 - u) - log(u), z~ from v given b
+        # dzt = dz~/dphi (b fixed); z = phi + log(1 - u) - log(u), z~ from v given b:
+        #   b = 1: z~ = softplus(phi + log(1 - v)) - log(v), dz~/dphi = sigmoid(phi + log(1 - v))
+        #   b = 0: z~ = log(1 - v) - softplus(log(v) - phi), dz~/dphi = sigmoid(log(v) - phi)
+        # (log at TINY for u, v = 0). One loop with the base's log, log1p and exp and selects
+        # for b, not branches on the noise, so that the CPU runs it packed (with libm's calls
+        # and a branch on b it stayed scalar); softplus(a) written out as max(a, 0) +
+        # log1p(exp(-|a|)), the value of both of its branches
         for k in range(phi.shape[0]):
-            theta = sigmoid(phi[k])
-            b[k] = 1 if u[k] < theta else 0
-            z = phi[k] + math.log1p(-u[k]) - log_guarded(u[k])
-            y[k] = sigmoid(z / tau)
-            lv = log_guarded(v[k])
-            l1v = math.log1p(-v[k])
-            if b[k] == 1:
-                zt = softplus(phi[k] + l1v) - lv
-                dzt[k] = sigmoid(phi[k] + l1v)
-            else:
-                zt = l1v - softplus(lv - phi[k])
-                dzt[k] = sigmoid(lv - phi[k])
+            p = phi[k]
+            bk = 1 if u[k] < sigmoid(p) else 0
+            xu = u[k] if u[k] > TINY else TINY
+            y[k] = sigmoid((p + log1p(-u[k]) - log(xu)) / tau)
+            xv = v[k] if v[k] > TINY else TINY
+            lv = log(xv)
+            l1v = log1p(-v[k])
+            a = (p + l1v) if bk == 1 else (lv - p)
+            sp = (a if a > 0.0 else 0.0) + log1p(exp(-abs(a)))
+            zt = (sp - lv) if bk == 1 else (l1v - sp)
+            dzt[k] = sigmoid(a)
             yt[k] = sigmoid(zt / tau)
+            b[k] = bk
 
     @jit
     def rebar_combine(phi, b, f, cvals, dc, points, dzt, eta, tau, out):
