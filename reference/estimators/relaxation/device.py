@@ -124,8 +124,18 @@ def build(jit, base) -> SimpleNamespace:
     @jit
     def gs_row_bernoulli(phi, u, tau, y, z):
         # phi (K,), u (K, 2) -> y (K,) = sigmoid((phi + G1 - G0)/tau), z (K,) = 1[phi + G1 - G0 > 0]
-        for k in range(phi.shape[0]):
-            x = phi[k] + (gumbel(u[k, 1]) - gumbel(u[k, 0]))
+        # the Gumbels written out, as in perturb_logits, one per loop (through gumbel, or with
+        # four logs in one loop, the logs are not all inlined and the loop stays scalar), the
+        # perturbed logit kept in y between the loops: the same operations, the same numbers
+        K = phi.shape[0]
+        for k in range(K):
+            x1 = u[k, 1] if u[k, 1] > TINY else TINY
+            y[k] = -log(-log(x1))
+        for k in range(K):
+            x0 = u[k, 0] if u[k, 0] > TINY else TINY
+            y[k] = phi[k] + (y[k] - (-log(-log(x0))))
+        for k in range(K):
+            x = y[k]
             y[k] = sigmoid(x / tau)
             z[k] = 1 if x > 0 else 0
 
