@@ -132,14 +132,17 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 x = x // C
 
     @jit
-    def lse_rest(log_q, z, C):
-        # log of the mass of the configurations outside the sample (two passes: max, then sum)
+    def lse_rest(log_q, idx):
+        # log of the mass of the configurations outside the sample, whose configuration
+        # indices are idx (n,) (float64, exact: a table of C**K entries has fewer than 2**53),
+        # in two passes: max, then sum. The indices come in computed once: recomputed from the
+        # configurations for every x of both passes, they cost 4 N n K operations a replicate
         N = log_q.shape[0]
         mx = -math.inf
         for x in range(N):
             inside = False
-            for i in range(z.shape[0]):
-                if config_index(z[i], C) == x:
+            for i in range(idx.shape[0]):
+                if idx[i] == x:
                     inside = True
             if not inside:
                 mx = max(mx, log_q[x])
@@ -148,8 +151,8 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         s = 0.0
         for x in range(N):
             inside = False
-            for i in range(z.shape[0]):
-                if config_index(z[i], C) == x:
+            for i in range(idx.shape[0]):
+                if idx[i] == x:
                     inside = True
             if not inside:
                 s += math.exp(log_q[x] - mx)
@@ -199,10 +202,13 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
     @jit
     def unord_row(log_q, z, f, C, lp, logG, w):
         # the weights of one replicate: log_q (C**K,) joint table, z (n, K), f (n,); scratch
-        # lp (n,), logG (2**n,), w (n,)
+        # lp (n,), logG (2**n,), w (n,); w holds the samples' configuration indices until
+        # unord_weights writes the weights over them
         for i in range(z.shape[0]):
-            lp[i] = log_q[config_index(z[i], C)]
-        log_rest = lse_rest(log_q, z, C)
+            x = config_index(z[i], C)
+            lp[i] = log_q[x]
+            w[i] = x
+        log_rest = lse_rest(log_q, w)
         unord_weights(lp, log_rest, f, logG, w)
 
     @jit
