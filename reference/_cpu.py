@@ -263,6 +263,11 @@ def log1p(x):
 #: The other families keep the default: with this decorator their categorical kernels measured
 #: 10-20% slower (REINFORCE-LOO's combine, Gumbel-Softmax's queries; not explained)
 DEVICE = partial(njit, error_model="numpy")
+#: DEVICE, compiled into its caller in Numba's IR (``inline="always"``): for the rows a kernel
+#: calls once per replicate on short rows, where each call's array views cost a
+#: reference-count pair (about 4 ns a view); the kernel takes NumPy's error model too, so that
+#: the inlined loops still vectorize
+INLINE_DEVICE = partial(DEVICE, inline="always")
 CORE = build(DEVICE, exp=exp, log=log, log1p=log1p)
 sigmoid = CORE.sigmoid
 sample_bernoulli_row = CORE.sample_bernoulli_row
@@ -270,12 +275,9 @@ sample_categorical_row = CORE.sample_categorical_row
 row_argmax = CORE.row_argmax
 
 
-#: the Bernoulli row compiled into the sampler in Numba's IR, the sampler with NumPy's error
-#: model: a call took three array views of a row (K = 16: a reference-count pair each, about
-#: 4 ns a view), as in :mod:`reference.estimators.augment_reinforce.cpu` (one thread, 65 536
-#: replicates of 16 variables: 48 -> 41 ns a replicate, the same samples)
-_sample_bernoulli_row_inline = njit(error_model="numpy", inline="always")(
-    CORE.sample_bernoulli_row.py_func)
+#: the Bernoulli row inlined into the sampler (INLINE_DEVICE; one thread, 65 536 replicates of
+#: 16 variables: 48 -> 41 ns a replicate, the same samples)
+_sample_bernoulli_row_inline = INLINE_DEVICE(CORE.sample_bernoulli_row.py_func)
 
 
 @twin_kernel(error_model="numpy")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from reference import _cpu
 from reference.contract import Answers, Backend, Queries
@@ -18,12 +18,10 @@ from reference.contract import Answers, Backend, Queries
 from .device import build
 from .numpy_reference import aux_u, check_query_count
 
-#: the rows compiled into the kernels in Numba's IR (``inline="always"``), and the kernels with
-#: NumPy's error model like the rows (so that the inlined loops still vectorize): called, each
-#: row took array views of a row of K = 16 variables, a reference-count pair each, about 4 ns
-#: a view (one thread, 65 536 replicates: ARM's pairs 62 -> 50 ns a replicate, its combine
-#: 23-33 -> 21 ns; the same numbers bit for bit)
-CORE_BINARY = build(partial(njit, error_model="numpy", inline="always"), _cpu.CORE)
+#: the rows inlined into the kernels (reference._cpu.INLINE_DEVICE), the kernels with NumPy's
+#: error model (one thread, 65 536 replicates of 16 variables: ARM's pairs 62 -> 50 ns a
+#: replicate, its combine 23-33 -> 21 ns; the same numbers bit for bit)
+CORE_BINARY = build(_cpu.INLINE_DEVICE, _cpu.CORE)
 _kernel = partial(_cpu.twin_kernel, error_model="numpy")
 arm_pair_row = CORE_BINARY.arm_pair_row
 ar_combine_row = CORE_BINARY.ar_combine_row

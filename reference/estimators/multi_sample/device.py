@@ -132,6 +132,15 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
                 x = x // C
 
     @jit
+    def sampled(idx, x):
+        # whether configuration index x is one of the sample's, idx (n,) float64
+        inside = False
+        for i in range(idx.shape[0]):
+            if idx[i] == x:
+                inside = True
+        return inside
+
+    @jit
     def lse_rest(log_q, idx):
         # log of the mass of the configurations outside the sample, whose configuration
         # indices are idx (n,) (float64, exact: a table of C**K entries has fewer than 2**53),
@@ -140,21 +149,13 @@ def build(jit, base: SimpleNamespace) -> SimpleNamespace:
         N = log_q.shape[0]
         mx = -math.inf
         for x in range(N):
-            inside = False
-            for i in range(idx.shape[0]):
-                if idx[i] == x:
-                    inside = True
-            if not inside:
+            if not sampled(idx, x):
                 mx = max(mx, log_q[x])
         if mx == -math.inf:
             return mx
         s = 0.0
         for x in range(N):
-            inside = False
-            for i in range(idx.shape[0]):
-                if idx[i] == x:
-                    inside = True
-            if not inside:
+            if not sampled(idx, x):
                 s += math.exp(log_q[x] - mx)
         return mx + math.log(s)
 
