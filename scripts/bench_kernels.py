@@ -27,14 +27,19 @@ the best of ``--repeat`` timed runs:
   kernels' device time, CUDA events around each launch, against a device-to-device copy of
   ``--device-copy-mib``: data resident on the device, the GPU's memory-bandwidth yardstick);
 * ``memory_bound``: measured, not assumed. The same kernels run on a problem small enough to
-  stay in cache (``--cache-replicates``, repeated); where that in-cache rate in bytes per
-  second is above the copy bandwidth, the arithmetic per byte is low enough that memory is the
-  limit at large batches (the roofline's memory side), and the kernel is marked memory-bound.
-  Kernels below the copy bandwidth even in cache are compute- (or overhead-) bound: the
-  bandwidth ratio is not the right yardstick for them. On a GPU a small problem is bound by
-  launch latency (microseconds per launch), so the default ``--cache-replicates`` can only
-  under-mark ``cuda`` kernels: give it a batch that fills the device but whose bytes fit its L2
-  cache (about 50 MB on an H100).
+  stay in cache (``--cache-replicates``, repeated) and on a problem of one replicate; the
+  difference of the two (bytes over seconds, ``in_cache_bytes_per_s``) is the in-cache rate
+  without the fixed cost of a call (``call_seconds``: Python's dispatch, a parallel launch),
+  which large batches amortize; NaN, and not memory-bound, where the batch's own time is below
+  four times that fixed cost, whose jitter would decide (fast kernels on several threads with the
+  ``workqueue`` layer, whose launch is about 86 us: use ``--threads 1`` or a larger
+  ``--cache-replicates``). Where that rate is above the copy bandwidth, the arithmetic
+  per byte is low enough that memory is the limit at large batches (the roofline's memory
+  side), and the kernel is marked memory-bound. Kernels below the copy bandwidth even in cache
+  are compute-bound: the bandwidth ratio is not the right yardstick for them. On a GPU the
+  default ``--cache-replicates`` leaves most of the device idle, which can only under-mark
+  ``cuda`` kernels: give it a batch that fills the device but whose bytes fit its L2 cache
+  (about 50 MB on an H100).
 
 The phases are timed through the backend objects that the public ``Estimator.queries`` and
 ``combine`` call after validation (``Estimator.backend(name)``), on batch-flattened arrays: the
@@ -281,6 +286,33 @@ def torch_agrees(torch, fn, est: Estimator, dist, params, noise, opts) -> bool:
     return bool(np.allclose(g.numpy(), g_ref, rtol=1e-10, atol=1e-12))
 
 
+def in_cache_rate(impl, timed, dist, params, noise, opts, replicates: int, repeat: int,
+                  min_time: float) -> tuple[float, float]:
+    """The two phases' byte rate on the first ``replicates`` problems (small enough to stay in
+    cache), less the fixed cost of a call (the same phases on one problem: Python's dispatch,
+    the allocations, a parallel launch): ``(bytes(B) - bytes(1)) / (t(B) - t(1))``, and
+    ``t(1)`` in seconds. Large batches amortize the fixed cost, so it is not part of the
+    arithmetic that the roofline weighs against memory.
+
+    NaN (not measured, so not marked memory-bound) where ``t(B) - t(1)`` is below ``4 t(1)``:
+    the difference is then swayed by the jitter of the fixed cost. Measured (ARM, 2 048 problems,
+    best of 3 runs of 0.2 s each): one thread, ``t(1)`` 6.5 us against 146 us for the batch,
+    19-19.8 GB/s in three runs, as on 65 536 problems; two threads with the ``workqueue``
+    layer, ``t(1)`` 166-271 us (its launch is about 86 us) against about 70 us of work, and
+    the difference gave 16-46 GB/s in three runs (DisARM, about 100 us of work: 7.2 GB/s,
+    against 18 on 65 536 problems)."""
+    def measured(B: int) -> tuple[int, float]:
+        p, n = params[:B], {k: v[:B] for k, v in noise.items()}
+        q = impl.queries(dist, p, n, opts)
+        a = random_answers(q)
+        g = impl.combine(dist, p, q, a, opts)
+        return moved_bytes(p, n, q, a, g), timed(impl, dist, p, n, opts, a, repeat, min_time)
+
+    b1, t1 = measured(1)
+    bc, tc = measured(max(2, replicates))
+    return ((bc - b1) / (tc - t1) if tc - t1 >= 4 * t1 else float("nan")), t1
+
+
 # ------------------------------------------------------------------------------ main
 def bench(args: argparse.Namespace) -> list[dict]:
     try:
@@ -340,20 +372,15 @@ def bench(args: argparse.Namespace) -> list[dict]:
             tk = t if backend == "cpu" else timed(impl, dist, params, noise, opts, a,
                                                   args.repeat, args.min_time)
             nbytes = moved_bytes(params, noise, q, a, g)
-            Bc = args.cache_replicates
-            pc, nc = params[:Bc], {k: v[:Bc] for k, v in noise.items()}
-            qc = impl.queries(dist, pc, nc, opts)
-            ac = random_answers(qc)
-            gc = impl.combine(dist, pc, qc, ac, opts)
-            tc = timed(impl, dist, pc, nc, opts, ac, args.repeat, args.min_time)
-            cache_bps = moved_bytes(pc, nc, qc, ac, gc) / tc
+            cache_bps, t_call = in_cache_rate(impl, timed, dist, params, noise, opts,
+                                              args.cache_replicates, args.repeat, args.min_time)
             t_api = time_api(est, dist, params, {k: v for k, v in noise.items()}, opts, a, backend,
                              1, args.min_time)
             bwb = bw_of[backend]
             row = {"estimator": name, "backend": backend, "dist": dist, "options": opts,
                    "replicates_per_s": B / tk, "bytes_per_s": nbytes / tk,
                    "bandwidth_ratio": nbytes / tk / bwb, "in_cache_bytes_per_s": cache_bps,
-                   "memory_bound": bool(cache_bps > bwb),
+                   "memory_bound": bool(cache_bps > bwb), "call_seconds": t_call,
                    "end_to_end_replicates_per_s": B / t,
                    "numpy_ratio": t_numpy / (t / B),
                    "torch_ratio": None if t_torch is None else t_torch / (t / B),
@@ -369,6 +396,11 @@ def bench(args: argparse.Namespace) -> list[dict]:
         if mine:
             print(f"memory-bound {backend} kernels: {len(mine)}, median bandwidth ratio "
                   f"{np.median([r['bandwidth_ratio'] for r in mine]):.2f}")
+        unmeasured = [r["estimator"] for r in rows
+                      if r["backend"] == backend and np.isnan(r["in_cache_bytes_per_s"])]
+        if unmeasured:
+            print(f"in-cache rate not measured (the batch's time below a call's fixed cost) for "
+                  f"{backend}: " + ", ".join(unmeasured))
         slow = [r["estimator"] for r in mine if r["bandwidth_ratio"] < 0.5]
         if slow:
             print(f"memory-bound {backend} kernels below half the copy bandwidth: "

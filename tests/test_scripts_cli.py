@@ -78,6 +78,43 @@ def test_bench_kernels_writes_one_row_per_estimator_and_backend(tmp_path):
         assert r["bandwidth_ratio"] == pytest.approx(r["bytes_per_s"] / r["copy_bytes_per_s"])
 
 
+_IN_CACHE_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import bench_kernels as bk
+from reference import get_estimator
+
+est = get_estimator("arm")
+dist, params, noise, opts = bk.problem(est, 64)
+impl = est.backend("cpu")
+def timed(fixed, per):
+    def t(impl, dist, p, n, opts, a, repeat, min_time):
+        return fixed + per * p.shape[0]
+    return t
+rate, t1 = bk.in_cache_rate(impl, timed(1e-5, 1e-6), dist, params, noise, opts, 64, 1, 0.0)
+q = impl.queries(dist, params, noise, opts)
+a = bk.random_answers(q)
+full = bk.moved_bytes(params, noise, q, a, impl.combine(dist, params, q, a, opts))
+print(rate, t1, full / 64)
+rate2, _ = bk.in_cache_rate(impl, timed(1e-5, 1e-7), dist, params, noise, opts, 64, 1, 0.0)
+print(rate2)
+"""
+
+
+def test_bench_kernels_in_cache_rate_leaves_out_the_fixed_cost_of_a_call():
+    """The in-cache rate is the bytes of the batch beyond one problem over its time beyond one
+    problem's (with a timing of fixed + per-problem seconds, exactly the bytes per problem over
+    the per-problem seconds), and NaN where the batch's own time is below four fixed costs."""
+    run = subprocess.run([sys.executable, "-c", _IN_CACHE_PROBE, str(SCRIPTS)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    first, second = run.stdout.strip().splitlines()[-2:]
+    rate, t1, per_problem = map(float, first.split())
+    assert t1 == pytest.approx(1e-5 + 1e-6)
+    assert rate == pytest.approx(per_problem / 1e-6, rel=1e-12)  # 63 problems in 63 us
+    assert second == "nan"  # 6.3 us of work against a fixed 10 us
+
+
 def test_bench_kernels_times_cuda_kernels_against_the_device_copy(tmp_path):
     """The cuda rows (simulator here, a GPU where there is one): throughput from the kernels'
     device time against the device-to-device copy rate, end to end beside it."""
