@@ -260,8 +260,11 @@ def log1p(x):
 #: division by zero gives inf or NaN, as on CUDA, instead of Numba's default
 #: ``ZeroDivisionError`` check, whose branch keeps LLVM from vectorizing the loops around it
 #: (ARM's pairs: 9 ms without it, 4 ms with it and :func:`exp`, per 10^6 variables, one thread).
-#: The other families keep the default: with this decorator their categorical kernels measured
-#: 10-20% slower (REINFORCE-LOO's combine, Gumbel-Softmax's queries; not explained)
+#: The other families keep the default: with this decorator alone their categorical kernels
+#: measured 10-20% slower (REINFORCE-LOO's combine, Gumbel-Softmax's queries; not explained),
+#: though REINFORCE's categorical row, inlined (INLINE_DEVICE) into a kernel with this error
+#: model, measured 7% faster than called under the default (905-927 against 969-995 ns a
+#: replicate, one thread, n = 2)
 DEVICE = partial(njit, error_model="numpy")
 #: DEVICE, compiled into its caller in Numba's IR (``inline="always"``): for the rows a kernel
 #: calls once per replicate on short rows, where each call's array views cost a
@@ -324,20 +327,30 @@ def _sample_from_cdf(cum, u, z):
         z[k] = min(below, C - 1) if threshold == threshold else C - 1
 
 
+#: tasks of a parallel loop that share one scratch array where a task is a single replicate
+#: (an allocation in a compiled loop costs about 24 ns: a tenth of REINFORCE's categorical
+#: combine with five of them per replicate, 5% of the categorical sampler at one sample)
+SCRATCH_GROUP = 32
+
+
 @twin_kernel
 def _sample_categorical(alpha, u, z):
     # alpha (B, K, C), u (B, M, K) -> z (B, M, K). The softmax sums of a row are computed once
     # per chunk of _CHUNK samples instead of once per sample (C exps instead of up to 2 C per
-    # variable and sample); the decisions are those of sample_categorical_row, bit for bit
+    # variable and sample); the decisions are those of sample_categorical_row, bit for bit.
+    # Tasks (b, chunk) in groups of SCRATCH_GROUP where a b has one chunk, sharing cum
     B, M = u.shape[0], u.shape[1]
     K, C = alpha.shape[1], alpha.shape[2]
     nch = (M + _CHUNK - 1) // _CHUNK
-    for t in prange(B * nch):
-        b, ch = t // nch, t % nch
+    ntask = B * nch
+    group = SCRATCH_GROUP if nch == 1 else 1
+    for g in prange((ntask + group - 1) // group):
         cum = np.empty((K, C))
-        _categorical_cdf(alpha[b], cum)
-        for m in range(ch * _CHUNK, min(M, (ch + 1) * _CHUNK)):
-            _sample_from_cdf(cum, u[b, m], z[b, m])
+        for t in range(g * group, min(ntask, (g + 1) * group)):
+            b, ch = t // nch, t % nch
+            _categorical_cdf(alpha[b], cum)
+            for m in range(ch * _CHUNK, min(M, (ch + 1) * _CHUNK)):
+                _sample_from_cdf(cum, u[b, m], z[b, m])
 
 
 @twin_kernel

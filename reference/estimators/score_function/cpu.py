@@ -30,13 +30,15 @@ def _combine_bernoulli(phi, z, f, loo, baseline, out):
         score_combine_bernoulli(phi[b], z[b, r], f[b, r], loo, baseline, out[b, r])
 
 
-@njit
+@_cpu.INLINE_DEVICE
 def _combine_categorical_row(alpha, z, f, loo, baseline, out, w, e, hit, miss, acc):
     # score_combine_categorical(alpha, z, f, loo, baseline, out) with the same arithmetic in
     # the same order, each value computed once instead of once per use: the weights w_i (n,)
     # once per row instead of once per (k, c, i), each exp(alpha_kc - m) once instead of twice
     # (softmax_rest's pass, then score_categorical_pair's), and the sums over i for all c of
-    # a k side by side in acc (C,) float64, each still adding its i in increasing order
+    # a k side by side in acc (C,) float64, each still adding its i in increasing order.
+    # Inlined into the kernel, which takes NumPy's error model (reference._cpu.DEVICE): the
+    # same numbers, 7% faster than the call under the default error model
     n, K, C = z.shape[0], alpha.shape[0], alpha.shape[1]
     fbar = mean(f)
     for i in range(n):
@@ -63,15 +65,19 @@ def _combine_categorical_row(alpha, z, f, loo, baseline, out, w, e, hit, miss, a
             out[k, c] = acc[c]
 
 
-@_cpu.twin_kernel
+@_cpu.twin_kernel(error_model="numpy")
 def _combine_categorical(alpha, z, f, loo, baseline, out):
-    # alpha (B, K, C), z (B, R, n, K), f (B, R, n) -> out (B, R, K, C)
+    # alpha (B, K, C), z (B, R, n, K), f (B, R, n) -> out (B, R, K, C); the replicates in
+    # groups of _cpu.SCRATCH_GROUP sharing the row's scratch
     B, R, n = z.shape[0], z.shape[1], z.shape[2]
     C = alpha.shape[2]
-    for t in prange(B * R):
-        b, r = t // R, t % R
-        _combine_categorical_row(alpha[b], z[b, r], f[b, r], loo, baseline, out[b, r], np.empty(n),
-                                 np.empty(C), np.empty(C), np.empty(C), np.empty(C))
+    N, G = B * R, _cpu.SCRATCH_GROUP
+    for g in prange((N + G - 1) // G):
+        w, e, hit, miss, acc = np.empty(n), np.empty(C), np.empty(C), np.empty(C), np.empty(C)
+        for t in range(g * G, min(N, (g + 1) * G)):
+            b, r = t // R, t % R
+            _combine_categorical_row(alpha[b], z[b, r], f[b, r], loo, baseline, out[b, r], w, e,
+                                     hit, miss, acc)
 
 
 def _queries(dist: str, params: np.ndarray, noise: dict, opts: dict) -> Queries:
