@@ -375,6 +375,26 @@ def onehot(z: np.ndarray, C: int) -> np.ndarray:
     return out.reshape(z.shape + (int(C),))
 
 
+#: the byte alignment of the outputs that :func:`empty_aligned` gives (a cache line)
+ALIGN = 64
+
+
+def empty_aligned(shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+    """``np.empty(shape, dtype)`` (C order) whose data start on a 64-byte boundary, for the
+    kernels' outputs: NumPy's allocator aligns to 16 bytes, and on this project's machine (AMD
+    Zen 4) a packed store loop into an array 16 bytes off a 32-byte boundary ran up to 3 times
+    slower. Measured (one thread): ARM's combine, 16 doubles written per replicate, 11.7 ns a
+    replicate into an aligned output against 18.0 into one at 16 mod 32 (65,536 replicates;
+    the same loop in cache, 5.5 against 16 ns). The array is a view of a ``uint8`` buffer
+    ``ALIGN`` bytes longer than its data."""
+    dt = np.dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    buf = np.empty(nbytes + ALIGN, dtype=np.uint8)
+    start = -buf.ctypes.data % ALIGN
+    return buf[start:start + nbytes].view(dt).reshape(shape)
+
+
 def sample(dist: str, params: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Configurations from uniforms: params ``(B, K[, C])``, u ``(B, *S, K)`` -> int64 ``(B, *S, K)``."""
     u3 = np.ascontiguousarray(u.reshape(u.shape[0], -1, u.shape[-1]))

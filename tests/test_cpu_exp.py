@@ -60,3 +60,30 @@ def test_binary_kernels_vectorize():
     fn(phi, u, np.empty(16, np.int64), np.empty(16, np.int64))
     asm = fn.inspect_asm(fn.signatures[0])
     assert re.search(r"\bv?divpd\b", asm), "ARM's pair kernel no longer vectorizes"
+
+
+def test_empty_aligned_gives_writable_c_arrays_on_a_cache_line():
+    for shape in [(7,), (3, 4), (65, 1, 16), (2, 0, 5), (0,)]:
+        for dtype in (np.float64, np.float32, np.int64):
+            a = _cpu.empty_aligned(shape, dtype)
+            assert a.shape == shape and a.dtype == dtype
+            assert a.flags.c_contiguous and a.flags.writeable
+            assert a.size == 0 or a.ctypes.data % _cpu.ALIGN == 0
+            a[...] = 1  # the whole view is usable
+            assert a.size == 0 or a.sum() == a.size
+
+
+def test_binary_combines_write_aligned_outputs():
+    from reference import get_estimator
+    from reference.contract import Answers
+
+    rng = np.random.default_rng(0)
+    phi = rng.standard_normal((5, 3))
+    for name in ("ar", "arm", "disarm"):
+        est = get_estimator(name)
+        opts = est.options(**est.examples[0])
+        noise = est.draw_noise(rng, "bernoulli", phi.shape, 2, **opts)
+        cpu = est.backend("cpu")
+        q = cpu.queries("bernoulli", phi, noise, opts)
+        g = cpu.combine("bernoulli", phi, q, Answers(rng.standard_normal(q.z.shape[:-1])), opts)
+        assert g.shape == (5, 2, 3) and g.ctypes.data % _cpu.ALIGN == 0, name
