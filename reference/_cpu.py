@@ -34,6 +34,7 @@ from functools import partial
 import mpmath
 import numba
 import numpy as np
+import numpy.typing as npt
 from numba import njit, prange
 from numba import types as nbtypes
 from numba.extending import intrinsic
@@ -379,7 +380,7 @@ def onehot(z: np.ndarray, C: int) -> np.ndarray:
 ALIGN = 64
 
 
-def empty_aligned(shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+def empty_aligned(shape: tuple[int, ...], dtype: npt.DTypeLike = np.float64) -> np.ndarray:
     """``np.empty(shape, dtype)`` (C order) whose data start on a 64-byte boundary, for the
     kernels' outputs: NumPy's allocator aligns to 16 bytes, and on this project's machine (AMD
     Zen 4) a packed store loop into an array 16 bytes off a 32-byte boundary ran up to 3 times
